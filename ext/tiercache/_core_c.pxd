@@ -1,0 +1,101 @@
+# cython: language_level=3
+# Layouts shared by the includes of _core_c.pyx.
+
+cimport cython
+from cpython.object cimport PyObject
+from libc.stdint cimport int32_t, int64_t, uint64_t
+
+
+cdef extern from "_helpers.h":
+    double tc_monotonic() nogil
+    Py_ssize_t tc_getsizeof(PyObject* o) except -1
+    enum: TC_HAVE_GETSIZEOF
+    enum: TIERCACHE_DEBUG
+
+
+# One cache entry. Entries live in one slab (HashCache.entries) and refer to each other by int32 index,
+# so a hit touches one 56-byte record and the table holds 4-byte slot numbers.
+ctypedef struct Entry:
+    PyObject* key          # NULL while the record is on the free list
+    PyObject* value
+    Py_hash_t hash
+    double expires         # timer reading at which the entry expires; meaningful when heap_pos >= 0
+    int64_t size           # the weight counted in HashCache.bytes
+    int32_t prev           # recency list: towards the most recently used end (-1 at the head)
+    int32_t next           # towards the least recently used end (-1 at the tail); free-list link
+    int32_t heap_pos       # position in the TTL heap, -1 when the entry never expires
+    int32_t spare          # reserved (padding today)
+
+
+cdef struct Table:
+    # Open addressing with linear probing over int32 entry indices; -1 is an empty slot. Deletion shifts
+    # the following run back (no tombstones), so a probe stops at the first empty slot.
+    int32_t* slots
+    size_t mask            # slot count - 1 (a power of two)
+    int shift              # 64 - log2(slot count): Fibonacci hashing takes the product's top bits
+
+
+cdef struct Lru:
+    # Doubly linked recency list threaded through Entry.prev/next.
+    int32_t head           # most recently used, -1 when empty
+    int32_t tail           # least recently used: the next to evict
+
+
+cdef struct Heap:
+    # Binary min-heap of entry indices keyed by Entry.expires, each entry knowing its position, so an
+    # expiry can be removed or changed in O(log n) and expire() pops only what is due.
+    int32_t* items
+    int32_t length
+    int32_t capacity
+
+
+@cython.final
+cdef class HashCache:
+    cdef:
+        # -- storage
+        Entry* entries         # slab of records, `capacity` long; [0, high_water) have been used
+        int32_t capacity
+        int32_t high_water
+        int32_t free_head      # free records chained through Entry.next
+        int32_t count          # live entries (in table and list)
+        Table table
+        Lru lru
+        Heap heap
+        # -- limits and accounting
+        int64_t max_bytes_     # -1: no byte limit
+        int64_t max_entries_   # -1: no entry limit
+        int64_t bytes
+        bint has_default_ttl
+        double default_ttl_
+        object sizer           # None: the built-in default sizer
+        object timer           # None: the C monotonic clock
+        # -- re-entrancy: bumped by every insert, removal and resize; a lookup that ran Python code
+        #    (__eq__, a user timer) restarts when it changed meanwhile
+        uint64_t version
+        # -- references released at the end of a call, once the structure is consistent
+        PyObject** pending
+        Py_ssize_t n_pending
+        Py_ssize_t pending_capacity
+        # -- stats
+        uint64_t hits, misses, sets, evictions, expirations, rejections
+        # -- background expiry
+        object cleaner
+        object __weakref__
+
+    cdef int _allocate(self) except -1
+    cdef bint _over(self) noexcept
+    cdef Py_ssize_t _lookup(self, object key, Py_hash_t h) except -2
+    cdef Py_ssize_t _find_live(self, object key, Py_hash_t h, double* now, bint* has_now) except -2
+    cdef double _now(self) except? -1.0
+    cdef int64_t _weigh(self, object value, object size) except -1
+    cdef int _reserve(self) except -1
+    cdef int32_t _insert(self, object key, Py_hash_t h, object value, int64_t size) except -1
+    cdef void _remove(self, Py_ssize_t idx) noexcept
+    cdef void _set_expiry(self, Py_ssize_t idx, bint has_ttl, double expires) noexcept
+    cdef bint _store(self, object key, Py_hash_t h, object value, bint has_ttl, double ttl,
+                     int64_t size) except -1
+    cdef Py_ssize_t _drop_expired(self, double now) noexcept
+    cdef void _make_room(self, bint has_now, double now) noexcept
+    cdef void _defer(self, PyObject* obj) noexcept
+    cdef void _flush(self) noexcept
+    cdef void _release_all(self) noexcept

@@ -1,0 +1,783 @@
+# cython: language_level=3, embedsignature=True
+"""Compiled HashCache: the L1 hot path of tiercache (twin of tiercache/_core_py.py).
+
+    table.slots  [ -1 | 7 | -1 | 2 | 5 | -1 ... ]     int32 entry numbers, open addressing
+                        |        |   |
+    entries      [ ... {key value hash expires size prev next heap_pos} ... ]   one 56-byte record each
+                  recency list threaded through prev/next (lru.head = most recent, lru.tail = next victim)
+    heap.items   [ entry numbers ordered by expires ]  only entries that have a TTL
+
+A hit hashes the key, probes int32 slots, compares the stored key pointer (then __eq__ only on a hash
+match), checks the expiry only if the entry has one, and relinks the record at the head of the list.
+
+Re-entrancy. Python code can run inside a call: a key's __hash__ and __eq__, a user sizer or timer, and
+the destructors of values leaving the cache. Hash, size and (in set) time are computed before the
+structure is touched; a probe that called __eq__ or a timer restarts when `version` moved meanwhile;
+references to entries that left are parked in `pending` and released at the very end of the call, when
+the structure is consistent. So another thread, or the same one re-entering, always sees a whole cache.
+"""
+
+cimport cython
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject, Py_EQ
+from cpython.ref cimport Py_INCREF, Py_XDECREF, Py_XINCREF
+from libc.math cimport INFINITY
+from libc.stdint cimport int32_t, int64_t, uint64_t
+
+import sys
+
+from tiercache import _cleanup
+from tiercache._validate import (
+    check_callable,
+    check_default_ttl,
+    check_interval,
+    check_max_bytes,
+    check_max_entries,
+    check_size,
+    check_ttl,
+    unhashable,
+)
+
+cdef extern from "Python.h":
+    # Declared here without Cython's exception propagation: the callers check and clean up first.
+    Py_hash_t tc_object_hash "PyObject_Hash"(object o)
+    int tc_rich_compare_bool "PyObject_RichCompareBool"(PyObject* a, PyObject* b, int op)
+    bint PyErr_Occurred()
+    int PyErr_ExceptionMatches(object exc)
+    void PyErr_Clear()
+    bint PyFloat_CheckExact(object o)
+    double PyFloat_AS_DOUBLE(object o)
+    bint PyLong_CheckExact(object o)
+    long long PyLong_AsLongLong(object o) except? -1
+    long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
+    bint PyBytes_CheckExact(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
+    bint PyUnicode_CheckExact(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    bint PyByteArray_CheckExact(object o)
+    Py_ssize_t PyByteArray_GET_SIZE(object o)
+    ctypedef int (*tc_visitproc "visitproc")(PyObject*, void*)
+    ctypedef int (*tc_traverseproc "traverseproc")(PyObject*, tc_visitproc, void*)
+    ctypedef int (*tc_inquiry "inquiry")(PyObject*)
+    ctypedef struct tc_type "PyTypeObject":
+        tc_traverseproc tp_traverse
+        tc_inquiry tp_clear
+
+include "_table.pxi"
+include "_lru.pxi"
+include "_ttl.pxi"
+
+__all__ = ["HashCache", "default_sizer"]
+
+cdef object _MISSING = object()
+cdef object _getsizeof = sys.getsizeof
+cdef int32_t _MIN_SLOTS = 8
+
+
+cdef Py_hash_t _hash(object key) except? -1:
+    """hash(key), with the unhashable TypeError the pure twin raises."""
+    cdef Py_hash_t h = tc_object_hash(key)
+    if h == -1 and PyErr_Occurred():
+        if PyErr_ExceptionMatches(TypeError):
+            PyErr_Clear()
+            raise unhashable(key)
+        return -1  # anything else a user __hash__ raised propagates
+    return h
+
+
+cdef inline double _ttl_seconds(object ttl) except? -1.0:
+    """A validated ttl (not None) in seconds: exact floats and ints inline, the rest via check_ttl."""
+    cdef double seconds
+    if PyFloat_CheckExact(ttl):
+        seconds = PyFloat_AS_DOUBLE(ttl)
+        if seconds > 0.0 and seconds < INFINITY:
+            return seconds
+    elif PyLong_CheckExact(ttl) and ttl > 0 and ttl < 2 ** 53:
+        return <double>PyLong_AsLongLong(ttl)
+    return check_ttl(ttl)
+
+
+cdef inline int64_t _size_value(object size, str what) except -1:
+    if PyLong_CheckExact(size) and 0 <= size < 2 ** 62:
+        return PyLong_AsLongLong(size)
+    return check_size(size, what)
+
+
+# sys.getsizeof of an exact int depends only on its count of digits; measured once here, so the hot path
+# can weigh ints (the commonest small value) without a method call. Floats all weigh the same.
+cdef int _DIGIT_BITS = sys.int_info.bits_per_digit
+cdef Py_ssize_t _INT_SIZES[4]
+for _d in range(4):
+    _INT_SIZES[_d] = sys.getsizeof(0 if _d == 0 else 1 << (_DIGIT_BITS * (_d - 1)))
+cdef Py_ssize_t _FLOAT_SIZE = sys.getsizeof(0.0)
+
+
+cdef int64_t _default_size(object value) except -1:
+    cdef long long n
+    cdef unsigned long long magnitude
+    cdef int overflow = 0
+    if PyLong_CheckExact(value):
+        n = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if not overflow and n != -1:
+            magnitude = <unsigned long long>n
+            if n < 0:
+                magnitude = 0 - magnitude  # well defined for LLONG_MIN too
+            if magnitude == 0:
+                return _INT_SIZES[0]
+            if magnitude >> _DIGIT_BITS == 0:
+                return _INT_SIZES[1]
+            if magnitude >> (2 * _DIGIT_BITS) == 0:
+                return _INT_SIZES[2]
+            if 3 * _DIGIT_BITS >= 64:
+                return _INT_SIZES[3]
+    elif PyFloat_CheckExact(value):
+        return _FLOAT_SIZE
+    if PyBytes_CheckExact(value):
+        return PyBytes_GET_SIZE(value)
+    if PyUnicode_CheckExact(value):
+        return PyUnicode_GET_LENGTH(value)
+    if PyByteArray_CheckExact(value):
+        return PyByteArray_GET_SIZE(value)
+    if type(value) is memoryview:
+        return value.nbytes
+    if TC_HAVE_GETSIZEOF:
+        return tc_getsizeof(<PyObject*>value)
+    return _getsizeof(value)
+
+
+def default_sizer(value):
+    """Weight of `value`: its length for str/bytes/bytearray, `nbytes` for memoryview, else sys.getsizeof."""
+    return _default_size(value)
+
+
+@cython.final
+cdef class HashCache:
+    """A bounded in-process LRU cache with per-entry TTLs and exact byte accounting (compiled).
+
+    HashCache(max_bytes=10 MiB, max_entries=None, default_ttl=None, *, sizer=None, timer=None,
+    cleanup_interval=None). Thread-safe: any number of threads may share one instance.
+    """
+
+    def __cinit__(self):
+        self.entries = NULL
+        self.table.slots = NULL
+        self.heap.items = NULL
+        self.pending = NULL
+        self.lru.head = -1
+        self.lru.tail = -1
+        self.free_head = -1
+
+    def __init__(self, max_bytes=10 * 1024 * 1024, max_entries=None, default_ttl=None, *,
+                 sizer=None, timer=None, cleanup_interval=None):
+        max_bytes = check_max_bytes(max_bytes)
+        max_entries = check_max_entries(max_entries)
+        default_ttl = check_default_ttl(default_ttl)
+        check_callable("sizer", sizer)
+        check_callable("timer", timer)
+        interval = check_interval(cleanup_interval)
+        if self.entries != NULL:
+            raise RuntimeError("HashCache.__init__ called twice")
+        self.max_bytes_ = -1 if max_bytes is None else max_bytes
+        self.max_entries_ = -1 if max_entries is None else max_entries
+        self.has_default_ttl = default_ttl is not None
+        self.default_ttl_ = default_ttl if default_ttl is not None else 0.0
+        self.sizer = sizer
+        self.timer = timer
+        self._allocate()
+        self.cleaner = _cleanup.start(self, interval) if interval is not None else None
+
+    cdef int _allocate(self) except -1:
+        # Small to start with; both the slab and the table double as needed.
+        self.capacity = _MIN_SLOTS
+        self.entries = <Entry*>PyMem_Malloc(self.capacity * sizeof(Entry))
+        self.pending_capacity = 16
+        self.pending = <PyObject**>PyMem_Malloc(self.pending_capacity * sizeof(PyObject*))
+        if self.entries == NULL or self.pending == NULL:
+            raise MemoryError("tiercache: cannot allocate the cache")
+        table_alloc(&self.table, 2 * _MIN_SLOTS)
+        heap_reserve(&self.heap)
+        return 0
+
+    def __dealloc__(self):
+        self._release_all()
+        PyMem_Free(self.entries)
+        PyMem_Free(self.table.slots)
+        PyMem_Free(self.heap.items)
+        PyMem_Free(self.pending)
+
+    # ------------------------------------------------------------------ internals
+
+    cdef void _release_all(self) noexcept:
+        """Empty the cache, releasing every reference (dealloc and tp_clear)."""
+        cdef int32_t i
+        cdef Entry* e
+        for i in range(self.high_water):
+            e = &self.entries[i]
+            if e.key != NULL:
+                Py_XDECREF(e.key)
+                Py_XDECREF(e.value)
+                e.key = NULL
+                e.value = NULL
+        self.high_water = 0
+        self.free_head = -1
+        self.count = 0
+        self.bytes = 0
+        self.lru.head = self.lru.tail = -1
+        self.heap.length = 0
+        if self.table.slots != NULL:
+            memset(self.table.slots, 0xFF, (self.table.mask + 1) * sizeof(int32_t))
+        self._flush()
+
+    cdef double _now(self) except? -1.0:
+        if self.timer is None:
+            return tc_monotonic()
+        return float(self.timer())
+
+    cdef Py_ssize_t _lookup(self, object key, Py_hash_t h) except -2:
+        """Index of the entry holding `key`, or -1. May run key.__eq__; restarts if the cache changed."""
+        cdef PyObject* k = <PyObject*>key
+        cdef PyObject* stored
+        cdef size_t i
+        cdef int32_t idx
+        cdef Entry* e
+        cdef uint64_t version
+        cdef int same
+        while True:
+            i = table_home(&self.table, h)
+            while True:
+                idx = self.table.slots[i]
+                if idx < 0:
+                    return -1
+                e = &self.entries[idx]
+                if e.key == k:
+                    return idx
+                if e.hash == h:
+                    stored = e.key
+                    version = self.version
+                    Py_XINCREF(stored)  # __eq__ may drop the cache's own reference
+                    same = tc_rich_compare_bool(stored, k, Py_EQ)
+                    Py_XDECREF(stored)
+                    if same < 0:
+                        return -2
+                    if version != self.version:
+                        break  # the table changed under __eq__: probe again
+                    if same:
+                        return idx
+                i = (i + 1) & self.table.mask
+
+    cdef Py_ssize_t _find_live(self, object key, Py_hash_t h, double* now, bint* has_now) except -2:
+        """Like _lookup, but an expired entry is dropped (and counted) and reported absent.
+
+        Reads the timer only when the entry found has an expiry and `has_now` is false.
+        """
+        cdef Py_ssize_t idx
+        cdef uint64_t version
+        while True:
+            idx = self._lookup(key, h)
+            if idx < 0 or self.entries[idx].heap_pos < 0:
+                return idx
+            if not has_now[0]:
+                version = self.version
+                now[0] = self._now()
+                has_now[0] = True
+                if version != self.version:
+                    continue  # a user timer ran code that changed the cache
+            if now[0] >= self.entries[idx].expires:
+                self._remove(idx)
+                self.expirations += 1
+                return -1
+            return idx
+
+    cdef int64_t _weigh(self, object value, object size) except -1:
+        if size is not None:
+            return _size_value(size, "size")
+        if self.sizer is None:
+            return _default_size(value)
+        return _size_value(self.sizer(value), "sizer result")
+
+    cdef void _defer(self, PyObject* obj) noexcept:
+        """Release `obj` at the end of the current call."""
+        cdef Py_ssize_t capacity
+        cdef PyObject** grown
+        if self.n_pending == self.pending_capacity:
+            capacity = self.pending_capacity * 2
+            grown = <PyObject**>PyMem_Realloc(self.pending, capacity * sizeof(PyObject*))
+            if grown == NULL:
+                Py_XDECREF(obj)  # out of memory: release now (the structure is consistent)
+                return
+            self.pending = grown
+            self.pending_capacity = capacity
+        self.pending[self.n_pending] = obj
+        self.n_pending += 1
+
+    cdef void _flush(self) noexcept:
+        # One at a time from the top: a destructor may re-enter and defer (and flush) more.
+        cdef PyObject* obj
+        while self.n_pending > 0:
+            self.n_pending -= 1
+            obj = self.pending[self.n_pending]
+            Py_XDECREF(obj)
+
+    cdef int _reserve(self) except -1:
+        """Room for one more entry in the slab, the table and the heap. Touches no live data."""
+        cdef int32_t capacity
+        cdef Entry* grown
+        cdef size_t nslots = self.table.mask + 1
+        if self.free_head < 0 and self.high_water == self.capacity:
+            if self.capacity >= 0x40000000:
+                raise MemoryError("tiercache: too many entries")
+            capacity = self.capacity * 2
+            grown = <Entry*>PyMem_Realloc(self.entries, <size_t>capacity * sizeof(Entry))
+            if grown == NULL:
+                raise MemoryError("tiercache: cannot grow the cache")
+            self.entries = grown
+            self.capacity = capacity
+            self.version += 1
+        if <size_t>(self.count + 1) * 2 > nslots:  # keep the load factor <= 1/2
+            table_rebuild(&self.table, self.entries, self.high_water, nslots * 2)
+            self.version += 1
+        heap_reserve(&self.heap)
+        return 0
+
+    cdef int32_t _insert(self, object key, Py_hash_t h, object value, int64_t size) except -1:
+        """Add a new entry at the head of the list (room reserved, key known absent)."""
+        cdef int32_t idx
+        cdef Entry* e
+        if self.free_head >= 0:
+            idx = self.free_head
+            self.free_head = self.entries[idx].next
+        else:
+            idx = self.high_water
+            self.high_water += 1
+        e = &self.entries[idx]
+        Py_INCREF(key)
+        Py_INCREF(value)
+        e.key = <PyObject*>key
+        e.value = <PyObject*>value
+        e.hash = h
+        e.size = size
+        e.heap_pos = -1
+        e.spare = 0
+        table_put(&self.table, self.entries, idx)
+        lru_link_front(&self.lru, self.entries, idx)
+        self.count += 1
+        self.bytes += size
+        self.version += 1
+        return idx
+
+    cdef void _remove(self, Py_ssize_t idx) noexcept:
+        """Unlink entry `idx` everywhere; its key and value are released at the end of the call."""
+        cdef Entry* e = &self.entries[idx]
+        cdef PyObject* key = e.key
+        cdef PyObject* value = e.value
+        table_remove(&self.table, self.entries, <int32_t>idx)
+        lru_unlink(&self.lru, self.entries, <int32_t>idx)
+        if e.heap_pos >= 0:
+            heap_remove(&self.heap, self.entries, <int32_t>idx)
+        self.bytes -= e.size
+        self.count -= 1
+        e.key = NULL
+        e.value = NULL
+        e.next = self.free_head
+        self.free_head = <int32_t>idx
+        self.version += 1
+        self._defer(key)
+        self._defer(value)
+
+    cdef void _set_expiry(self, Py_ssize_t idx, bint has_ttl, double expires) noexcept:
+        """Give entry `idx` an expiry (heap room reserved) or none."""
+        cdef Entry* e = &self.entries[idx]
+        if has_ttl:
+            e.expires = expires
+            if e.heap_pos >= 0:
+                heap_update(&self.heap, self.entries, <int32_t>idx)
+            else:
+                heap_push(&self.heap, self.entries, <int32_t>idx)
+        elif e.heap_pos >= 0:
+            heap_remove(&self.heap, self.entries, <int32_t>idx)
+
+    cdef Py_ssize_t _drop_expired(self, double now) noexcept:
+        cdef Py_ssize_t removed = 0
+        cdef int32_t top
+        while self.heap.length > 0:
+            top = self.heap.items[0]
+            if self.entries[top].expires > now:
+                break
+            self._remove(top)
+            removed += 1
+        self.expirations += removed
+        return removed
+
+    cdef bint _over(self) noexcept:
+        return ((self.max_bytes_ >= 0 and self.bytes > self.max_bytes_)
+                or (self.max_entries_ >= 0 and self.count > self.max_entries_))
+
+    cdef void _make_room(self, bint has_now, double now) noexcept:
+        """Evict until both limits hold: expired entries first (when the time is known), then LRU."""
+        if not self._over():
+            return
+        if has_now and self.heap.length > 0:
+            self._drop_expired(now)
+        while self._over():
+            self._remove(self.lru.tail)
+            self.evictions += 1
+
+    cdef bint _store(self, object key, Py_hash_t h, object value, bint has_ttl, double ttl,
+                     int64_t size) except -1:
+        cdef double now = 0.0
+        cdef bint has_now = False
+        cdef Py_ssize_t idx
+        cdef Entry* e
+        cdef PyObject* old
+        if has_ttl or self.heap.length > 0:
+            now = self._now()
+            has_now = True
+        idx = self._lookup(key, h)
+        # From here to _flush() no Python code runs.
+        if self.max_bytes_ >= 0 and size > self.max_bytes_:
+            if idx >= 0:
+                self._remove(idx)
+            self.rejections += 1
+            self._flush()
+            return False
+        self._reserve()
+        if idx >= 0:
+            e = &self.entries[idx]
+            old = e.value
+            Py_INCREF(value)
+            e.value = <PyObject*>value
+            self.bytes += size - e.size
+            e.size = size
+            lru_touch(&self.lru, self.entries, <int32_t>idx)
+            self._defer(old)
+        else:
+            idx = self._insert(key, h, value, size)
+        self._set_expiry(idx, has_ttl, now + ttl)
+        self.sets += 1
+        self._make_room(has_now, now)
+        if TIERCACHE_DEBUG:
+            self._check()
+        self._flush()
+        return True
+
+    # ------------------------------------------------------------------ public API
+
+    def get(self, key, default=None):
+        """The value for `key`, or `default` when absent or expired; counts a hit or a miss."""
+        cdef Py_hash_t h = _hash(key)
+        cdef double now = 0.0
+        cdef bint has_now = False
+        cdef Py_ssize_t idx = self._find_live(key, h, &now, &has_now)
+        if idx < 0:
+            self.misses += 1
+            self._flush()
+            return default
+        lru_touch(&self.lru, self.entries, <int32_t>idx)
+        self.hits += 1
+        return <object>self.entries[idx].value
+
+    def peek(self, key, default=None):
+        """The value for `key` without marking it used or counting a hit/miss."""
+        cdef Py_hash_t h = _hash(key)
+        cdef double now = 0.0
+        cdef bint has_now = False
+        cdef Py_ssize_t idx = self._find_live(key, h, &now, &has_now)
+        if idx < 0:
+            self._flush()
+            return default
+        return <object>self.entries[idx].value
+
+    def __contains__(self, key):
+        cdef Py_hash_t h = _hash(key)
+        cdef double now = 0.0
+        cdef bint has_now = False
+        cdef Py_ssize_t idx = self._find_live(key, h, &now, &has_now)
+        self._flush()
+        return idx >= 0
+
+    def set(self, key, value, ttl=None, size=None):
+        """Store `value`; False (and a rejection) when it alone outweighs max_bytes, which also drops `key`.
+
+        `ttl` defaults to the cache's `default_ttl`; `size` defaults to `sizer(value)`. Least recently used
+        entries (expired ones first) are evicted until max_bytes and max_entries hold.
+        """
+        cdef bint has_ttl
+        cdef double seconds
+        if ttl is None:
+            has_ttl = self.has_default_ttl
+            seconds = self.default_ttl_
+        else:
+            has_ttl = True
+            seconds = _ttl_seconds(ttl)
+        cdef Py_hash_t h = _hash(key)
+        cdef int64_t weight = self._weigh(value, size)
+        return self._store(key, h, value, has_ttl, seconds, weight)
+
+    def set_many(self, mapping, ttl=None):
+        """`set` each item with the same ttl; returns how many were stored. Checks every item first."""
+        cdef bint has_ttl
+        cdef double seconds
+        cdef Py_ssize_t stored = 0
+        if ttl is None:
+            has_ttl = self.has_default_ttl
+            seconds = self.default_ttl_
+        else:
+            has_ttl = True
+            seconds = _ttl_seconds(ttl)
+        items = list(mapping.items() if isinstance(mapping, _Mapping) else mapping)
+        weighed = []
+        for key, value in items:
+            weighed.append((key, _hash(key), value, self._weigh(value, None)))
+        for key, h, value, weight in weighed:
+            stored += self._store(key, h, value, has_ttl, seconds, weight)
+        return stored
+
+    def get_many(self, keys):
+        """A dict of the present, unexpired keys among `keys`; counts a hit or miss for each."""
+        keys = list(keys)
+        for key in keys:
+            _hash(key)
+        found = {}
+        for key in keys:
+            value = self.get(key, _MISSING)
+            if value is not _MISSING:
+                found[key] = value
+        return found
+
+    def delete(self, key):
+        """Remove `key`; True when a live entry was removed."""
+        return self.pop(key, _MISSING) is not _MISSING
+
+    def pop(self, key, default=_MISSING):
+        """Remove `key` and return its value; `default` (or KeyError) when absent or expired."""
+        cdef Py_hash_t h = _hash(key)
+        cdef double now = 0.0
+        cdef bint has_now = False
+        cdef Py_ssize_t idx = self._find_live(key, h, &now, &has_now)
+        if idx >= 0:
+            value = <object>self.entries[idx].value
+            self._remove(idx)
+            self._flush()
+            return value
+        self._flush()
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def touch(self, key, ttl=None):
+        """Mark `key` used and restart its expiry with `ttl` (or default_ttl; neither: expiry unchanged)."""
+        cdef bint has_ttl
+        cdef double seconds
+        cdef double now = 0.0
+        cdef bint has_now = False
+        if ttl is None:
+            has_ttl = self.has_default_ttl
+            seconds = self.default_ttl_
+        else:
+            has_ttl = True
+            seconds = _ttl_seconds(ttl)
+        cdef Py_hash_t h = _hash(key)
+        if has_ttl:
+            now = self._now()
+            has_now = True
+        cdef Py_ssize_t idx = self._find_live(key, h, &now, &has_now)
+        if idx < 0:
+            self._flush()
+            return False
+        self._reserve()  # heap room for a first expiry
+        lru_touch(&self.lru, self.entries, <int32_t>idx)
+        if has_ttl:
+            self._set_expiry(idx, True, now + seconds)
+        return True
+
+    def ttl(self, key):
+        """Seconds until `key` expires, None when it never does; KeyError when absent or expired."""
+        cdef Py_hash_t h = _hash(key)
+        cdef double now = 0.0
+        cdef bint has_now = False
+        cdef Py_ssize_t idx = self._find_live(key, h, &now, &has_now)
+        self._flush()
+        if idx < 0:
+            raise KeyError(key)
+        if self.entries[idx].heap_pos < 0:
+            return None
+        return self.entries[idx].expires - now
+
+    def expire(self):
+        """Drop every expired entry now; returns how many. Costs O(expired · log n)."""
+        cdef Py_ssize_t removed
+        if self.heap.length == 0:
+            return 0
+        removed = self._drop_expired(self._now())
+        self._flush()
+        return removed
+
+    def clear(self):
+        """Remove every entry (stats counters are kept)."""
+        cdef int32_t i
+        cdef Entry* e
+        for i in range(self.high_water):
+            e = &self.entries[i]
+            if e.key != NULL:
+                self._defer(e.key)
+                self._defer(e.value)
+                e.key = NULL
+                e.value = NULL
+        self.high_water = 0
+        self.free_head = -1
+        self.count = 0
+        self.bytes = 0
+        self.lru.head = self.lru.tail = -1
+        self.heap.length = 0
+        memset(self.table.slots, 0xFF, (self.table.mask + 1) * sizeof(int32_t))
+        self.version += 1
+        self._flush()
+
+    def __len__(self):
+        self.expire()
+        return self.count
+
+    def __iter__(self):
+        """Iterate over a snapshot of the live keys, least recently used first."""
+        self.expire()
+        keys = []
+        cdef int32_t idx = self.lru.tail
+        while idx >= 0:
+            keys.append(<object>self.entries[idx].key)
+            idx = self.entries[idx].prev
+        return iter(keys)
+
+    def stats(self):
+        """Counters and sizes; expired entries are dropped first so entries/bytes count live entries."""
+        self.expire()
+        cdef uint64_t lookups = self.hits + self.misses
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "sets": self.sets,
+            "evictions": self.evictions,
+            "expirations": self.expirations,
+            "rejections": self.rejections,
+            "entries": self.count,
+            "bytes": self.bytes,
+            "max_bytes": None if self.max_bytes_ < 0 else self.max_bytes_,
+            "max_entries": None if self.max_entries_ < 0 else self.max_entries_,
+            "hit_rate": self.hits / <double>lookups if lookups else 0.0,
+        }
+
+    @property
+    def max_bytes(self):
+        return None if self.max_bytes_ < 0 else self.max_bytes_
+
+    @property
+    def max_entries(self):
+        return None if self.max_entries_ < 0 else self.max_entries_
+
+    @property
+    def default_ttl(self):
+        return self.default_ttl_ if self.has_default_ttl else None
+
+    def close(self):
+        """Stop the cleanup thread, if any. The cache stays usable."""
+        cleaner, self.cleaner = self.cleaner, None
+        if cleaner is not None:
+            cleaner.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return (f"<HashCache compiled entries={self.count} bytes={self.bytes} "
+                f"max_bytes={self.max_bytes} max_entries={self.max_entries}>")
+
+    # ------------------------------------------------------------------ debugging
+
+    def _check(self):
+        """Raise AssertionError unless every internal invariant holds (tests call this after each step)."""
+        cdef int32_t idx, prev = -1, n = 0, live = 0, ttl_count = 0, pos
+        cdef int64_t total = 0
+        cdef size_t i, home
+        cdef Entry* e
+        idx = self.lru.head
+        while idx >= 0:
+            e = &self.entries[idx]
+            assert e.key != NULL, f"free record {idx} on the recency list"
+            assert e.prev == prev, f"entry {idx}: prev {e.prev} != {prev}"
+            total += e.size
+            n += 1
+            assert n <= self.count, "recency list longer than count (cycle?)"
+            prev = idx
+            idx = e.next
+        assert prev == self.lru.tail, f"tail {self.lru.tail} != last {prev}"
+        assert n == self.count, f"list length {n} != count {self.count}"
+        assert total == self.bytes, f"bytes {self.bytes} != sum of sizes {total}"
+        for i in range(self.table.mask + 1):
+            idx = self.table.slots[i]
+            if idx < 0:
+                continue
+            live += 1
+            e = &self.entries[idx]
+            assert e.key != NULL, f"slot {i} points at free record {idx}"
+            home = table_home(&self.table, e.hash)
+            while home != i:  # every slot from home to i must be occupied
+                assert self.table.slots[home] >= 0, f"entry {idx} unreachable from its home slot"
+                home = (home + 1) & self.table.mask
+        assert live == self.count, f"table holds {live} entries, count is {self.count}"
+        for idx in range(self.high_water):
+            if self.entries[idx].key != NULL and self.entries[idx].heap_pos >= 0:
+                ttl_count += 1
+        assert ttl_count == self.heap.length, f"{ttl_count} entries with TTL, heap has {self.heap.length}"
+        for pos in range(self.heap.length):
+            idx = self.heap.items[pos]
+            assert self.entries[idx].heap_pos == pos, f"heap position of {idx} is stale"
+            if pos:
+                assert self.entries[self.heap.items[(pos - 1) >> 1]].expires <= self.entries[idx].expires, \
+                    "heap order broken"
+        assert self.max_bytes_ < 0 or self.bytes <= self.max_bytes_, "max_bytes exceeded"
+        assert self.max_entries_ < 0 or self.count <= self.max_entries_, "max_entries exceeded"
+
+
+from collections.abc import Mapping as _Mapping
+
+
+# The slab holds references Cython cannot see: teach the garbage collector about them, so a value that
+# refers back to its cache is still collected.
+cdef tc_type* _hashcache_type = <tc_type*><void*>HashCache
+cdef tc_traverseproc _base_traverse = _hashcache_type.tp_traverse
+cdef tc_inquiry _base_clear = _hashcache_type.tp_clear
+
+
+cdef int _traverse(PyObject* o, tc_visitproc visit, void* arg) noexcept:
+    cdef HashCache self = <HashCache>o
+    cdef int32_t i
+    cdef int r
+    cdef Entry* e
+    if _base_traverse != NULL:
+        r = _base_traverse(o, visit, arg)
+        if r:
+            return r
+    for i in range(self.high_water):
+        e = &self.entries[i]
+        if e.key != NULL:
+            r = visit(e.key, arg)
+            if r:
+                return r
+            r = visit(e.value, arg)
+            if r:
+                return r
+    return 0
+
+
+cdef int _clear(PyObject* o) noexcept:
+    cdef HashCache self = <HashCache>o
+    self._release_all()
+    if _base_clear != NULL:
+        return _base_clear(o)
+    return 0
+
+
+_hashcache_type.tp_traverse = <tc_traverseproc>_traverse
+_hashcache_type.tp_clear = <tc_inquiry>_clear

@@ -1,0 +1,43 @@
+/* Small C helpers for the compiled core: the monotonic clock read in C, and sys.getsizeof without a call
+ * through the sys module where the interpreter exports it. */
+#ifndef TIERCACHE_HELPERS_H
+#define TIERCACHE_HELPERS_H
+
+#include <Python.h>
+
+#ifndef TIERCACHE_DEBUG
+#define TIERCACHE_DEBUG 0
+#endif
+
+#if defined(_WIN32)
+#include <windows.h>
+static inline double tc_monotonic(void) {
+    static LARGE_INTEGER freq;
+    LARGE_INTEGER now;
+    if (freq.QuadPart == 0) QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&now);
+    return (double)now.QuadPart / (double)freq.QuadPart;
+}
+#else
+#include <time.h>
+/* The clock time.monotonic() reads on POSIX, so both implementations see the same time. */
+static inline double tc_monotonic(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+#endif
+
+/* 1 when _PySys_GetSizeOf (sys.getsizeof's own C function) is exported: CPython 3.8 to 3.12. */
+#if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030D0000 && !defined(PYPY_VERSION)
+#define TC_HAVE_GETSIZEOF 1
+static inline Py_ssize_t tc_getsizeof(PyObject *o) {
+    size_t n = _PySys_GetSizeOf(o);
+    return n == (size_t)-1 ? -1 : (Py_ssize_t)n;
+}
+#else
+#define TC_HAVE_GETSIZEOF 0
+static inline Py_ssize_t tc_getsizeof(PyObject *o) { (void)o; return -1; }
+#endif
+
+#endif

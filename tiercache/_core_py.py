@@ -1,0 +1,441 @@
+"""Pure-Python HashCache: the reference twin of the compiled core (ext/tiercache/_core_c.pyx).
+
+Both implementations have the same public behaviour, raise the same errors and count the same stats for
+the same operations; this one is written to be read. Layout:
+
+    _data   OrderedDict key -> [value, size, expires, seq], least recently used first
+    _heap   min-heap of (expires, seq, key) for entries with a TTL; a record is stale once its key maps
+            to another entry (or none), and is dropped when it reaches the top (lazy deletion)
+
+Rules both implementations follow (tests/test_contract.py pins them down):
+- `get`, `set`, `touch` count as use; `peek`, `in`, `ttl`, `delete`, `pop` do not.
+- `get`/`get_many` count hits and misses; nothing else does.
+- An expired entry met by any call is dropped and counted in `expirations`; `expire()`, `len()`,
+  `stats()` and iteration first drop every expired entry.
+- The timer is read only when the entry at hand has an expiry, when a TTL is being set, or (in `set`)
+  when some entry in the cache has an expiry, since expired entries are dropped before live ones are evicted.
+- Objects leaving the cache are released only after the cache is consistent again and the lock is
+  released, so a destructor that re-enters the cache sees a whole structure.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Dict, Hashable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+
+from . import _cleanup
+from ._validate import (
+    check_callable,
+    check_default_ttl,
+    check_interval,
+    check_max_bytes,
+    check_max_entries,
+    check_size,
+    check_ttl,
+    unhashable,
+)
+
+__all__ = ["HashCache", "default_sizer"]
+
+_MISSING: Any = object()
+
+# Entry fields (a list is the cheapest mutable record in pure Python).
+_VALUE, _SIZE, _EXPIRES, _SEQ = 0, 1, 2, 3
+
+
+def default_sizer(value: Any) -> int:
+    """Weight of `value`: its length for str/bytes/bytearray, `nbytes` for memoryview, else sys.getsizeof."""
+    tp = type(value)
+    if tp is bytes or tp is str or tp is bytearray:
+        return len(value)
+    if tp is memoryview:
+        return value.nbytes
+    return sys.getsizeof(value)
+
+
+class HashCache:
+    """A bounded in-process LRU cache with per-entry TTLs and exact byte accounting (pure Python).
+
+    Thread-safe: any number of threads may share one instance.
+    """
+
+    __slots__ = (
+        "_data", "_heap", "_seq", "_n_ttl", "_bytes", "_max_bytes", "_max_entries", "_default_ttl",
+        "_sizer", "_timer", "_lock", "_cleaner",
+        "_hits", "_misses", "_sets", "_evictions", "_expirations", "_rejections",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        max_bytes: Optional[int] = 10 * 1024 * 1024,
+        max_entries: Optional[int] = None,
+        default_ttl: Optional[float] = None,
+        *,
+        sizer: Optional[Callable[[Any], int]] = None,
+        timer: Optional[Callable[[], float]] = None,
+        cleanup_interval: Optional[float] = None,
+    ) -> None:
+        self._max_bytes = check_max_bytes(max_bytes)
+        self._max_entries = check_max_entries(max_entries)
+        self._default_ttl = check_default_ttl(default_ttl)
+        self._sizer = check_callable("sizer", sizer) or default_sizer
+        self._timer = check_callable("timer", timer) or time.monotonic
+        interval = check_interval(cleanup_interval)
+        self._data: "OrderedDict[Hashable, List[Any]]" = OrderedDict()
+        self._heap: List[Tuple[float, int, Hashable]] = []
+        self._seq = 0
+        self._n_ttl = 0
+        self._bytes = 0
+        self._lock = threading.RLock()
+        self._hits = self._misses = self._sets = 0
+        self._evictions = self._expirations = self._rejections = 0
+        self._cleaner = _cleanup.start(self, interval) if interval is not None else None
+
+    # ------------------------------------------------------------------ internals (lock held)
+
+    def _now(self) -> float:
+        return float(self._timer())
+
+    def _find(self, key: Hashable) -> Optional[List[Any]]:
+        try:
+            return self._data.get(key)
+        except TypeError:
+            try:
+                hash(key)
+            except TypeError:
+                raise unhashable(key) from None
+            raise
+
+    def _unlink(self, key: Hashable, entry: List[Any], dropped: List[Any]) -> None:
+        del self._data[key]
+        self._bytes -= entry[_SIZE]
+        if entry[_EXPIRES] is not None:
+            self._n_ttl -= 1
+        dropped.append((key, entry))
+
+    def _track_expiry(self, key: Hashable, entry: List[Any], expires: Optional[float]) -> None:
+        """Give `entry` a new expiry (or none); the old heap record, if any, goes stale."""
+        if entry[_EXPIRES] is not None:
+            self._n_ttl -= 1
+        entry[_EXPIRES] = expires
+        if expires is not None:
+            self._n_ttl += 1
+            self._seq += 1
+            entry[_SEQ] = self._seq
+            heapq.heappush(self._heap, (expires, self._seq, key))
+            if len(self._heap) > 2 * self._n_ttl + 64:
+                self._compact_heap()
+
+    def _compact_heap(self) -> None:
+        self._heap = [
+            (e[_EXPIRES], e[_SEQ], k) for k, e in self._data.items() if e[_EXPIRES] is not None
+        ]
+        heapq.heapify(self._heap)
+
+    def _expired(self, entry: List[Any]) -> bool:
+        expires = entry[_EXPIRES]
+        return expires is not None and self._now() >= expires
+
+    def _drop_expired(self, now: float, dropped: List[Any]) -> int:
+        heap, data = self._heap, self._data
+        removed = 0
+        while heap and heap[0][0] <= now:
+            _, seq, key = heapq.heappop(heap)
+            entry = data.get(key)
+            if entry is not None and entry[_SEQ] == seq and entry[_EXPIRES] is not None:
+                self._unlink(key, entry, dropped)
+                removed += 1
+        self._expirations += removed
+        return removed
+
+    def _over(self) -> bool:
+        return (self._max_bytes is not None and self._bytes > self._max_bytes) or (
+            self._max_entries is not None and len(self._data) > self._max_entries
+        )
+
+    def _make_room(self, now: Optional[float], dropped: List[Any]) -> None:
+        if not self._over():
+            return
+        if now is not None and self._n_ttl:
+            self._drop_expired(now, dropped)
+        data = self._data
+        while self._over():
+            key = next(iter(data))
+            self._unlink(key, data[key], dropped)
+            self._evictions += 1
+
+    def _weigh(self, value: Any, size: Any) -> int:
+        if size is None:
+            return check_size(self._sizer(value), "sizer result")
+        return check_size(size)
+
+    def _store(self, key: Hashable, value: Any, ttl: Optional[float], size: int, dropped: List[Any]) -> bool:
+        now = self._now() if (ttl is not None or self._n_ttl) else None
+        expires = now + ttl if ttl is not None else None  # type: ignore[operator]
+        data = self._data
+        entry = self._find(key)
+        if self._max_bytes is not None and size > self._max_bytes:
+            if entry is not None:
+                self._unlink(key, entry, dropped)
+            self._rejections += 1
+            return False
+        if entry is None:
+            entry = [value, size, None, 0]
+            data[key] = entry
+            self._bytes += size
+        else:
+            dropped.append(entry[_VALUE])
+            entry[_VALUE] = value
+            self._bytes += size - entry[_SIZE]
+            entry[_SIZE] = size
+            data.move_to_end(key)
+        if expires is not None or entry[_EXPIRES] is not None:
+            self._track_expiry(key, entry, expires)
+        self._sets += 1
+        self._make_room(now, dropped)
+        return True
+
+    # ------------------------------------------------------------------ public API
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        """The value for `key`, or `default` when absent or expired; counts a hit or a miss."""
+        dropped: List[Any] = []
+        with self._lock:
+            entry = self._find(key)
+            if entry is not None and entry[_EXPIRES] is not None and self._now() >= entry[_EXPIRES]:
+                self._unlink(key, entry, dropped)
+                self._expirations += 1
+                entry = None
+            if entry is None:
+                self._misses += 1
+                return default
+            self._data.move_to_end(key)
+            self._hits += 1
+            return entry[_VALUE]
+
+    def peek(self, key: Hashable, default: Any = None) -> Any:
+        """The value for `key` without marking it used or counting a hit/miss."""
+        dropped: List[Any] = []
+        with self._lock:
+            entry = self._find(key)
+            if entry is None:
+                return default
+            if self._expired(entry):
+                self._unlink(key, entry, dropped)
+                self._expirations += 1
+                return default
+            return entry[_VALUE]
+
+    def __contains__(self, key: Hashable) -> bool:
+        return self.peek(key, _MISSING) is not _MISSING
+
+    def set(self, key: Hashable, value: Any, ttl: Optional[float] = None, size: Optional[int] = None) -> bool:
+        """Store `value`; False (and a rejection) when it alone outweighs max_bytes, which also drops `key`.
+
+        `ttl` defaults to the cache's `default_ttl`; `size` defaults to `sizer(value)`. Least recently used
+        entries (expired ones first) are evicted until max_bytes and max_entries hold.
+        """
+        ttl = check_ttl(ttl)
+        if ttl is None:
+            ttl = self._default_ttl
+        try:
+            hash(key)
+        except TypeError:
+            raise unhashable(key) from None
+        weight = self._weigh(value, size)
+        dropped: List[Any] = []
+        with self._lock:
+            return self._store(key, value, ttl, weight, dropped)
+
+    def set_many(self, mapping: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]], ttl: Optional[float] = None) -> int:
+        """`set` each item with the same ttl; returns how many were stored. Checks every item first."""
+        ttl = check_ttl(ttl)
+        if ttl is None:
+            ttl = self._default_ttl
+        items = list(mapping.items() if isinstance(mapping, Mapping) else mapping)
+        weighed = []
+        for key, value in items:
+            try:
+                hash(key)
+            except TypeError:
+                raise unhashable(key) from None
+            weighed.append((key, value, self._weigh(value, None)))
+        stored = 0
+        dropped: List[Any] = []
+        with self._lock:
+            for key, value, weight in weighed:
+                stored += self._store(key, value, ttl, weight, dropped)
+        return stored
+
+    def get_many(self, keys: Iterable[Hashable]) -> Dict[Hashable, Any]:
+        """A dict of the present, unexpired keys among `keys`; counts a hit or miss for each."""
+        keys = list(keys)
+        for key in keys:
+            try:
+                hash(key)
+            except TypeError:
+                raise unhashable(key) from None
+        found: Dict[Hashable, Any] = {}
+        for key in keys:
+            value = self.get(key, _MISSING)
+            if value is not _MISSING:
+                found[key] = value
+        return found
+
+    def delete(self, key: Hashable) -> bool:
+        """Remove `key`; True when a live entry was removed."""
+        return self.pop(key, _MISSING) is not _MISSING
+
+    def pop(self, key: Hashable, default: Any = _MISSING) -> Any:
+        """Remove `key` and return its value; `default` (or KeyError) when absent or expired."""
+        dropped: List[Any] = []
+        with self._lock:
+            entry = self._find(key)
+            if entry is not None:
+                expired = self._expired(entry)
+                self._unlink(key, entry, dropped)
+                if not expired:
+                    return entry[_VALUE]
+                self._expirations += 1
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def touch(self, key: Hashable, ttl: Optional[float] = None) -> bool:
+        """Mark `key` used and restart its expiry with `ttl` (or default_ttl; neither: expiry unchanged)."""
+        ttl = check_ttl(ttl)
+        if ttl is None:
+            ttl = self._default_ttl
+        dropped: List[Any] = []
+        with self._lock:
+            entry = self._find(key)
+            if entry is None:
+                return False
+            now = None
+            if entry[_EXPIRES] is not None:
+                now = self._now()
+                if now >= entry[_EXPIRES]:
+                    self._unlink(key, entry, dropped)
+                    self._expirations += 1
+                    return False
+            self._data.move_to_end(key)
+            if ttl is not None:
+                if now is None:
+                    now = self._now()
+                self._track_expiry(key, entry, now + ttl)
+            return True
+
+    def ttl(self, key: Hashable) -> Optional[float]:
+        """Seconds until `key` expires, None when it never does; KeyError when absent or expired."""
+        dropped: List[Any] = []
+        with self._lock:
+            entry = self._find(key)
+            if entry is not None:
+                expires = entry[_EXPIRES]
+                if expires is None:
+                    return None
+                remaining = expires - self._now()
+                if remaining > 0.0:
+                    return remaining
+                self._unlink(key, entry, dropped)
+                self._expirations += 1
+        raise KeyError(key)
+
+    def expire(self) -> int:
+        """Drop every expired entry now; returns how many. Costs O(expired · log n)."""
+        dropped: List[Any] = []
+        with self._lock:
+            if not self._n_ttl:
+                return 0
+            return self._drop_expired(self._now(), dropped)
+
+    def clear(self) -> None:
+        """Remove every entry (stats counters are kept)."""
+        with self._lock:
+            dropped = self._data
+            self._data = OrderedDict()
+            self._heap = []
+            self._n_ttl = 0
+            self._bytes = 0
+        del dropped
+
+    def __len__(self) -> int:
+        with self._lock:
+            self.expire()
+            return len(self._data)
+
+    def __iter__(self) -> Iterator[Hashable]:
+        """Iterate over a snapshot of the live keys, least recently used first."""
+        with self._lock:
+            self.expire()
+            return iter(list(self._data))
+
+    def stats(self) -> Dict[str, Any]:
+        """Counters and sizes; expired entries are dropped first so entries/bytes count live entries."""
+        with self._lock:
+            self.expire()
+            lookups = self._hits + self._misses
+            return {
+                "hits": self._hits,
+                "misses": self._misses,
+                "sets": self._sets,
+                "evictions": self._evictions,
+                "expirations": self._expirations,
+                "rejections": self._rejections,
+                "entries": len(self._data),
+                "bytes": self._bytes,
+                "max_bytes": self._max_bytes,
+                "max_entries": self._max_entries,
+                "hit_rate": self._hits / lookups if lookups else 0.0,
+            }
+
+    @property
+    def max_bytes(self) -> Optional[int]:
+        return self._max_bytes
+
+    @property
+    def max_entries(self) -> Optional[int]:
+        return self._max_entries
+
+    @property
+    def default_ttl(self) -> Optional[float]:
+        return self._default_ttl
+
+    def close(self) -> None:
+        """Stop the cleanup thread, if any. The cache stays usable."""
+        cleaner, self._cleaner = self._cleaner, None
+        if cleaner is not None:
+            cleaner.stop()
+
+    def __enter__(self) -> "HashCache":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<HashCache python entries={len(self._data)} bytes={self._bytes} "
+            f"max_bytes={self._max_bytes} max_entries={self._max_entries}>"
+        )
+
+    # ------------------------------------------------------------------ debugging
+
+    def _check(self) -> None:
+        """Raise AssertionError unless every internal invariant holds (tests call this after each step)."""
+        with self._lock:
+            data = self._data
+            total = sum(e[_SIZE] for e in data.values())
+            assert total == self._bytes, f"bytes {self._bytes} != sum of sizes {total}"
+            n_ttl = sum(1 for e in data.values() if e[_EXPIRES] is not None)
+            assert n_ttl == self._n_ttl, f"n_ttl {self._n_ttl} != {n_ttl}"
+            live = {(e[_SEQ], k) for k, e in data.items() if e[_EXPIRES] is not None}
+            in_heap = {(s, k) for _, s, k in self._heap}
+            assert live <= in_heap, "an entry with a TTL has no heap record"
+            assert self._max_bytes is None or self._bytes <= self._max_bytes, "max_bytes exceeded"
+            assert self._max_entries is None or len(data) <= self._max_entries, "max_entries exceeded"

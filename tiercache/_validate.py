@@ -1,0 +1,96 @@
+"""Argument checks shared by both HashCache implementations.
+
+Both implementations raise the same exception types with the same messages, so these live in one place.
+They run on construction and on the slow paths only; the compiled hot path repeats the cheap checks
+(ttl, size) inline with identical messages.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional
+
+__all__ = [
+    "check_max_bytes",
+    "check_max_entries",
+    "check_ttl",
+    "check_default_ttl",
+    "check_callable",
+    "check_size",
+    "check_interval",
+    "unhashable",
+]
+
+# The largest number of entries one HashCache can hold: the compiled core links entries by int32 index.
+MAX_ENTRIES_LIMIT = 2**31 - 2
+
+
+def check_max_bytes(max_bytes: Any) -> Optional[int]:
+    if max_bytes is None:
+        return None
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
+        raise TypeError(f"max_bytes must be an int or None, got {type(max_bytes).__name__} {max_bytes!r}")
+    if max_bytes <= 0:
+        raise ValueError(f"max_bytes must be > 0, got {max_bytes!r}")
+    if max_bytes >= 2**63:
+        raise ValueError(f"max_bytes must be < 2**63, got {max_bytes!r}")
+    return max_bytes
+
+
+def check_max_entries(max_entries: Any) -> Optional[int]:
+    if max_entries is None:
+        return None
+    if isinstance(max_entries, bool) or not isinstance(max_entries, int):
+        raise TypeError(f"max_entries must be an int or None, got {type(max_entries).__name__} {max_entries!r}")
+    if max_entries <= 0 or max_entries > MAX_ENTRIES_LIMIT:
+        raise ValueError(f"max_entries must be between 1 and {MAX_ENTRIES_LIMIT}, got {max_entries!r}")
+    return max_entries
+
+
+def _positive_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {type(value).__name__} {value!r}")
+    seconds = float(value)
+    if not (seconds > 0.0 and seconds != math.inf):  # also false for NaN
+        raise ValueError(f"{name} must be a positive finite number of seconds, got {value!r}")
+    return seconds
+
+
+def check_ttl(ttl: Any) -> Optional[float]:
+    """`ttl` as float seconds, or None; raises on negative, zero, NaN, infinite and non-numbers."""
+    if ttl is None:
+        return None
+    return _positive_seconds("ttl", ttl)
+
+
+def check_default_ttl(default_ttl: Any) -> Optional[float]:
+    if default_ttl is None:
+        return None
+    return _positive_seconds("default_ttl", default_ttl)
+
+
+def check_interval(cleanup_interval: Any) -> Optional[float]:
+    if cleanup_interval is None:
+        return None
+    return _positive_seconds("cleanup_interval", cleanup_interval)
+
+
+def check_callable(name: str, func: Any) -> Optional[Callable[..., Any]]:
+    if func is not None and not callable(func):
+        raise TypeError(f"{name} must be callable or None, got {type(func).__name__} {func!r}")
+    return func
+
+
+def check_size(size: Any, what: str = "size") -> int:
+    """An entry weight: a non-negative int (bool excluded)."""
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"{what} must be an int, got {type(size).__name__} {size!r}")
+    if size < 0:
+        raise ValueError(f"{what} must be >= 0, got {size!r}")
+    if size >= 2**62:
+        raise ValueError(f"{what} must be < 2**62, got {size!r}")
+    return size
+
+
+def unhashable(key: Any) -> TypeError:
+    return TypeError(f"key must be hashable, got unhashable type {type(key).__name__!r}")
