@@ -42,6 +42,7 @@ from ._validate import (
 __all__ = ["HashCache", "default_sizer"]
 
 _MISSING: Any = object()
+_ABSENT: Any = object()
 
 # Entry fields (a list is the cheapest mutable record in pure Python).
 _VALUE, _SIZE, _EXPIRES, _SEQ = 0, 1, 2, 3
@@ -207,16 +208,16 @@ class HashCache:
         dropped: List[Any] = []
         with self._lock:
             entry = self._find(key)
-            if entry is not None and entry[_EXPIRES] is not None and self._now() >= entry[_EXPIRES]:
+            if entry is not None:
+                expires = entry[_EXPIRES]
+                if expires is None or self._now() < expires:
+                    self._data.move_to_end(key)
+                    self._hits += 1
+                    return entry[_VALUE]
                 self._unlink(key, entry, dropped)
                 self._expirations += 1
-                entry = None
-            if entry is None:
-                self._misses += 1
-                return default
-            self._data.move_to_end(key)
-            self._hits += 1
-            return entry[_VALUE]
+            self._misses += 1
+            return default
 
     def peek(self, key: Hashable, default: Any = None) -> Any:
         """The value for `key` without marking it used or counting a hit/miss."""
@@ -289,7 +290,7 @@ class HashCache:
 
     def delete(self, key: Hashable) -> bool:
         """Remove `key`; True when a live entry was removed."""
-        return self.pop(key, _MISSING) is not _MISSING
+        return self.pop(key, _ABSENT) is not _ABSENT  # _MISSING would mean "raise"
 
     def pop(self, key: Hashable, default: Any = _MISSING) -> Any:
         """Remove `key` and return its value; `default` (or KeyError) when absent or expired."""
@@ -313,21 +314,21 @@ class HashCache:
             ttl = self._default_ttl
         dropped: List[Any] = []
         with self._lock:
+            # The time is read first when a new expiry will be set, else only if the entry has one.
+            now = self._now() if ttl is not None else None
             entry = self._find(key)
             if entry is None:
                 return False
-            now = None
             if entry[_EXPIRES] is not None:
-                now = self._now()
+                if now is None:
+                    now = self._now()
                 if now >= entry[_EXPIRES]:
                     self._unlink(key, entry, dropped)
                     self._expirations += 1
                     return False
             self._data.move_to_end(key)
             if ttl is not None:
-                if now is None:
-                    now = self._now()
-                self._track_expiry(key, entry, now + ttl)
+                self._track_expiry(key, entry, now + ttl)  # type: ignore[operator]
             return True
 
     def ttl(self, key: Hashable) -> Optional[float]:

@@ -70,6 +70,7 @@ include "_ttl.pxi"
 __all__ = ["HashCache", "default_sizer"]
 
 cdef object _MISSING = object()
+cdef object _ABSENT = object()
 cdef object _getsizeof = sys.getsizeof
 cdef int32_t _MIN_SLOTS = 8
 
@@ -546,7 +547,7 @@ cdef class HashCache:
 
     def delete(self, key):
         """Remove `key`; True when a live entry was removed."""
-        return self.pop(key, _MISSING) is not _MISSING
+        return self.pop(key, _ABSENT) is not _ABSENT  # _MISSING would mean "raise"
 
     def pop(self, key, default=_MISSING):
         """Remove `key` and return its value; `default` (or KeyError) when absent or expired."""
