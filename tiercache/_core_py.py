@@ -3,9 +3,14 @@
 Both implementations have the same public behaviour, raise the same errors and count the same stats for
 the same operations; this one is written to be read. Layout:
 
-    _data   OrderedDict key -> [value, size, expires, seq], least recently used first
+    _data   dict key -> entry [value, size, expires, seq, prev, next, key]
+    _root   sentinel of the circular recency list threaded through the entries' prev/next:
+            _root[_NEXT] is the least recently used entry (the next to evict), _root[_PREV] the most recent
     _heap   min-heap of (expires, seq, key) for entries with a TTL; a record is stale once its key maps
             to another entry (or none), and is dropped when it reaches the top (lazy deletion)
+
+The recency list is linked by hand rather than kept in an OrderedDict: moving an entry then needs no
+hashing of the user's key (no user code), and OrderedDict is not safe against keys whose __eq__ mutates it.
 
 Rules both implementations follow (tests/test_contract.py pins them down):
 - `get`, `set`, `touch` count as use; `peek`, `in`, `ttl`, `delete`, `pop` do not.
@@ -24,7 +29,6 @@ import heapq
 import sys
 import threading
 import time
-from collections import OrderedDict
 from typing import Any, Callable, Dict, Hashable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from . import _cleanup
@@ -38,6 +42,7 @@ from ._validate import (
     check_ttl,
     unhashable,
 )
+from ._validate import BYTES_CEILING as _BYTES_CEILING
 
 __all__ = ["HashCache", "default_sizer"]
 
@@ -45,7 +50,8 @@ _MISSING: Any = object()
 _ABSENT: Any = object()
 
 # Entry fields (a list is the cheapest mutable record in pure Python).
-_VALUE, _SIZE, _EXPIRES, _SEQ = 0, 1, 2, 3
+_VALUE, _SIZE, _EXPIRES, _SEQ, _PREV, _NEXT, _KEY = 0, 1, 2, 3, 4, 5, 6
+
 
 
 def default_sizer(value: Any) -> int:
@@ -65,8 +71,8 @@ class HashCache:
     """
 
     __slots__ = (
-        "_data", "_heap", "_seq", "_n_ttl", "_bytes", "_max_bytes", "_max_entries", "_default_ttl",
-        "_sizer", "_timer", "_lock", "_cleaner",
+        "_data", "_root", "_heap", "_seq", "_byte_limit", "_n_ttl", "_bytes", "_max_bytes", "_max_entries", "_default_ttl",
+        "_sizer", "_timer", "_lock", "_cleaner", "_version",
         "_hits", "_misses", "_sets", "_evictions", "_expirations", "_rejections",
         "__weakref__",
     )
@@ -82,14 +88,17 @@ class HashCache:
         cleanup_interval: Optional[float] = None,
     ) -> None:
         self._max_bytes = check_max_bytes(max_bytes)
+        self._byte_limit = _BYTES_CEILING if self._max_bytes is None else self._max_bytes
         self._max_entries = check_max_entries(max_entries)
         self._default_ttl = check_default_ttl(default_ttl)
         self._sizer = check_callable("sizer", sizer) or default_sizer
         self._timer = check_callable("timer", timer) or time.monotonic
         interval = check_interval(cleanup_interval)
-        self._data: "OrderedDict[Hashable, List[Any]]" = OrderedDict()
+        self._data: Dict[Hashable, List[Any]] = {}
+        self._root: List[Any] = self._new_root()
         self._heap: List[Tuple[float, int, Hashable]] = []
         self._seq = 0
+        self._version = 0  # bumped by every insert and removal: a lookup that ran user code re-checks it
         self._n_ttl = 0
         self._bytes = 0
         self._lock = threading.RLock()
@@ -98,6 +107,32 @@ class HashCache:
         self._cleaner = _cleanup.start(self, interval) if interval is not None else None
 
     # ------------------------------------------------------------------ internals (lock held)
+
+    @staticmethod
+    def _new_root() -> List[Any]:
+        root: List[Any] = [None] * 7
+        root[_PREV] = root[_NEXT] = root
+        return root
+
+    def _link_last(self, entry: List[Any]) -> None:
+        root = self._root
+        last = root[_PREV]
+        entry[_PREV] = last
+        entry[_NEXT] = root
+        last[_NEXT] = root[_PREV] = entry
+
+    @staticmethod
+    def _unlink_node(entry: List[Any]) -> None:
+        prev, nxt = entry[_PREV], entry[_NEXT]
+        prev[_NEXT] = nxt
+        nxt[_PREV] = prev
+        entry[_PREV] = entry[_NEXT] = None
+
+    def _use(self, entry: List[Any]) -> None:
+        """Mark `entry` most recently used."""
+        if self._root[_PREV] is not entry:
+            self._unlink_node(entry)
+            self._link_last(entry)
 
     def _now(self) -> float:
         return float(self._timer())
@@ -112,12 +147,24 @@ class HashCache:
                 raise unhashable(key) from None
             raise
 
-    def _unlink(self, key: Hashable, entry: List[Any], dropped: List[Any]) -> None:
-        del self._data[key]
-        self._bytes -= entry[_SIZE]
-        if entry[_EXPIRES] is not None:
+    # Re-entrancy. A dict operation on a user key may run the key's __hash__/__eq__, which may call back
+    # into this cache (the RLock lets the same thread in). A dict operation takes effect only after such
+    # code has run, so the accounting below follows what each operation actually did (what pop() returned,
+    # what setdefault() found), never what was looked up earlier, and in-place changes to an entry are made
+    # while no user code can run. Whatever a nested call does, the totals match the dict.
+
+    def _unlink(self, key: Hashable, entry: List[Any], dropped: List[Any]) -> bool:
+        """Remove `key`; True when the entry removed is `entry` (user code may have replaced it)."""
+        removed = self._data.pop(key, None)
+        if removed is None:
+            return False
+        self._version += 1
+        self._unlink_node(removed)
+        self._bytes -= removed[_SIZE]
+        if removed[_EXPIRES] is not None:
             self._n_ttl -= 1
-        dropped.append((key, entry))
+        dropped.append((key, removed))
+        return removed is entry
 
     def _track_expiry(self, key: Hashable, entry: List[Any], expires: Optional[float]) -> None:
         """Give `entry` a new expiry (or none); the old heap record, if any, goes stale."""
@@ -138,9 +185,28 @@ class HashCache:
         ]
         heapq.heapify(self._heap)
 
-    def _expired(self, entry: List[Any]) -> bool:
-        expires = entry[_EXPIRES]
-        return expires is not None and self._now() >= expires
+    def _find_live(
+        self, key: Hashable, now: Optional[float], dropped: List[Any]
+    ) -> Tuple[Optional[List[Any]], Optional[float]]:
+        """(entry, time read) for `key`; an expired entry is dropped, counted and reported absent.
+
+        Reads the timer only when the entry found has an expiry and `now` is None. The timer is user code:
+        when the cache changed while it ran, the lookup starts again.
+        """
+        while True:
+            entry = self._find(key)
+            if entry is None or entry[_EXPIRES] is None:
+                return entry, now
+            if now is None:
+                version = self._version
+                now = self._now()
+                if version != self._version:
+                    continue
+            if now >= entry[_EXPIRES]:
+                if self._unlink(key, entry, dropped):
+                    self._expirations += 1
+                return None, now
+            return entry, now
 
     def _drop_expired(self, now: float, dropped: List[Any]) -> int:
         heap, data = self._heap, self._data
@@ -149,13 +215,12 @@ class HashCache:
             _, seq, key = heapq.heappop(heap)
             entry = data.get(key)
             if entry is not None and entry[_SEQ] == seq and entry[_EXPIRES] is not None:
-                self._unlink(key, entry, dropped)
-                removed += 1
+                removed += self._unlink(key, entry, dropped)
         self._expirations += removed
         return removed
 
     def _over(self) -> bool:
-        return (self._max_bytes is not None and self._bytes > self._max_bytes) or (
+        return self._bytes > self._byte_limit or (
             self._max_entries is not None and len(self._data) > self._max_entries
         )
 
@@ -164,11 +229,11 @@ class HashCache:
             return
         if now is not None and self._n_ttl:
             self._drop_expired(now, dropped)
-        data = self._data
+        root = self._root
         while self._over():
-            key = next(iter(data))
-            self._unlink(key, data[key], dropped)
-            self._evictions += 1
+            victim = root[_NEXT]
+            if self._unlink(victim[_KEY], victim, dropped):
+                self._evictions += 1
 
     def _weigh(self, value: Any, size: Any) -> int:
         if size is None:
@@ -180,24 +245,29 @@ class HashCache:
         expires = now + ttl if ttl is not None else None  # type: ignore[operator]
         data = self._data
         entry = self._find(key)
-        if self._max_bytes is not None and size > self._max_bytes:
+        new = None
+        if size > self._byte_limit:
             if entry is not None:
                 self._unlink(key, entry, dropped)
             self._rejections += 1
             return False
         if entry is None:
-            entry = [value, size, None, 0]
-            data[key] = entry
-            self._bytes += size
-        else:
+            new = [value, size, None, 0, None, None, key]
+            entry = data.setdefault(key, new)
+            if entry is new:
+                self._version += 1
+                self._link_last(new)
+                self._bytes += size
+        if entry is not new:  # an update (also when user code inserted the key meanwhile)
             dropped.append(entry[_VALUE])
             entry[_VALUE] = value
             self._bytes += size - entry[_SIZE]
             entry[_SIZE] = size
-            data.move_to_end(key)
         if expires is not None or entry[_EXPIRES] is not None:
             self._track_expiry(key, entry, expires)
         self._sets += 1
+        if entry is not new:
+            self._use(entry)
         self._make_room(now, dropped)
         return True
 
@@ -207,30 +277,20 @@ class HashCache:
         """The value for `key`, or `default` when absent or expired; counts a hit or a miss."""
         dropped: List[Any] = []
         with self._lock:
-            entry = self._find(key)
-            if entry is not None:
-                expires = entry[_EXPIRES]
-                if expires is None or self._now() < expires:
-                    self._data.move_to_end(key)
-                    self._hits += 1
-                    return entry[_VALUE]
-                self._unlink(key, entry, dropped)
-                self._expirations += 1
-            self._misses += 1
-            return default
+            entry, _ = self._find_live(key, None, dropped)
+            if entry is None:
+                self._misses += 1
+                return default
+            self._use(entry)
+            self._hits += 1
+            return entry[_VALUE]
 
     def peek(self, key: Hashable, default: Any = None) -> Any:
         """The value for `key` without marking it used or counting a hit/miss."""
         dropped: List[Any] = []
         with self._lock:
-            entry = self._find(key)
-            if entry is None:
-                return default
-            if self._expired(entry):
-                self._unlink(key, entry, dropped)
-                self._expirations += 1
-                return default
-            return entry[_VALUE]
+            entry, _ = self._find_live(key, None, dropped)
+            return default if entry is None else entry[_VALUE]
 
     def __contains__(self, key: Hashable) -> bool:
         return self.peek(key, _MISSING) is not _MISSING
@@ -296,13 +356,10 @@ class HashCache:
         """Remove `key` and return its value; `default` (or KeyError) when absent or expired."""
         dropped: List[Any] = []
         with self._lock:
-            entry = self._find(key)
+            entry, _ = self._find_live(key, None, dropped)
             if entry is not None:
-                expired = self._expired(entry)
                 self._unlink(key, entry, dropped)
-                if not expired:
-                    return entry[_VALUE]
-                self._expirations += 1
+                return entry[_VALUE]
         if default is _MISSING:
             raise KeyError(key)
         return default
@@ -316,35 +373,23 @@ class HashCache:
         with self._lock:
             # The time is read first when a new expiry will be set, else only if the entry has one.
             now = self._now() if ttl is not None else None
-            entry = self._find(key)
+            entry, now = self._find_live(key, now, dropped)
             if entry is None:
                 return False
-            if entry[_EXPIRES] is not None:
-                if now is None:
-                    now = self._now()
-                if now >= entry[_EXPIRES]:
-                    self._unlink(key, entry, dropped)
-                    self._expirations += 1
-                    return False
-            self._data.move_to_end(key)
             if ttl is not None:
                 self._track_expiry(key, entry, now + ttl)  # type: ignore[operator]
+            self._use(entry)
             return True
 
     def ttl(self, key: Hashable) -> Optional[float]:
         """Seconds until `key` expires, None when it never does; KeyError when absent or expired."""
         dropped: List[Any] = []
         with self._lock:
-            entry = self._find(key)
+            entry, now = self._find_live(key, None, dropped)
             if entry is not None:
-                expires = entry[_EXPIRES]
-                if expires is None:
+                if entry[_EXPIRES] is None:
                     return None
-                remaining = expires - self._now()
-                if remaining > 0.0:
-                    return remaining
-                self._unlink(key, entry, dropped)
-                self._expirations += 1
+                return entry[_EXPIRES] - now  # type: ignore[operator]
         raise KeyError(key)
 
     def expire(self) -> int:
@@ -359,7 +404,13 @@ class HashCache:
         """Remove every entry (stats counters are kept)."""
         with self._lock:
             dropped = self._data
-            self._data = OrderedDict()
+            root, entry = self._root, self._root[_NEXT]
+            while entry is not root:  # break the list's reference cycles: values go at once, not at GC
+                entry[_PREV], entry = None, entry[_NEXT]
+            root[_PREV] = root[_NEXT] = None
+            self._data = {}
+            self._root = self._new_root()
+            self._version += 1
             self._heap = []
             self._n_ttl = 0
             self._bytes = 0
@@ -374,7 +425,13 @@ class HashCache:
         """Iterate over a snapshot of the live keys, least recently used first."""
         with self._lock:
             self.expire()
-            return iter(list(self._data))
+            keys = []
+            root = self._root
+            entry = root[_NEXT]
+            while entry is not root:
+                keys.append(entry[_KEY])
+                entry = entry[_NEXT]
+            return iter(keys)
 
     def stats(self) -> Dict[str, Any]:
         """Counters and sizes; expired entries are dropped first so entries/bytes count live entries."""
@@ -431,6 +488,16 @@ class HashCache:
         """Raise AssertionError unless every internal invariant holds (tests call this after each step)."""
         with self._lock:
             data = self._data
+            listed = []
+            root = self._root
+            entry = root[_NEXT]
+            while entry is not root and len(listed) <= len(data):
+                assert entry[_NEXT][_PREV] is entry, "recency list links disagree"
+                listed.append(entry)
+                entry = entry[_NEXT]
+            assert len(listed) == len(data), f"recency list holds {len(listed)} entries, dict {len(data)}"
+            assert {id(e) for e in listed} == {id(e) for e in data.values()}, "list and dict disagree"
+            assert all(data.get(e[_KEY]) is e for e in listed), "an entry's key maps elsewhere"
             total = sum(e[_SIZE] for e in data.values())
             assert total == self._bytes, f"bytes {self._bytes} != sum of sizes {total}"
             n_ttl = sum(1 for e in data.values() if e[_EXPIRES] is not None)

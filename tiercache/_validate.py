@@ -23,6 +23,9 @@ __all__ = [
 
 # The largest number of entries one HashCache can hold: the compiled core links entries by int32 index.
 MAX_ENTRIES_LIMIT = 2**31 - 2
+# The byte total is an int64 in the compiled core. Weights are < 2**62 each and the total never exceeds
+# 2**62 after a call (max_bytes=None means this ceiling), so it cannot overflow even mid-call.
+BYTES_CEILING = 2**62
 
 
 def check_max_bytes(max_bytes: Any) -> Optional[int]:
@@ -32,8 +35,8 @@ def check_max_bytes(max_bytes: Any) -> Optional[int]:
         raise TypeError(f"max_bytes must be an int or None, got {type(max_bytes).__name__} {max_bytes!r}")
     if max_bytes <= 0:
         raise ValueError(f"max_bytes must be > 0, got {max_bytes!r}")
-    if max_bytes >= 2**63:
-        raise ValueError(f"max_bytes must be < 2**63, got {max_bytes!r}")
+    if max_bytes > BYTES_CEILING:
+        raise ValueError(f"max_bytes must be at most 2**62, got {max_bytes!r}")
     return max_bytes
 
 
@@ -50,7 +53,10 @@ def check_max_entries(max_entries: Any) -> Optional[int]:
 def _positive_seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds or None, got {type(value).__name__} {value!r}")
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be a positive finite number of seconds, got {value!r}") from None
     if not (seconds > 0.0 and seconds != math.inf):  # also false for NaN
         raise ValueError(f"{name} must be a positive finite number of seconds, got {value!r}")
     return seconds
@@ -87,7 +93,7 @@ def check_size(size: Any, what: str = "size") -> int:
         raise TypeError(f"{what} must be an int, got {type(size).__name__} {size!r}")
     if size < 0:
         raise ValueError(f"{what} must be >= 0, got {size!r}")
-    if size >= 2**62:
+    if size >= BYTES_CEILING:
         raise ValueError(f"{what} must be < 2**62, got {size!r}")
     return size
 

@@ -62,7 +62,8 @@ cdef class HashCache:
         Lru lru
         Heap heap
         # -- limits and accounting
-        int64_t max_bytes_     # -1: no byte limit
+        int64_t max_bytes_     # 2**62 when unbounded (bytes_unbounded): the total always fits an int64
+        bint bytes_unbounded
         int64_t max_entries_   # -1: no entry limit
         int64_t bytes
         bint has_default_ttl

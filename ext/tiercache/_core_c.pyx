@@ -27,6 +27,7 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 import sys
 
 from tiercache import _cleanup
+from tiercache._validate import BYTES_CEILING
 from tiercache._validate import (
     check_callable,
     check_default_ttl,
@@ -178,7 +179,8 @@ cdef class HashCache:
         interval = check_interval(cleanup_interval)
         if self.entries != NULL:
             raise RuntimeError("HashCache.__init__ called twice")
-        self.max_bytes_ = -1 if max_bytes is None else max_bytes
+        self.max_bytes_ = BYTES_CEILING if max_bytes is None else max_bytes
+        self.bytes_unbounded = max_bytes is None
         self.max_entries_ = -1 if max_entries is None else max_entries
         self.has_default_ttl = default_ttl is not None
         self.default_ttl_ = default_ttl if default_ttl is not None else 0.0
@@ -410,7 +412,7 @@ cdef class HashCache:
         return removed
 
     cdef bint _over(self) noexcept:
-        return ((self.max_bytes_ >= 0 and self.bytes > self.max_bytes_)
+        return (self.bytes > self.max_bytes_
                 or (self.max_entries_ >= 0 and self.count > self.max_entries_))
 
     cdef void _make_room(self, bint has_now, double now) noexcept:
@@ -435,7 +437,7 @@ cdef class HashCache:
             has_now = True
         idx = self._lookup(key, h)
         # From here to _flush() no Python code runs.
-        if self.max_bytes_ >= 0 and size > self.max_bytes_:
+        if size > self.max_bytes_:
             if idx >= 0:
                 self._remove(idx)
             self.rejections += 1
@@ -661,14 +663,14 @@ cdef class HashCache:
             "rejections": self.rejections,
             "entries": self.count,
             "bytes": self.bytes,
-            "max_bytes": None if self.max_bytes_ < 0 else self.max_bytes_,
+            "max_bytes": self.max_bytes,
             "max_entries": None if self.max_entries_ < 0 else self.max_entries_,
             "hit_rate": self.hits / <double>lookups if lookups else 0.0,
         }
 
     @property
     def max_bytes(self):
-        return None if self.max_bytes_ < 0 else self.max_bytes_
+        return None if self.bytes_unbounded else self.max_bytes_
 
     @property
     def max_entries(self):
@@ -737,7 +739,7 @@ cdef class HashCache:
             if pos:
                 assert self.entries[self.heap.items[(pos - 1) >> 1]].expires <= self.entries[idx].expires, \
                     "heap order broken"
-        assert self.max_bytes_ < 0 or self.bytes <= self.max_bytes_, "max_bytes exceeded"
+        assert self.bytes <= self.max_bytes_, "max_bytes exceeded"
         assert self.max_entries_ < 0 or self.count <= self.max_entries_, "max_entries exceeded"
 
 
