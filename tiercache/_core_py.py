@@ -139,7 +139,11 @@ class HashCache:
 
     def _find(self, key: Hashable) -> Optional[List[Any]]:
         try:
-            return self._data.get(key)
+            while True:
+                data = self._data
+                entry = data.get(key)
+                if data is self._data:  # else clear() ran inside the key's __eq__: look again
+                    return entry
         except TypeError:
             try:
                 hash(key)
@@ -155,8 +159,9 @@ class HashCache:
 
     def _unlink(self, key: Hashable, entry: List[Any], dropped: List[Any]) -> bool:
         """Remove `key`; True when the entry removed is `entry` (user code may have replaced it)."""
-        removed = self._data.pop(key, None)
-        if removed is None:
+        data = self._data
+        removed = data.pop(key, None)
+        if removed is None or data is not self._data:  # (clear() ran inside the key's __hash__)
             return False
         self._version += 1
         self._unlink_node(removed)
@@ -202,6 +207,8 @@ class HashCache:
                 now = self._now()
                 if version != self._version:
                     continue
+                if entry[_EXPIRES] is None:  # the timer's code gave it a new value without a TTL
+                    return entry, now
             if now >= entry[_EXPIRES]:
                 if self._unlink(key, entry, dropped):
                     self._expirations += 1
@@ -209,11 +216,13 @@ class HashCache:
             return entry, now
 
     def _drop_expired(self, now: float, dropped: List[Any]) -> int:
-        heap, data = self._heap, self._data
         removed = 0
-        while heap and heap[0][0] <= now:
-            _, seq, key = heapq.heappop(heap)
-            entry = data.get(key)
+        while self._heap and self._heap[0][0] <= now:
+            _, seq, key = self._heap[0]
+            entry = self._find(key)  # may raise from the key's __eq__: the record stays for next time
+            heap = self._heap  # (user code may have compacted it)
+            if heap and heap[0][1] == seq:
+                heapq.heappop(heap)
             if entry is not None and entry[_SEQ] == seq and entry[_EXPIRES] is not None:
                 removed += self._unlink(key, entry, dropped)
         self._expirations += removed
@@ -243,7 +252,6 @@ class HashCache:
     def _store(self, key: Hashable, value: Any, ttl: Optional[float], size: int, dropped: List[Any]) -> bool:
         now = self._now() if (ttl is not None or self._n_ttl) else None
         expires = now + ttl if ttl is not None else None  # type: ignore[operator]
-        data = self._data
         entry = self._find(key)
         new = None
         if size > self._byte_limit:
@@ -253,7 +261,11 @@ class HashCache:
             return False
         if entry is None:
             new = [value, size, None, 0, None, None, key]
+            data = self._data
             entry = data.setdefault(key, new)
+            if data is not self._data:  # clear() ran inside the key's __hash__: this set came first
+                self._sets += 1
+                return True
             if entry is new:
                 self._version += 1
                 self._link_last(new)
@@ -396,9 +408,12 @@ class HashCache:
         """Drop every expired entry now; returns how many. Costs O(expired · log n)."""
         dropped: List[Any] = []
         with self._lock:
-            if not self._n_ttl:
-                return 0
-            return self._drop_expired(self._now(), dropped)
+            return self._expire(dropped)
+
+    def _expire(self, dropped: List[Any]) -> int:
+        if not self._n_ttl:
+            return 0
+        return self._drop_expired(self._now(), dropped)
 
     def clear(self) -> None:
         """Remove every entry (stats counters are kept)."""
@@ -417,14 +432,16 @@ class HashCache:
         del dropped
 
     def __len__(self) -> int:
+        dropped: List[Any] = []
         with self._lock:
-            self.expire()
+            self._expire(dropped)
             return len(self._data)
 
     def __iter__(self) -> Iterator[Hashable]:
         """Iterate over a snapshot of the live keys, least recently used first."""
+        dropped: List[Any] = []
         with self._lock:
-            self.expire()
+            self._expire(dropped)
             keys = []
             root = self._root
             entry = root[_NEXT]
@@ -435,8 +452,9 @@ class HashCache:
 
     def stats(self) -> Dict[str, Any]:
         """Counters and sizes; expired entries are dropped first so entries/bytes count live entries."""
+        dropped: List[Any] = []
         with self._lock:
-            self.expire()
+            self._expire(dropped)
             lookups = self._hits + self._misses
             return {
                 "hits": self._hits,

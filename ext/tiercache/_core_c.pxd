@@ -3,7 +3,7 @@
 
 cimport cython
 from cpython.object cimport PyObject
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
 
 cdef extern from "_helpers.h":
@@ -14,25 +14,28 @@ cdef extern from "_helpers.h":
 
 
 # One cache entry. Entries live in one slab (HashCache.entries) and refer to each other by int32 index,
-# so a hit touches one 56-byte record and the table holds 4-byte slot numbers.
+# so a hit touches one 48-byte record, and the table holds 8-byte (index, tag) slots.
 ctypedef struct Entry:
     PyObject* key          # NULL while the record is on the free list
     PyObject* value
-    Py_hash_t hash
     double expires         # timer reading at which the entry expires; meaningful when heap_pos >= 0
     int64_t size           # the weight counted in HashCache.bytes
     int32_t prev           # recency list: towards the most recently used end (-1 at the head)
     int32_t next           # towards the least recently used end (-1 at the tail); free-list link
     int32_t heap_pos       # position in the TTL heap, -1 when the entry never expires
-    int32_t spare          # reserved (padding today)
+    uint32_t tag           # hash tag (see _table.pxi): finds the entry's slot without hashing the key
+
+
+ctypedef struct Slot:
+    int32_t index          # entry index, -1 when the slot is empty
+    uint32_t tag           # the entry's hash tag: most mismatches are settled without reading the entry
 
 
 cdef struct Table:
-    # Open addressing with linear probing over int32 entry indices; -1 is an empty slot. Deletion shifts
-    # the following run back (no tombstones), so a probe stops at the first empty slot.
-    int32_t* slots
+    # Open addressing with linear probing over tagged slots (_table.pxi).
+    Slot* slots
     size_t mask            # slot count - 1 (a power of two)
-    int shift              # 64 - log2(slot count): Fibonacci hashing takes the product's top bits
+    int shift              # 32 - log2(slot count): the home slot is the tag's top bits
 
 
 cdef struct Lru:
@@ -90,7 +93,7 @@ cdef class HashCache:
     cdef double _now(self) except? -1.0
     cdef int64_t _weigh(self, object value, object size) except -1
     cdef int _reserve(self) except -1
-    cdef int32_t _insert(self, object key, Py_hash_t h, object value, int64_t size) except -1
+    cdef int32_t _insert(self, object key, uint32_t tag, object value, int64_t size) except -1
     cdef void _remove(self, Py_ssize_t idx) noexcept
     cdef void _set_expiry(self, Py_ssize_t idx, bint has_ttl, double expires) noexcept
     cdef bint _store(self, object key, Py_hash_t h, object value, bint has_ttl, double ttl,

@@ -1,14 +1,14 @@
-# cython: language_level=3, embedsignature=True
+# cython: language_level=3, embedsignature=True, binding=False
 """Compiled HashCache: the L1 hot path of tiercache (twin of tiercache/_core_py.py).
 
-    table.slots  [ -1 | 7 | -1 | 2 | 5 | -1 ... ]     int32 entry numbers, open addressing
-                        |        |   |
-    entries      [ ... {key value hash expires size prev next heap_pos} ... ]   one 56-byte record each
+    table.slots  [ - | 7,t | - | 2,t | 5,t | - ... ]   (entry number, hash tag), open addressing
+                       |         |     |
+    entries      [ ... {key value expires size prev next heap_pos tag} ... ]   one 48-byte record each
                   recency list threaded through prev/next (lru.head = most recent, lru.tail = next victim)
     heap.items   [ entry numbers ordered by expires ]  only entries that have a TTL
 
-A hit hashes the key, probes int32 slots, compares the stored key pointer (then __eq__ only on a hash
-match), checks the expiry only if the entry has one, and relinks the record at the head of the list.
+A hit hashes the key, probes slots comparing tags, compares the stored key pointer (then __eq__ only on
+a tag match), checks the expiry only if the entry has one, and relinks the record at the head of the list.
 
 Re-entrancy. Python code can run inside a call: a key's __hash__ and __eq__, a user sizer or timer, and
 the destructors of values leaving the cache. Hash, size and (in set) time are computed before the
@@ -22,7 +22,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_EQ
 from cpython.ref cimport Py_INCREF, Py_XDECREF, Py_XINCREF
 from libc.math cimport INFINITY
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
 import sys
 
@@ -197,7 +197,7 @@ cdef class HashCache:
         self.pending = <PyObject**>PyMem_Malloc(self.pending_capacity * sizeof(PyObject*))
         if self.entries == NULL or self.pending == NULL:
             raise MemoryError("tiercache: cannot allocate the cache")
-        table_alloc(&self.table, 2 * _MIN_SLOTS)
+        table_alloc(&self.table, 2 * _MIN_SLOTS)  # 16 slots
         heap_reserve(&self.heap)
         return 0
 
@@ -228,7 +228,7 @@ cdef class HashCache:
         self.lru.head = self.lru.tail = -1
         self.heap.length = 0
         if self.table.slots != NULL:
-            memset(self.table.slots, 0xFF, (self.table.mask + 1) * sizeof(int32_t))
+            memset(self.table.slots, 0xFF, (self.table.mask + 1) * sizeof(Slot))
         self._flush()
 
     cdef double _now(self) except? -1.0:
@@ -240,21 +240,22 @@ cdef class HashCache:
         """Index of the entry holding `key`, or -1. May run key.__eq__; restarts if the cache changed."""
         cdef PyObject* k = <PyObject*>key
         cdef PyObject* stored
+        cdef uint32_t tag = hash_tag(h)
         cdef size_t i
         cdef int32_t idx
         cdef Entry* e
         cdef uint64_t version
         cdef int same
         while True:
-            i = table_home(&self.table, h)
+            i = table_home(&self.table, tag)
             while True:
-                idx = self.table.slots[i]
+                idx = self.table.slots[i].index
                 if idx < 0:
                     return -1
-                e = &self.entries[idx]
-                if e.key == k:
-                    return idx
-                if e.hash == h:
+                if self.table.slots[i].tag == tag:
+                    e = &self.entries[idx]
+                    if e.key == k:
+                        return idx
                     stored = e.key
                     version = self.version
                     Py_XINCREF(stored)  # __eq__ may drop the cache's own reference
@@ -285,6 +286,8 @@ cdef class HashCache:
                 has_now[0] = True
                 if version != self.version:
                     continue  # a user timer ran code that changed the cache
+                if self.entries[idx].heap_pos < 0:
+                    return idx  # ... or gave this key a new value without a TTL
             if now[0] >= self.entries[idx].expires:
                 self._remove(idx)
                 self.expirations += 1
@@ -337,12 +340,12 @@ cdef class HashCache:
             self.capacity = capacity
             self.version += 1
         if <size_t>(self.count + 1) * 2 > nslots:  # keep the load factor <= 1/2
-            table_rebuild(&self.table, self.entries, self.high_water, nslots * 2)
+            table_grow(&self.table)
             self.version += 1
         heap_reserve(&self.heap)
         return 0
 
-    cdef int32_t _insert(self, object key, Py_hash_t h, object value, int64_t size) except -1:
+    cdef int32_t _insert(self, object key, uint32_t tag, object value, int64_t size) except -1:
         """Add a new entry at the head of the list (room reserved, key known absent)."""
         cdef int32_t idx
         cdef Entry* e
@@ -357,11 +360,10 @@ cdef class HashCache:
         Py_INCREF(value)
         e.key = <PyObject*>key
         e.value = <PyObject*>value
-        e.hash = h
+        e.tag = tag
         e.size = size
         e.heap_pos = -1
-        e.spare = 0
-        table_put(&self.table, self.entries, idx)
+        table_put(&self.table, idx, tag)
         lru_link_front(&self.lru, self.entries, idx)
         self.count += 1
         self.bytes += size
@@ -373,7 +375,7 @@ cdef class HashCache:
         cdef Entry* e = &self.entries[idx]
         cdef PyObject* key = e.key
         cdef PyObject* value = e.value
-        table_remove(&self.table, self.entries, <int32_t>idx)
+        table_remove(&self.table, <int32_t>idx, e.tag)
         lru_unlink(&self.lru, self.entries, <int32_t>idx)
         if e.heap_pos >= 0:
             heap_remove(&self.heap, self.entries, <int32_t>idx)
@@ -454,7 +456,7 @@ cdef class HashCache:
             lru_touch(&self.lru, self.entries, <int32_t>idx)
             self._defer(old)
         else:
-            idx = self._insert(key, h, value, size)
+            idx = self._insert(key, hash_tag(h), value, size)
         self._set_expiry(idx, has_ttl, now + ttl)
         self.sets += 1
         self._make_room(has_now, now)
@@ -470,10 +472,13 @@ cdef class HashCache:
         cdef Py_hash_t h = _hash(key)
         cdef double now = 0.0
         cdef bint has_now = False
-        cdef Py_ssize_t idx = self._find_live(key, h, &now, &has_now)
+        cdef Py_ssize_t idx = self._lookup(key, h)
+        if idx >= 0 and self.entries[idx].heap_pos >= 0:  # an expiry to check: the slow path
+            idx = self._find_live(key, h, &now, &has_now)
         if idx < 0:
             self.misses += 1
-            self._flush()
+            if self.n_pending:
+                self._flush()
             return default
         lru_touch(&self.lru, self.entries, <int32_t>idx)
         self.hits += 1
@@ -632,7 +637,7 @@ cdef class HashCache:
         self.bytes = 0
         self.lru.head = self.lru.tail = -1
         self.heap.length = 0
-        memset(self.table.slots, 0xFF, (self.table.mask + 1) * sizeof(int32_t))
+        memset(self.table.slots, 0xFF, (self.table.mask + 1) * sizeof(Slot))
         self.version += 1
         self._flush()
 
@@ -718,15 +723,16 @@ cdef class HashCache:
         assert n == self.count, f"list length {n} != count {self.count}"
         assert total == self.bytes, f"bytes {self.bytes} != sum of sizes {total}"
         for i in range(self.table.mask + 1):
-            idx = self.table.slots[i]
+            idx = self.table.slots[i].index
             if idx < 0:
                 continue
             live += 1
             e = &self.entries[idx]
             assert e.key != NULL, f"slot {i} points at free record {idx}"
-            home = table_home(&self.table, e.hash)
+            assert self.table.slots[i].tag == e.tag, f"slot {i} tag differs from entry {idx}'s"
+            home = table_home(&self.table, e.tag)
             while home != i:  # every slot from home to i must be occupied
-                assert self.table.slots[home] >= 0, f"entry {idx} unreachable from its home slot"
+                assert self.table.slots[home].index >= 0, f"entry {idx} unreachable from its home slot"
                 home = (home + 1) & self.table.mask
         assert live == self.count, f"table holds {live} entries, count is {self.count}"
         for idx in range(self.high_water):

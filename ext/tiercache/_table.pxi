@@ -1,73 +1,77 @@
-# The hash table: open addressing, linear probing, Fibonacci hashing, backward-shift deletion.
+# The hash table: open addressing, linear probing, backward-shift deletion, over tagged slots.
 #
-# Slots hold int32 entry indices (-1 = empty). Python's hashes of ints are the ints themselves, so the
-# home slot takes the top bits of hash * 2**64/phi: strided keys (multiples of 1024, say) spread out
-# instead of piling into one run. Deletion pulls later members of the run back into the hole, so there are
-# no tombstones and a probe ends at the first empty slot. Comparing keys is the caller's business: these
-# functions never run Python code.
+# A slot is 8 bytes: an entry index (-1 = empty) and a 32-bit tag, the top half of hash * 2**64/phi
+# (Fibonacci hashing: Python hashes ints to themselves, and the product spreads strided keys). The home
+# slot is the tag's top bits. A probe compares tags in the table and reads an entry only when its tag
+# matches, so a miss touches no entry at all; deletion pulls later members of the run back into the hole
+# (no tombstones: a probe ends at the first empty slot), and growing rehashes from the tags alone.
+# These functions never run Python code; comparing keys is the caller's business.
 
 from libc.string cimport memset
 
 
+cdef inline uint32_t hash_tag(Py_hash_t h) noexcept nogil:
+    return <uint32_t>((<uint64_t>h * <uint64_t>0x9E3779B97F4A7C15) >> 32)
 
-cdef inline size_t table_home(const Table* t, Py_hash_t h) noexcept nogil:
-    return <size_t>((<uint64_t>h * <uint64_t>0x9E3779B97F4A7C15) >> t.shift)
+
+cdef inline size_t table_home(const Table* t, uint32_t tag) noexcept nogil:
+    return <size_t>(tag >> t.shift)
 
 
 cdef int table_alloc(Table* t, size_t nslots) except -1:
-    """Point `t` at `nslots` fresh empty slots (`nslots` a power of two >= 8)."""
-    cdef int32_t* slots = <int32_t*>PyMem_Malloc(nslots * sizeof(int32_t))
+    """Point `t` at `nslots` fresh empty slots (`nslots` a power of two, 16 to 2**31)."""
+    cdef Slot* slots = <Slot*>PyMem_Malloc(nslots * sizeof(Slot))
     cdef int bits = 0
     if slots == NULL:
         raise MemoryError("tiercache: cannot allocate the hash table")
-    memset(slots, 0xFF, nslots * sizeof(int32_t))
+    memset(slots, 0xFF, nslots * sizeof(Slot))
     while (<size_t>1 << bits) < nslots:
         bits += 1
     t.slots = slots
     t.mask = nslots - 1
-    t.shift = 64 - bits
+    t.shift = 32 - bits
     return 0
 
 
-cdef inline void table_put(Table* t, const Entry* entries, int32_t idx) noexcept nogil:
+cdef inline void table_put(Table* t, int32_t idx, uint32_t tag) noexcept nogil:
     """Place entry `idx` in the first empty slot of its run (its key is known to be absent)."""
     cdef size_t mask = t.mask
-    cdef size_t i = table_home(t, entries[idx].hash)
-    while t.slots[i] >= 0:
+    cdef size_t i = table_home(t, tag)
+    while t.slots[i].index >= 0:
         i = (i + 1) & mask
-    t.slots[i] = idx
+    t.slots[i].index = idx
+    t.slots[i].tag = tag
 
 
-cdef inline void table_remove(Table* t, const Entry* entries, int32_t idx) noexcept nogil:
-    """Take entry `idx` out of the table and close the gap it leaves."""
+cdef inline void table_remove(Table* t, int32_t idx, uint32_t tag) noexcept nogil:
+    """Take entry `idx` (whose tag is `tag`) out of the table and close the gap it leaves."""
     cdef size_t mask = t.mask
-    cdef int32_t* slots = t.slots
-    cdef size_t i = table_home(t, entries[idx].hash)
+    cdef Slot* slots = t.slots
+    cdef size_t i = table_home(t, tag)
     cdef size_t j, home
-    cdef int32_t moved
-    while slots[i] != idx:
+    while slots[i].index != idx:
         i = (i + 1) & mask
     j = i
     while True:
         j = (j + 1) & mask
-        moved = slots[j]
-        if moved < 0:
+        if slots[j].index < 0:
             break
-        home = table_home(t, entries[moved].hash)
-        # `moved` may fill the hole at i unless its home lies cyclically in (i, j]
+        home = table_home(t, slots[j].tag)
+        # the slot at j may fill the hole at i unless its home lies cyclically in (i, j]
         if ((j - home) & mask) >= ((j - i) & mask):
-            slots[i] = moved
+            slots[i] = slots[j]
             i = j
-    slots[i] = -1
+    slots[i].index = -1
 
 
-cdef int table_rebuild(Table* t, const Entry* entries, int32_t high_water, size_t nslots) except -1:
-    """Re-insert every live entry into `nslots` new slots."""
-    cdef int32_t* old = t.slots
-    cdef int32_t idx
-    table_alloc(t, nslots)
-    for idx in range(high_water):
-        if entries[idx].key != NULL:
-            table_put(t, entries, idx)
+cdef int table_grow(Table* t) except -1:
+    """Double the slot count, re-placing every entry by its tag."""
+    cdef Slot* old = t.slots
+    cdef size_t n = t.mask + 1
+    cdef size_t i
+    table_alloc(t, 2 * n)
+    for i in range(n):
+        if old[i].index >= 0:
+            table_put(t, old[i].index, old[i].tag)
     PyMem_Free(old)
     return 0

@@ -1,0 +1,45 @@
+"""Fixtures for the pytest-benchmark suites: the HashCache class of each implementation.
+
+These suites are not part of the test suite. They run only when asked for, with
+`pytest bench/ --benchmark-only` (or `--benchmark-disable` for a one-pass smoke run); any other
+invocation collects and skips them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Measure the working tree (where `setup.py build_ext --inplace` puts the extension), not an installed copy.
+if os.path.isdir(os.path.join(ROOT, "tiercache")):
+    sys.path.insert(0, ROOT)
+
+IMPLEMENTATIONS = {"compiled": "tiercache._core_c", "python": "tiercache._core_py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    if not config.pluginmanager.hasplugin("benchmark"):
+        reason = "pytest-benchmark is not installed: pip install -r bench/requirements.txt"
+    elif config.getoption("benchmark_only") or config.getoption("benchmark_disable"):
+        return
+    else:
+        reason = "benchmarks run only with `pytest bench/ --benchmark-only`"
+    skip = pytest.mark.skip(reason=reason)
+    for item in items:
+        if "benchmark" in getattr(item, "fixturenames", ()):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", params=[pytest.param("compiled", marks=pytest.mark.c_extension), "python"])
+def HashCache(request: pytest.FixtureRequest) -> type:
+    """tiercache._core_c.HashCache (skipped when not built) and tiercache._core_py.HashCache."""
+    try:
+        module = importlib.import_module(IMPLEMENTATIONS[request.param])
+    except ImportError as exc:
+        pytest.skip(f"{IMPLEMENTATIONS[request.param]} not importable ({exc}); "
+                    "build it with `python setup.py build_ext --inplace`")
+    return module.HashCache

@@ -1,0 +1,85 @@
+"""The compiled/pure choice made once in tiercache/_compat.py, checked in fresh interpreters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import pytest
+
+import tiercache
+
+ROOT = Path(tiercache.__file__).resolve().parent.parent
+
+REPORT = """
+import json, sys
+import tiercache
+compiled_loaded = "tiercache._core_c" in sys.modules
+from tiercache import _core_py
+print(json.dumps({
+    "implementation": tiercache.IMPLEMENTATION,
+    "is_pure_class": tiercache.HashCache is _core_py.HashCache,
+    "is_pure_sizer": tiercache.default_sizer is _core_py.default_sizer,
+    "class_module": tiercache.HashCache.__module__,
+    "compiled_loaded": compiled_loaded,
+}))
+"""
+
+# Makes `import tiercache._core_c` fail, as it does when the extension was never built.
+BLOCK_EXTENSION = """
+import sys
+class _NoExtension:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tiercache._core_c":
+            raise ImportError("extension blocked by the test")
+        return None
+sys.meta_path.insert(0, _NoExtension())
+"""
+
+
+def selection(no_extensions: Optional[str], prelude: str = "") -> Dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != "TIERCACHE_NO_EXTENSIONS"}
+    if no_extensions is not None:
+        env["TIERCACHE_NO_EXTENSIONS"] = no_extensions
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT), env.get("PYTHONPATH", "")] if p)
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude + REPORT], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes"])
+def test_no_extensions_forces_the_pure_twin(value: str) -> None:
+    report = selection(value)
+    assert report == {
+        "implementation": "python",
+        "is_pure_class": True,
+        "is_pure_sizer": True,
+        "class_module": "tiercache._core_py",
+        "compiled_loaded": False,  # not even imported
+    }
+
+
+@pytest.mark.c_extension
+@pytest.mark.parametrize("value", [None, "", "0"], ids=["unset", "empty", "zero"])
+def test_compiled_when_built(compiled_impl: Any, value: Optional[str]) -> None:
+    report = selection(value)
+    assert report["implementation"] == "compiled"
+    assert report["is_pure_class"] is False and report["is_pure_sizer"] is False
+    assert report["class_module"] == compiled_impl.module.__name__
+
+
+def test_falls_back_to_the_pure_twin_when_the_extension_is_missing() -> None:
+    report = selection(None, prelude=BLOCK_EXTENSION)
+    assert report["implementation"] == "python"
+    assert report["is_pure_class"] is True and report["is_pure_sizer"] is True
+
+
+def test_public_names() -> None:
+    assert tiercache.IMPLEMENTATION in ("compiled", "python")
+    assert {"HashCache", "IMPLEMENTATION", "default_sizer"} <= set(tiercache.__all__)
