@@ -9,6 +9,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 cdef extern from "_helpers.h":
     double tc_monotonic() nogil
     Py_ssize_t tc_getsizeof(PyObject* o) except -1
+    Py_ssize_t tc_int_ndigits(PyObject* o)
     enum: TC_HAVE_GETSIZEOF
     enum: TIERCACHE_DEBUG
 

@@ -57,6 +57,8 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
     bint PyByteArray_CheckExact(object o)
     Py_ssize_t PyByteArray_GET_SIZE(object o)
+    Py_ssize_t Py_REFCNT(PyObject* o)
+    void* Py_TYPE(PyObject* o)
     ctypedef int (*tc_visitproc "visitproc")(PyObject*, void*)
     ctypedef int (*tc_traverseproc "traverseproc")(PyObject*, tc_visitproc, void*)
     ctypedef int (*tc_inquiry "inquiry")(PyObject*)
@@ -115,23 +117,11 @@ cdef Py_ssize_t _FLOAT_SIZE = sys.getsizeof(0.0)
 
 
 cdef int64_t _default_size(object value) except -1:
-    cdef long long n
-    cdef unsigned long long magnitude
-    cdef int overflow = 0
+    cdef Py_ssize_t digits
     if PyLong_CheckExact(value):
-        n = PyLong_AsLongLongAndOverflow(value, &overflow)
-        if not overflow and n != -1:
-            magnitude = <unsigned long long>n
-            if n < 0:
-                magnitude = 0 - magnitude  # well defined for LLONG_MIN too
-            if magnitude == 0:
-                return _INT_SIZES[0]
-            if magnitude >> _DIGIT_BITS == 0:
-                return _INT_SIZES[1]
-            if magnitude >> (2 * _DIGIT_BITS) == 0:
-                return _INT_SIZES[2]
-            if 3 * _DIGIT_BITS >= 64:
-                return _INT_SIZES[3]
+        digits = tc_int_ndigits(<PyObject*>value)
+        if 0 <= digits <= 3:
+            return _INT_SIZES[digits]
     elif PyFloat_CheckExact(value):
         return _FLOAT_SIZE
     if PyBytes_CheckExact(value):
@@ -257,6 +247,13 @@ cdef class HashCache:
                     if e.key == k:
                         return idx
                     stored = e.key
+                    if (Py_TYPE(stored) == Py_TYPE(k)
+                            and (PyLong_CheckExact(key) or PyUnicode_CheckExact(key))):
+                        # equal-typed ints and strs compare in C without running Python code
+                        if tc_rich_compare_bool(stored, k, Py_EQ) == 1:
+                            return idx
+                        i = (i + 1) & self.table.mask
+                        continue
                     version = self.version
                     Py_XINCREF(stored)  # __eq__ may drop the cache's own reference
                     same = tc_rich_compare_bool(stored, k, Py_EQ)
@@ -305,6 +302,9 @@ cdef class HashCache:
         """Release `obj` at the end of the current call."""
         cdef Py_ssize_t capacity
         cdef PyObject** grown
+        if Py_REFCNT(obj) > 1:
+            Py_XDECREF(obj)  # not the last reference: dropping it cannot run any code
+            return
         if self.n_pending == self.pending_capacity:
             capacity = self.pending_capacity * 2
             grown = <PyObject**>PyMem_Realloc(self.pending, capacity * sizeof(PyObject*))
@@ -445,7 +445,10 @@ cdef class HashCache:
             self.rejections += 1
             self._flush()
             return False
-        self._reserve()
+        if not (<size_t>(self.count + 1) * 2 <= self.table.mask + 1  # else _reserve() grows something
+                and (self.free_head >= 0 or self.high_water < self.capacity)
+                and self.heap.length < self.heap.capacity):
+            self._reserve()
         if idx >= 0:
             e = &self.entries[idx]
             old = e.value
@@ -457,12 +460,15 @@ cdef class HashCache:
             self._defer(old)
         else:
             idx = self._insert(key, hash_tag(h), value, size)
-        self._set_expiry(idx, has_ttl, now + ttl)
+        if has_ttl or self.entries[idx].heap_pos >= 0:
+            self._set_expiry(idx, has_ttl, now + ttl)
         self.sets += 1
-        self._make_room(has_now, now)
+        if self._over():
+            self._make_room(has_now, now)
         if TIERCACHE_DEBUG:
             self._check()
-        self._flush()
+        if self.n_pending:
+            self._flush()
         return True
 
     # ------------------------------------------------------------------ public API

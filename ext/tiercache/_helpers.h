@@ -40,4 +40,18 @@ static inline Py_ssize_t tc_getsizeof(PyObject *o) {
 static inline Py_ssize_t tc_getsizeof(PyObject *o) { (void)o; return -1; }
 #endif
 
+
+/* The digit count of an exact int, read from the object header: -1 where the layout is not known. */
+static inline Py_ssize_t tc_int_ndigits(PyObject *o) {
+#if PY_VERSION_HEX < 0x030C0000 && !defined(PYPY_VERSION)
+    Py_ssize_t n = Py_SIZE(o);
+    return n < 0 ? -n : n;
+#elif PY_VERSION_HEX < 0x030F0000 && !defined(PYPY_VERSION) && !defined(Py_LIMITED_API)
+    return (Py_ssize_t)(((PyLongObject *)o)->long_value.lv_tag >> 3);  /* _PyLong_NON_SIZE_BITS */
+#else
+    (void)o;
+    return -1;
+#endif
+}
+
 #endif
