@@ -10,6 +10,7 @@ cdef extern from "_helpers.h":
     double tc_monotonic() nogil
     Py_ssize_t tc_getsizeof(PyObject* o) except -1
     Py_ssize_t tc_int_ndigits(PyObject* o)
+    void tc_prefetch(const void* p) nogil
     enum: TC_HAVE_GETSIZEOF
     enum: TIERCACHE_DEBUG
 

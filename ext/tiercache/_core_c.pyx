@@ -434,9 +434,15 @@ cdef class HashCache:
         cdef Py_ssize_t idx
         cdef Entry* e
         cdef PyObject* old
+        cdef int32_t victim = self.lru.tail
         if has_ttl or self.heap.length > 0:
             now = self._now()
             has_now = True
+        if victim >= 0 and (self.count >= self.max_entries_ >= 0 or self.bytes + size > self.max_bytes_):
+            # An eviction is likely: start loading the victim's slot and its successor as tail.
+            tc_prefetch(&self.table.slots[table_home(&self.table, self.entries[victim].tag)])
+            if self.entries[victim].prev >= 0:
+                tc_prefetch(&self.entries[self.entries[victim].prev])
         idx = self._lookup(key, h)
         # From here to _flush() no Python code runs.
         if size > self.max_bytes_:
@@ -517,6 +523,8 @@ cdef class HashCache:
         """
         cdef bint has_ttl
         cdef double seconds
+        if self.count >= self.max_entries_ >= 0 and self.lru.tail >= 0:
+            tc_prefetch(&self.entries[self.lru.tail])  # the likely victim: load it while we hash
         if ttl is None:
             has_ttl = self.has_default_ttl
             seconds = self.default_ttl_

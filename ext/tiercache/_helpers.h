@@ -54,4 +54,11 @@ static inline Py_ssize_t tc_int_ndigits(PyObject *o) {
 #endif
 }
 
+/* A hint to start loading memory the call will touch soon (the eviction victim), overlapping the miss. */
+#if defined(__GNUC__) || defined(__clang__)
+#define tc_prefetch(p) __builtin_prefetch((const void *)(p), 1, 3)
+#else
+#define tc_prefetch(p) ((void)(p))
+#endif
+
 #endif
