@@ -1,0 +1,508 @@
+"""Values to bytes and back for the shared (L2) tier.
+
+Wire format (the L2 key's version segment, `tiercache:v1:...`, versions all of it)::
+
+    byte 0      format tag: b"M" msgpack, b"J" json, b"P" pickle
+    byte 1      flags: bit 0 = payload is zlib-compressed; any other bit set -> SerializationError
+    [32 bytes]  pickle only: HMAC-SHA256(key, tag + flags + payload)
+    payload     the encoded value (compressed when bit 0 is set)
+
+A Codec writes one format but reads every format it can (msgpack and json always, pickle only with a key),
+so a namespace can change serializer without misreading what is already stored.
+
+What comes back (== the value written, with the same types, unless noted):
+
+    type                          msgpack (default)        json                     pickle
+    None, bool, str               yes                      yes                      yes
+    int                           yes, any size            yes, up to Python's      yes
+                                                           int/str digit limit
+    float                         yes (nan, inf, -0.0)     yes; nan/inf rejected    yes
+    bytes                         yes                      rejected                 yes
+    bytearray, memoryview         as bytes                 rejected                 yes (memoryview rejected)
+    list                          yes                      yes                      yes
+    tuple                         yes (an ext type)        as list                  yes
+    dict                          yes, any msgpack keys    str keys only            yes
+    set, frozenset                yes                      rejected                 yes
+    datetime.datetime             yes, to the µs, fold     rejected                 yes
+    datetime.date / time          yes                      rejected                 yes
+    datetime.timedelta            yes                      rejected                 yes
+    decimal.Decimal               yes (exponent, NaN)      rejected                 yes
+    uuid.UUID                     yes                      rejected                 yes
+    anything else                 rejected                 rejected                 whatever pickles
+
+msgpack checks exact types: subclasses (IntEnum, OrderedDict, defaultdict, a str subclass) are rejected
+rather than silently turned into their base type. Aware datetimes and times keep `datetime.timezone`
+tzinfo exactly (offset and name); any other tzinfo (zoneinfo, pytz) comes back as `datetime.timezone` with
+the offset in force at that instant: the same instant (and ==, except for the ambiguous hour of a DST
+change, which PEP 495 never calls equal across zones) but without the zone's rules. A time whose tzinfo
+gives no offset (a zoneinfo time) is rejected. json encodes subclasses of its types as the base type, like
+the stdlib. "Rejected" means dumps raises SerializationError naming the type.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import hmac
+import json
+import os
+import pickle
+import struct
+import uuid
+import zlib
+from typing import Any, Callable, Dict, Optional, Union
+
+import msgpack
+
+from .errors import ConfigError, IntegrityError, SerializationError
+
+__all__ = ["Codec", "get_codec", "SERIALIZERS", "COMPRESSIONS", "HMAC_KEY_ENV"]
+
+SERIALIZERS = ("msgpack", "json", "pickle")
+COMPRESSIONS = (None, "zlib")
+HMAC_KEY_ENV = "TIERCACHE_HMAC_KEY"
+
+_TAGS = {"msgpack": ord("M"), "json": ord("J"), "pickle": ord("P")}
+_TAG_MSGPACK, _TAG_JSON, _TAG_PICKLE = _TAGS["msgpack"], _TAGS["json"], _TAGS["pickle"]
+_FLAG_ZLIB = 0x01
+_HEADER_SIZE = 2
+_MAC_SIZE = 32  # HMAC-SHA256
+# Level 1: cached values are written on the request path, and level 6 buys only a few percent on typical
+# JSON-like data for several times the CPU.
+_ZLIB_LEVEL = 1
+# Pinned: every Python tiercache supports reads protocol 5, while HIGHEST_PROTOCOL could move past what an
+# older interpreter sharing the same L2 can read.
+_PICKLE_PROTOCOL = 5
+
+
+def _type_name(obj: Any) -> str:
+    cls = type(obj)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+# --- msgpack --------------------------------------------------------------------------------------------
+# Ext type codes. They are part of the wire format: changing one means bumping the L2 key version.
+_EXT_BIGINT = 1  # int outside msgpack's [-2**63, 2**64 - 1]: signed big-endian two's complement
+_EXT_TUPLE = 2  # a msgpack array of the items
+_EXT_SET = 3  # a msgpack array of the items
+_EXT_FROZENSET = 4  # a msgpack array of the items
+_EXT_DATETIME = 5  # _DATETIME then the tz suffix
+_EXT_DATE = 6  # _DATE
+_EXT_TIME = 7  # _TIME then the tz suffix
+_EXT_TIMEDELTA = 8  # _TIMEDELTA
+_EXT_DECIMAL = 9  # str(d) in ASCII: exact, keeps the exponent, sign of zero and NaN payloads
+_EXT_UUID = 10  # the 16 bytes
+
+# Fixed-size fields, no isoformat parsing: exact to the microsecond, and fold survives.
+_DATETIME = struct.Struct(">HBBBBBIBB")  # year month day hour minute second microsecond fold tzkind
+_TIME = struct.Struct(">BBBIBB")  # hour minute second microsecond fold tzkind
+_DATE = struct.Struct(">HBB")  # year month day
+_TIMEDELTA = struct.Struct(">iII")  # days seconds microseconds (as normalised by timedelta)
+_OFFSET = struct.Struct(">q")  # UTC offset in microseconds
+# tzkind: 0 naive; 1 offset follows; 2 offset then the timezone's name (UTF-8) follow.
+_TZ_NAIVE, _TZ_OFFSET, _TZ_NAMED = 0, 1, 2
+
+
+def _encode_tz(what: Any, tz: Optional[_dt.tzinfo], offset: Optional[_dt.timedelta]) -> "tuple[int, bytes]":
+    if tz is None:
+        return _TZ_NAIVE, b""
+    if offset is None:
+        raise SerializationError(f"msgpack cannot encode {what!r}: its tzinfo gives no UTC offset")
+    suffix = _OFFSET.pack((offset.days * 86400 + offset.seconds) * 1_000_000 + offset.microseconds)
+    if type(tz) is _dt.timezone:
+        args = tz.__getinitargs__()  # (offset,) or (offset, name): only an explicit name is kept
+        if len(args) == 2:
+            return _TZ_NAMED, suffix + args[1].encode("utf-8", "surrogatepass")
+    return _TZ_OFFSET, suffix
+
+
+def _decode_tz(kind: int, rest: bytes) -> Optional[_dt.tzinfo]:
+    if kind == _TZ_NAIVE and not rest:
+        return None
+    if kind == _TZ_OFFSET and len(rest) == _OFFSET.size:
+        return _dt.timezone(_dt.timedelta(microseconds=_OFFSET.unpack(rest)[0]))
+    if kind == _TZ_NAMED and len(rest) >= _OFFSET.size:
+        offset = _dt.timedelta(microseconds=_OFFSET.unpack_from(rest)[0])
+        return _dt.timezone(offset, rest[_OFFSET.size :].decode("utf-8", "surrogatepass"))
+    raise SerializationError(f"corrupt msgpack payload: bad timezone field (kind {kind}, {len(rest)} bytes)")
+
+
+def _ext_bigint(value: int, packb: Callable[[Any], bytes]) -> msgpack.ExtType:
+    # Only reached for ints msgpack cannot hold natively; +8 leaves room for the sign bit.
+    return msgpack.ExtType(_EXT_BIGINT, value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True))
+
+
+def _ext_datetime(value: _dt.datetime, packb: Callable[[Any], bytes]) -> msgpack.ExtType:
+    kind, tz = _encode_tz(value, value.tzinfo, value.utcoffset())
+    head = _DATETIME.pack(
+        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond,
+        value.fold, kind,
+    )  # fmt: skip
+    return msgpack.ExtType(_EXT_DATETIME, head + tz)
+
+
+def _ext_time(value: _dt.time, packb: Callable[[Any], bytes]) -> msgpack.ExtType:
+    kind, tz = _encode_tz(value, value.tzinfo, value.utcoffset())
+    head = _TIME.pack(value.hour, value.minute, value.second, value.microsecond, value.fold, kind)
+    return msgpack.ExtType(_EXT_TIME, head + tz)
+
+
+_EXT_ENCODERS: Dict[type, Callable[[Any, Callable[[Any], bytes]], msgpack.ExtType]] = {
+    int: _ext_bigint,
+    tuple: lambda v, packb: msgpack.ExtType(_EXT_TUPLE, packb(list(v))),
+    set: lambda v, packb: msgpack.ExtType(_EXT_SET, packb(list(v))),
+    frozenset: lambda v, packb: msgpack.ExtType(_EXT_FROZENSET, packb(list(v))),
+    _dt.datetime: _ext_datetime,
+    _dt.date: lambda v, packb: msgpack.ExtType(_EXT_DATE, _DATE.pack(v.year, v.month, v.day)),
+    _dt.time: _ext_time,
+    _dt.timedelta: lambda v, packb: msgpack.ExtType(
+        _EXT_TIMEDELTA, _TIMEDELTA.pack(v.days, v.seconds, v.microseconds)
+    ),
+    decimal.Decimal: lambda v, packb: msgpack.ExtType(_EXT_DECIMAL, str(v).encode("ascii")),
+    uuid.UUID: lambda v, packb: msgpack.ExtType(_EXT_UUID, v.bytes),
+}
+
+
+def _make_packb(unicode_errors: Optional[str]) -> Callable[[Any], bytes]:
+    def default(value: Any) -> msgpack.ExtType:
+        encode = _EXT_ENCODERS.get(type(value))
+        if encode is None:
+            raise SerializationError(f"msgpack cannot encode a value of type {_type_name(value)}")
+        return encode(value, packb)  # containers inside an ext type are packed the same way
+
+    def packb(value: Any) -> bytes:
+        # strict_types: tuples and subclasses reach `default` instead of being packed as their base type.
+        return msgpack.packb(
+            value, default=default, use_bin_type=True, strict_types=True, unicode_errors=unicode_errors
+        )
+
+    return packb
+
+
+_msgpack_packb = _make_packb(None)
+# For str holding lone surrogates (os.fsdecode output, say), which strict UTF-8 refuses. Only the values
+# that need it take this path: unicode_errors costs ~0.3 µs per packb call.
+_msgpack_packb_surrogates = _make_packb("surrogatepass")
+
+
+def _ext_decode_datetime(data: bytes) -> _dt.datetime:
+    y, mo, d, h, mi, s, us, fold, kind = _DATETIME.unpack_from(data)
+    return _dt.datetime(y, mo, d, h, mi, s, us, tzinfo=_decode_tz(kind, data[_DATETIME.size :]), fold=fold)
+
+
+def _ext_decode_time(data: bytes) -> _dt.time:
+    h, mi, s, us, fold, kind = _TIME.unpack_from(data)
+    return _dt.time(h, mi, s, us, tzinfo=_decode_tz(kind, data[_TIME.size :]), fold=fold)
+
+
+def _ext_decode_timedelta(data: bytes) -> _dt.timedelta:
+    days, seconds, microseconds = _TIMEDELTA.unpack(data)
+    return _dt.timedelta(days=days, seconds=seconds, microseconds=microseconds)
+
+
+def _ext_decode_decimal(data: bytes) -> decimal.Decimal:
+    # Decimal() under a context that does not trap InvalidOperation would turn garbage into NaN.
+    with decimal.localcontext() as ctx:
+        ctx.traps[decimal.InvalidOperation] = True
+        return decimal.Decimal(data.decode("ascii"))
+
+
+def _ext_decode_uuid(data: bytes) -> uuid.UUID:
+    return uuid.UUID(bytes=data)
+
+
+_EXT_DECODERS: Dict[int, Callable[[bytes], Any]] = {
+    _EXT_BIGINT: lambda data: int.from_bytes(data, "big", signed=True),
+    _EXT_TUPLE: lambda data: tuple(_msgpack_unpackb(data)),
+    _EXT_SET: lambda data: set(_msgpack_unpackb(data)),
+    _EXT_FROZENSET: lambda data: frozenset(_msgpack_unpackb(data)),
+    _EXT_DATETIME: _ext_decode_datetime,
+    _EXT_DATE: lambda data: _dt.date(*_DATE.unpack(data)),
+    _EXT_TIME: _ext_decode_time,
+    _EXT_TIMEDELTA: _ext_decode_timedelta,
+    _EXT_DECIMAL: _ext_decode_decimal,
+    _EXT_UUID: _ext_decode_uuid,
+}
+
+
+def _msgpack_ext_hook(code: int, data: bytes) -> Any:
+    decode = _EXT_DECODERS.get(code)
+    if decode is None:
+        raise SerializationError(f"corrupt msgpack payload: unknown ext type {code}")
+    return decode(data)
+
+
+def _msgpack_unpackb(data: bytes) -> Any:
+    # Tuples are an ext type, so use_list=True loses nothing and lists stay lists. strict_map_key=False:
+    # int, bytes, tuple... keys are legitimate here. surrogatepass reads what _msgpack_packb_surrogates wrote.
+    return msgpack.unpackb(
+        data,
+        ext_hook=_msgpack_ext_hook,
+        raw=False,
+        use_list=True,
+        strict_map_key=False,
+        unicode_errors="surrogatepass",
+    )
+
+
+def _msgpack_dumps(value: Any) -> bytes:
+    try:
+        try:
+            return _msgpack_packb(value)
+        except UnicodeEncodeError:
+            return _msgpack_packb_surrogates(value)
+    except SerializationError:
+        raise
+    except (TypeError, ValueError, OverflowError, RecursionError, struct.error) as exc:
+        # ValueError covers "recursion limit exceeded" (a container holding itself, or very deep nesting).
+        raise SerializationError(f"msgpack cannot encode value: {type(exc).__name__}: {exc}") from exc
+
+
+def _msgpack_loads(payload: bytes) -> Any:
+    try:
+        return _msgpack_unpackb(payload)
+    except SerializationError:
+        raise
+    except Exception as exc:  # any failure here is a corrupt payload: msgpack, struct, datetime, decimal...
+        raise SerializationError(f"corrupt msgpack payload: {type(exc).__name__}: {exc}") from exc
+
+
+# --- json -----------------------------------------------------------------------------------------------
+def _json_default(value: Any) -> Any:
+    raise SerializationError(f"json cannot encode a value of type {_type_name(value)}")
+
+
+def _json_reject_constant(name: str) -> Any:
+    raise SerializationError(f"corrupt json payload: {name} is not a value tiercache writes")
+
+
+# One encoder and decoder for the process: they hold configuration only (json.loads shares one likewise).
+# ensure_ascii=False keeps non-ASCII text compact; it is encoded with surrogatepass, which json's bytes
+# decoding mirrors, so every str round-trips.
+_JSON_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_json_default
+)
+_JSON_DECODER = json.JSONDecoder(parse_constant=_json_reject_constant)
+_JSON_CONTAINERS = (dict, list, tuple)
+
+
+def _json_check_keys(value: Any) -> None:
+    """Reject non-str dict keys, which json.dumps would silently turn into strings ({1: x} -> {"1": x})."""
+    # Runs after a successful encode, so the value holds no cycle.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise SerializationError(
+                        f"json cannot encode a dict key of type {_type_name(key)} ({key!r}): keys must be str"
+                    )
+                if isinstance(child, _JSON_CONTAINERS):
+                    stack.append(child)
+        else:
+            stack.extend(child for child in item if isinstance(child, _JSON_CONTAINERS))
+
+
+def _json_dumps(value: Any) -> bytes:
+    try:
+        text = _JSON_ENCODER.encode(value)
+    except SerializationError:
+        raise
+    except (TypeError, ValueError, RecursionError) as exc:  # NaN/inf, cycles, unsupported key types
+        raise SerializationError(f"json cannot encode value: {exc}") from exc
+    if "{" in text and isinstance(value, _JSON_CONTAINERS):  # no "{" anywhere: no dict to check
+        _json_check_keys(value)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _json_loads(payload: bytes) -> Any:
+    try:
+        return _JSON_DECODER.decode(payload.decode("utf-8", "surrogatepass"))
+    except SerializationError:
+        raise
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise SerializationError(f"corrupt json payload: {exc}") from exc
+
+
+# --- pickle ---------------------------------------------------------------------------------------------
+def _pickle_dumps(value: Any) -> bytes:
+    try:
+        return pickle.dumps(value, protocol=_PICKLE_PROTOCOL)
+    except Exception as exc:  # __reduce__ and friends may raise anything; the cause is kept
+        raise SerializationError(f"pickle cannot encode a value of type {_type_name(value)}: {exc}") from exc
+
+
+def _pickle_loads(payload: bytes) -> Any:
+    # Only ever called on data whose HMAC verified.
+    try:
+        return pickle.loads(payload)
+    except Exception as exc:  # e.g. the class moved or its module is gone in this process
+        raise SerializationError(
+            f"signed pickle payload could not be loaded: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+# --- the codec ------------------------------------------------------------------------------------------
+_ENCODERS: Dict[str, Callable[[Any], bytes]] = {
+    "msgpack": _msgpack_dumps,
+    "json": _json_dumps,
+    "pickle": _pickle_dumps,
+}
+_DECODERS: Dict[int, Callable[[bytes], Any]] = {
+    _TAG_MSGPACK: _msgpack_loads,
+    _TAG_JSON: _json_loads,
+    _TAG_PICKLE: _pickle_loads,
+}
+
+
+def _resolve_hmac_key(hmac_key: Union[str, bytes, bytearray, None]) -> Optional[bytes]:
+    if hmac_key is None:
+        env = os.environ.get(HMAC_KEY_ENV, "")
+        # surrogateescape gives back the raw bytes of a key that is not valid UTF-8 (POSIX).
+        return env.encode("utf-8", "surrogateescape") if env else None
+    if isinstance(hmac_key, str):
+        key = hmac_key.encode("utf-8", "surrogateescape")
+    elif isinstance(hmac_key, (bytes, bytearray)):
+        key = bytes(hmac_key)
+    else:
+        raise TypeError(f"hmac_key must be str, bytes or None, got {_type_name(hmac_key)}")
+    if not key:
+        raise ConfigError("hmac_key must not be empty")
+    return key
+
+
+def _inflate(payload: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(payload)
+    except zlib.error as exc:
+        raise SerializationError(f"corrupt zlib stream: {exc}") from exc
+    # zlib.decompress() would accept a stream followed by junk; a stored value is exactly one stream.
+    if not inflater.eof or inflater.unused_data:
+        raise SerializationError("corrupt zlib stream: truncated, or followed by stray bytes")
+    return out
+
+
+class Codec:
+    """Turns values into tagged bytes for L2 and back. Immutable after construction, so thread-safe.
+
+    `serializer` is the format dumps() writes ("msgpack", "json" or "pickle"); loads() reads any format
+    this codec can (pickle only with an HMAC key). `compression="zlib"` compresses payloads longer than
+    `compress_threshold` bytes, keeping the result only when it is smaller. `hmac_key` (str or bytes,
+    default: the TIERCACHE_HMAC_KEY environment variable) signs and verifies pickle; "pickle" without a
+    key raises ConfigError. loads() raises SerializationError for bytes it cannot decode, and its subclass
+    IntegrityError for pickle data that is unsigned, truncated, tampered or signed with another key.
+    """
+
+    __slots__ = ("name", "compression", "compress_threshold", "_tag", "_encode", "_key")
+
+    name: str
+    compression: Optional[str]
+    compress_threshold: int
+
+    def __init__(
+        self,
+        serializer: str = "msgpack",
+        *,
+        compression: Optional[str] = None,
+        compress_threshold: int = 1024,
+        hmac_key: Union[str, bytes, bytearray, None] = None,
+    ) -> None:
+        if not isinstance(serializer, str):
+            raise TypeError(f"serializer must be a str, got {_type_name(serializer)} {serializer!r}")
+        if serializer not in SERIALIZERS:
+            raise ConfigError(f"serializer must be one of {', '.join(SERIALIZERS)}; got {serializer!r}")
+        if compression not in COMPRESSIONS:
+            raise ConfigError(f"compression must be None or 'zlib', got {compression!r}")
+        if isinstance(compress_threshold, bool) or not isinstance(compress_threshold, int):
+            got = f"{_type_name(compress_threshold)} {compress_threshold!r}"
+            raise TypeError(f"compress_threshold must be an int, got {got}")
+        if compress_threshold < 0:
+            raise ConfigError(f"compress_threshold must be >= 0, got {compress_threshold!r}")
+        key = _resolve_hmac_key(hmac_key)
+        if serializer == "pickle" and key is None:
+            raise ConfigError(
+                f"serializer='pickle' requires an HMAC key: pass hmac_key= or set {HMAC_KEY_ENV} "
+                "(unsigned pickle read from a shared cache would run code for anyone able to write to it)"
+            )
+        self.name = serializer
+        self.compression = compression
+        self.compress_threshold = compress_threshold
+        self._tag = _TAGS[serializer]
+        self._encode = _ENCODERS[serializer]
+        self._key = key
+
+    def __repr__(self) -> str:
+        key = "<set>" if self._key is not None else None
+        return (
+            f"Codec({self.name!r}, compression={self.compression!r}, "
+            f"compress_threshold={self.compress_threshold!r}, hmac_key={key})"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if hasattr(self, "_key"):  # set last in __init__
+            raise AttributeError(f"Codec is immutable; cannot set {name!r}")
+        object.__setattr__(self, name, value)
+
+    def dumps(self, value: Any) -> bytes:
+        """Encode `value` as tagged bytes; SerializationError when this format cannot hold it."""
+        payload = self._encode(value)
+        flags = 0
+        if self.compression is not None and len(payload) > self.compress_threshold:
+            packed = zlib.compress(payload, _ZLIB_LEVEL)
+            if len(packed) < len(payload):
+                payload = packed
+                flags = _FLAG_ZLIB
+        header = bytes((self._tag, flags))
+        if self._tag == _TAG_PICKLE:
+            assert self._key is not None  # __init__ refuses pickle without a key
+            return header + hmac.digest(self._key, header + payload, "sha256") + payload
+        return header + payload
+
+    def loads(self, data: bytes) -> Any:
+        """Decode bytes written by any Codec; SerializationError (IntegrityError for pickle) if invalid."""
+        if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                raise TypeError(f"data must be bytes, got {_type_name(data)}")
+            data = bytes(data)
+        if len(data) < _HEADER_SIZE:
+            raise SerializationError(f"stored value is {len(data)} byte(s), shorter than the 2-byte header")
+        tag, flags = data[0], data[1]
+        decode = _DECODERS.get(tag)
+        if decode is None:
+            raise SerializationError(f"unknown format tag {data[:1]!r} (expected b'M', b'J' or b'P')")
+        if tag == _TAG_PICKLE:
+            # Verified before anything else is read, flags included: nothing unauthenticated is acted on.
+            payload = self._verify(data)
+        else:
+            payload = data[_HEADER_SIZE:]
+        if flags & ~_FLAG_ZLIB:
+            raise SerializationError(f"unknown flags 0x{flags:02x} in stored value (only bit 0 is defined)")
+        if flags & _FLAG_ZLIB:
+            payload = _inflate(payload)
+        return decode(payload)
+
+    def _verify(self, data: bytes) -> bytes:
+        if self._key is None:
+            raise IntegrityError(
+                "stored value is pickle but this codec has no HMAC key "
+                f"(pass hmac_key= or set {HMAC_KEY_ENV}); it was not unpickled"
+            )
+        start = _HEADER_SIZE + _MAC_SIZE
+        if len(data) < start:
+            raise IntegrityError(f"pickle value is {len(data)} bytes, too short for its HMAC; not unpickled")
+        payload = data[start:]
+        expected = hmac.digest(self._key, data[:_HEADER_SIZE] + payload, "sha256")
+        if not hmac.compare_digest(expected, data[_HEADER_SIZE:start]):
+            raise IntegrityError(
+                "pickle value failed HMAC verification (unsigned, tampered or another key); not unpickled"
+            )
+        return payload
+
+
+def get_codec(name: str, **opts: Any) -> Codec:
+    """The Codec for serializer `name` ("msgpack", "json" or "pickle"); `opts` as for Codec."""
+    if name not in SERIALIZERS:
+        raise ConfigError(f"unknown serializer {name!r}; choose one of {', '.join(SERIALIZERS)}")
+    return Codec(name, **opts)
