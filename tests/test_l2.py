@@ -1,0 +1,699 @@
+"""The L2 contract, run against every backend on real storage: SQLite in tmp_path, a real redis-server and a
+real 3-node Redis Cluster (fixtures in tests/redis_servers.py). Backend-specific behaviour follows the
+contract: round trips counted on the server, processes sharing one SQLite file, outages, URL parsing.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import socket
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import pytest
+
+from tiercache.errors import L2Error
+from tiercache.l2 import L2, SQLiteL2, from_url
+
+BACKENDS = ["sqlite", "redis", "redis-cluster"]
+
+
+class FakeClock:
+    """Wall-clock seconds that move only when told to."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Backend:
+    name: str
+    l2: Any
+    advance: Callable[[float], None]  # let at least this many seconds pass, as the backend's TTLs see time
+    servers: Any = None  # RedisServer / RedisClusterServers, None for SQLite
+
+    @property
+    def is_redis(self) -> bool:
+        return self.name != "sqlite"
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = 2.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not reached within {timeout}s")
+        time.sleep(0.005)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    name = request.param
+    if name == "sqlite":
+        clock = FakeClock()
+        b = Backend(name, SQLiteL2(tmp_path / "l2.sqlite3", clock=clock), clock.advance)
+    elif name == "redis":
+        from tiercache.l2 import RedisL2
+
+        url = request.getfixturevalue("redis_url")
+        b = Backend(name, RedisL2(url), time.sleep, request.getfixturevalue("redis_server"))
+    else:
+        from tiercache.l2 import RedisClusterL2
+
+        url = request.getfixturevalue("redis_cluster_url")
+        b = Backend(name, RedisClusterL2(url), time.sleep, request.getfixturevalue("redis_cluster"))
+    try:
+        yield b
+    finally:
+        b.l2.close()
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def redis_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    from tiercache.l2 import RedisClusterL2, RedisL2
+
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        b = Backend("redis", RedisL2(url), time.sleep, request.getfixturevalue("redis_server"))
+    else:
+        url = request.getfixturevalue("redis_cluster_url")
+        b = Backend("redis-cluster", RedisClusterL2(url), time.sleep, request.getfixturevalue("redis_cluster"))
+    try:
+        yield b
+    finally:
+        b.l2.close()
+
+
+def server_clients(b: Backend) -> List[Any]:
+    return [b.servers.client()] if b.name == "redis" else b.servers.clients()
+
+
+def commandstats(b: Backend) -> Dict[str, int]:
+    """Calls per command, summed over the backend's servers."""
+    totals: Dict[str, int] = {}
+    for client in server_clients(b):
+        try:
+            for name, stats in client.info("commandstats").items():
+                command = name.replace("cmdstat_", "")
+                totals[command] = totals.get(command, 0) + int(stats["calls"])
+        finally:
+            client.close()
+    return totals
+
+
+def pttl(b: Backend, key: str) -> int:
+    if b.name == "redis":
+        client = b.servers.client()
+    else:
+        import redis.cluster
+
+        client = redis.cluster.RedisCluster.from_url(b.servers.url.replace("redis+cluster://", "redis://"))
+    try:
+        return int(client.pttl(key))
+    finally:
+        client.close()
+
+
+# -- the contract ------------------------------------------------------------------------------------------
+
+
+def test_backends_satisfy_the_protocol(backend: Backend) -> None:
+    assert isinstance(backend.l2, L2)
+    assert backend.l2.kind == backend.name
+
+
+def test_round_trip_and_overwrite(backend: Backend) -> None:
+    l2 = backend.l2
+    values = {"t:empty": b"", "t:binary": bytes(range(256)) * 4, "t:big": b"x" * (1 << 20), "t:uni:ключ": b"v"}
+    for key, data in values.items():
+        l2.set(key, data)
+    for key, data in values.items():
+        assert l2.get(key) == data
+    l2.set("t:binary", b"new")
+    assert l2.get("t:binary") == b"new"
+
+
+def test_missing_is_none(backend: Backend) -> None:
+    assert backend.l2.get("t:nothing") is None
+    assert backend.l2.get_many(["t:nothing", "t:nothing2"]) == [None, None]
+
+
+def test_ttl_expiry(backend: Backend) -> None:
+    l2 = backend.l2
+    l2.set("t:short", b"1", ttl=0.05)
+    l2.set_many({"t:short2": b"2", "t:short3": b"3"}, ttl=0.05)
+    l2.set("t:kept", b"k")
+    l2.set("t:long", b"l", ttl=3600)
+    assert l2.get("t:short") == b"1"
+    assert l2.get_many(["t:short2", "t:short3"]) == [b"2", b"3"]
+    backend.advance(0.06)
+    eventually(lambda: l2.get("t:short") is None, what="t:short to expire")
+    eventually(lambda: l2.get_many(["t:short2", "t:short3"]) == [None, None], what="set_many ttl expiry")
+    assert l2.get_many(["t:kept", "t:long", "t:short"]) == [b"k", b"l", None]
+    assert l2.delete("t:short") is False  # an expired key does not exist
+
+
+def test_ttl_is_checked(backend: Backend) -> None:
+    for bad in (0, -1, math.nan, math.inf):
+        with pytest.raises(ValueError, match="ttl"):
+            backend.l2.set("t:k", b"v", ttl=bad)
+        with pytest.raises(ValueError, match="ttl"):
+            backend.l2.set_many({"t:k": b"v"}, ttl=bad)
+    with pytest.raises(TypeError, match="ttl"):
+        backend.l2.set("t:k", b"v", ttl="10")
+    assert backend.l2.get("t:k") is None
+
+
+def test_get_many_keeps_order_and_reports_missing(backend: Backend) -> None:
+    l2 = backend.l2
+    l2.set("t:a", b"A")
+    l2.set("t:c", b"C")
+    assert l2.get_many(["t:c", "t:missing", "t:a", "t:c"]) == [b"C", None, b"A", b"C"]
+    assert l2.get_many([]) == []
+
+
+def test_set_many_and_get_many_at_scale(backend: Backend) -> None:
+    l2 = backend.l2
+    items = {f"t:many:{i}": str(i).encode() for i in range(1200)}  # over SQLite's 500-parameter chunks
+    l2.set_many(items)
+    l2.set_many({})
+    keys = list(items)[::-1] + ["t:many:absent"]
+    assert l2.get_many(keys) == [items[k] for k in keys[:-1]] + [None]
+
+
+def test_delete_reports_existence(backend: Backend) -> None:
+    l2 = backend.l2
+    l2.set("t:d", b"1")
+    assert l2.delete("t:d") is True
+    assert l2.get("t:d") is None
+    assert l2.delete("t:d") is False
+
+
+def test_clear_namespace_removes_only_the_prefix(backend: Backend) -> None:
+    l2 = backend.l2
+    inside = {f"tiercache:v1:dev:users:{i}": b"u" for i in range(2500)}  # several SCAN/UNLINK batches
+    outside = {
+        "tiercache:v1:dev:users": b"the prefix without its colon",
+        "tiercache:v1:dev:users2:1": b"a longer namespace",
+        "tiercache:v1:dev:user:1": b"a shorter one",
+        "tiercache:v1:prod:users:1": b"another env",
+        "tiercache:v1:dev:Users:1": b"case differs",
+    }
+    l2.set_many({**inside, **outside})
+    assert l2.clear_namespace("tiercache:v1:dev:users:") == len(inside)
+    assert l2.get_many(list(inside)[:10]) == [None] * 10
+    assert l2.get_many(list(outside)) == list(outside.values())
+    assert l2.clear_namespace("tiercache:v1:dev:users:") == 0
+
+
+@pytest.mark.parametrize(
+    "prefix, decoys",
+    [
+        # Each decoy matches the prefix read as an unescaped glob pattern (or as a byte range cut at U+FFFF).
+        ("t:a*b?c[xy]d\\e:", ["t:aQQbZcxde:1", "t:a*b?cxd\\e:1", "t:a*b?c[xy]de:1"]),
+        ("t:[^a]:", ["t:b:1", "t:[^b]:1"]),
+        ("t:\U0001f600:", ["t:\U0001f601:1", "t:\U0001f600"]),
+        ("t:\U0010ffff", ["t:\U0010fffe:1", "t;"]),
+    ],
+    ids=["glob", "brackets", "astral", "max-codepoint"],
+)
+def test_clear_namespace_takes_the_prefix_literally(backend: Backend, prefix: str, decoys: List[str]) -> None:
+    l2 = backend.l2
+    inside = [prefix + "1", prefix + "\U0001f600", prefix + "\uffff\uffff", prefix + "*", prefix]
+    l2.set_many({key: b"in" for key in inside})
+    l2.set_many({key: b"out" for key in decoys})
+    assert l2.clear_namespace(prefix) == len(inside)
+    assert l2.get_many(inside) == [None] * len(inside)
+    assert l2.get_many(decoys) == [b"out"] * len(decoys)
+
+
+def test_clear_namespace_refuses_an_empty_prefix(backend: Backend) -> None:
+    backend.l2.set("t:k", b"v")
+    with pytest.raises(ValueError, match="prefix"):
+        backend.l2.clear_namespace("")
+    with pytest.raises(TypeError, match="prefix"):
+        backend.l2.clear_namespace(b"t:")
+    assert backend.l2.get("t:k") == b"v"
+
+
+def test_ping_and_close(backend: Backend) -> None:
+    l2 = backend.l2
+    assert l2.ping() is True
+    l2.close()
+    l2.close()
+    with pytest.raises(L2Error, match="closed"):
+        l2.get("t:k")
+    with pytest.raises(L2Error, match="closed"):
+        l2.set_many({"t:k": b"v"})
+
+
+def test_threads_share_one_backend(backend: Backend) -> None:
+    l2 = backend.l2
+    errors: List[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(50):
+                key = f"t:thread:{n}:{i}"
+                l2.set(key, key.encode())
+                assert l2.get(key) == key.encode()
+            l2.set_many({f"t:thread:{n}:m{i}": b"m" for i in range(20)})
+            assert l2.get_many([f"t:thread:{n}:m{i}" for i in range(20)]) == [b"m"] * 20
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+
+
+# -- Redis and Redis Cluster -------------------------------------------------------------------------------
+
+
+def test_redis_sets_the_ttl_in_milliseconds(redis_backend: Backend) -> None:
+    l2 = redis_backend.l2
+    l2.set("t:ttl", b"v", ttl=30)
+    assert 29_000 < pttl(redis_backend, "t:ttl") <= 30_000
+    l2.set_many({"t:ttl2": b"v", "t:ttl3": b"v"}, ttl=2.5)
+    assert 2_000 < pttl(redis_backend, "t:ttl3") <= 2_500
+    l2.set("t:none", b"v")
+    assert pttl(redis_backend, "t:none") == -1
+    l2.set("t:tiny", b"v", ttl=0.0001)  # rounds up to PX 1, never to an invalid PX 0
+
+
+def test_many_key_calls_take_one_round_trip(redis_backend: Backend) -> None:
+    import redis.connection
+
+    l2 = redis_backend.l2
+    keys = [f"t:rt:{i}" for i in range(100)]
+    l2.ping()  # connect (and, for the cluster, learn the slot map) before counting
+    primaries = 1 if redis_backend.name == "redis" else len(redis_backend.servers.nodes)
+
+    def sends_during(call: Callable[[], Any]) -> int:
+        """How many times `call` wrote to a socket (each pipelined batch is written at once)."""
+        sends: List[int] = []
+        original = redis.connection.AbstractConnection.send_packed_command
+
+        def counting(self: Any, command: Any, check_health: bool = True) -> None:
+            sends.append(1)
+            original(self, command, check_health)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+            call()
+        return len(sends)
+
+    before = commandstats(redis_backend)
+    # One write per node: the pipeline is sent whole (for the cluster: to each node before reading any reply).
+    assert 1 <= sends_during(lambda: l2.set_many({key: b"v" for key in keys}, ttl=60)) <= primaries
+    after = commandstats(redis_backend)
+    assert after.get("set", 0) - before.get("set", 0) == 100
+    assert after.get("multi", 0) == before.get("multi", 0)  # transaction=False: no MULTI/EXEC
+    if redis_backend.name == "redis-cluster":  # the keys really are spread over the three primaries
+        for client in server_clients(redis_backend):
+            try:
+                assert client.info("commandstats")["cmdstat_set"]["calls"] > 10
+            finally:
+                client.close()
+
+    got: List[Any] = []
+    assert 1 <= sends_during(lambda: got.extend(l2.get_many(keys))) <= primaries
+    assert got == [b"v"] * 100
+    final = commandstats(redis_backend)
+    assert final.get("get", 0) == after.get("get", 0)
+    if redis_backend.name == "redis":
+        assert final.get("mget", 0) - after.get("mget", 0) == 1
+    else:  # MGET per slot, pipelined per node
+        assert final.get("mget", 0) - after.get("mget", 0) >= 1
+
+
+def test_clear_namespace_uses_scan_and_unlink(redis_backend: Backend) -> None:
+    l2 = redis_backend.l2
+    l2.set_many({f"t:scan:{i}": b"v" for i in range(50)})
+    before = commandstats(redis_backend)
+    assert l2.clear_namespace("t:scan:") == 50
+    after = commandstats(redis_backend)
+    assert after.get("scan", 0) > before.get("scan", 0)
+    assert after.get("unlink", 0) > before.get("unlink", 0)
+    for forbidden in ("keys", "flushdb", "flushall", "del"):
+        assert after.get(forbidden, 0) == before.get(forbidden, 0), forbidden
+
+
+def test_publish_reaches_a_subscriber(redis_backend: Backend) -> None:
+    l2 = redis_backend.l2
+    other = type(l2)(redis_backend.l2.url)
+    sub = other.subscribe("tiercache:invalidate")
+    try:
+        assert l2.publish("tiercache:invalidate", b"ns\x00key") >= 1
+        got: List[Optional[bytes]] = []
+        eventually(lambda: got.append(sub.get_message(timeout=0.05)) or got[-1] is not None, what="a message")
+        assert got[-1] == b"ns\x00key"
+        assert sub.get_message(timeout=0.01) is None
+    finally:
+        sub.close()
+        sub.close()
+        other.close()
+    with pytest.raises(L2Error, match="closed"):
+        sub.get_message(timeout=0)
+
+
+def free_closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("scheme", ["redis", "redis+cluster"])
+def test_unreachable_redis_fails_fast(scheme: str) -> None:
+    port = free_closed_port()
+    l2 = from_url(f"{scheme}://127.0.0.1:{port}")  # constructing never connects
+    try:
+        for call in (lambda: l2.get("k"), lambda: l2.get_many(["a", "b"]), lambda: l2.set("k", b"v"),
+                     lambda: l2.set_many({"k": b"v"}), lambda: l2.delete("k"), lambda: l2.clear_namespace("p:"),
+                     l2.ping, lambda: l2.publish("c", b"m"), lambda: l2.subscribe("c")):
+            started = time.monotonic()
+            with pytest.raises(L2Error) as info:
+                call()
+            assert time.monotonic() - started < 1.0  # refused at once: no retry storm, no backoff sleeps
+            assert info.value.__cause__ is not None
+    finally:
+        l2.close()
+
+
+def test_unanswering_redis_fails_within_the_socket_timeout() -> None:
+    from tiercache.l2 import RedisL2
+
+    # A listening socket that never accepts: connects succeed (the kernel's backlog) and no reply ever comes.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        l2 = RedisL2(f"redis://127.0.0.1:{port}", socket_timeout=0.2, socket_connect_timeout=0.2)
+        try:
+            started = time.monotonic()
+            with pytest.raises(L2Error):
+                l2.get("k")
+            assert time.monotonic() - started < 1.0
+        finally:
+            l2.close()
+
+
+def test_redis_survives_a_server_restart(redis_url: str, redis_server: Any) -> None:
+    from tiercache.l2 import RedisL2
+
+    l2 = RedisL2(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    sub = l2.subscribe("chan")
+    try:
+        l2.set("t:k", b"v")
+        redis_server.kill()
+        with pytest.raises(L2Error):
+            l2.get("t:k")
+        with pytest.raises(L2Error):
+            l2.publish("chan", b"m")
+        with pytest.raises(L2Error):
+            sub.get_message(timeout=0.05)
+        assert sub.closed
+        redis_server.start()
+        # No persistence: the restarted server is empty, and pooled sockets to the dead one are replaced.
+        assert l2.get("t:k") is None
+        l2.set("t:k", b"w")
+        assert l2.get("t:k") == b"w"
+        sub = l2.subscribe("chan")
+        assert l2.publish("chan", b"m") == 1
+    finally:
+        sub.close()
+        l2.close()
+
+
+def test_listen_delivers_and_reports_reconnects(redis_url: str, redis_server: Any) -> None:
+    from tiercache.l2 import RedisL2
+
+    listener, publisher = RedisL2(redis_url), RedisL2(redis_url)
+    received: List[bytes] = []
+    reconnects: List[float] = []
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=listener.listen, args=("inv", received.append, lambda: reconnects.append(time.monotonic()), stop),
+        kwargs={"poll_interval": 0.02}, daemon=True,
+    )
+    thread.start()
+    try:
+        # publish until the listener has subscribed and got one
+        eventually(lambda: publisher.publish("inv", b"first") > 0 and bool(received), what="the first message")
+        assert received[0] == b"first" and not reconnects
+        redis_server.kill()
+        redis_server.start()
+        eventually(lambda: bool(reconnects), what="on_reconnect after the restart")
+        received.clear()
+        eventually(lambda: publisher.publish("inv", b"again") > 0 and bool(received), what="messages again")
+        assert received[0] == b"again" and len(reconnects) == 1
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+        publisher.close()
+    assert not thread.is_alive()
+
+
+def test_subscription_reports_a_silent_reconnect(redis_url: str, redis_server: Any) -> None:
+    from tiercache.l2 import RedisL2
+
+    l2 = RedisL2(redis_url)
+    sub = l2.subscribe("chan")
+    try:
+        redis_server.kill()
+        redis_server.start()  # back before the subscriber notices: redis-py would quietly reconnect
+        with pytest.raises(L2Error, match="re-established"):
+            sub.get_message(timeout=0.05)
+        assert sub.closed
+    finally:
+        sub.close()
+        l2.close()
+
+
+# -- SQLite ------------------------------------------------------------------------------------------------
+
+
+def _write_in_child(path: str, n: int) -> None:
+    l2 = SQLiteL2(path)
+    l2.set_many({f"p:child:{i}": f"c{i}".encode() for i in range(n)})
+    for i in range(n):
+        l2.set(f"p:one:{i}", b"child")
+    l2.close()
+
+
+def _read_in_child(path: str, queue: Any) -> None:
+    l2 = SQLiteL2(path)
+    queue.put(l2.get_many(["p:parent:0", "p:parent:1", "p:absent"]))
+    l2.close()
+
+
+def _reuse_after_fork(l2: SQLiteL2, queue: Any) -> None:
+    l2.set("p:forked", b"from the child")
+    queue.put(l2.get("p:parent"))
+
+
+def _mp() -> Any:
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+
+
+def test_sqlite_is_shared_by_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite3")
+    ctx = _mp()
+    # Two writers race to create the file (WAL switch and schema) while the parent does the same.
+    writers = [ctx.Process(target=_write_in_child, args=(path, 200)) for _ in range(2)]
+    for p in writers:
+        p.start()
+    parent = SQLiteL2(path)
+    parent.set_many({"p:parent:0": b"p0", "p:parent:1": b"p1"})
+    queue = ctx.Queue()
+    reader = ctx.Process(target=_read_in_child, args=(path, queue))
+    reader.start()
+    for i in range(200):  # the parent writes while the children do
+        parent.set(f"p:one:{i}", b"parent")
+    assert queue.get(timeout=20) == [b"p0", b"p1", None]
+    for p in [reader, *writers]:
+        p.join(timeout=20)
+        assert p.exitcode == 0
+    assert parent.get_many([f"p:child:{i}" for i in (0, 199)]) == [b"c0", b"c199"]
+    assert parent.get("p:one:7") in (b"parent", b"child")
+    parent.close()
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_sqlite_instance_is_usable_after_fork(tmp_path: Path) -> None:
+    l2 = SQLiteL2(tmp_path / "fork.sqlite3")
+    l2.set("p:parent", b"from the parent")  # this thread's connection exists before the fork
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_reuse_after_fork, args=(l2, queue))
+    child.start()
+    assert queue.get(timeout=20) == b"from the parent"
+    child.join(timeout=20)
+    assert child.exitcode == 0
+    assert l2.get("p:forked") == b"from the child"
+    assert l2.get("p:parent") == b"from the parent"  # the parent's connection still works
+    l2.close()
+
+
+def test_sqlite_file_settings(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "l2.sqlite3"  # parent directories are created
+    l2 = SQLiteL2(path)
+    l2.set("k", b"v", ttl=10)
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        columns = [(row[1], row[2].upper(), row[3], row[5]) for row in raw.execute("PRAGMA table_info(entries)")]
+        assert columns == [("key", "TEXT", 0, 1), ("value", "BLOB", 1, 0), ("expires", "REAL", 0, 0)]
+        # clear_namespace and the purge are index range searches, never a full scan.
+        plan = " ".join(r[3] for r in raw.execute(
+            "EXPLAIN QUERY PLAN DELETE FROM entries WHERE key >= ? AND key < ?", ("a", "b")))
+        assert "SEARCH" in plan and "key>? AND key<?" in plan, plan
+        plan = " ".join(r[3] for r in raw.execute(
+            "EXPLAIN QUERY PLAN DELETE FROM entries WHERE expires IS NOT NULL AND expires <= ?", (1.0,)))
+        assert "SEARCH" in plan and "entries_expires" in plan, plan
+    finally:
+        raw.close()
+    conn = l2._conn()
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    l2.close()
+
+
+def test_sqlite_purges_expired_rows(tmp_path: Path) -> None:
+    clock = FakeClock()
+    path = tmp_path / "purge.sqlite3"
+    l2 = SQLiteL2(path, clock=clock, purge_every=100)
+
+    def rows() -> int:
+        with sqlite3.connect(path) as raw:
+            return int(raw.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+
+    l2.set_many({f"old:{i}": b"x" for i in range(50)}, ttl=1)
+    clock.advance(2)
+    assert rows() == 50  # invisible to reads, not yet deleted
+    assert l2.get("old:0") is None and rows() == 49  # a read deletes what it meets
+    l2.set_many({f"new:{i}": b"y" for i in range(49)})  # 99 writes
+    assert rows() == 98
+    l2.set("new:last", b"y")  # the 100th write purges
+    assert rows() == 50
+    l2.set("gone", b"z", ttl=1)
+    clock.advance(2)
+    l2.clear_namespace("zzz:")  # clearing purges too
+    assert rows() == 50 and l2.purge_expired() == 0
+    l2.close()
+
+
+def test_sqlite_rejects_memory_databases_and_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="memory"):
+        SQLiteL2(":memory:")
+    with pytest.raises(TypeError, match="path"):
+        SQLiteL2(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        SQLiteL2(tmp_path / "x.db", timeout=-1)
+    with pytest.raises(ValueError, match="purge_every"):
+        SQLiteL2(tmp_path / "x.db", purge_every=0)
+
+
+def test_sqlite_unopenable_path_raises_l2error_on_use(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    l2 = SQLiteL2(blocker / "sub" / "l2.sqlite3")  # its parent cannot be a directory
+    with pytest.raises(L2Error, match="cannot open"):
+        l2.ping()
+    with pytest.raises(L2Error):
+        l2.get("k")
+
+
+# -- from_url ----------------------------------------------------------------------------------------------
+
+
+def test_from_url_defaults_to_sqlite_in_the_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TIERCACHE_L2_URL", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    l2 = from_url(None)
+    assert isinstance(l2, SQLiteL2)
+    assert l2.path == tmp_path / "xdg" / "tiercache" / "l2.sqlite3"
+    assert not l2.path.exists()  # nothing touches the disk before the first call
+    l2.set("k", b"v")
+    assert l2.path.exists()
+    l2.close()
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert SQLiteL2.default_path() == tmp_path / "home" / ".cache" / "tiercache" / "l2.sqlite3"
+
+
+def test_from_url_reads_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIERCACHE_L2_URL", f"sqlite://{tmp_path}/env.db?timeout=2.5")
+    l2 = from_url(None)
+    assert isinstance(l2, SQLiteL2) and l2.path == tmp_path / "env.db" and l2.timeout == 2.5
+    monkeypatch.setenv("TIERCACHE_L2_URL", "redis://127.0.0.1:6399/3")
+    assert from_url(None).kind == "redis"
+    monkeypatch.setenv("TIERCACHE_L2_URL", "")
+    assert from_url(None).kind == "sqlite"
+
+
+def test_from_url_picks_the_backend(tmp_path: Path) -> None:
+    import redis
+
+    from tiercache.l2 import RedisClusterL2, RedisL2
+
+    sqlite_l2 = from_url(f"sqlite://{tmp_path}/a%20b.db")
+    assert isinstance(sqlite_l2, SQLiteL2) and sqlite_l2.path == tmp_path / "a b.db"
+    plain = from_url("redis://user:secret@127.0.0.1:6399/2")
+    assert isinstance(plain, RedisL2)
+    assert plain.client.connection_pool.connection_kwargs["db"] == 2
+    assert "secret" not in repr(plain)
+    tls = from_url("rediss://127.0.0.1:6399")
+    assert isinstance(tls, RedisL2) and tls.client.connection_pool.connection_class is redis.SSLConnection
+    unix = from_url("unix:///tmp/tiercache-test.sock")
+    assert unix.client.connection_pool.connection_class is redis.UnixDomainSocketConnection
+    for url in ("redis+cluster://127.0.0.1:7000", "REDIS+CLUSTER://127.0.0.1:7000", "rediss+cluster://h:7000"):
+        cluster = from_url(url)
+        assert isinstance(cluster, RedisClusterL2) and cluster.kind == "redis-cluster"
+    for l2 in (plain, tls, unix):
+        l2.close()
+
+
+@pytest.mark.parametrize(
+    "url, match",
+    [
+        ("memcached://127.0.0.1:11211", "memcached"),
+        ("sqlite:///:memory:", "memory"),
+        ("sqlite://host/path.db", "host"),
+        ("sqlite://", "no file"),
+        ("sqlite:///tmp/x.db?mode=ro", "mode"),
+        ("localhost:6379", "scheme"),
+        ("", "scheme"),
+    ],
+)
+def test_from_url_rejects(url: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        from_url(url)
+
+
+def test_from_url_type_error() -> None:
+    with pytest.raises(TypeError, match="url"):
+        from_url(6379)  # type: ignore[arg-type]
+
+
+def test_importing_the_package_does_not_import_redis() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, tiercache.l2 as l2; l2.from_url('sqlite:///tmp/x.db'); print('redis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,66 @@
+"""The protocol every shared (L2) tier implements.
+
+Keys are already fully qualified strings (`tiercache:v1:{env}:{namespace}:{key}`, built by the manager) and
+values are bytes (already serialized by tiercache.serialization). A backend knows nothing of namespaces
+beyond `clear_namespace(prefix)`, and nothing of Python objects. Every method may raise L2Error (wrapping
+the client's own exception); the manager's circuit breaker decides what a failure means.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class L2(Protocol):
+    kind: str  # "redis", "redis-cluster", "sqlite"
+
+    def get(self, key: str) -> Optional[bytes]:
+        """The bytes stored under `key`, or None."""
+
+    def get_many(self, keys: List[str]) -> List[Optional[bytes]]:
+        """Bytes for each key, in order (None where absent), in one round trip."""
+
+    def set(self, key: str, data: bytes, ttl: Optional[float] = None) -> None:
+        """Store `data`; `ttl` in seconds (None: kept until deleted)."""
+
+    def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
+        """Store every item with the same ttl, in one round trip."""
+
+    def delete(self, key: str) -> bool:
+        """Remove `key`; True when it existed."""
+
+    def clear_namespace(self, prefix: str) -> int:
+        """Remove every key starting with `prefix` (incremental, never KEYS/FLUSHDB); returns how many."""
+
+    def ping(self) -> bool:
+        """True when the backend answers."""
+
+    def close(self) -> None:
+        """Release connections/files. Idempotent."""
+
+
+class Invalidations(Protocol):
+    """Optional: backends that can broadcast invalidations to other processes (Redis pub/sub)."""
+
+    def publish(self, channel: str, message: bytes) -> None:
+        ...
+
+    def listen(self, channel: str, on_message: Callable[[bytes], None], on_reconnect: Callable[[], None],
+               stop: threading.Event) -> None:
+        ...
+
+
+def chunked(items: Iterable[str], size: int) -> Iterable[List[str]]:
+    batch: List[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+__all__ = ["L2", "Invalidations", "chunked", "Dict"]

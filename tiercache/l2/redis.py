@@ -1,0 +1,505 @@
+"""L2 on Redis (one server) and Redis Cluster, through redis-py (with its hiredis parser when installed).
+
+Every multi-key call is one round trip: MGET for get_many, a non-transactional pipeline of SETs for set_many
+(per cluster node, all nodes written before any is read). Failures of any kind — refused, timed out, a server
+error, a cluster without coverage — are raised as L2Error wrapping redis-py's exception; the manager's circuit
+breaker decides what they mean. Retries are deliberately few (one immediate retry on a broken connection, so a
+restarted server costs no error) so that an outage is reported within about one socket timeout.
+
+Invalidation broadcasts use plain pub/sub: `publish(channel, message)` and `subscribe(channel)`, which returns
+a Subscription. Any L2Error from `Subscription.get_message` means messages may have been missed (the
+connection dropped, or redis-py silently re-established it): close it, subscribe again, and treat everything
+cached as possibly stale. `listen(channel, on_message, on_reconnect, stop)` runs that loop for you.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any, Callable, List, Mapping, Optional, Tuple, Type
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+from redis.retry import Retry
+
+from .._validate import check_ttl
+from ..errors import L2Error
+
+__all__ = ["RedisL2", "RedisClusterL2", "Subscription", "glob_escape"]
+
+# RedisClusterException (topology and coverage problems) is not a RedisError; OSError covers socket and TLS
+# failures redis-py lets through untranslated.
+_ERRORS: Tuple[Type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
+
+# Keys removed per UNLINK by clear_namespace, and the SCAN COUNT hint.
+_BATCH = 1000
+
+
+def glob_escape(text: str) -> str:
+    """`text` with Redis glob metacharacters escaped, so MATCH treats it literally."""
+    return "".join("\\" + ch if ch in "\\*?[]" else ch for ch in text)
+
+
+def _px(ttl: Optional[float]) -> Optional[int]:
+    """Milliseconds for SET PX, rounded up and at least 1, so an entry never expires sooner than asked."""
+    ttl = check_ttl(ttl)
+    if ttl is None:
+        return None
+    return max(1, math.ceil(ttl * 1000.0))
+
+
+def _where(url: str) -> str:
+    """`url` without its credentials, for error messages."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+    except ValueError:
+        return "<unparsable url>"
+
+
+def _prefix_pattern(prefix: str) -> str:
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {type(prefix).__name__} {prefix!r}")
+    if not prefix:
+        raise ValueError("prefix must be a non-empty str: clear_namespace('') would remove every key")
+    return glob_escape(prefix) + "*"
+
+
+class _Closed:
+    """Stands in for the client after close(): every use raises L2Error, at no cost to the open path."""
+
+    def __init__(self, where: str) -> None:
+        self._where = where
+
+    def __getattr__(self, name: str) -> Any:
+        raise L2Error(f"redis L2 {self._where} is closed")
+
+
+class Subscription:
+    """A subscription to one pub/sub channel.
+
+    `get_message(timeout)` waits up to `timeout` seconds (keep it finite and below the socket timeout) and
+    returns the payload bytes of the next message, or None. It raises L2Error when the connection failed or
+    was silently re-established by redis-py — either way messages may have been missed — and the
+    subscription is then closed: subscribe again. `close()` is idempotent. One thread reads a subscription.
+    """
+
+    def __init__(self, pubsub: Any, channel: str, where: str, confirm_timeout: float) -> None:
+        self.channel = channel
+        self._pubsub = pubsub
+        self._where = where
+        self._closed = False
+        self._reconnected = False
+        try:
+            pubsub.subscribe(channel)
+            # Wait for the server's confirmation, so a message published after subscribe() returns is seen.
+            confirmed = False
+            for _ in range(8):
+                reply = pubsub.get_message(timeout=confirm_timeout / 8)
+                if reply is not None and reply.get("type") == "subscribe":
+                    confirmed = True
+                    break
+            if not confirmed:
+                raise redis.TimeoutError(f"no confirmation of SUBSCRIBE {channel!r} within {confirm_timeout}s")
+            # Called by redis-py whenever it re-opens this connection behind our back (it re-subscribes too).
+            pubsub.connection.register_connect_callback(self._on_reconnect)
+        except _ERRORS as exc:
+            pubsub.close()
+            raise L2Error(f"redis SUBSCRIBE {channel!r} failed on {where}: {exc}") from exc
+
+    def _on_reconnect(self, connection: Any) -> None:
+        self._reconnected = True
+
+    def get_message(self, timeout: float = 0.0) -> Optional[bytes]:
+        if self._closed:
+            raise L2Error(f"subscription to {self.channel!r} on {self._where} is closed")
+        try:
+            message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+        except _ERRORS as exc:
+            self.close()
+            raise L2Error(f"redis subscription to {self.channel!r} on {self._where} failed: {exc}") from exc
+        if self._reconnected:
+            self.close()
+            raise L2Error(
+                f"redis subscription to {self.channel!r} on {self._where} was re-established: messages may be lost"
+            )
+        if message is None or message.get("type") != "message":
+            return None
+        return message["data"]  # type: ignore[no-any-return]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pubsub.close()
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Listener:
+    """`listen()`, the Invalidations shape of tiercache.l2.base, built on `subscribe()`."""
+
+    def subscribe(self, channel: str) -> Subscription:  # pragma: no cover - implemented by the backends
+        raise NotImplementedError
+
+    def listen(
+        self,
+        channel: str,
+        on_message: Callable[[bytes], None],
+        on_reconnect: Callable[[], None],
+        stop: threading.Event,
+        *,
+        poll_interval: float = 0.1,
+        max_backoff: float = 2.0,
+    ) -> None:
+        """Call `on_message(payload)` for every message on `channel` until `stop` is set; blocks, so run it in
+        a thread. When the subscription fails (or cannot be made at first) it is retried with backoff up to
+        `max_backoff` seconds, and once it is back `on_reconnect()` is called before any further message:
+        whatever was published meanwhile is lost, so the caller must drop what it may hold stale. Exceptions
+        raised by the callbacks end the loop and propagate.
+        """
+        backoff = 0.05
+        lost = False
+        while not stop.is_set():
+            try:
+                subscription = self.subscribe(channel)
+            except L2Error:
+                lost = True
+                stop.wait(backoff)
+                backoff = min(backoff * 2, max_backoff)
+                continue
+            backoff = 0.05
+            try:
+                if lost:
+                    lost = False
+                    on_reconnect()
+                while not stop.is_set():
+                    payload = subscription.get_message(timeout=poll_interval)
+                    if payload is not None:
+                        on_message(payload)
+            except L2Error:
+                lost = True
+            finally:
+                subscription.close()
+
+
+class RedisL2(_Listener):
+    """L2 on one Redis server: `redis://[user:password@]host:port/db`, `rediss://…` (TLS) or `unix:///path`.
+
+    Connections come from a pool of at most `max_connections`; a caller waits up to `socket_timeout` for a
+    free one. `socket_timeout` bounds every reply, `socket_connect_timeout` every connect. Thread-safe.
+    Query-string options in the URL (e.g. `?socket_timeout=0.5`) override the keyword arguments.
+    """
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        socket_timeout: float = 1.0,
+        socket_connect_timeout: float = 1.0,
+        max_connections: int = 64,
+    ) -> None:
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, got {type(url).__name__} {url!r}")
+        self.url = url
+        self._where = _where(url)
+        self._socket_timeout = socket_timeout
+        # One immediate retry, on broken connections only: a pooled socket to a restarted server fails once and
+        # is replaced; a timeout is not retried, so an unresponsive server costs one socket_timeout, not several.
+        retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=socket_timeout,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            retry=retry,
+        )
+        self._client: Any = redis.Redis.from_pool(pool)
+
+    def __repr__(self) -> str:
+        return f"RedisL2({self._where!r})"
+
+    @property
+    def client(self) -> "redis.Redis":
+        """The underlying redis-py client (for diagnostics and benchmarks)."""
+        return self._client  # type: ignore[no-any-return]
+
+    def _fail(self, op: str, exc: BaseException) -> L2Error:
+        return L2Error(f"redis {op} failed on {self._where}: {exc}")
+
+    def get(self, key: str) -> Optional[bytes]:
+        try:
+            return self._client.get(key)  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail("GET", exc) from exc
+
+    def get_many(self, keys: List[str]) -> List[Optional[bytes]]:
+        """One MGET."""
+        if not keys:
+            return []
+        try:
+            return self._client.mget(keys)  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail("MGET", exc) from exc
+
+    def set(self, key: str, data: bytes, ttl: Optional[float] = None) -> None:
+        px = _px(ttl)
+        try:
+            self._client.set(key, data, px=px)
+        except _ERRORS as exc:
+            raise self._fail("SET", exc) from exc
+
+    def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
+        """One non-transactional pipeline of SETs."""
+        px = _px(ttl)
+        if not items:
+            return
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for key, data in items.items():
+                pipe.set(key, data, px=px)
+            pipe.execute()
+        except _ERRORS as exc:
+            raise self._fail("SET pipeline", exc) from exc
+
+    def delete(self, key: str) -> bool:
+        try:
+            return self._client.unlink(key) > 0  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail("UNLINK", exc) from exc
+
+    def clear_namespace(self, prefix: str) -> int:
+        """SCAN MATCH prefix* and UNLINK in batches of 1000 (never KEYS or FLUSHDB); returns how many."""
+        pattern = _prefix_pattern(prefix)
+        client = self._client
+        removed = 0
+        batch: List[bytes] = []
+        try:
+            for key in client.scan_iter(match=pattern, count=_BATCH):
+                batch.append(key)
+                if len(batch) >= _BATCH:
+                    removed += client.unlink(*batch)
+                    batch = []
+            if batch:
+                removed += client.unlink(*batch)
+        except _ERRORS as exc:
+            raise self._fail(f"clear_namespace({prefix!r})", exc) from exc
+        return removed
+
+    def ping(self) -> bool:
+        """True when the server answers; raises L2Error when it does not."""
+        try:
+            return bool(self._client.ping())
+        except _ERRORS as exc:
+            raise self._fail("PING", exc) from exc
+
+    def publish(self, channel: str, message: bytes) -> int:
+        """Broadcast `message` on `channel`; returns how many subscribers received it."""
+        try:
+            return self._client.publish(channel, message)  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail(f"PUBLISH {channel!r}", exc) from exc
+
+    def subscribe(self, channel: str) -> Subscription:
+        """A Subscription to `channel`, confirmed by the server before this returns (see Subscription)."""
+        try:
+            pubsub = self._client.pubsub()
+        except _ERRORS as exc:
+            raise self._fail(f"SUBSCRIBE {channel!r}", exc) from exc
+        return Subscription(pubsub, channel, self._where, self._socket_timeout)
+
+    def close(self) -> None:
+        """Disconnect the pool; later calls raise L2Error. Idempotent."""
+        client, self._client = self._client, _Closed(self._where)
+        if not isinstance(client, _Closed):
+            client.close()
+
+    def __enter__(self) -> "RedisL2":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def cluster_url_to_redis(url: str) -> str:
+    """`redis+cluster://…` → `redis://…` and `rediss+cluster://…` → `rediss://…`, as redis-py expects."""
+    scheme, sep, rest = url.partition("://")
+    lowered = scheme.lower()
+    if not sep or lowered not in ("redis+cluster", "rediss+cluster"):
+        raise ValueError(f"url must start with redis+cluster:// or rediss+cluster://, got {url!r}")
+    return lowered[: -len("+cluster")] + "://" + rest
+
+
+class RedisClusterL2(_Listener):
+    """L2 on a Redis Cluster: `redis+cluster://host:port` (any node; the rest are discovered), or
+    `rediss+cluster://…` for TLS.
+
+    The client is created on first use (creating it contacts the cluster), so constructing this never fails
+    for an unreachable cluster; the first call raises L2Error instead and the next one tries again.
+    Multi-key calls span slots: get_many is MGET per slot, set_many SET per key, each sent as one pipeline
+    per node. Thread-safe.
+    """
+
+    kind = "redis-cluster"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        socket_timeout: float = 1.0,
+        socket_connect_timeout: float = 1.0,
+        max_connections: int = 64,
+    ) -> None:
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, got {type(url).__name__} {url!r}")
+        self.url = url
+        self._redis_url = cluster_url_to_redis(url)
+        self._where = _where(url)
+        self._socket_timeout = socket_timeout
+        self._options = dict(
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            max_connections=max_connections,
+            # Per-node pools block (up to socket_timeout) for a free connection instead of failing at once.
+            connection_pool_class=redis.BlockingConnectionPool,
+            timeout=socket_timeout,
+            # The cluster client retries refused connections, timeouts and CLUSTERDOWN after refreshing its slot
+            # map (MOVED/ASK are followed apart); two quick retries ride out a failover's first moments without
+            # hiding an outage.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2),
+        )
+        self._lock = threading.Lock()
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"RedisClusterL2({self._where!r})"
+
+    @property
+    def client(self) -> "RedisCluster":
+        """The underlying redis-py cluster client (created, and the cluster contacted, if need be)."""
+        return self._connect()  # type: ignore[no-any-return]
+
+    def _connect(self) -> Any:
+        client = self._client
+        if client is not None:
+            return client
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = RedisCluster.from_url(self._redis_url, **self._options)
+                except _ERRORS as exc:
+                    raise self._fail("connect", exc) from exc
+            return self._client
+
+    def _fail(self, op: str, exc: BaseException) -> L2Error:
+        return L2Error(f"redis cluster {op} failed on {self._where}: {exc}")
+
+    def get(self, key: str) -> Optional[bytes]:
+        try:
+            return (self._client or self._connect()).get(key)  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail("GET", exc) from exc
+
+    def get_many(self, keys: List[str]) -> List[Optional[bytes]]:
+        """MGET per slot, one pipeline per node."""
+        if not keys:
+            return []
+        try:
+            return (self._client or self._connect()).mget_nonatomic(keys)  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail("MGET", exc) from exc
+
+    def set(self, key: str, data: bytes, ttl: Optional[float] = None) -> None:
+        px = _px(ttl)
+        try:
+            (self._client or self._connect()).set(key, data, px=px)
+        except _ERRORS as exc:
+            raise self._fail("SET", exc) from exc
+
+    def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
+        """SET per key, one pipeline per node."""
+        px = _px(ttl)
+        if not items:
+            return
+        try:
+            pipe = (self._client or self._connect()).pipeline()
+            for key, data in items.items():
+                pipe.set(key, data, px=px)
+            pipe.execute()
+        except _ERRORS as exc:
+            raise self._fail("SET pipeline", exc) from exc
+
+    def delete(self, key: str) -> bool:
+        try:
+            return (self._client or self._connect()).unlink(key) > 0  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail("UNLINK", exc) from exc
+
+    def clear_namespace(self, prefix: str) -> int:
+        """SCAN MATCH prefix* on every primary, UNLINK in batches (per slot); returns how many."""
+        pattern = _prefix_pattern(prefix)
+        removed = 0
+        batch: List[bytes] = []
+        try:
+            client = self._client or self._connect()
+            for key in client.scan_iter(match=pattern, count=_BATCH, target_nodes=RedisCluster.PRIMARIES):
+                batch.append(key)
+                if len(batch) >= _BATCH:
+                    removed += client.unlink(*batch)
+                    batch = []
+            if batch:
+                removed += client.unlink(*batch)
+        except _ERRORS as exc:
+            raise self._fail(f"clear_namespace({prefix!r})", exc) from exc
+        return removed
+
+    def ping(self) -> bool:
+        """True when every primary answers; raises L2Error otherwise."""
+        try:
+            return bool((self._client or self._connect()).ping(target_nodes=RedisCluster.PRIMARIES))
+        except _ERRORS as exc:
+            raise self._fail("PING", exc) from exc
+
+    def publish(self, channel: str, message: bytes) -> int:
+        """Broadcast `message` on `channel` (the cluster bus carries it to every node)."""
+        try:
+            return (self._client or self._connect()).publish(channel, message)  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail(f"PUBLISH {channel!r}", exc) from exc
+
+    def subscribe(self, channel: str) -> Subscription:
+        """A Subscription to `channel` on the node that owns the channel name's slot (see Subscription)."""
+        try:
+            pubsub = (self._client or self._connect()).pubsub()
+        except _ERRORS as exc:
+            raise self._fail(f"SUBSCRIBE {channel!r}", exc) from exc
+        return Subscription(pubsub, channel, self._where, self._socket_timeout)
+
+    def close(self) -> None:
+        """Disconnect from every node; later calls raise L2Error. Idempotent."""
+        with self._lock:
+            client, self._client = self._client, _Closed(self._where)
+        if client is not None and not isinstance(client, _Closed):
+            client.close()
+
+    def __enter__(self) -> "RedisClusterL2":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+

@@ -1,0 +1,334 @@
+"""The embedded L2: one SQLite file shared by every thread and process of one host.
+
+Layout: a single table `entries(key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL)`, `expires` being
+wall-clock seconds (`clock() + ttl`) or NULL. The database runs in WAL mode with `synchronous=NORMAL`: readers
+never block the writer, and a crash can lose the last transactions but never corrupt the file — the right
+trade for a cache. Each thread of each process gets its own connection (SQLite connections are not meant to
+be shared across threads or carried across fork); the file's locks and the busy timeout arbitrate between them.
+
+Expired rows are invisible to reads, deleted lazily when a read meets them, and purged in bulk every
+`purge_every` writes and on `clear_namespace`, through a partial index on `expires`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Union
+
+from .._validate import check_ttl
+from ..errors import L2Error
+
+__all__ = ["SQLiteL2"]
+
+# SQLite's default SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32; stay well under it.
+_MAX_PARAMS = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    expires REAL
+);
+CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires IS NOT NULL;
+"""
+
+# Bumped in a forked child: connections inherited from the parent must not be used (or closed) there.
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _prefix_successor(prefix: str) -> Optional[str]:
+    """The smallest string greater than every string that starts with `prefix` (None: no such bound).
+
+    SQLite compares TEXT by its UTF-8 bytes, and UTF-8 byte order is code point order, so bumping the last
+    code point gives an exact upper bound for the range [prefix, successor). (A fixed `prefix + '\\uffff'`
+    would miss keys whose next character lies above the BMP.)
+    """
+    chars = list(prefix)
+    while chars:
+        last = ord(chars.pop())
+        if last < 0x10FFFF:
+            nxt = last + 1
+            if 0xD800 <= nxt <= 0xDFFF:  # surrogates cannot be encoded; no key contains one
+                nxt = 0xE000
+            chars.append(chr(nxt))
+            return "".join(chars)
+    return None
+
+
+class _Connection:
+    """One thread's connection; dropped with the thread (threading.local), closed by SQLiteL2.close()."""
+
+    __slots__ = ("conn", "generation", "__weakref__")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.generation = _fork_generation
+
+
+class SQLiteL2:
+    """L2 on a local SQLite file; safe for many threads and several processes of one host.
+
+    `path` is the database file (parent directories are created); `timeout` is how long, in seconds, a call
+    waits for another connection's write lock before failing with L2Error. `clock` gives wall-clock seconds
+    (inject a fake one in tests). `purge_every` is how many written rows trigger a purge of expired rows.
+    Nothing touches the file until the first call, so a bad path surfaces as L2Error from that call (or
+    from `ping()`), not from the constructor.
+    """
+
+    kind = "sqlite"
+
+    def __init__(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        *,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        purge_every: int = 1000,
+    ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__} {path!r}")
+        path_str = os.fspath(path)
+        if not path_str or path_str == ":memory:" or path_str.startswith("file:"):
+            # Each connection would get its own private database: threads would not share entries.
+            raise ValueError(
+                f"path must name a database file, not {path_str!r}: every thread opens its own connection"
+            )
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+            raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+        if isinstance(purge_every, bool) or not isinstance(purge_every, int) or purge_every <= 0:
+            raise ValueError(f"purge_every must be a positive int, got {purge_every!r}")
+        if not callable(clock):
+            raise TypeError(f"clock must be callable, got {type(clock).__name__} {clock!r}")
+        self.path = Path(path_str)
+        self.timeout = float(timeout)
+        self.purge_every = purge_every
+        self._clock = clock
+        self._local = threading.local()
+        self._lock = threading.Lock()  # guards _connections, _closed and _writes
+        self._connections: "weakref.WeakSet[_Connection]" = weakref.WeakSet()
+        self._inherited: List[_Connection] = []  # a parent's connections, kept open and unused after fork
+        self._closed = False
+        self._writes = 0
+
+    @staticmethod
+    def default_path() -> Path:
+        """$XDG_CACHE_HOME/tiercache/l2.sqlite3, else ~/.cache/tiercache/l2.sqlite3."""
+        base = os.environ.get("XDG_CACHE_HOME")
+        root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+        return root / "tiercache" / "l2.sqlite3"
+
+    def __repr__(self) -> str:
+        return f"SQLiteL2({str(self.path)!r})"
+
+    # -- connections ---------------------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        holder: Optional[_Connection] = getattr(self._local, "holder", None)
+        if holder is not None and holder.generation == _fork_generation:
+            return holder.conn
+        return self._open(holder)
+
+    def _open(self, stale: Optional[_Connection]) -> sqlite3.Connection:
+        with self._lock:
+            if stale is not None:
+                self._inherited.append(stale)
+            if self._closed:
+                raise L2Error(f"sqlite L2 {self.path} is closed")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise L2Error(f"sqlite L2: cannot open {self.path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"journal_mode is {mode!r}, WAL could not be enabled")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise L2Error(f"sqlite L2: cannot prepare {self.path}: {exc}") from exc
+        holder = _Connection(conn)
+        with self._lock:
+            if self._closed:
+                conn.close()
+                raise L2Error(f"sqlite L2 {self.path} is closed")
+            self._connections.add(holder)
+        self._local.holder = holder
+        return conn
+
+    def _fail(self, op: str, exc: BaseException) -> L2Error:
+        return L2Error(f"sqlite L2 {op} failed on {self.path}: {exc}")
+
+    def _count_writes(self, n: int) -> None:
+        with self._lock:
+            before = self._writes
+            self._writes = before + n
+            due = before // self.purge_every != self._writes // self.purge_every
+        if due:
+            self.purge_expired()
+
+    # -- the L2 protocol -----------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Optional[bytes]:
+        """The bytes stored under `key`, or None (also when the row has expired)."""
+        try:
+            conn = self._conn()
+            row = conn.execute("SELECT value, expires FROM entries WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            value, expires = row
+            if expires is not None:
+                now = self._clock()
+                if expires <= now:
+                    conn.execute("DELETE FROM entries WHERE key = ? AND expires <= ?", (key, now))
+                    return None
+            return value  # type: ignore[no-any-return]
+        except sqlite3.Error as exc:
+            raise self._fail("get", exc) from exc
+
+    def get_many(self, keys: List[str]) -> List[Optional[bytes]]:
+        """Bytes for each key in order, None where absent or expired; one SELECT per 500 keys."""
+        if not keys:
+            return []
+        found: Dict[str, bytes] = {}
+        expired: List[str] = []
+        try:
+            conn = self._conn()
+            now = self._clock()
+            for start in range(0, len(keys), _MAX_PARAMS):
+                chunk = keys[start:start + _MAX_PARAMS]
+                sql = f"SELECT key, value, expires FROM entries WHERE key IN ({','.join('?' * len(chunk))})"
+                for key, value, expires in conn.execute(sql, chunk):
+                    if expires is not None and expires <= now:
+                        expired.append(key)
+                    else:
+                        found[key] = value
+            if expired:
+                conn.executemany(
+                    "DELETE FROM entries WHERE key = ? AND expires <= ?", [(key, now) for key in expired]
+                )
+        except sqlite3.Error as exc:
+            raise self._fail("get_many", exc) from exc
+        return [found.get(key) for key in keys]
+
+    def set(self, key: str, data: bytes, ttl: Optional[float] = None) -> None:
+        """Store `data` under `key`; `ttl` in seconds (None: kept until deleted)."""
+        ttl = check_ttl(ttl)
+        try:
+            conn = self._conn()
+            expires = None if ttl is None else self._clock() + ttl
+            conn.execute(
+                "INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)", (key, data, expires)
+            )
+        except sqlite3.Error as exc:
+            raise self._fail("set", exc) from exc
+        self._count_writes(1)
+
+    def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
+        """Store every item with the same ttl, in one transaction."""
+        ttl = check_ttl(ttl)
+        if not items:
+            return
+        try:
+            conn = self._conn()
+            expires = None if ttl is None else self._clock() + ttl
+            rows = [(key, data, expires) for key, data in items.items()]
+            # IMMEDIATE takes the write lock up front, so the busy timeout applies instead of a deadlock error.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)", rows)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._fail("set_many", exc) from exc
+        self._count_writes(len(rows))
+
+    def delete(self, key: str) -> bool:
+        """Remove `key`; True when it existed and had not expired."""
+        try:
+            conn = self._conn()
+            now = self._clock()
+            live = conn.execute(
+                "DELETE FROM entries WHERE key = ? AND (expires IS NULL OR expires > ?)", (key, now)
+            ).rowcount > 0
+            if not live:
+                conn.execute("DELETE FROM entries WHERE key = ?", (key,))  # an expired leftover, if any
+            return live
+        except sqlite3.Error as exc:
+            raise self._fail("delete", exc) from exc
+
+    def clear_namespace(self, prefix: str) -> int:
+        """Remove every key starting with `prefix` (a primary-key range, no table scan); returns how many."""
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {type(prefix).__name__} {prefix!r}")
+        if not prefix:
+            raise ValueError("prefix must be a non-empty str: clear_namespace('') would remove every key")
+        self.purge_expired()
+        upper = _prefix_successor(prefix)
+        try:
+            conn = self._conn()
+            if upper is None:
+                cur = conn.execute("DELETE FROM entries WHERE key >= ?", (prefix,))
+            else:
+                cur = conn.execute("DELETE FROM entries WHERE key >= ? AND key < ?", (prefix, upper))
+            return cur.rowcount  # type: ignore[no-any-return]
+        except sqlite3.Error as exc:
+            raise self._fail("clear_namespace", exc) from exc
+
+    def purge_expired(self) -> int:
+        """Delete every expired row now; returns how many."""
+        try:
+            cur = self._conn().execute(
+                "DELETE FROM entries WHERE expires IS NOT NULL AND expires <= ?", (self._clock(),)
+            )
+            return cur.rowcount  # type: ignore[no-any-return]
+        except sqlite3.Error as exc:
+            raise self._fail("purge_expired", exc) from exc
+
+    def ping(self) -> bool:
+        """True when the database answers; raises L2Error when it cannot be opened or read."""
+        try:
+            self._conn().execute("SELECT 1 FROM entries LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise self._fail("ping", exc) from exc
+        return True
+
+    def close(self) -> None:
+        """Close every connection this process opened; later calls raise L2Error. Idempotent."""
+        with self._lock:
+            self._closed = True
+            holders = list(self._connections)
+            self._connections = weakref.WeakSet()
+        for holder in holders:
+            if holder.generation == _fork_generation:
+                try:
+                    holder.conn.close()
+                except sqlite3.Error:  # pragma: no cover - close() of a healthy connection does not fail
+                    pass
+        self._local = threading.local()
+
+    def __enter__(self) -> "SQLiteL2":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
