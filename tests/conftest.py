@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterator, List
 
 import pytest
 
+pytest_plugins = ["redis_servers"]  # real redis-server / 3-node cluster fixtures
+
 MODULES = {"compiled": "tiercache._core_c", "python": "tiercache._core_py"}
 
 

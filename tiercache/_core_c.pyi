@@ -1,5 +1,6 @@
 # The compiled core has exactly the pure twin's API; its types are the source of truth.
 from ._core_py import HashCache as HashCache
+from ._core_py import ManagerCore as ManagerCore
 from ._core_py import default_sizer as default_sizer
 
-__all__ = ["HashCache", "default_sizer"]
+__all__ = ["HashCache", "ManagerCore", "default_sizer"]

@@ -44,7 +44,7 @@ from ._validate import (
 )
 from ._validate import BYTES_CEILING as _BYTES_CEILING
 
-__all__ = ["HashCache", "default_sizer"]
+__all__ = ["HashCache", "ManagerCore", "default_sizer"]
 
 _MISSING: Any = object()
 _ABSENT: Any = object()
@@ -525,3 +525,26 @@ class HashCache:
             assert live <= in_heap, "an entry with a TTL has no heap record"
             assert self._max_bytes is None or self._bytes <= self._max_bytes, "max_bytes exceeded"
             assert self._max_entries is None or len(data) <= self._max_entries, "max_entries exceeded"
+
+
+_KEY_TYPES = frozenset((str, int, bytes))
+
+
+class ManagerCore:
+    """The L1-hit path of CacheManager (pure twin of the compiled ManagerCore).
+
+    CacheManager subclasses this; `_fast` maps the namespaces whose L1 values are plain (no grace-period
+    wrapper) to their HashCache, and every other case goes to the subclass's `_get_slow`.
+    """
+
+    def __init__(self) -> None:
+        self._fast: Dict[str, Any] = {}
+
+    def get(self, namespace: str, key: Any, default: Any = None) -> Any:
+        """The value from L1, else L2 (copied into L1), else `default`."""
+        l1 = self._fast.get(namespace) if type(namespace) is str else None
+        if l1 is not None and type(key) in _KEY_TYPES:
+            value = l1.get(key, _MISSING)
+            if value is not _MISSING:
+                return value
+        return self._get_slow(namespace, key, default)  # type: ignore[attr-defined]

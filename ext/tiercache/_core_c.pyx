@@ -59,6 +59,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyByteArray_GET_SIZE(object o)
     Py_ssize_t Py_REFCNT(PyObject* o)
     void* Py_TYPE(PyObject* o)
+    PyObject* PyDict_GetItem(object d, object key)
     ctypedef int (*tc_visitproc "visitproc")(PyObject*, void*)
     ctypedef int (*tc_traverseproc "traverseproc")(PyObject*, tc_visitproc, void*)
     ctypedef int (*tc_inquiry "inquiry")(PyObject*)
@@ -70,7 +71,7 @@ include "_table.pxi"
 include "_lru.pxi"
 include "_ttl.pxi"
 
-__all__ = ["HashCache", "default_sizer"]
+__all__ = ["HashCache", "ManagerCore", "default_sizer"]
 
 cdef object _MISSING = object()
 cdef object _ABSENT = object()
@@ -481,6 +482,9 @@ cdef class HashCache:
 
     def get(self, key, default=None):
         """The value for `key`, or `default` when absent or expired; counts a hit or a miss."""
+        return self._get(key, default)
+
+    cdef object _get(self, object key, object default):
         cdef Py_hash_t h = _hash(key)
         cdef double now = 0.0
         cdef bint has_now = False
@@ -764,6 +768,30 @@ cdef class HashCache:
 
 
 from collections.abc import Mapping as _Mapping
+
+
+cdef class ManagerCore:
+    """The L1-hit path of CacheManager, compiled: namespace -> HashCache -> value with no Python frame.
+
+    CacheManager subclasses this; `_fast` maps the namespaces whose L1 values are plain (no grace-period
+    wrapper) to their HashCache, and every other case goes to the subclass's `_get_slow`.
+    """
+
+    cdef public dict _fast
+
+    def __cinit__(self):
+        self._fast = {}
+
+    def get(self, namespace, key, default=None):
+        """The value from L1, else L2 (copied into L1), else `default`."""
+        cdef PyObject* l1 = PyDict_GetItem(self._fast, namespace) if type(namespace) is str else NULL
+        cdef object value
+        cdef object tp = type(key)
+        if l1 != NULL and type(<object>l1) is HashCache and (tp is str or tp is int or tp is bytes):
+            value = (<HashCache>l1)._get(key, _MISSING)
+            if value is not _MISSING:
+                return value
+        return self._get_slow(namespace, key, default)
 
 
 # The slab holds references Cython cannot see: teach the garbage collector about them, so a value that

@@ -1,0 +1,218 @@
+"""CacheManager against the raw clients it wraps, in one process and run, against a local redis-server.
+
+    python bench/compare_l2.py [--quick] [--redis-url redis://127.0.0.1:6379/0] [--json OUT.json]
+
+Without --redis-url it starts its own `redis-server` on a free loopback port (and stops it). Workloads,
+each interleaved with its anchor segment by segment, medians over all segments:
+
+  L2 hit:   manager.get where L1 cannot hold the key (l1_max_entries=1, keys cycling), so every call
+            is an L2 GET + decode + copy into L1      vs  redis-py GET + msgpack decode of the same bytes
+  get_many: manager.get_many of 100 keys, L1 empty    vs  redis-py MGET of the 100 keys + decode
+  L1 hit:   manager.get on a key held in L1           vs  HashCache.get of the same key
+
+Targets (issue 3): L2 hit <= 1.10x, get_many <= 1.2x, L1 hit <= 2.0x. Ratios, not absolute times, are the
+figures to quote: this machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import msgpack  # noqa: E402
+import redis  # noqa: E402
+
+import tiercache  # noqa: E402
+from tiercache import HashCache  # noqa: E402
+from tiercache.config import NamespaceConfig  # noqa: E402
+from tiercache.manager import CacheManager  # noqa: E402
+
+VALUE = {"id": 12345, "name": "market data", "prices": [101.5, 101.75, 102.0], "ok": True, "note": "x" * 40}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalRedis:
+    def __init__(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            sys.exit("redis-server not found: install it (apt-get install redis-server) or pass --redis-url")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="tiercache-bench-")
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def timed(fn: Callable[[], int]) -> float:
+    """ns per operation of one run of fn (which returns its operation count)."""
+    start = time.perf_counter_ns()
+    ops = fn()
+    return (time.perf_counter_ns() - start) / ops
+
+
+def interleave(pairs: Dict[str, Callable[[], int]], rounds: int) -> Dict[str, List[float]]:
+    samples: Dict[str, List[float]] = {name: [] for name in pairs}
+    names = list(pairs)
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            samples[name].append(timed(pairs[name]))
+    return samples
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--redis-url")
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+    rounds = 7 if args.quick else 25
+    n_keys = 200 if args.quick else 1000
+
+    server = None if args.redis_url else LocalRedis()
+    url = args.redis_url or server.url  # type: ignore[union-attr]
+    results: Dict[str, Any] = {}
+    try:
+        raw = redis.Redis.from_url(url)
+        cfg = {"thin": NamespaceConfig(l1_max_entries=1, l1_ttl=None), "bench": NamespaceConfig(l1_ttl=None)}
+        with CacheManager(url, env="test", config=cfg, invalidation=False) as m:
+            keys = [f"item:{i}" for i in range(n_keys)]
+            m.set_many("thin", {k: VALUE for k in keys})
+            raw_keys = [m._l2_key("thin", k) for k in keys]
+            codec = m._codec(m.namespace_config("thin"))
+            payload = raw.get(raw_keys[0])
+            assert codec.loads(payload) == VALUE
+            data_len = len(payload)
+
+            def manager_l2_hit() -> int:
+                get = m.get
+                for k in keys:
+                    get("thin", k)
+                return len(keys)
+
+            def raw_get() -> int:
+                get, loads = raw.get, codec.loads
+                for k in raw_keys:
+                    loads(get(k))
+                return len(raw_keys)
+
+            batches = [keys[i:i + 100] for i in range(0, len(keys), 100)]
+            raw_batches = [raw_keys[i:i + 100] for i in range(0, len(raw_keys), 100)]
+            l1_thin = m._l1_for("thin")
+
+            def manager_get_many() -> int:
+                for batch in batches:
+                    l1_thin.clear()
+                    m.get_many("thin", batch)
+                return len(batches)
+
+            def raw_mget() -> int:
+                loads = codec.loads
+                for batch in raw_batches:
+                    l1_thin.clear()  # the same small extra work on both sides
+                    [loads(d) for d in raw.mget(batch)]
+                return len(raw_batches)
+
+            hot_keys = [f"hot:{i}" for i in range(1000)]
+            m.set_many("bench", {k: i for i, k in enumerate(hot_keys)})
+            l1 = m._l1_for("bench")
+            plain = HashCache(max_bytes=1 << 30)
+            for i, k in enumerate(hot_keys):
+                plain.set(k, i)
+
+            def manager_l1_hit() -> int:
+                get = m.get
+                for k in hot_keys:
+                    get("bench", k)
+                return len(hot_keys)
+
+            def hashcache_get() -> int:
+                get = plain.get
+                for k in hot_keys:
+                    get(k)
+                return len(hot_keys)
+
+            def empty_loop() -> int:
+                for k in hot_keys:
+                    pass
+                return len(hot_keys)
+
+            assert l1.get("hot:1") == 1
+            s1 = interleave({"manager L2 hit": manager_l2_hit, "redis-py GET + decode": raw_get}, rounds)
+            s2 = interleave({"manager get_many(100)": manager_get_many, "redis-py MGET(100) + decode": raw_mget},
+                            rounds)
+            s3 = interleave({"manager L1 hit": manager_l1_hit, "HashCache.get": hashcache_get,
+                             "empty loop": empty_loop}, rounds * 4)
+    finally:
+        if server is not None:
+            server.stop()
+
+    med = {name: statistics.median(v) for s in (s1, s2, s3) for name, v in s.items()}
+    loop = med["empty loop"]
+    rows = [
+        ("L2 hit (GET + decode)", med["manager L2 hit"], med["redis-py GET + decode"], 1.10, "ns/op"),
+        ("get_many of 100 keys", med["manager get_many(100)"], med["redis-py MGET(100) + decode"], 1.2, "ns/call"),
+        ("L1 hit (net of loop)", med["manager L1 hit"] - loop, med["HashCache.get"] - loop, 2.0, "ns/op"),
+    ]
+    print(f"command:  python {' '.join(sys.argv)}")
+    print(f"machine:  {platform.processor() or platform.machine()}, nproc {os.cpu_count()}, "
+          f"Python {platform.python_version()}, tiercache {tiercache.IMPLEMENTATION}, "
+          f"redis-py {redis.__version__}, hiredis {'yes' if _has_hiredis() else 'no'}, value {data_len} B msgpack")
+    print(f"rounds:   {rounds} interleaved rounds per pair (x4 for the L1 pair); medians")
+    print(f"{'workload':<26}{'tiercache':>14}{'anchor':>14}{'ratio':>8}  target")
+    ok = True
+    for name, ours, anchor, target, unit in rows:
+        ratio = ours / anchor
+        status = "PASS" if ratio <= target else "FAIL"
+        ok &= status == "PASS"
+        print(f"{name:<26}{ours:>11.0f} {unit[:2]}{anchor:>11.0f} {unit[:2]}{ratio:>7.2f}x  <= {target}x {status}")
+        results[name] = {"tiercache": ours, "anchor": anchor, "ratio": ratio, "target": target, "status": status}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "medians": med, "samples": {**s1, **s2, **s3}}, f, indent=2)
+    return 0 if ok else 1
+
+
+def _has_hiredis() -> bool:
+    try:
+        import hiredis  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())

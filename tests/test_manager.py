@@ -1,0 +1,475 @@
+"""CacheManager over real L2 tiers: the embedded SQLite store (no server) and a real redis-server.
+
+Redis tests use the session redis-server started by tests/redis_servers.py on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from typing import Any, Iterator, List
+
+import pytest
+
+from tiercache.config import NamespaceConfig
+from tiercache.errors import ConfigError, L2Error, SerializationError
+from tiercache.manager import CacheManager, decode_key, encode_key
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    return f"sqlite:///{tmp_path}/l2.sqlite3"
+
+
+@pytest.fixture
+def manager(sqlite_url: str, clock: Clock) -> Iterator[CacheManager]:
+    with CacheManager(sqlite_url, env="test", timer=clock) as m:
+        yield m
+
+
+def free_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+# ---------------------------------------------------------------------------------------------- keys
+
+@pytest.mark.parametrize("key", ["a", "#x", "#i:5", "", "ünï", 0, -7, 10**30, b"", b"\x00\xff", b"#i:1"])
+def test_key_encoding_round_trips(key: Any) -> None:
+    part = encode_key(key)
+    assert isinstance(part, str)
+    assert decode_key(part) == key and type(decode_key(part)) is type(key)
+
+
+def test_int_str_and_bytes_keys_stay_distinct(manager: CacheManager, sqlite_url: str) -> None:
+    manager.set("ns", 1, "int")
+    manager.set("ns", "1", "str")
+    manager.set("ns", b"1", "bytes")
+    with CacheManager(sqlite_url, env="test") as other:  # a fresh L1: everything comes from L2
+        assert [other.get("ns", k) for k in (1, "1", b"1")] == ["int", "str", "bytes"]
+
+
+@pytest.mark.parametrize("key", [1.5, None, (1, 2), True])
+def test_other_key_types_are_rejected(manager: CacheManager, key: Any) -> None:
+    with pytest.raises(TypeError, match="key must be str, bytes or int"):
+        manager.set("ns", key, 1)
+    with pytest.raises(TypeError, match="key must be str, bytes or int"):
+        manager.get("ns", key)
+
+
+@pytest.mark.parametrize("namespace", ["", "a:b", "with space", 3])
+def test_bad_namespace_is_rejected(manager: CacheManager, namespace: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match="namespace"):
+        manager.set(namespace, "k", 1)
+
+
+# ---------------------------------------------------------------------------------- two-tier semantics
+
+def test_set_writes_both_tiers_and_get_promotes(manager: CacheManager, sqlite_url: str) -> None:
+    manager.set("users", "u1", {"name": "Ada", "tags": ("x", "y")})
+    assert manager.get("users", "u1") == {"name": "Ada", "tags": ("x", "y")}
+    with CacheManager(sqlite_url, env="test") as other:
+        assert other.stats()["namespaces"] == {}
+        assert other.get("users", "u1") == {"name": "Ada", "tags": ("x", "y")}  # from L2
+        assert other.stats()["l2_hits"] == 1 and other.stats()["promotions"] == 1
+        assert other.get("users", "u1")["name"] == "Ada"  # now from L1
+        assert other.stats()["l2_hits"] == 1
+        assert other.stats()["namespaces"]["users"]["hits"] == 1
+
+
+def test_namespaces_isolate_keys(manager: CacheManager, sqlite_url: str) -> None:
+    manager.set("a", "k", 1)
+    manager.set("b", "k", 2)
+    assert (manager.get("a", "k"), manager.get("b", "k")) == (1, 2)
+    manager.clear("a")
+    with CacheManager(sqlite_url, env="test") as other:
+        assert (other.get("a", "k"), other.get("b", "k")) == (None, 2)
+
+
+def test_environments_isolate_keys(sqlite_url: str) -> None:
+    with CacheManager(sqlite_url, env="test") as t, CacheManager(sqlite_url, env="production") as p:
+        t.set("ns", "k", "test-value")
+        assert p.get("ns", "k") is None
+
+
+def test_l1_ttl_then_l2(sqlite_url: str, clock: Clock) -> None:
+    cfg = {"short": NamespaceConfig(l1_ttl=10, l2_ttl=None)}
+    with CacheManager(sqlite_url, env="test", config=cfg, timer=clock) as m:
+        m.set("short", "k", "v")
+        clock.advance(11)  # gone from L1, still in L2
+        assert m.stats()["namespaces"]["short"]["entries"] == 0
+        assert m.get("short", "k") == "v"
+        assert m.stats()["l2_hits"] == 1
+
+
+def test_delete_and_missing(manager: CacheManager) -> None:
+    assert manager.get("ns", "nope", "dflt") == "dflt"
+    manager.set("ns", "k", 1)
+    assert manager.delete("ns", "k") is True
+    assert manager.get("ns", "k") is None
+    assert manager.delete("ns", "k") is False
+
+
+def test_get_many_and_set_many(manager: CacheManager, sqlite_url: str) -> None:
+    assert manager.set_many("ns", {"a": 1, "b": [2], 3: "three"}) == 3
+    with CacheManager(sqlite_url, env="test") as other:
+        other.set("ns", "c", "only-l1-and-l2")
+        assert other.get_many("ns", ["a", "b", 3, "c", "zzz"]) == {"a": 1, "b": [2], 3: "three",
+                                                                     "c": "only-l1-and-l2"}
+        assert other.stats()["l2_hits"] == 3
+
+
+def test_set_many_with_an_unserializable_value_stores_nothing(manager: CacheManager) -> None:
+    with pytest.raises(SerializationError):
+        manager.set_many("ns", {"a": 1, "b": object()})
+    assert manager.get_many("ns", ["a", "b"]) == {}
+
+
+def test_bad_ttl_is_rejected_and_stores_nothing(manager: CacheManager) -> None:
+    for ttl in (-1, 0, float("nan"), float("inf"), "10"):
+        with pytest.raises(ValueError, match="ttl"):
+            manager.set("ns", "k", 1, ttl=ttl)
+    assert manager.get("ns", "k") is None
+
+
+def test_warmup(manager: CacheManager) -> None:
+    assert manager.warmup("ns", [("a", 1), ("b", 2)]) == 2
+    assert manager.get_many("ns", ["a", "b"]) == {"a": 1, "b": 2}
+
+
+def test_l1_weighs_values_by_serialized_length(manager: CacheManager) -> None:
+    manager.set("ns", "k", "x" * 1000)
+    assert 1000 <= manager.stats()["namespaces"]["ns"]["bytes"] <= 1010
+
+
+def test_config_errors_name_namespace_and_field(sqlite_url: str) -> None:
+    with pytest.raises(ConfigError, match=r"'reports'.*l1_ttl"):
+        CacheManager(sqlite_url, env="test", config={"reports": {"l1_ttl": -5}})
+    with pytest.raises(ConfigError, match="env"):
+        CacheManager(sqlite_url, env="staging")
+
+
+# ------------------------------------------------------------------------------ get_or_set, decorator
+
+def test_get_or_set_single_flight_32_threads(manager: CacheManager) -> None:
+    calls: List[int] = []
+    gate = threading.Event()
+
+    def loader() -> str:
+        calls.append(1)
+        gate.wait(5)
+        return "loaded"
+
+    results: List[Any] = []
+    start = threading.Barrier(32)
+
+    def worker() -> None:
+        start.wait()
+        results.append(manager.get_or_set("ns", "hot", loader))
+
+    threads = [threading.Thread(target=worker) for _ in range(32)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while len(manager._flights) == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    # let the followers reach the flight before the leader finishes
+    time.sleep(0.05)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert results == ["loaded"] * 32
+    assert len(calls) == 1
+    assert manager.stats()["loader_calls"] == 1
+
+
+def test_get_or_set_loader_error_reaches_every_waiter(manager: CacheManager) -> None:
+    gate = threading.Event()
+
+    def loader() -> Any:
+        gate.wait(5)
+        raise RuntimeError("backend down")
+
+    errors: List[BaseException] = []
+
+    def worker() -> None:
+        try:
+            manager.get_or_set("ns", "k", loader)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(errors) == 8 and all(str(e) == "backend down" for e in errors)
+    assert manager.get("ns", "k") is None
+
+
+def test_cached_decorator(manager: CacheManager) -> None:
+    calls: List[Any] = []
+
+    @manager.cached("fn", ttl=60)
+    def square(x: int, *, extra: int = 0) -> int:
+        calls.append(x)
+        return x * x + extra
+
+    assert square(4) == 16 and square(4) == 16
+    assert square(4, extra=1) == 17
+    assert calls == [4, 4]
+
+    @manager.cached("fn", key=lambda user_id: f"user:{user_id}")
+    def load_user(user_id: int) -> dict:
+        return {"id": user_id}
+
+    assert load_user(7) == {"id": 7}
+    assert manager.get("fn", "user:7") == {"id": 7}
+
+
+def test_cached_rejects_coroutine_functions(manager: CacheManager) -> None:
+    async def coro() -> None:
+        return None
+
+    with pytest.raises(TypeError, match="async"):
+        manager.cached("ns")(coro)
+
+
+# -------------------------------------------------------------------------- corrupt and tampered L2
+
+def test_corrupt_bytes_in_l2_are_a_counted_miss(manager: CacheManager, sqlite_url: str) -> None:
+    l2 = manager.l2
+    l2.set(manager._l2_key("ns", "bad"), b"\x00garbage")
+    assert manager.get("ns", "bad", "dflt") == "dflt"
+    assert manager.stats()["corrupt_values"] == 1
+
+
+def test_tampered_pickle_is_rejected_never_unpickled(sqlite_url: str) -> None:
+    cfg = {"objs": NamespaceConfig(serializer="pickle")}
+    with CacheManager(sqlite_url, env="test", config=cfg, hmac_key=b"k" * 32) as m:
+        m.set("objs", "k", {"a": 1})
+        key = m._l2_key("objs", "k")
+        data = bytearray(m.l2.get(key))
+        data[-1] ^= 0xFF
+        m.l2.set(key, bytes(data))
+        m._l1_for("objs").clear()
+        assert m.get("objs", "k") is None
+        assert m.stats()["corrupt_values"] == 1
+
+
+# ------------------------------------------------------------------------------- failure behaviour
+
+def test_unreachable_redis_never_raises(clock: Clock) -> None:
+    with CacheManager(free_port_url(), env="test", invalidation=False) as m:
+        assert m.set("ns", "k", "v") is True  # L2 write dropped, L1 keeps it
+        assert m.get("ns", "k") == "v"
+        assert m.get("ns", "absent", "d") == "d"
+        assert m.get_many("ns", ["k", "absent"]) == {"k": "v"}
+        assert m.get_or_set("ns", "x", lambda: 42) == 42
+        assert m.delete("ns", "k") is True
+        stats = m.stats()
+        assert stats["l2_errors"] >= 1 and stats["l2_writes_dropped"] >= 1
+        assert stats["circuit"]["state"] == "open" or stats["l2_errors"] < m.circuit.failure_threshold
+
+
+def test_strict_mode_raises(clock: Clock) -> None:
+    with CacheManager(free_port_url(), env="test", strict=True, invalidation=False) as m:
+        with pytest.raises(L2Error):
+            m.set("ns", "k", "v")
+        with pytest.raises(L2Error):
+            m.get("ns", "absent")
+
+
+def test_stale_copy_served_when_l2_and_loader_fail(clock: Clock) -> None:
+    cfg = {"grace": NamespaceConfig(l1_ttl=10, l1_grace_period=30)}
+    with CacheManager(free_port_url(), env="test", config=cfg, timer=clock, invalidation=False) as m:
+        m.set("grace", "k", "old")
+        clock.advance(15)  # past l1_ttl, within the grace period
+
+        def failing() -> Any:
+            raise RuntimeError("loader down")
+
+        assert m.get_or_set("grace", "k", failing) == "old"
+        assert m.get("grace", "k") == "old"
+        assert m.stats()["stale_served"] >= 2
+        clock.advance(30)  # past the grace period too
+        with pytest.raises(RuntimeError):
+            m.get_or_set("grace", "k", failing)
+        assert m.get("grace", "k") is None
+
+
+# ------------------------------------------------------------------------------------------- redis
+
+@pytest.fixture
+def redis_manager(redis_url: str, clock: Clock) -> Iterator[CacheManager]:
+    with CacheManager(redis_url, env="test") as m:
+        yield m
+
+
+def command_calls(client: Any, name: str) -> int:
+    stats = client.info("commandstats")
+    return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+def test_redis_two_tiers(redis_manager: CacheManager, redis_url: str) -> None:
+    redis_manager.set("ns", "k", {"v": 1})
+    with CacheManager(redis_url, env="test", invalidation=False) as other:
+        assert other.get("ns", "k") == {"v": 1}
+        assert other.stats()["l2"] == "redis"
+
+
+def test_redis_many_key_calls_take_one_round_trip(redis_manager: CacheManager, redis_server: Any) -> None:
+    client = redis_server.client()
+    client.config_resetstat()
+    redis_manager.set_many("ns", {f"k{i}": i for i in range(100)})
+    redis_manager._l1_for("ns").clear()
+    assert redis_manager.get_many("ns", [f"k{i}" for i in range(100)]) == {f"k{i}": i for i in range(100)}
+    assert command_calls(client, "mget") == 1
+    assert command_calls(client, "get") == 0
+
+
+def test_redis_clear_uses_scan_not_keys(redis_manager: CacheManager, redis_server: Any) -> None:
+    client = redis_server.client()
+    redis_manager.set_many("ns", {f"k{i}": i for i in range(50)})
+    redis_manager.set("other", "k", 1)
+    client.config_resetstat()
+    assert redis_manager.clear("ns") == 50
+    assert command_calls(client, "keys") == 0 and command_calls(client, "flushdb") == 0
+    assert command_calls(client, "scan") >= 1
+    assert redis_manager.get("other", "k") == 1
+
+
+def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+def test_invalidation_between_managers(redis_url: str) -> None:
+    with CacheManager(redis_url, env="test") as a, CacheManager(redis_url, env="test") as b:
+        assert wait_for(lambda: a._listener.connected.is_set() and b._listener.connected.is_set())
+        a.set("ns", "k", "v1")
+        assert b.get("ns", "k") == "v1"  # now in b's L1
+        a.set("ns", "k", "v2")
+        assert wait_for(lambda: "k" not in b._l1_for("ns"))
+        assert b.get("ns", "k") == "v2"
+        a.delete("ns", "k")
+        assert wait_for(lambda: "k" not in b._l1_for("ns"))
+        b.set("ns", "x", 1)
+        a.get("ns", "x")
+        b.clear("ns")
+        assert wait_for(lambda: len(a._l1_for("ns")) == 0)
+
+
+def test_invalidation_across_processes(redis_url: str) -> None:
+    """Process A sets a key; process B's L1 copy is gone within 100 ms."""
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from tiercache.manager import CacheManager
+        with CacheManager({redis_url!r}, env="test") as b:
+            while not b._listener.connected.is_set():
+                time.sleep(0.005)
+            b.set("ns", "shared", "old")
+            assert "shared" in b._l1_for("ns")
+            print("ready", flush=True)
+            deadline = time.monotonic() + 10
+            while "shared" in b._l1_for("ns") and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            gone_at = time.time()
+            print(f"{{gone_at:.6f}} {{b.get('ns', 'shared')}}", flush=True)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        with CacheManager(redis_url, env="test") as a:
+            set_at = time.time()
+            a.set("ns", "shared", "new")
+            gone_at, value = proc.stdout.readline().split()
+        assert float(gone_at) - set_at < 0.1
+        assert value == "new"
+    finally:
+        proc.wait(10)
+
+
+def test_redis_outage_survived(redis_server: Any, redis_url: str) -> None:
+    """kill -9 the server under load from 4 threads: no exception reaches a caller, the circuit opens;
+    restart it on the same port: the circuit closes, writes reach Redis, no stale L1 value survives."""
+    errors: List[BaseException] = []
+    stop = threading.Event()
+    with CacheManager(redis_url, env="test") as m:
+        assert wait_for(lambda: m._listener.connected.is_set())
+
+        def load(n: int) -> None:
+            i = 0
+            while not stop.is_set():
+                try:
+                    m.set("ns", f"k{n}:{i % 50}", i)
+                    m.get("ns", f"k{n}:{(i * 7) % 50}")
+                    m.get_or_set("ns", f"g{i % 20}", lambda: i)
+                    m.delete("ns", f"k{n}:{(i * 3) % 50}")
+                except BaseException as exc:  # any exception reaching a caller is the failure
+                    errors.append(exc)
+                i += 1
+
+        threads = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)
+        redis_server.kill()
+        assert wait_for(lambda: m.circuit.state == "open", 10)
+        m.set("ns", "during-outage", "local-only")
+        redis_server.start()
+        m.set("ns", "probe", 1)
+        assert wait_for(lambda: (m.get("ns", "absent-key"), m.circuit.state)[1] == "closed", 15)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert errors == []
+        assert m.stats()["circuit"]["transitions_opened"] >= 1
+        # writes reach Redis again
+        m.set("ns", "after", "ok")
+        assert redis_server.client().exists(m._l2_key("ns", "after")) == 1
+        # the listener reconnected and flushed L1: nothing cached before the outage is served from L1
+        assert wait_for(lambda: m.stats()["invalidation_flushes"] >= 1, 10)
+        assert "during-outage" not in m._l1_for("ns")
+
+
+def test_redis_cluster_backend(redis_cluster: Any) -> None:
+    with CacheManager(redis_cluster.url, env="test", invalidation=False) as m:
+        assert m.stats()["l2"] == "redis-cluster"
+        m.set_many("ns", {f"key{i}": i for i in range(100)})  # spread over all slots
+        m._l1_for("ns").clear()
+        assert m.get_many("ns", [f"key{i}" for i in range(100)]) == {f"key{i}": i for i in range(100)}
+        assert m.clear("ns") == 100
+        m._l1_for("ns").clear()
+        assert m.get("ns", "key1") is None

@@ -1,0 +1,586 @@
+"""CacheManager: namespaced two-tier caching, L1 (HashCache per namespace) over a shared L2.
+
+    get(ns, key) ──> L1 hit? ──yes──> value
+                       │ no
+                       └──> L2 (through the circuit breaker) ──hit──> decode ──> copy into L1 ──> value
+                                   │ miss                    │ failed / circuit open
+                                   └──> default              └──> stale L1 copy within grace, else default
+    set(ns, key, v) ──> encode ──> L2 (write-through, counted as dropped on failure) ──> L1 ──> invalidate
+                                                                                         other processes
+
+Keys in L2 are `tiercache:v1:{env}:{namespace}:{key}`; the version segment means a future format change
+never misreads old data. Keys are str, bytes or int; ints and bytes get a `#i:`/`#b:` marker (and a str
+starting with `#` gets `#s:`) so that 1, "1" and b"1" stay distinct in L2 as they are in L1.
+
+Failures of the L2 tier never raise out of the data calls unless `strict=True`: reads fall back to L1,
+writes are counted as dropped, and the circuit breaker stops calling a dead server until a probe succeeds.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Callable, Dict, Hashable, Iterable, List, Mapping, Optional, Tuple, Union
+
+from . import l2 as l2_backends
+from ._compat import HashCache, ManagerCore
+from .circuit import CircuitBreaker
+from .config import DEFAULT_NAMESPACE, NamespaceConfig, build_namespaces, check_namespace, resolve_env
+from .errors import CircuitOpenError, L2Error, SerializationError
+from .serialization import Codec
+from .singleflight import SingleFlight
+
+__all__ = ["CacheManager"]
+
+log = logging.getLogger("tiercache")
+
+_MISS: Any = object()
+_FAILED: Any = object()
+_KEY_VERSION = "v1"
+
+
+def encode_key(key: Any) -> str:
+    """The L2 form of a user key (reversible: see decode_key)."""
+    tp = type(key)
+    if tp is str:
+        return "#s:" + key if key.startswith("#") else key
+    if tp is int:
+        return "#i:%d" % key
+    if tp is bytes:
+        return "#b:" + key.hex()
+    raise TypeError(f"key must be str, bytes or int, got {tp.__name__} {key!r}")
+
+
+def decode_key(part: str) -> Any:
+    if part.startswith("#"):
+        marker, rest = part[:3], part[3:]
+        if marker == "#i:":
+            return int(rest)
+        if marker == "#b:":
+            return bytes.fromhex(rest)
+        if marker == "#s:":
+            return rest
+    return part
+
+
+class _Counters:
+    """Thread-safe counters for the manager's slow paths (L1 counts its own hits and misses)."""
+
+    NAMES = (
+        "l2_hits", "l2_misses", "l2_errors", "l2_short_circuited", "l2_writes_dropped", "corrupt_values",
+        "loader_calls", "loader_errors", "stale_served", "invalidations_sent", "invalidations_received",
+        "invalidation_flushes", "promotions",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.values: Dict[str, int] = dict.fromkeys(self.NAMES, 0)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.values[name] += n
+
+    def add_many(self, **counts: int) -> None:
+        with self._lock:
+            for name, n in counts.items():
+                self.values[name] += n
+
+    def snapshot(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self.values)
+
+
+class CacheManager(ManagerCore):
+    """Namespaced two-tier cache: a compiled L1 per namespace over Redis, Redis Cluster or SQLite.
+
+    `l2`: None (TIERCACHE_L2_URL, else the embedded SQLite store in the user's cache directory), a URL
+    (`redis://host:port/db`, `rediss://…`, `redis+cluster://host:port`, `sqlite:///path.db`) or an L2 object.
+    `env`: development | production | test (default TIERCACHE_ENV, else development).
+    `config`: {namespace: NamespaceConfig or dict}; other namespaces get `default_config`.
+    Thread-safe. Use as a context manager, or call close().
+    """
+
+    def __init__(
+        self,
+        l2: Union[None, str, Any] = None,
+        env: Optional[str] = None,
+        config: Optional[Mapping[str, Union[NamespaceConfig, Mapping[str, Any]]]] = None,
+        *,
+        default_config: NamespaceConfig = DEFAULT_NAMESPACE,
+        strict: bool = False,
+        hmac_key: Union[None, str, bytes] = None,
+        invalidation: bool = True,
+        circuit: Optional[CircuitBreaker] = None,
+        timer: Optional[Callable[[], float]] = None,
+    ) -> None:
+        super().__init__()  # ManagerCore: the compiled L1-hit path behind get()
+        self.env = resolve_env(env)
+        self._namespaces: Dict[str, NamespaceConfig] = build_namespaces(config)
+        self._default_config = default_config.validated("<default>")
+        self.strict = bool(strict)
+        self._hmac_key = hmac_key
+        self._timer = timer or time.monotonic
+        self._owns_l2 = l2 is None or isinstance(l2, str)
+        self.l2 = l2_backends.from_url(l2) if self._owns_l2 else l2
+        self.circuit = circuit or CircuitBreaker(name=getattr(self.l2, "kind", "l2"))
+        self.counters = _Counters()
+        self._flights = SingleFlight()
+        self._lock = threading.RLock()
+        # self._fast (ManagerCore): namespace -> HashCache, for namespaces without a grace period
+        self._l1: Dict[str, Any] = {}  # every namespace -> HashCache
+        self._codecs: Dict[Tuple[str, Optional[str], int], Codec] = {}
+        self._id = uuid.uuid4().hex
+        self._prefix = f"tiercache:{_KEY_VERSION}:{self.env}:"
+        self._channel = f"tiercache:{_KEY_VERSION}:{self.env}:invalidate"
+        self._closed = False
+        self._listener: Optional[_InvalidationListener] = None
+        if invalidation and hasattr(self.l2, "subscribe") and hasattr(self.l2, "publish"):
+            self._listener = _InvalidationListener(self)
+            self._listener.start()
+
+    # ------------------------------------------------------------------ namespaces
+
+    def namespace_config(self, namespace: str) -> NamespaceConfig:
+        return self._namespaces.get(namespace) or self._default_config
+
+    def _l1_for(self, namespace: str) -> Any:
+        l1 = self._l1.get(namespace)
+        if l1 is not None:
+            return l1
+        check_namespace(namespace)
+        with self._lock:
+            l1 = self._l1.get(namespace)
+            if l1 is None:
+                cfg = self.namespace_config(namespace)
+                l1 = HashCache(max_bytes=cfg.l1_max_bytes, max_entries=cfg.l1_max_entries, timer=self._timer)
+                self._l1[namespace] = l1
+                if not cfg.l1_grace_period:
+                    self._fast[namespace] = l1
+        return l1
+
+    def _codec(self, cfg: NamespaceConfig) -> Codec:
+        k = (cfg.serializer, cfg.compression, cfg.compress_threshold)
+        codec = self._codecs.get(k)
+        if codec is None:
+            codec = Codec(cfg.serializer, compression=cfg.compression, compress_threshold=cfg.compress_threshold,
+                          hmac_key=self._hmac_key)
+            self._codecs[k] = codec
+        return codec
+
+    def _l2_key(self, namespace: str, key: Any) -> str:
+        return f"{self._prefix}{namespace}:{encode_key(key)}"
+
+    # ------------------------------------------------------------------ L2 through the circuit breaker
+
+    def _l2_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """fn(*args), or _FAILED when L2 failed or the circuit is open (raises instead when strict)."""
+        if not self.circuit.allow():
+            self.counters.add("l2_short_circuited")
+            if self.strict:
+                raise CircuitOpenError("L2 circuit is open")
+            return _FAILED
+        try:
+            result = fn(*args)
+        except (L2Error, OSError) as exc:
+            self.circuit.failure()
+            self.counters.add("l2_errors")
+            if self.strict:
+                raise exc if isinstance(exc, L2Error) else L2Error(str(exc)) from exc
+            return _FAILED
+        self.circuit.success()
+        return result
+
+    # ------------------------------------------------------------------ L1 helpers
+
+    def _l1_store(self, namespace: str, key: Any, value: Any, size: int, ttl: Optional[float],
+                  cfg: Optional[NamespaceConfig] = None, l1: Any = None) -> None:
+        cfg = cfg or self.namespace_config(namespace)
+        l1 = l1 if l1 is not None else self._l1_for(namespace)
+        l1_ttl = cfg.l1_ttl if ttl is None else (ttl if cfg.l1_ttl is None else min(ttl, cfg.l1_ttl))
+        if cfg.l1_grace_period:
+            fresh_until = self._timer() + l1_ttl if l1_ttl is not None else None
+            ttl_total = None if l1_ttl is None else l1_ttl + cfg.l1_grace_period
+            l1.set(key, (value, fresh_until), ttl=ttl_total, size=size)
+        else:
+            l1.set(key, value, ttl=l1_ttl, size=size)
+
+    def _l1_lookup(self, namespace: str, key: Any) -> Tuple[Any, Any]:
+        """(fresh value or _MISS, stale value or _MISS) from L1."""
+        l1 = self._l1_for(namespace)
+        entry = l1.get(key, _MISS)
+        if entry is _MISS or namespace in self._fast:
+            return entry, _MISS
+        value, fresh_until = entry
+        if fresh_until is None or self._timer() < fresh_until:
+            return value, _MISS
+        return _MISS, value
+
+    def _decode(self, namespace: str, data: bytes, l2_key: str) -> Any:
+        try:
+            return self._codec(self.namespace_config(namespace)).loads(data)
+        except SerializationError as exc:
+            self.counters.add("corrupt_values")
+            log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
+            return _MISS
+
+    # ------------------------------------------------------------------ public API
+
+    # get(namespace, key, default=None) is ManagerCore.get: an L1 hit returns there; the rest comes here.
+
+    def _get_slow(self, namespace: str, key: Any, default: Any = None) -> Any:
+        value, stale = self._lookup(namespace, key)
+        if value is not _MISS:
+            return value
+        return default if stale is _MISS else stale
+
+    def _lookup(self, namespace: str, key: Any) -> Tuple[Any, Any]:
+        """(value or _MISS, stale value to serve on failure or _MISS)."""
+        encode_key(key)  # type check
+        value, stale = self._l1_lookup(namespace, key)
+        if value is not _MISS:
+            return value, _MISS
+        cfg = self.namespace_config(namespace)
+        if not cfg.persist_to_l2:
+            return _MISS, _MISS
+        l2_key = self._l2_key(namespace, key)
+        data = self._l2_call(self.l2.get, l2_key)
+        if data is _FAILED:
+            if stale is not _MISS:
+                self.counters.add("stale_served")
+            return _MISS, stale
+        if data is None:
+            self.counters.add("l2_misses")
+            return _MISS, _MISS
+        value = self._decode(namespace, data, l2_key)
+        if value is _MISS:
+            return _MISS, _MISS
+        self.counters.add("l2_hits")
+        self._promote(namespace, key, value, len(data))
+        return value, _MISS
+
+    def _promote(self, namespace: str, key: Any, value: Any, size: int) -> None:
+        """Copy an L2 hit into L1."""
+        self._l1_store(namespace, key, value, size, None)
+        self.counters.add("promotions")
+
+    def set(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None) -> bool:
+        """Write through to L2 and L1 (ttl caps the namespace's TTLs); other processes drop their copy."""
+        self._check_ttl(ttl)
+        l2_key = self._l2_key(namespace, key)
+        cfg = self.namespace_config(namespace)
+        data = self._codec(cfg).dumps(value)
+        self._l1_for(namespace)
+        if cfg.persist_to_l2:
+            l2_ttl = cfg.l2_ttl if ttl is None else ttl
+            if self._l2_call(self.l2.set, l2_key, data, l2_ttl) is _FAILED:
+                self.counters.add("l2_writes_dropped")
+        self._l1_store(namespace, key, value, len(data), ttl)
+        self._publish(namespace, encode_key(key))
+        return True
+
+    def delete(self, namespace: str, key: Any) -> bool:
+        """Remove from L1 and L2; True when either held it."""
+        l2_key = self._l2_key(namespace, key)
+        found = bool(self._l1_for(namespace).delete(key))
+        if self.namespace_config(namespace).persist_to_l2:
+            result = self._l2_call(self.l2.delete, l2_key)
+            if result is _FAILED:
+                self.counters.add("l2_writes_dropped")
+            else:
+                found = found or bool(result)
+        self._publish(namespace, encode_key(key))
+        return found
+
+    def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
+        """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
+        keys = list(keys)
+        parts = [encode_key(key) for key in keys]  # type check before anything happens
+        l1 = self._l1_for(namespace)
+        found: Dict[Any, Any] = {}
+        missing: List[Any] = []
+        missing_parts: List[str] = []
+        stale: Dict[Any, Any] = {}
+        if namespace in self._fast:
+            get = l1.get
+            for key, part in zip(keys, parts):
+                value = get(key, _MISS)
+                if value is _MISS:
+                    missing.append(key)
+                    missing_parts.append(part)
+                else:
+                    found[key] = value
+        else:
+            for key, part in zip(keys, parts):
+                value, old = self._l1_lookup(namespace, key)
+                if old is not _MISS:
+                    stale[key] = old
+                if value is _MISS:
+                    missing.append(key)
+                    missing_parts.append(part)
+                else:
+                    found[key] = value
+        cfg = self.namespace_config(namespace)
+        if not missing or not cfg.persist_to_l2:
+            return found
+        base = f"{self._prefix}{namespace}:"
+        l2_keys = [base + part for part in missing_parts]
+        datas = self._l2_call(self.l2.get_many, l2_keys)
+        if datas is _FAILED:
+            if stale:
+                self.counters.add("stale_served", len(stale))
+            found.update(stale)
+            return found
+        loads = self._codec(cfg).loads
+        store = l1.set if namespace in self._fast else None
+        l1_ttl = cfg.l1_ttl
+        hits = misses = 0
+        for key, l2_key, data in zip(missing, l2_keys, datas):
+            if data is None:
+                misses += 1
+                continue
+            try:
+                value = loads(data)
+            except SerializationError as exc:
+                self.counters.add("corrupt_values")
+                log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
+                continue
+            hits += 1
+            if store is not None:
+                store(key, value, l1_ttl, len(data))
+            else:
+                self._l1_store(namespace, key, value, len(data), None, cfg, l1)
+            found[key] = value
+        self.counters.add_many(l2_hits=hits, l2_misses=misses, promotions=hits)
+        return found
+
+    def set_many(self, namespace: str, mapping: Mapping[Any, Any], ttl: Optional[float] = None) -> int:
+        """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip."""
+        self._check_ttl(ttl)
+        cfg = self.namespace_config(namespace)
+        codec = self._codec(cfg)
+        items = list(mapping.items())
+        encoded = [(key, self._l2_key(namespace, key), value, codec.dumps(value)) for key, value in items]
+        self._l1_for(namespace)
+        if cfg.persist_to_l2 and encoded:
+            l2_ttl = cfg.l2_ttl if ttl is None else ttl
+            result = self._l2_call(self.l2.set_many, {k2: data for _, k2, _, data in encoded}, l2_ttl)
+            if result is _FAILED:
+                self.counters.add("l2_writes_dropped", len(encoded))
+        for key, _, value, data in encoded:
+            self._l1_store(namespace, key, value, len(data), ttl)
+            self._publish(namespace, encode_key(key))
+        return len(encoded)
+
+    def clear(self, namespace: str) -> int:
+        """Empty the namespace in L1 and L2 (SCAN + UNLINK in batches on Redis); returns L2 keys removed."""
+        l1 = self._l1_for(namespace)
+        l1.clear()
+        removed = 0
+        if self.namespace_config(namespace).persist_to_l2:
+            result = self._l2_call(self.l2.clear_namespace, f"{self._prefix}{namespace}:")
+            if result is _FAILED:
+                self.counters.add("l2_writes_dropped")
+            else:
+                removed = int(result)
+        self._publish(namespace, None)
+        return removed
+
+    def get_or_set(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float] = None) -> Any:
+        """The cached value, else loader()'s result, cached. Concurrent misses on one key run loader once;
+        the others get its result or its exception. When the loader fails, a stale copy within the
+        namespace's grace period is served instead."""
+        if not callable(loader):
+            raise TypeError(f"loader must be callable, got {type(loader).__name__}")
+        value, stale = self._lookup(namespace, key)
+        if value is not _MISS:
+            return value
+
+        def load() -> Any:
+            again, _ = self._l1_lookup(namespace, key)  # another leader may have just filled it
+            if again is not _MISS:
+                return again
+            self.counters.add("loader_calls")
+            try:
+                result = loader()
+            except Exception:
+                self.counters.add("loader_errors")
+                raise
+            self.set(namespace, key, result, ttl)
+            return result
+
+        try:
+            result, _ = self._flights.do((namespace, key), load)
+        except Exception:
+            if stale is not _MISS:
+                self.counters.add("stale_served")
+                return stale
+            raise
+        return result
+
+    def cached(self, namespace: str, ttl: Optional[float] = None,
+               key: Optional[Callable[..., Any]] = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: cache a function's results in `namespace` through get_or_set.
+
+        The key is `key(*args, **kwargs)` when given, else the function's qualified name and a digest of
+        the arguments' repr (arguments must have a stable repr).
+        """
+        check_namespace(namespace)
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            if inspect.iscoroutinefunction(fn):
+                raise TypeError("CacheManager.cached wraps plain functions; use AsyncCacheManager for async def")
+            name = f"{fn.__module__}.{fn.__qualname__}"
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                k = key(*args, **kwargs) if key is not None else _call_key(name, args, kwargs)
+                return self.get_or_set(namespace, k, lambda: fn(*args, **kwargs), ttl)
+
+            return wrapper
+
+        return decorate
+
+    def warmup(self, namespace: str, items: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]],
+               ttl: Optional[float] = None) -> int:
+        """Load items into both tiers; returns how many."""
+        mapping = dict(items.items() if isinstance(items, Mapping) else items)
+        return self.set_many(namespace, mapping, ttl)
+
+    def stats(self) -> Dict[str, Any]:
+        """Manager counters, the circuit state and each namespace's L1 stats."""
+        return {
+            **self.counters.snapshot(),
+            "circuit": self.circuit.snapshot(),
+            "l2": getattr(self.l2, "kind", type(self.l2).__name__),
+            "env": self.env,
+            "namespaces": {ns: l1.stats() for ns, l1 in list(self._l1.items())},
+        }
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.l2.ping())
+        except (L2Error, OSError):
+            return False
+
+    def close(self) -> None:
+        """Stop the invalidation listener and close L2 (when the manager opened it). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._listener is not None:
+            self._listener.stop()
+        for l1 in list(self._l1.values()):
+            l1.close()
+        if self._owns_l2:
+            try:
+                self.l2.close()
+            except (L2Error, OSError):
+                pass
+
+    def __enter__(self) -> "CacheManager":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ invalidation
+
+    def _publish(self, namespace: str, key_part: Optional[str]) -> None:
+        if self._listener is None:
+            return
+        message = json.dumps({"o": self._id, "n": namespace, "k": key_part}, separators=(",", ":")).encode()
+        if self._l2_call(self.l2.publish, self._channel, message) is not _FAILED:
+            self.counters.add("invalidations_sent")
+
+    def _on_invalidation(self, message: bytes) -> None:
+        try:
+            data = json.loads(message)
+            if data.get("o") == self._id:
+                return
+            namespace, key_part = data["n"], data.get("k")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("tiercache: ignoring a malformed invalidation message")
+            return
+        l1 = self._l1.get(namespace)
+        self.counters.add("invalidations_received")
+        if l1 is None:
+            return
+        if key_part is None:
+            l1.clear()
+        else:
+            l1.delete(decode_key(key_part))
+
+    def _flush_l1(self) -> None:
+        """After the listener lost its connection: any L1 copy may have missed an invalidation."""
+        for l1 in list(self._l1.values()):
+            l1.clear()
+        self.counters.add("invalidation_flushes")
+
+    @staticmethod
+    def _check_ttl(ttl: Any) -> None:
+        if ttl is None:
+            return
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not (0 < ttl < float("inf")):
+            raise ValueError(f"ttl must be a positive finite number of seconds or None, got {ttl!r}")
+
+
+def _call_key(name: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> str:
+    digest = hashlib.blake2b(repr((args, sorted(kwargs.items()))).encode(), digest_size=16).hexdigest()
+    return f"{name}:{digest}"
+
+
+class _InvalidationListener:
+    """A daemon thread subscribed to the manager's invalidation channel; reconnects with backoff and
+    flushes L1 after every reconnect, since invalidations sent meanwhile were lost."""
+
+    def __init__(self, manager: CacheManager) -> None:
+        self._manager = manager
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tiercache-invalidation", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        m = self._manager
+        backoff = 0.05
+        lost = False
+        while not self._stop.is_set():
+            sub = None
+            try:
+                sub = m.l2.subscribe(m._channel)
+                if lost:
+                    m._flush_l1()
+                    lost = False
+                self.connected.set()
+                backoff = 0.05
+                while not self._stop.is_set():
+                    message = sub.get_message(timeout=0.2)
+                    if isinstance(message, dict):  # a raw redis-py PubSub message
+                        message = message.get("data") if message.get("type") == "message" else None
+                    if message is not None:
+                        m._on_invalidation(message)
+            except Exception as exc:  # connection lost: any exception from the client
+                if not lost:
+                    log.warning("tiercache: invalidation listener lost its connection: %s", exc)
+                lost = True
+                self.connected.clear()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 1.0)
+            finally:
+                if sub is not None:
+                    try:
+                        sub.close()
+                    except Exception:  # closing a broken connection may fail too; nothing to do
+                        pass
