@@ -473,3 +473,59 @@ def test_redis_cluster_backend(redis_cluster: Any) -> None:
         assert m.clear("ns") == 100
         m._l1_for("ns").clear()
         assert m.get("ns", "key1") is None
+
+
+# --------------------------------------------------------------------------------- defaults and twins
+
+def test_default_l2_is_the_embedded_sqlite_store(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("TIERCACHE_L2_URL", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("TIERCACHE_ENV", "prod")
+    with CacheManager() as m:
+        assert m.env == "production"
+        assert m.stats()["l2"] == "sqlite"
+        m.set("ns", "k", "v")
+    assert (tmp_path / "tiercache" / "l2.sqlite3").exists()
+    with CacheManager() as m:
+        assert m.get("ns", "k") == "v"
+
+
+def test_l2_url_from_environment(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("TIERCACHE_L2_URL", f"sqlite:///{tmp_path}/env.db")
+    with CacheManager(env="test") as m:
+        m.set("ns", "k", 1)
+    assert (tmp_path / "env.db").exists()
+
+
+def test_manager_core_twins_agree(impl: Any) -> None:
+    """ManagerCore.get (the L1-hit path behind CacheManager.get) behaves the same in both implementations."""
+    calls: List[Any] = []
+
+    class Manager(impl.module.ManagerCore):
+        def __init__(self) -> None:
+            super().__init__()
+            self._fast["ns"] = impl.HashCache(max_bytes=1 << 20)
+
+        def _get_slow(self, namespace: Any, key: Any, default: Any = None) -> Any:
+            calls.append((namespace, key, default))
+            return default
+
+    m = Manager()
+    m._fast["ns"].set("k", "v")
+    m._fast["ns"].set(1, "one")
+    assert m.get("ns", "k") == "v" and m.get("ns", 1) == "one"
+    assert m.get("ns", "absent", "d") == "d"
+    assert m.get("other", "k", "d2") == "d2"
+    assert m.get("ns", 1.0, "d3") == "d3"  # not a key type: the slow path decides (and raises there)
+    assert m.get("ns", ["unhashable"]) is None
+    assert calls == [("ns", "absent", "d"), ("other", "k", "d2"), ("ns", 1.0, "d3"), ("ns", ["unhashable"], None)]
+    assert m._fast["ns"].stats()["hits"] == 2
+
+
+def test_cli_bench_runs_on_the_embedded_store(tmp_path: Any, capsys: Any) -> None:
+    from tiercache.cli import main
+
+    assert main(["bench", "--quick", "--l2", f"sqlite:///{tmp_path}/bench.db"]) == 0
+    out = capsys.readouterr().out
+    assert "HashCache.get, hit" in out and "manager.get, L2 hit (sqlite)" in out
+    assert "l2 errors 0" in out

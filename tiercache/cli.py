@@ -1,4 +1,5 @@
-"""The `tiercache` command. Today: `tiercache bench`, a short L1 benchmark that needs nothing running."""
+"""The `tiercache` command. Today: `tiercache bench`, L1 and two-tier workloads that need no server
+(the embedded SQLite L2 by default, or any L2 URL with --l2)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import platform
 import random
 import sys
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from . import IMPLEMENTATION, HashCache, __version__
 
@@ -78,14 +79,72 @@ def bench(quick: bool) -> List[tuple]:
         return len(keys)
 
     for name, fn in [
-        ("get, hit", get_hit),
-        ("get, miss", get_miss),
-        ("get, hit, entry with TTL", get_hit_ttl),
-        ("set, evicting by count", set_evict),
-        ("set 100 B values, evicting by bytes", set_bytes),
+        ("HashCache.get, hit", get_hit),
+        ("HashCache.get, miss", get_miss),
+        ("HashCache.get, hit, entry with TTL", get_hit_ttl),
+        ("HashCache.set, evicting by count", set_evict),
+        ("HashCache.set 100 B, evicting by bytes", set_bytes),
     ]:
         rows.append((name, _rate(fn, seconds)))
     return rows
+
+
+def bench_two_tier(quick: bool, l2_url: Optional[str]) -> Tuple[str, List[tuple]]:
+    """CacheManager on the given L2 (default: the embedded SQLite store): L1 hits, L2 hits, writes."""
+    from .config import NamespaceConfig
+    from .manager import CacheManager
+
+    n = 500 if quick else 2000
+    seconds = 0.3 if quick else 1.5
+    namespace = "tiercache-bench"
+    config = {namespace: NamespaceConfig(l1_ttl=None), namespace + "-thin": NamespaceConfig(l1_max_entries=1)}
+    value = {"symbol": "ACME", "prices": [101.5, 101.75, 102.0], "volume": 12345}
+    rows = []
+    with CacheManager(l2_url, env="test", config=config, invalidation=False) as m:
+        kind = getattr(m.l2, "kind", "?")
+        keys = [f"item:{i}" for i in range(n)]
+        try:
+            m.set_many(namespace, {k: value for k in keys})
+            m.set_many(namespace + "-thin", {k: value for k in keys})
+
+            def l1_hit() -> int:
+                get = m.get
+                for k in keys:
+                    get(namespace, k)
+                return n
+
+            def l2_hit() -> int:  # L1 holds one entry: every get reads L2 and decodes
+                get = m.get
+                for k in keys:
+                    get(namespace + "-thin", k)
+                return n
+
+            def get_many() -> int:
+                thin = m._l1_for(namespace + "-thin")
+                for i in range(0, n, 100):
+                    thin.clear()
+                    m.get_many(namespace + "-thin", keys[i:i + 100])
+                return n
+
+            def write_through() -> int:
+                put = m.set
+                for k in keys[:200]:
+                    put(namespace, k, value)
+                return 200
+
+            for name, fn in [
+                ("manager.get, L1 hit", l1_hit),
+                (f"manager.get, L2 hit ({kind})", l2_hit),
+                (f"manager.get_many, 100 keys from L2 ({kind}), per key", get_many),
+                (f"manager.set, write-through to {kind}", write_through),
+            ]:
+                rows.append((name, _rate(fn, seconds)))
+            stats = m.stats()
+        finally:
+            m.clear(namespace)
+            m.clear(namespace + "-thin")
+    where = str(getattr(m.l2, "path", "") or l2_url or "")
+    return f"{kind} {where}".strip() + f"; circuit {stats['circuit']['state']}, l2 errors {stats['l2_errors']}", rows
 
 
 def _print_table(title: str, rows: Sequence[tuple]) -> None:
@@ -111,7 +170,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--version", action="version", version=f"tiercache {__version__} ({IMPLEMENTATION})")
     sub = parser.add_subparsers(dest="command", required=True)
     p_bench = sub.add_parser("bench", help="measure the L1 cache (ops/sec); needs no server")
-    p_bench.add_argument("--quick", action="store_true", help="a few seconds instead of ~10")
+    p_bench.add_argument("--quick", action="store_true", help="a few seconds instead of ~20")
+    p_bench.add_argument("--l2", metavar="URL", default=None,
+                         help="L2 for the two-tier workload (default: $TIERCACHE_L2_URL, else embedded SQLite)")
     args = parser.parse_args(argv)
     if args.command == "bench":
         title = (
@@ -119,6 +180,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"{platform.machine()}"
         )
         _print_table(title, bench(args.quick))
+        where, rows = bench_two_tier(args.quick, args.l2)
+        _print_table(f"CacheManager, two tiers: L2 = {where}", rows)
         if IMPLEMENTATION != "compiled":
             print("note: running the pure-Python twin (extension not built or TIERCACHE_NO_EXTENSIONS set)")
         print("Side-by-side with other libraries: python bench/compare.py")
