@@ -208,8 +208,10 @@ def test_get_or_set_single_flight_32_threads(manager: CacheManager) -> None:
 
 def test_get_or_set_loader_error_reaches_every_waiter(manager: CacheManager) -> None:
     gate = threading.Event()
+    calls: List[int] = []
 
     def loader() -> Any:
+        calls.append(1)
         gate.wait(5)
         raise RuntimeError("backend down")
 
@@ -229,6 +231,7 @@ def test_get_or_set_loader_error_reaches_every_waiter(manager: CacheManager) -> 
     for t in threads:
         t.join(10)
     assert len(errors) == 8 and all(str(e) == "backend down" for e in errors)
+    assert len(calls) == 1  # one flight: every waiter got the leader's exception
     assert manager.get("ns", "k") is None
 
 
@@ -315,9 +318,15 @@ def test_stale_copy_served_when_l2_and_loader_fail(clock: Clock) -> None:
             raise RuntimeError("loader down")
 
         assert m.get_or_set("grace", "k", failing) == "old"
+        assert m.stats()["stale_served"] == 1
         assert m.get("grace", "k") == "old"
-        assert m.stats()["stale_served"] >= 2
-        clock.advance(30)  # past the grace period too
+        assert m.stats()["stale_served"] == 2
+        m.set("grace", "k2", "old2")
+        clock.advance(0.5)
+        assert m.stats()["stale_served"] == 2
+        clock.advance(30)  # past the grace period too (k2 is stale but within its own)
+        assert m.get_or_set("grace", "k2", lambda: "fresh") == "fresh"  # a loader that works wins
+        assert m.stats()["stale_served"] == 2
         with pytest.raises(RuntimeError):
             m.get_or_set("grace", "k", failing)
         assert m.get("grace", "k") is None
@@ -351,6 +360,8 @@ def test_redis_many_key_calls_take_one_round_trip(redis_manager: CacheManager, r
     assert redis_manager.get_many("ns", [f"k{i}" for i in range(100)]) == {f"k{i}": i for i in range(100)}
     assert command_calls(client, "mget") == 1
     assert command_calls(client, "get") == 0
+    assert command_calls(client, "set") == 100  # one pipeline (redis counts each SET in it)
+    assert command_calls(client, "publish") == 1  # one invalidation message for the whole batch
 
 
 def test_redis_clear_uses_scan_not_keys(redis_manager: CacheManager, redis_server: Any) -> None:
@@ -529,3 +540,106 @@ def test_cli_bench_runs_on_the_embedded_store(tmp_path: Any, capsys: Any) -> Non
     out = capsys.readouterr().out
     assert "HashCache.get, hit" in out and "manager.get, L2 hit (sqlite)" in out
     assert "l2 errors 0" in out
+
+
+def test_unsigned_pickle_is_rejected(sqlite_url: str) -> None:
+    import pickle
+
+    class Boom:
+        def __reduce__(self) -> Any:
+            return (exec, ("import builtins; builtins.TIERCACHE_PWNED = True",))
+
+    cfg = {"objs": NamespaceConfig(serializer="pickle")}
+    with CacheManager(sqlite_url, env="test", config=cfg, hmac_key="secret") as m:
+        payload = b"P\x00" + b"\x00" * 32 + pickle.dumps(Boom())
+        m.l2.set(m._l2_key("objs", "evil"), payload)
+        assert m.get("objs", "evil") is None
+        assert m.stats()["corrupt_values"] == 1
+    import builtins
+    assert not hasattr(builtins, "TIERCACHE_PWNED")
+
+
+def test_pickle_namespace_without_key_fails_at_construction(sqlite_url: str, monkeypatch: Any) -> None:
+    monkeypatch.delenv("TIERCACHE_HMAC_KEY", raising=False)
+    with pytest.raises(ConfigError, match="'objs'"):
+        CacheManager(sqlite_url, env="test", config={"objs": NamespaceConfig(serializer="pickle")})
+
+
+def test_call_ttl_caps_namespace_l2_ttl(redis_url: str, redis_server: Any) -> None:
+    cfg = {"ns": NamespaceConfig(l1_ttl=5, l2_ttl=10)}
+    with CacheManager(redis_url, env="test", config=cfg, invalidation=False) as m:
+        m.set("ns", "long", 1, ttl=3600)
+        m.set("ns", "short", 1, ttl=2)
+        client = redis_server.client()
+        assert 0 < client.pttl(m._l2_key("ns", "long")) <= 10_000
+        assert 0 < client.pttl(m._l2_key("ns", "short")) <= 2_000
+    with pytest.raises(ValueError, match="ttl"):
+        CacheManager(redis_url, env="test", invalidation=False).set("ns", "k", 1, ttl=1e16)
+
+
+def test_unencodable_key_is_rejected_not_an_outage(manager: CacheManager) -> None:
+    for _ in range(10):
+        with pytest.raises(ValueError, match="UTF-8"):
+            manager.set("ns", "bad\udc80", 1)
+    assert manager.circuit.state == "closed"
+
+
+def test_get_many_fetches_each_key_once(manager: CacheManager, sqlite_url: str) -> None:
+    manager.set("ns", "dup", 1)
+    with CacheManager(sqlite_url, env="test") as other:
+        assert other.get_many("ns", ["dup", "dup", "dup"]) == {"dup": 1}
+        assert other.stats()["l2_hits"] == 1 and other.stats()["promotions"] == 1
+
+
+def test_closed_manager_refuses_calls(sqlite_url: str) -> None:
+    m = CacheManager(sqlite_url, env="test")
+    m.set("ns", "k", 1)
+    assert m.get("ns", "k") == 1
+    m.close()
+    m.close()  # idempotent
+    for call in (lambda: m.get("ns", "k"), lambda: m.set("ns", "k", 2), lambda: m.get_many("ns", ["k"]),
+                 lambda: m.delete("ns", "k"), lambda: m.clear("ns"), lambda: m.get_or_set("ns", "k", int)):
+        with pytest.raises(RuntimeError, match="closed"):
+            call()
+
+
+def test_promotion_skipped_when_a_write_lands_during_the_l2_read(manager: CacheManager, sqlite_url: str) -> None:
+    manager.set("ns", "k", "v1")
+    with CacheManager(sqlite_url, env="test") as other:
+        real_get = other.l2.get
+
+        def get_then_someone_writes(key: str) -> Any:
+            data = real_get(key)  # the L2 read returns v1 ...
+            other.set("ns", "k", "v2")  # ... while this process writes v2
+            return data
+
+        other.l2.get = get_then_someone_writes  # type: ignore[method-assign]
+        assert other.get("ns", "k") == "v1"  # the answer read, but it is not copied over v2
+        other.l2.get = real_get  # type: ignore[method-assign]
+        assert other.get("ns", "k") == "v2"
+        assert other.stats()["promotions_skipped_stale"] == 1
+
+
+def test_malformed_invalidation_messages_are_ignored(manager: CacheManager) -> None:
+    manager.set("ns", "k", 1)
+    for raw in (b"not json", b"[]", b'{"n": 3, "k": null}', b'{"n": "ns", "k": ["#i:notanint"]}',
+                b'{"n": "ns", "k": "k"}'):
+        manager._on_invalidation(raw)
+    assert manager.get("ns", "k") == 1
+    manager._on_invalidation(b'{"o": "someone-else", "n": "ns", "k": ["k"]}')
+    assert "k" not in manager._l1_for("ns")
+
+
+def test_delete_dropped_during_an_outage_is_repaired(redis_server: Any, redis_url: str) -> None:
+    with CacheManager(redis_url, env="test", invalidation=False) as m:
+        m.set("ns", "gone", "old")
+        redis_server.kill()
+        try:
+            assert m.delete("ns", "gone") is True  # L1 copy removed; the L2 delete is dropped
+            assert m.stats()["l2_writes_dropped"] == 1
+        finally:
+            redis_server.start()
+        assert wait_for(lambda: (m.ping() and m.get("ns", "other")) is None and not m._dropped_keys, 10)
+        assert redis_server.client().exists(m._l2_key("ns", "gone")) == 0
+        assert m.get("ns", "gone") is None
+        assert m.stats()["repaired_after_outage"] == 1

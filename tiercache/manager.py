@@ -43,12 +43,18 @@ log = logging.getLogger("tiercache")
 _MISS: Any = object()
 _FAILED: Any = object()
 _KEY_VERSION = "v1"
+_MAX_TTL = 10 * 365 * 24 * 3600.0
+_MAX_DROPPED = 10_000  # keys remembered for repair after an outage; beyond that, whole namespaces
 
 
 def encode_key(key: Any) -> str:
     """The L2 form of a user key (reversible: see decode_key)."""
     tp = type(key)
     if tp is str:
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"key must be encodable as UTF-8, got {key!r}") from None
         return "#s:" + key if key.startswith("#") else key
     if tp is int:
         return "#i:%d" % key
@@ -75,7 +81,7 @@ class _Counters:
     NAMES = (
         "l2_hits", "l2_misses", "l2_errors", "l2_short_circuited", "l2_writes_dropped", "corrupt_values",
         "loader_calls", "loader_errors", "stale_served", "invalidations_sent", "invalidations_received",
-        "invalidation_flushes", "promotions",
+        "invalidation_flushes", "promotions", "promotions_skipped_stale", "repaired_after_outage",
     )
 
     def __init__(self) -> None:
@@ -139,6 +145,15 @@ class CacheManager(ManagerCore):
         self._prefix = f"tiercache:{_KEY_VERSION}:{self.env}:"
         self._channel = f"tiercache:{_KEY_VERSION}:{self.env}:invalidate"
         self._closed = False
+        self._dropped_keys: set = set()
+        self._dropped_namespaces: set = set()
+        self._repairing = False
+        self._versions: Dict[str, int] = {}  # bumped by every write and invalidation of a namespace
+        for name, cfg in self._namespaces.items():
+            try:
+                self._codec(cfg)  # a pickle namespace without an HMAC key fails here, not on first use
+            except Exception as exc:
+                raise type(exc)(f"namespace {name!r}: {exc}") from None
         self._listener: Optional[_InvalidationListener] = None
         if invalidation and hasattr(self.l2, "subscribe") and hasattr(self.l2, "publish"):
             self._listener = _InvalidationListener(self)
@@ -187,14 +202,59 @@ class CacheManager(ManagerCore):
             return _FAILED
         try:
             result = fn(*args)
-        except (L2Error, OSError) as exc:
+        except Exception as exc:
+            # Backends wrap their client's errors in L2Error; anything else is unexpected, but an L2 call
+            # must still not break the caller (nor leave a half-open probe unanswered): count, log, go on.
             self.circuit.failure()
             self.counters.add("l2_errors")
+            if not isinstance(exc, (L2Error, OSError)):
+                log.error("tiercache: unexpected error from the L2 backend", exc_info=True)
             if self.strict:
-                raise exc if isinstance(exc, L2Error) else L2Error(str(exc)) from exc
+                if isinstance(exc, L2Error):
+                    raise
+                raise L2Error(f"{type(exc).__name__}: {exc}") from exc
             return _FAILED
+        except BaseException:
+            self.circuit.failure()  # (KeyboardInterrupt and the like): never leave a probe unanswered
+            raise
         self.circuit.success()
+        if self._dropped_keys or self._dropped_namespaces:
+            self._repair()
         return result
+
+    # Writes dropped during an outage leave L2 older than this process's view: a deleted key or the value
+    # before a set would come back once L1 lets go. Remember them, and remove them from L2 as soon as it
+    # answers again (other processes then miss and reload instead of reading the old value).
+
+    def _remember_dropped(self, namespace: str, l2_keys: Iterable[str]) -> None:
+        with self._lock:
+            if namespace in self._dropped_namespaces:
+                return
+            self._dropped_keys.update(l2_keys)
+            if len(self._dropped_keys) > _MAX_DROPPED:
+                prefix = f"{self._prefix}{namespace}:"
+                self._dropped_keys = {k for k in self._dropped_keys if not k.startswith(prefix)}
+                self._dropped_namespaces.add(namespace)
+
+    def _repair(self) -> None:
+        with self._lock:
+            if self._repairing:
+                return
+            keys, namespaces = self._dropped_keys, self._dropped_namespaces
+            self._dropped_keys, self._dropped_namespaces = set(), set()
+            self._repairing = True
+        try:
+            for key in keys:
+                self.l2.delete(key)
+            for namespace in namespaces:
+                self.l2.clear_namespace(f"{self._prefix}{namespace}:")
+            self.counters.add("repaired_after_outage", len(keys) + len(namespaces))
+        except Exception:  # still failing: keep what is left for the next success
+            with self._lock:
+                self._dropped_keys |= keys
+                self._dropped_namespaces |= namespaces
+        finally:
+            self._repairing = False
 
     # ------------------------------------------------------------------ L1 helpers
 
@@ -234,10 +294,14 @@ class CacheManager(ManagerCore):
     # get(namespace, key, default=None) is ManagerCore.get: an L1 hit returns there; the rest comes here.
 
     def _get_slow(self, namespace: str, key: Any, default: Any = None) -> Any:
+        self._check_open()
         value, stale = self._lookup(namespace, key)
         if value is not _MISS:
             return value
-        return default if stale is _MISS else stale
+        if stale is _MISS:
+            return default
+        self.counters.add("stale_served")
+        return stale
 
     def _lookup(self, namespace: str, key: Any) -> Tuple[Any, Any]:
         """(value or _MISS, stale value to serve on failure or _MISS)."""
@@ -249,10 +313,9 @@ class CacheManager(ManagerCore):
         if not cfg.persist_to_l2:
             return _MISS, _MISS
         l2_key = self._l2_key(namespace, key)
+        version = self._versions.get(namespace, 0)
         data = self._l2_call(self.l2.get, l2_key)
         if data is _FAILED:
-            if stale is not _MISS:
-                self.counters.add("stale_served")
             return _MISS, stale
         if data is None:
             self.counters.add("l2_misses")
@@ -261,7 +324,10 @@ class CacheManager(ManagerCore):
         if value is _MISS:
             return _MISS, _MISS
         self.counters.add("l2_hits")
-        self._promote(namespace, key, value, len(data))
+        if self._versions.get(namespace, 0) == version:
+            self._promote(namespace, key, value, len(data))
+        else:  # a write or invalidation came in while L2 answered: this value may already be old
+            self.counters.add("promotions_skipped_stale")
         return value, _MISS
 
     def _promote(self, namespace: str, key: Any, value: Any, size: int) -> None:
@@ -271,35 +337,42 @@ class CacheManager(ManagerCore):
 
     def set(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None) -> bool:
         """Write through to L2 and L1 (ttl caps the namespace's TTLs); other processes drop their copy."""
+        self._check_open()
         self._check_ttl(ttl)
         l2_key = self._l2_key(namespace, key)
         cfg = self.namespace_config(namespace)
         data = self._codec(cfg).dumps(value)
         self._l1_for(namespace)
+        self._bump(namespace)
         if cfg.persist_to_l2:
-            l2_ttl = cfg.l2_ttl if ttl is None else ttl
-            if self._l2_call(self.l2.set, l2_key, data, l2_ttl) is _FAILED:
+            if self._l2_call(self.l2.set, l2_key, data, _cap(ttl, cfg.l2_ttl)) is _FAILED:
                 self.counters.add("l2_writes_dropped")
+                self._remember_dropped(namespace, [l2_key])
         self._l1_store(namespace, key, value, len(data), ttl)
-        self._publish(namespace, encode_key(key))
+        if cfg.persist_to_l2:
+            self._publish(namespace, [encode_key(key)])
         return True
 
     def delete(self, namespace: str, key: Any) -> bool:
         """Remove from L1 and L2; True when either held it."""
+        self._check_open()
         l2_key = self._l2_key(namespace, key)
+        self._bump(namespace)
         found = bool(self._l1_for(namespace).delete(key))
         if self.namespace_config(namespace).persist_to_l2:
             result = self._l2_call(self.l2.delete, l2_key)
             if result is _FAILED:
                 self.counters.add("l2_writes_dropped")
+                self._remember_dropped(namespace, [l2_key])
             else:
                 found = found or bool(result)
-        self._publish(namespace, encode_key(key))
+            self._publish(namespace, [encode_key(key)])
         return found
 
     def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
         """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
-        keys = list(keys)
+        self._check_open()
+        keys = list(dict.fromkeys(keys))  # each key once, in order
         parts = [encode_key(key) for key in keys]  # type check before anything happens
         l1 = self._l1_for(namespace)
         found: Dict[Any, Any] = {}
@@ -330,6 +403,7 @@ class CacheManager(ManagerCore):
             return found
         base = f"{self._prefix}{namespace}:"
         l2_keys = [base + part for part in missing_parts]
+        version = self._versions.get(namespace, 0)
         datas = self._l2_call(self.l2.get_many, l2_keys)
         if datas is _FAILED:
             if stale:
@@ -339,7 +413,7 @@ class CacheManager(ManagerCore):
         loads = self._codec(cfg).loads
         store = l1.set if namespace in self._fast else None
         l1_ttl = cfg.l1_ttl
-        hits = misses = 0
+        hits = misses = skipped = 0
         for key, l2_key, data in zip(missing, l2_keys, datas):
             if data is None:
                 misses += 1
@@ -351,44 +425,55 @@ class CacheManager(ManagerCore):
                 log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
                 continue
             hits += 1
-            if store is not None:
+            if self._versions.get(namespace, 0) != version:
+                skipped += 1
+            elif store is not None:
                 store(key, value, l1_ttl, len(data))
             else:
                 self._l1_store(namespace, key, value, len(data), None, cfg, l1)
             found[key] = value
-        self.counters.add_many(l2_hits=hits, l2_misses=misses, promotions=hits)
+        self.counters.add_many(l2_hits=hits, l2_misses=misses, promotions=hits - skipped,
+                               promotions_skipped_stale=skipped)
         return found
 
     def set_many(self, namespace: str, mapping: Mapping[Any, Any], ttl: Optional[float] = None) -> int:
         """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip."""
+        self._check_open()
         self._check_ttl(ttl)
         cfg = self.namespace_config(namespace)
         codec = self._codec(cfg)
         items = list(mapping.items())
         encoded = [(key, self._l2_key(namespace, key), value, codec.dumps(value)) for key, value in items]
         self._l1_for(namespace)
+        self._bump(namespace)
         if cfg.persist_to_l2 and encoded:
-            l2_ttl = cfg.l2_ttl if ttl is None else ttl
-            result = self._l2_call(self.l2.set_many, {k2: data for _, k2, _, data in encoded}, l2_ttl)
+            result = self._l2_call(self.l2.set_many, {k2: data for _, k2, _, data in encoded},
+                                   _cap(ttl, cfg.l2_ttl))
             if result is _FAILED:
                 self.counters.add("l2_writes_dropped", len(encoded))
+                self._remember_dropped(namespace, [k2 for _, k2, _, _ in encoded])
         for key, _, value, data in encoded:
             self._l1_store(namespace, key, value, len(data), ttl)
-            self._publish(namespace, encode_key(key))
+        if cfg.persist_to_l2 and encoded:
+            self._publish(namespace, [encode_key(key) for key, _, _, _ in encoded])  # one message
         return len(encoded)
 
     def clear(self, namespace: str) -> int:
         """Empty the namespace in L1 and L2 (SCAN + UNLINK in batches on Redis); returns L2 keys removed."""
+        self._check_open()
         l1 = self._l1_for(namespace)
+        self._bump(namespace)
         l1.clear()
         removed = 0
         if self.namespace_config(namespace).persist_to_l2:
             result = self._l2_call(self.l2.clear_namespace, f"{self._prefix}{namespace}:")
             if result is _FAILED:
                 self.counters.add("l2_writes_dropped")
+                with self._lock:
+                    self._dropped_namespaces.add(namespace)
             else:
                 removed = int(result)
-        self._publish(namespace, None)
+            self._publish(namespace, None)
         return removed
 
     def get_or_set(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float] = None) -> Any:
@@ -397,6 +482,7 @@ class CacheManager(ManagerCore):
         namespace's grace period is served instead."""
         if not callable(loader):
             raise TypeError(f"loader must be callable, got {type(loader).__name__}")
+        self._check_open()
         value, stale = self._lookup(namespace, key)
         if value is not _MISS:
             return value
@@ -434,7 +520,7 @@ class CacheManager(ManagerCore):
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             if inspect.iscoroutinefunction(fn):
-                raise TypeError("CacheManager.cached wraps plain functions; use AsyncCacheManager for async def")
+                raise TypeError("CacheManager.cached wraps plain functions, not async def ones")
             name = f"{fn.__module__}.{fn.__qualname__}"
 
             @functools.wraps(fn)
@@ -473,10 +559,12 @@ class CacheManager(ManagerCore):
         if self._closed:
             return
         self._closed = True
+        self._fast.clear()  # the compiled get() fast path then defers to _get_slow, which refuses
         if self._listener is not None:
             self._listener.stop()
         for l1 in list(self._l1.values()):
             l1.close()
+            l1.clear()
         if self._owns_l2:
             try:
                 self.l2.close()
@@ -491,10 +579,11 @@ class CacheManager(ManagerCore):
 
     # ------------------------------------------------------------------ invalidation
 
-    def _publish(self, namespace: str, key_part: Optional[str]) -> None:
+    def _publish(self, namespace: str, key_parts: Optional[List[str]]) -> None:
+        """Tell other processes to drop `key_parts` of `namespace` from L1 (None: the whole namespace)."""
         if self._listener is None:
             return
-        message = json.dumps({"o": self._id, "n": namespace, "k": key_part}, separators=(",", ":")).encode()
+        message = json.dumps({"o": self._id, "n": namespace, "k": key_parts}, separators=(",", ":")).encode()
         if self._l2_call(self.l2.publish, self._channel, message) is not _FAILED:
             self.counters.add("invalidations_sent")
 
@@ -503,18 +592,23 @@ class CacheManager(ManagerCore):
             data = json.loads(message)
             if data.get("o") == self._id:
                 return
-            namespace, key_part = data["n"], data.get("k")
+            namespace, parts = data["n"], data.get("k")
+            if not isinstance(namespace, str) or not (parts is None or isinstance(parts, list)):
+                raise TypeError("bad field types")
+            keys = None if parts is None else [decode_key(p) for p in parts]
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("tiercache: ignoring a malformed invalidation message")
             return
-        l1 = self._l1.get(namespace)
         self.counters.add("invalidations_received")
+        self._bump(namespace)
+        l1 = self._l1.get(namespace)
         if l1 is None:
             return
-        if key_part is None:
+        if keys is None:
             l1.clear()
         else:
-            l1.delete(decode_key(key_part))
+            for key in keys:
+                l1.delete(key)
 
     def _flush_l1(self) -> None:
         """After the listener lost its connection: any L1 copy may have missed an invalidation."""
@@ -522,12 +616,28 @@ class CacheManager(ManagerCore):
             l1.clear()
         self.counters.add("invalidation_flushes")
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("CacheManager is closed")
+
+    def _bump(self, namespace: str) -> None:
+        with self._lock:
+            self._versions[namespace] = self._versions.get(namespace, 0) + 1
+
     @staticmethod
     def _check_ttl(ttl: Any) -> None:
         if ttl is None:
             return
-        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not (0 < ttl < float("inf")):
-            raise ValueError(f"ttl must be a positive finite number of seconds or None, got {ttl!r}")
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not (0 < ttl <= _MAX_TTL):
+            raise ValueError(f"ttl must be a number of seconds in (0, {_MAX_TTL:.0f}] (10 years) or None, "
+                             f"got {ttl!r}")
+
+
+def _cap(ttl: Optional[float], namespace_ttl: Optional[float]) -> Optional[float]:
+    """A per-call ttl caps the namespace's TTL; it never extends it."""
+    if ttl is None:
+        return namespace_ttl
+    return ttl if namespace_ttl is None else min(ttl, namespace_ttl)
 
 
 def _call_key(name: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> str:
@@ -570,7 +680,10 @@ class _InvalidationListener:
                     if isinstance(message, dict):  # a raw redis-py PubSub message
                         message = message.get("data") if message.get("type") == "message" else None
                     if message is not None:
-                        m._on_invalidation(message)
+                        try:
+                            m._on_invalidation(message)
+                        except Exception:  # a bug handling one message is not a lost connection
+                            log.exception("tiercache: failed to apply an invalidation message")
             except Exception as exc:  # connection lost: any exception from the client
                 if not lost:
                     log.warning("tiercache: invalidation listener lost its connection: %s", exc)

@@ -11,9 +11,10 @@ from typing import Any, Callable, Dict, Hashable, Tuple
 
 
 class _Flight:
-    __slots__ = ("done", "result", "error")
+    __slots__ = ("done", "result", "error", "leader")
 
     def __init__(self) -> None:
+        self.leader = threading.get_ident()
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -31,6 +32,8 @@ class SingleFlight:
             leader = flight is None
             if leader:
                 flight = self._flights[key] = _Flight()
+        if not leader and flight.leader == threading.get_ident():
+            return fn(), True  # the loader asked for its own key: waiting on ourselves would deadlock
         if not leader:
             flight.done.wait()
             if flight.error is not None:
@@ -38,8 +41,11 @@ class SingleFlight:
             return flight.result, False
         try:
             flight.result = fn()
-        except BaseException as exc:
+        except Exception as exc:
             flight.error = exc
+            raise
+        except BaseException as exc:  # KeyboardInterrupt and the like stay in the leader's thread
+            flight.error = RuntimeError(f"the loader was interrupted: {exc!r}")
             raise
         finally:
             with self._lock:

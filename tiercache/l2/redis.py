@@ -31,8 +31,9 @@ from ..errors import L2Error
 __all__ = ["RedisL2", "RedisClusterL2", "Subscription", "glob_escape"]
 
 # RedisClusterException (topology and coverage problems) is not a RedisError; OSError covers socket and TLS
-# failures redis-py lets through untranslated.
-_ERRORS: Tuple[Type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
+# failures redis-py lets through untranslated; TypeError is what the hiredis parser raises on a connection
+# that another thread closed under it (close() racing with calls).
+_ERRORS: Tuple[Type[BaseException], ...] = (RedisError, RedisClusterException, OSError, TypeError)
 
 # Keys removed per UNLINK by clear_namespace, and the SCAN COUNT hint.
 _BATCH = 1000
