@@ -643,3 +643,22 @@ def test_delete_dropped_during_an_outage_is_repaired(redis_server: Any, redis_ur
         assert redis_server.client().exists(m._l2_key("ns", "gone")) == 0
         assert m.get("ns", "gone") is None
         assert m.stats()["repaired_after_outage"] == 1
+
+
+def test_promoted_copy_lives_no_longer_than_in_l2(sqlite_url: str) -> None:
+    """A value with a 1 s L2 TTL copied into another process's L1 expires with it, not after l1_ttl."""
+    with CacheManager(sqlite_url, env="test", config={"ns": NamespaceConfig(l1_ttl=300)}) as a:
+        a.set("ns", "token", "t", ttl=60)
+    clock = Clock()
+    with CacheManager(sqlite_url, env="test", config={"ns": NamespaceConfig(l1_ttl=300)}, timer=clock) as b:
+        assert b.get("ns", "token") == "t"
+        remaining = b._l1_for("ns").ttl("token")
+        assert 0 < remaining <= 60
+        clock.advance(61)
+        assert "token" not in b._l1_for("ns")
+
+
+def test_sealed_header_cut_short_is_corrupt(manager: CacheManager) -> None:
+    manager.l2.set(manager._l2_key("ns", "cut"), b"X\x00\x01")
+    assert manager.get("ns", "cut") is None
+    assert manager.stats()["corrupt_values"] == 1

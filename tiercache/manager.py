@@ -23,6 +23,7 @@ import hashlib
 import inspect
 import json
 import logging
+import struct
 import threading
 import time
 import uuid
@@ -281,13 +282,17 @@ class CacheManager(ManagerCore):
             return value, _MISS
         return _MISS, value
 
-    def _decode(self, namespace: str, data: bytes, l2_key: str) -> Any:
+    def _decode(self, namespace: str, data: bytes, l2_key: str) -> Tuple[Any, Optional[float]]:
+        """(value, seconds it has left in L2 or None), or (_MISS, None) for unreadable or expired data."""
         try:
-            return self._codec(self.namespace_config(namespace)).loads(data)
+            payload, remaining = _unseal(data)
+            if remaining is not None and remaining <= 0:
+                return _MISS, None  # expired in L2 already (its own expiry is lazy or coarser)
+            return self._codec(self.namespace_config(namespace)).loads(payload), remaining
         except SerializationError as exc:
             self.counters.add("corrupt_values")
             log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
-            return _MISS
+            return _MISS, None
 
     # ------------------------------------------------------------------ public API
 
@@ -320,19 +325,19 @@ class CacheManager(ManagerCore):
         if data is None:
             self.counters.add("l2_misses")
             return _MISS, _MISS
-        value = self._decode(namespace, data, l2_key)
+        value, remaining = self._decode(namespace, data, l2_key)
         if value is _MISS:
             return _MISS, _MISS
         self.counters.add("l2_hits")
         if self._versions.get(namespace, 0) == version:
-            self._promote(namespace, key, value, len(data))
+            self._promote(namespace, key, value, len(data), remaining)
         else:  # a write or invalidation came in while L2 answered: this value may already be old
             self.counters.add("promotions_skipped_stale")
         return value, _MISS
 
-    def _promote(self, namespace: str, key: Any, value: Any, size: int) -> None:
-        """Copy an L2 hit into L1."""
-        self._l1_store(namespace, key, value, size, None)
+    def _promote(self, namespace: str, key: Any, value: Any, size: int, remaining: Optional[float]) -> None:
+        """Copy an L2 hit into L1, for no longer than it has left in L2."""
+        self._l1_store(namespace, key, value, size, remaining)
         self.counters.add("promotions")
 
     def set(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None) -> bool:
@@ -345,7 +350,8 @@ class CacheManager(ManagerCore):
         self._l1_for(namespace)
         self._bump(namespace)
         if cfg.persist_to_l2:
-            if self._l2_call(self.l2.set, l2_key, data, _cap(ttl, cfg.l2_ttl)) is _FAILED:
+            l2_ttl = _cap(ttl, cfg.l2_ttl)
+            if self._l2_call(self.l2.set, l2_key, _seal(data, l2_ttl), l2_ttl) is _FAILED:
                 self.counters.add("l2_writes_dropped")
                 self._remember_dropped(namespace, [l2_key])
         self._l1_store(namespace, key, value, len(data), ttl)
@@ -412,14 +418,17 @@ class CacheManager(ManagerCore):
             return found
         loads = self._codec(cfg).loads
         store = l1.set if namespace in self._fast else None
-        l1_ttl = cfg.l1_ttl
         hits = misses = skipped = 0
         for key, l2_key, data in zip(missing, l2_keys, datas):
             if data is None:
                 misses += 1
                 continue
             try:
-                value = loads(data)
+                payload, remaining = _unseal(data)
+                if remaining is not None and remaining <= 0:
+                    misses += 1
+                    continue
+                value = loads(payload)
             except SerializationError as exc:
                 self.counters.add("corrupt_values")
                 log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
@@ -427,10 +436,10 @@ class CacheManager(ManagerCore):
             hits += 1
             if self._versions.get(namespace, 0) != version:
                 skipped += 1
-            elif store is not None:
-                store(key, value, l1_ttl, len(data))
+            elif store is not None and remaining is None:
+                store(key, value, cfg.l1_ttl, len(data))
             else:
-                self._l1_store(namespace, key, value, len(data), None, cfg, l1)
+                self._l1_store(namespace, key, value, len(data), remaining, cfg, l1)
             found[key] = value
         self.counters.add_many(l2_hits=hits, l2_misses=misses, promotions=hits - skipped,
                                promotions_skipped_stale=skipped)
@@ -447,8 +456,9 @@ class CacheManager(ManagerCore):
         self._l1_for(namespace)
         self._bump(namespace)
         if cfg.persist_to_l2 and encoded:
-            result = self._l2_call(self.l2.set_many, {k2: data for _, k2, _, data in encoded},
-                                   _cap(ttl, cfg.l2_ttl))
+            l2_ttl = _cap(ttl, cfg.l2_ttl)
+            result = self._l2_call(self.l2.set_many, {k2: _seal(data, l2_ttl) for _, k2, _, data in encoded},
+                                   l2_ttl)
             if result is _FAILED:
                 self.counters.add("l2_writes_dropped", len(encoded))
                 self._remember_dropped(namespace, [k2 for _, k2, _, _ in encoded])
@@ -631,6 +641,28 @@ class CacheManager(ManagerCore):
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not (0 < ttl <= _MAX_TTL):
             raise ValueError(f"ttl must be a number of seconds in (0, {_MAX_TTL:.0f}] (10 years) or None, "
                              f"got {ttl!r}")
+
+
+# Values stored with a TTL carry their expiry (wall-clock seconds) in front of the serialized bytes, so a
+# process copying one into L1 keeps it no longer than L2 does: b"X" + little-endian double + payload. The
+# serializer's own tags (M, J, P) never start with X.
+_SEALED = b"X"
+_EXPIRY = struct.Struct("<d")
+
+
+def _seal(data: bytes, l2_ttl: Optional[float]) -> bytes:
+    if l2_ttl is None:
+        return data
+    return _SEALED + _EXPIRY.pack(time.time() + l2_ttl) + data
+
+
+def _unseal(data: bytes) -> Tuple[bytes, Optional[float]]:
+    """(payload, seconds left or None); SerializationError when the header is cut short."""
+    if data[:1] != _SEALED:
+        return data, None
+    if len(data) < 1 + _EXPIRY.size:
+        raise SerializationError("truncated expiry header")
+    return data[1 + _EXPIRY.size:], _EXPIRY.unpack_from(data, 1)[0] - time.time()
 
 
 def _cap(ttl: Optional[float], namespace_ttl: Optional[float]) -> Optional[float]:
