@@ -662,3 +662,13 @@ def test_sealed_header_cut_short_is_corrupt(manager: CacheManager) -> None:
     manager.l2.set(manager._l2_key("ns", "cut"), b"X\x00\x01")
     assert manager.get("ns", "cut") is None
     assert manager.stats()["corrupt_values"] == 1
+
+
+def test_invalidation_on_redis_cluster(redis_cluster: Any) -> None:
+    with CacheManager(redis_cluster.url, env="test") as a, CacheManager(redis_cluster.url, env="test") as b:
+        assert wait_for(lambda: a._listener.connected.is_set() and b._listener.connected.is_set(), 10)
+        a.set("ns", "k", "v1")
+        assert b.get("ns", "k") == "v1"
+        a.set("ns", "k", "v2")
+        assert wait_for(lambda: "k" not in b._l1_for("ns"))
+        assert b.get("ns", "k") == "v2"

@@ -35,6 +35,8 @@ __all__ = ["RedisL2", "RedisClusterL2", "Subscription", "glob_escape"]
 # that another thread closed under it (close() racing with calls).
 _ERRORS: Tuple[Type[BaseException], ...] = (RedisError, RedisClusterException, OSError, TypeError)
 
+HEALTH_CHECK_INTERVAL = 10  # seconds
+
 # Keys removed per UNLINK by clear_namespace, and the SCAN COUNT hint.
 _BATCH = 1000
 
@@ -229,6 +231,9 @@ class RedisL2(_Listener):
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_connect_timeout,
             retry=retry,
+            # an idle connection (the invalidation subscription above all) is PINGed before use, so a
+            # half-open TCP connection is noticed instead of silently losing messages
+            health_check_interval=HEALTH_CHECK_INTERVAL,
         )
         self._client: Any = redis.Redis.from_pool(pool)
 
