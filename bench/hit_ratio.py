@@ -1,0 +1,529 @@
+#!/usr/bin/env python3
+"""Hit ratios of tiercache.HashCache policies beside exact LRU and Belady's optimum, on real traces and Zipf.
+
+    python bench/hit_ratio.py [--traces DIR] [--quick] [--json OUT.json]
+
+Traces come from DIR (default: $TIERCACHE_TRACES, else ../shared/traces next to the repository root); their
+formats and the published reference figures are in that directory's README. Each row replays one trace at one
+cache size (in entries) through:
+
+- exact LRU: an OrderedDict simulator;
+- OPT: Belady's optimal offline policy with bypass (on a miss with a full cache, evict the resident key whose
+  next use is furthest away, or do not admit the new key when its own next use is furthest);
+- HashCache <policy>: tiercache.HashCache(max_entries=size, max_bytes=2**40, policy=...) used read-through
+  (get; on a miss, set). Every policy HashCache accepts becomes a column: a policy is tried by passing the
+  keyword, and a TypeError or ValueError means this build does not have it.
+
+Hit ratio = hits / all requests (cold misses included), in %. The published exact-LRU and OPT figures must
+reproduce to 0.01 points, and HashCache "lru" must equal exact LRU hit for hit; any row that does not is
+flagged, and the exit status is 1. Zipf rows: bounded Zipf(0.99) over 100k keys (inverse CDF, fixed seed),
+1M requests (200k with --quick), cache at 1 % and 10 % of the keys; they have no published figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import functools
+import gzip
+import heapq
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+# Measure the working tree (where `setup.py build_ext --inplace` puts the extension), not an installed copy.
+if os.path.isdir(os.path.join(ROOT, "tiercache")):
+    sys.path.insert(0, ROOT)
+
+DEFAULT_TRACES = os.path.join(os.path.dirname(ROOT), "shared", "traces")
+CANDIDATE_POLICIES = ("lru", "tinylfu")  # HashCache policies to try; those this build accepts become columns
+MAX_BYTES = 2**40  # byte accounting on, never the binding limit
+SEED = 20240601
+ZIPF_S = 0.99
+ZIPF_KEYS = 100_000
+ZIPF_REQUESTS = 1_000_000
+ZIPF_REQUESTS_QUICK = 200_000
+Keys = Union[Sequence[Any], np.ndarray]  # a trace: numpy int64 array or any sequence of hashable keys
+TOLERANCE = 0.01  # percentage points: the published figures are exact simulator results, rounded
+
+# Published reference hit ratios (%) from the traces README: exact LRU, W-TinyLFU as published, OPT.
+REFERENCE: Dict[Tuple[str, int], Tuple[float, str, float]] = {
+    ("oltp", 1000): (32.83, "39.95", 53.62),
+    ("oltp", 1868): (41.63, "44.62", 59.76),
+    ("oltp", 5606): (54.98, "55.07", 69.15),
+    ("glimpse", 500): (0.95, "≈32.7", 34.33),
+    ("glimpse", 1000): (11.21, "≈50.2", 53.15),
+    ("loop", 500): (0.00, "≈44.5", 49.36),
+    ("loop", 1000): (0.00, "≈98", 98.71),
+}
+TRACE_FILES = {
+    "oltp": ("oltp.lis.gz", "lis"),
+    "glimpse": ("glimpse.trc.gz", "lirs"),
+    "loop": ("loop.trc.gz", "lirs"),
+}
+TRACE_SIZES = {"oltp": (1000, 1868, 5606), "glimpse": (500, 1000), "loop": (500, 1000)}
+ZIPF_FRACTIONS = (0.01, 0.10)
+
+# Targets for HashCache "tinylfu" from issue 4, checked when the policy exists: (trace, size, minimum %).
+TINYLFU_TARGETS = (("oltp", 1868, 44.6), ("glimpse", 1000, 50.0), ("loop", 500, 44.0))
+TINYLFU_MAX_BELOW_LRU = 1.0  # points
+
+
+# --------------------------------------------------------------------------- traces
+
+def read_lis(path: str) -> np.ndarray:
+    """An ARC `.lis` trace (gzip): each line `start num ignore reqno` stands for keys start .. start+num-1."""
+    with gzip.open(path, "rb") as f:
+        cols = np.array(f.read().split(), dtype=np.int64)
+    if cols.size % 4:
+        raise ValueError(f"{path}: expected 4 columns per line, got {cols.size} fields")
+    cols = cols.reshape(-1, 4)
+    start, num = cols[:, 0], cols[:, 1]
+    if (num == 1).all():
+        return start.copy()
+    if (num < 1).any():
+        raise ValueError(f"{path}: num_blocks < 1 on line {int(np.argmax(num < 1)) + 1}")
+    # Line i expands to start[i] + 0 .. num[i]-1: repeat each start, then add the offset within its run.
+    first = np.cumsum(num) - num
+    offsets = np.arange(int(num.sum()), dtype=np.int64) - np.repeat(first, num)
+    return np.repeat(start, num) + offsets
+
+
+def read_lirs(path: str) -> np.ndarray:
+    """A LIRS trace (gzip): one integer key per line; blank lines and `*` lines are skipped."""
+    with gzip.open(path, "rb") as f:
+        tokens = [t for t in f.read().split() if t != b"*"]  # split() already drops blank lines
+    return np.array(tokens, dtype=np.int64)
+
+
+def read_trace(directory: str, name: str) -> np.ndarray:
+    filename, fmt = TRACE_FILES[name]
+    path = os.path.join(directory, filename)
+    return read_lis(path) if fmt == "lis" else read_lirs(path)
+
+
+def zipf_keys(n_keys: int, n_requests: int, s: float = ZIPF_S, seed: int = SEED) -> np.ndarray:
+    """Bounded Zipf(s) over `n_keys` keys: rank r (1-based) has probability ∝ 1/r**s; key ids are shuffled."""
+    rng = np.random.default_rng(seed)
+    cdf = np.cumsum(1.0 / np.arange(1, n_keys + 1, dtype=np.float64) ** s)
+    cdf /= cdf[-1]
+    ranks = np.minimum(np.searchsorted(cdf, rng.random(n_requests), side="right"), n_keys - 1)
+    # A random key per rank, so that popularity does not follow the integers' hash order.
+    return rng.permutation(n_keys).astype(np.int64)[ranks]
+
+
+# --------------------------------------------------------------------------- simulators
+# Each takes a sequence of keys (a numpy int64 array or a list) and a size in entries and returns the hit count.
+
+def _as_list(keys: Keys) -> List[Any]:
+    # Python ints from a list are much faster to hash and compare in the loops below than numpy scalars.
+    return keys.tolist() if isinstance(keys, np.ndarray) else list(keys)
+
+
+def lru_hits(keys: Keys, size: int) -> int:
+    """Exact LRU with room for `size` keys."""
+    if size <= 0:
+        return 0
+    od: "collections.OrderedDict[Any, None]" = collections.OrderedDict()
+    touch = od.move_to_end
+    evict = od.popitem
+    hits = 0
+    for k in _as_list(keys):
+        if k in od:
+            touch(k)
+            hits += 1
+        else:
+            od[k] = None
+            if len(od) > size:
+                evict(False)
+    return hits
+
+
+def next_use(keys: Keys) -> np.ndarray:
+    """For each position i, the position of the next request for keys[i]; `n + i` when there is none.
+
+    The "never again" values are distinct and all beyond the trace, so every position's next use is unique.
+    Vectorized: a stable sort groups each key's positions in order; within a group each points at the next.
+    """
+    arr = np.asarray(keys)
+    n = len(arr)
+    out = np.arange(n, 2 * n, dtype=np.int64)
+    if n < 2:
+        return out
+    order = np.argsort(arr, kind="stable")
+    same = arr[order[1:]] == arr[order[:-1]]
+    out[order[:-1][same]] = order[1:][same]
+    return out
+
+
+def opt_hits(keys: Keys, size: int) -> int:
+    """Belady's OPT with bypass: evict the resident key used furthest in the future, or skip admitting the
+    new key when its own next use is furthest. O(n log n).
+
+    A resident key is represented only by its next-use position (unique, see next_use): the request at
+    position i is a hit exactly when some resident key's next use is i. `resident` holds those positions;
+    `heap` holds their negatives for the furthest one, with lazy deletion (a hit leaves its old entry behind,
+    which is then in the past and never at the top; the heap is rebuilt when such entries pile up).
+    """
+    if size <= 0:
+        return 0
+    nxt = next_use(keys).tolist()
+    resident: set = set()
+    heap: List[int] = []
+    add, remove = resident.add, resident.remove
+    push, replace = heapq.heappush, heapq.heapreplace
+    limit = 4 * size + 1024
+    hits = 0
+    for i, nu in enumerate(nxt):
+        if i in resident:
+            hits += 1
+            remove(i)
+            add(nu)
+            push(heap, -nu)
+            if len(heap) > limit:
+                heap = [-v for v in resident]
+                heapq.heapify(heap)
+        elif len(resident) < size:
+            add(nu)
+            push(heap, -nu)
+        else:
+            far = -heap[0]
+            while far not in resident:  # stale top: drop it
+                heapq.heappop(heap)
+                far = -heap[0]
+            if far > nu:  # otherwise bypass: the new key's next use is the furthest
+                remove(far)
+                add(nu)
+                replace(heap, -nu)
+    return hits
+
+
+_MISS = object()
+
+
+def make_hashcache(size: int, policy: str, cls: Any = None) -> Any:
+    """A HashCache bounded at `size` entries with `policy`; TypeError/ValueError when `cls` lacks the policy.
+
+    "lru" is also accepted by a HashCache without the `policy` keyword: LRU is what such a build does.
+    """
+    if cls is None:
+        import tiercache
+
+        cls = tiercache.HashCache  # Any: this build may not declare the policy keyword yet
+    try:
+        return cls(max_bytes=MAX_BYTES, max_entries=size, policy=policy)
+    except TypeError:
+        if policy != "lru":
+            raise
+        return cls(max_bytes=MAX_BYTES, max_entries=size)
+
+
+def hashcache_policies(candidates: Iterable[str] = CANDIDATE_POLICIES, cls: Optional[Any] = None) -> List[str]:
+    """The policies among `candidates` that this HashCache build accepts."""
+    found = []
+    for policy in candidates:
+        try:
+            cache = make_hashcache(2, policy, cls)
+        except (TypeError, ValueError):
+            continue
+        close = getattr(cache, "close", None)
+        if close is not None:
+            close()
+        found.append(policy)
+    return found
+
+
+def hashcache_hits(keys: Keys, size: int, policy: str = "lru", cls: Optional[Any] = None) -> int:
+    """Replay `keys` read-through on a HashCache (get; on a miss, set with size 1) and count the hits."""
+    if size <= 0:
+        return 0
+    cache = make_hashcache(size, policy, cls)
+    get, put, miss = cache.get, cache.set, _MISS
+    hits = 0
+    for k in _as_list(keys):
+        if get(k, miss) is miss:
+            put(k, True, None, 1)
+        else:
+            hits += 1
+    stats_hits = cache.stats()["hits"]
+    if stats_hits != hits:  # the cache's own count must agree with what the replay saw
+        raise AssertionError(f"HashCache({policy!r}) stats report {stats_hits} hits, the replay saw {hits}")
+    cache.close()
+    return hits
+
+
+def simulators(policies: Sequence[str]) -> Dict[str, Callable[[Keys, int], int]]:
+    """Column name -> hit-count function, in column order."""
+    sims: Dict[str, Callable[[Keys, int], int]] = {"exact LRU": lru_hits}
+    for policy in policies:
+        sims[f"HashCache {policy}"] = functools.partial(hashcache_hits, policy=policy)
+    sims["OPT"] = opt_hits
+    return sims
+
+
+# --------------------------------------------------------------------------- rows
+
+@dataclass
+class Row:
+    trace: str
+    size: int
+    requests: int
+    distinct: int
+    hits: Dict[str, int] = field(default_factory=dict)
+    seconds: Dict[str, float] = field(default_factory=dict)
+    flags: List[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.trace} @ {self.size}"
+
+    def ratio(self, column: str) -> float:
+        return 100.0 * self.hits[column] / self.requests
+
+    @property
+    def reference(self) -> Optional[Tuple[float, str, float]]:
+        return REFERENCE.get((self.trace, self.size))
+
+
+def run_row(trace: str, keys: np.ndarray, size: int, sims: Dict[str, Callable[[Keys, int], int]],
+            distinct: int) -> Row:
+    row = Row(trace, size, len(keys), distinct)
+    for column, fn in sims.items():
+        t0 = time.perf_counter()
+        row.hits[column] = fn(keys, size)
+        row.seconds[column] = time.perf_counter() - t0
+    ref = row.reference
+    if ref is not None:
+        for column, published in (("exact LRU", ref[0]), ("OPT", ref[2])):
+            ours = row.ratio(column)
+            if abs(ours - published) > TOLERANCE + 1e-9:
+                row.flags.append(f"{column} {ours:.4f} % vs published {published:.2f} %")
+    if "HashCache lru" in row.hits and row.hits["HashCache lru"] != row.hits["exact LRU"]:
+        row.flags.append(f"HashCache lru {row.hits['HashCache lru']} hits vs exact LRU {row.hits['exact LRU']}")
+    return row
+
+
+def check_tinylfu(rows: List[Row]) -> List[Tuple[bool, str]]:
+    """Issue 4's hit-ratio targets for HashCache "tinylfu" (when the policy exists)."""
+    col = "HashCache tinylfu"
+    if not rows or col not in rows[0].hits:
+        return []
+    by_key = {(r.trace, r.size): r for r in rows}
+    out = []
+    for trace, size, minimum in TINYLFU_TARGETS:
+        row = by_key.get((trace, size))
+        if row is not None:
+            got = row.ratio(col)
+            out.append((got >= minimum, f"tinylfu {row.label}: {got:.2f} % (target ≥ {minimum} %)"))
+    worst = min(rows, key=lambda r: r.ratio(col) - r.ratio("exact LRU"))
+    gap = worst.ratio(col) - worst.ratio("exact LRU")
+    out.append((gap >= -TINYLFU_MAX_BELOW_LRU,
+                f"tinylfu vs exact LRU, worst row {worst.label}: {gap:+.2f} points "
+                f"(target ≥ -{TINYLFU_MAX_BELOW_LRU})"))
+    return out
+
+
+# --------------------------------------------------------------------------- reporting
+
+def machine_info() -> Dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:
+        nproc = os.cpu_count() or 0
+    try:
+        import tiercache
+
+        tc = (f"{tiercache.__version__} from {os.path.dirname(tiercache.__file__)}, "
+              f"IMPLEMENTATION={tiercache.IMPLEMENTATION!r}")
+    except Exception as exc:  # report a broken package rather than hide it
+        tc = f"not importable: {exc!r}"
+    return {
+        "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
+        "cpu": cpu,
+        "nproc": nproc,
+        "platform": platform.platform(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "tiercache": tc,
+        "numpy": np.__version__,
+    }
+
+
+class Printer:
+    """Tables with rich when it is installed, plain text otherwise."""
+
+    def __init__(self) -> None:
+        try:
+            from rich.console import Console
+        except ImportError:
+            self.console: Any = None
+        else:
+            self.console = Console(width=None if sys.stdout.isatty() else 150)
+
+    def line(self, text: str = "") -> None:
+        if self.console is not None:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(text)
+
+    def table(self, title: str, header: List[str], rows: List[List[str]], caption: str) -> None:
+        if self.console is not None:
+            from rich.table import Table
+
+            t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+            for i, h in enumerate(header):
+                t.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0)
+            for row in rows:
+                t.add_row(*row)
+            self.console.print(t)
+            return
+        widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+        print(title)
+        for row in [header, ["-" * w for w in widths]] + rows:
+            print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        print(caption)
+        print()
+
+
+def report(pr: Printer, rows: List[Row], columns: List[str]) -> None:
+    header = ["trace @ size", "requests"] + columns + ["pub. LRU", "pub. W-TinyLFU", "pub. OPT", "check"]
+    body = []
+    for r in rows:
+        ref = r.reference
+        cells = [r.label, f"{r.requests:,}"] + [f"{r.ratio(c):.2f}" for c in columns]
+        cells += [f"{ref[0]:.2f}", ref[1], f"{ref[2]:.2f}"] if ref else ["-", "-", "-"]
+        cells.append("MISMATCH" if r.flags else "ok")
+        body.append(cells)
+    pr.table(
+        "Hit ratio (%) = hits / all requests, cold misses included",
+        header,
+        body,
+        f"check: exact LRU and OPT within {TOLERANCE} points of the published figures, and HashCache lru "
+        "equal to exact LRU hit for hit. Published W-TinyLFU: Caffeine's simulator for oltp, others' reports "
+        "(≈) for glimpse and loop.",
+    )
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--traces", metavar="DIR",
+                    help=f"trace directory (default: $TIERCACHE_TRACES, else {os.path.relpath(DEFAULT_TRACES)})")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"Zipf rows with {ZIPF_REQUESTS_QUICK:,} requests instead of {ZIPF_REQUESTS:,}")
+    ap.add_argument("--json", metavar="OUT.json", help="also write the figures, the machine and the command here")
+    args = ap.parse_args(argv)
+
+    traces_dir = args.traces or os.environ.get("TIERCACHE_TRACES") or DEFAULT_TRACES
+    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(os.path.abspath(__file__))]
+                                   + (sys.argv[1:] if argv is None else argv))
+    policies = hashcache_policies()
+    sims = simulators(policies)
+    columns = list(sims)
+
+    pr = Printer()
+    info = machine_info()
+    pr.line(f"command:   {command}")
+    pr.line(f"python:    {info['python']}, numpy {info['numpy']}")
+    pr.line(f"machine:   {info['cpu']}, nproc {info['nproc']}, {info['platform']}")
+    pr.line(f"date:      {info['date']}" + (f", load average {info['loadavg'][0]:.2f} at start"
+                                             if info["loadavg"] else ""))
+    pr.line(f"tiercache: {info['tiercache']}")
+    missing = [p for p in CANDIDATE_POLICIES if p not in policies]
+    pr.line(f"HashCache policies: {', '.join(policies) or 'none'}"
+            + (f" (not in this build: {', '.join(missing)})" if missing else ""))
+    pr.line(f"traces:    {os.path.abspath(traces_dir)}")
+
+    t_start = time.monotonic()
+
+    def progress(msg: str) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r  [{time.monotonic() - t_start:6.1f}s] {msg:<50}")
+            sys.stderr.flush()
+
+    rows: List[Row] = []
+    notes: List[str] = []
+    for name, sizes in TRACE_SIZES.items():
+        try:
+            keys = read_trace(traces_dir, name)
+        except OSError as exc:
+            notes.append(f"{name}: skipped ({exc.strerror or exc}: {getattr(exc, 'filename', '')})")
+            continue
+        distinct = int(np.unique(keys).size)
+        for size in sizes:
+            progress(f"{name} @ {size}")
+            rows.append(run_row(name, keys, size, sims, distinct))
+
+    n_requests = ZIPF_REQUESTS_QUICK if args.quick else ZIPF_REQUESTS
+    keys = zipf_keys(ZIPF_KEYS, n_requests)
+    distinct = int(np.unique(keys).size)
+    zipf_name = f"zipf{ZIPF_S}/{ZIPF_KEYS // 1000}k"
+    for fraction in ZIPF_FRACTIONS:
+        size = int(round(ZIPF_KEYS * fraction))
+        progress(f"{zipf_name} @ {size}")
+        rows.append(run_row(zipf_name, keys, size, sims, distinct))
+    elapsed = time.monotonic() - t_start
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + " " * 70 + "\r")
+
+    pr.line(f"workloads: oltp, glimpse, loop as in the traces README; {zipf_name}: bounded Zipf({ZIPF_S}) over "
+            f"{ZIPF_KEYS:,} keys, {n_requests:,} requests, seed {SEED}, cache at "
+            + " and ".join(f"{f:.0%}" for f in ZIPF_FRACTIONS) + " of the keys")
+    for note in notes:
+        pr.line(f"  {note}")
+    pr.line()
+    report(pr, rows, columns)
+
+    failed = [r for r in rows if r.flags]
+    for r in failed:
+        for flag in r.flags:
+            pr.line(f"MISMATCH {r.label}: {flag}")
+    targets = check_tinylfu(rows)
+    for ok, text in targets:
+        pr.line(f"{'PASS' if ok else 'FAIL'}  {text}")
+    if not failed:
+        pr.line(f"all {len(rows)} rows reproduce: exact LRU and OPT match the published figures where there are "
+                "any, and HashCache lru equals exact LRU on every row")
+    slowest = {c: sum(r.seconds[c] for r in rows) for c in columns}
+    pr.line(f"time: {elapsed:.1f} s in all; per column " + ", ".join(f"{c} {s:.1f} s" for c, s in slowest.items()))
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({
+                "command": command,
+                "machine": info,
+                "traces": os.path.abspath(traces_dir),
+                "policies": policies,
+                "zipf": {"s": ZIPF_S, "keys": ZIPF_KEYS, "requests": n_requests, "seed": SEED},
+                "rows": [{
+                    "trace": r.trace, "size": r.size, "requests": r.requests, "distinct": r.distinct,
+                    "hits": r.hits, "hit_ratio": {c: r.ratio(c) for c in columns}, "seconds": r.seconds,
+                    "reference": (dict(zip(("exact LRU", "W-TinyLFU", "OPT"), r.reference))
+                                  if r.reference else None),
+                    "flags": r.flags,
+                } for r in rows],
+                "tinylfu_targets": [{"ok": ok, "check": text} for ok, text in targets],
+                "notes": notes,
+                "seconds": elapsed,
+            }, f, indent=2)
+        pr.line(f"wrote {args.json}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
