@@ -1244,3 +1244,39 @@ def test_implementations_agree(both_impls: Any, make_timer: Any, config: Dict[st
     for i, ((_, c), (_, p)) in enumerate(zip(c_steps, p_steps)):
         assert c == p, f"op #{i} {ops[i]!r}: compiled read the timer {c}x, python {p}x"
     assert c_reads == p_reads
+
+
+def test_set_limits_shrinks_and_grows(make_cache: Any, fake_timer: Any) -> None:
+    cache = make_cache(max_bytes=100, max_entries=10)
+    for i in range(10):
+        cache.set(i, b"x" * 10)
+    assert cache.set_limits(max_bytes=50, max_entries=10) == 5
+    assert list(cache) == [5, 6, 7, 8, 9]
+    assert cache.stats()["bytes"] == 50 and cache.max_bytes == 50
+    assert cache.set_limits(max_bytes=None, max_entries=3) == 2
+    assert list(cache) == [7, 8, 9] and cache.max_bytes is None and cache.max_entries == 3
+    assert cache.set_limits(max_bytes=1000, max_entries=None) == 0
+    for i in range(20):
+        cache.set(100 + i, b"y")
+    assert len(cache) == 23
+    cache._check()
+
+
+def test_set_limits_drops_expired_first(make_cache: Any, fake_timer: Any) -> None:
+    cache = make_cache(max_bytes=None, max_entries=4)
+    cache.set("old", 1, ttl=1)
+    for k in "abc":
+        cache.set(k, 1)
+    fake_timer.advance(2)
+    assert cache.set_limits(max_bytes=None, max_entries=3) == 1
+    assert list(cache) == ["a", "b", "c"]
+    assert cache.stats()["expirations"] == 1 and cache.stats()["evictions"] == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, "10"])
+def test_set_limits_rejects_bad_values_and_changes_nothing(make_cache: Any, bad: Any) -> None:
+    cache = make_cache(max_bytes=100)
+    cache.set("k", b"v")
+    with pytest.raises((TypeError, ValueError), match="max_bytes"):
+        cache.set_limits(max_bytes=bad)
+    assert cache.max_bytes == 100 and list(cache) == ["k"]

@@ -672,3 +672,42 @@ def test_invalidation_on_redis_cluster(redis_cluster: Any) -> None:
         a.set("ns", "k", "v2")
         assert wait_for(lambda: "k" not in b._l1_for("ns"))
         assert b.get("ns", "k") == "v2"
+
+
+# ------------------------------------------------------------------------------------ configuration
+
+def test_default_profile_applies(sqlite_url: str) -> None:
+    with CacheManager(sqlite_url, env="production") as m:
+        cfg = m.namespace_config("market_data")
+        assert (cfg.l1_ttl, cfg.l1_max_entries, cfg.l1_max_bytes, cfg.priority) == (60, 500, 8 << 20, "high")
+        m.set("market_data", "ACME", 1)
+        assert m.stats()["namespaces"]["market_data"]["max_entries"] == 500
+
+
+def test_update_namespace_applies_atomically_and_shrinks_l1(sqlite_url: str) -> None:
+    with CacheManager(sqlite_url, env="test", config={"ns": NamespaceConfig(l1_max_entries=50)}) as m:
+        m.set_many("ns", {f"k{i}": i for i in range(50)})
+        new = m.update_namespace("ns", l1_max_entries=10, l1_ttl=60)
+        assert new.l1_max_entries == 10 and m.namespace_config("ns").l1_ttl == 60
+        l1 = m.stats()["namespaces"]["ns"]
+        assert l1["entries"] == 10 and l1["max_entries"] == 10
+        assert m.get("ns", "k49") == 49 and m.get("ns", "k0") == 0  # k0 from L2
+        before = m.config
+        with pytest.raises(ConfigError) as info:
+            m.update_namespace("ns", l1_max_entries=-1, priority="urgent", l1_ttl=float("nan"))
+        assert len(info.value.errors) == 3
+        assert m.config is before and m.namespace_config("ns").l1_max_entries == 10
+        summary = m.config_summary()
+        import json
+        json.dumps(summary)
+        assert summary["namespaces"]["ns"]["l1_max_entries"] == 10
+        assert summary["l1_usage"]["ns"]["entries"] <= 10
+
+
+def test_update_namespace_grace_period_switch(sqlite_url: str, clock: Clock) -> None:
+    with CacheManager(sqlite_url, env="test", config={"ns": NamespaceConfig(l1_ttl=10)}, timer=clock) as m:
+        m.set("ns", "k", "v")
+        m.update_namespace("ns", l1_grace_period=30)
+        assert m.get("ns", "k") == "v"  # re-read from L2 into the new L1 form
+        clock.advance(15)
+        assert m.get("ns", "k") == "v"

@@ -482,6 +482,21 @@ class HashCache:
     def default_ttl(self) -> Optional[float]:
         return self._default_ttl
 
+    def set_limits(self, max_bytes: Optional[int] = 10 * 1024 * 1024, max_entries: Optional[int] = None) -> int:
+        """Change the limits (same rules as the constructor); a smaller budget evicts down to it at once
+        (expired entries first, then least recently used). Returns how many entries were removed."""
+        max_bytes = check_max_bytes(max_bytes)
+        max_entries = check_max_entries(max_entries)
+        dropped: List[Any] = []
+        with self._lock:
+            before = self._evictions + self._expirations
+            now = self._now() if self._n_ttl else None
+            self._max_bytes = max_bytes
+            self._byte_limit = _BYTES_CEILING if max_bytes is None else max_bytes
+            self._max_entries = max_entries
+            self._make_room(now, dropped)
+            return self._evictions + self._expirations - before
+
     def close(self) -> None:
         """Stop the cleanup thread, if any. The cache stays usable."""
         cleaner, self._cleaner = self._cleaner, None

@@ -14,15 +14,12 @@ import difflib
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .errors import ConfigError
 from .serialization import COMPRESSIONS, SERIALIZERS
-
-if False:  # pragma: no cover - typing only
-    from os import PathLike
 
 __all__ = [
     "NamespaceConfig", "CacheConfig", "apply_env_overrides", "resolve_env", "check_namespace",
@@ -148,7 +145,7 @@ _BOOL = _Kind(lambda v: None if isinstance(v, bool) else "must be a bool", _pars
 def _choice(options: Tuple[Any, ...]) -> _Kind:
     shown = ", ".join("None" if o is None else repr(o) for o in options)
     return _Kind(lambda v: None if isinstance(v, (str, type(None))) and v in options else f"must be one of {shown}",
-                 lambda t: t.strip().lower(), None in options)
+                 str.strip, None in options)
 
 
 def _check_fraction(v: Any) -> Optional[str]:
@@ -229,7 +226,8 @@ class NamespaceConfig:
             if message is not None:
                 errors.add(namespace, name, message, value)
         l1, l2 = self.l1_ttl, self.l2_ttl
-        if _is_number(l1) and _is_number(l2) and not errors_for(errors, "l1_ttl", "l2_ttl") and l1 > l2:
+        if (l1 is not None and l2 is not None and _is_number(l1) and _is_number(l2)
+                and not _has_error(errors, "l1_ttl", "l2_ttl") and l1 > l2):
             errors.add(namespace, "l1_ttl", f"must not exceed l2_ttl ({l2!r})", l1)
         return list(errors)
 
@@ -247,7 +245,7 @@ class NamespaceConfig:
         return cfg.validated(namespace)
 
 
-def errors_for(errors: List[str], *field_names: str) -> bool:
+def _has_error(errors: List[str], *field_names: str) -> bool:
     """Whether `errors` already holds a problem with any of these fields (so a cross-check would only repeat it)."""
     return any(f": {name}: " in e for e in errors for name in field_names)
 
@@ -382,21 +380,23 @@ def _profile(env: str) -> Tuple[Dict[str, NamespaceConfig], NamespaceConfig, int
 _TOP_LEVEL_KEYS = ("env", "l1_max_bytes", "strict_namespaces", "default", "namespaces", "environments")
 _ENV_SECTION_KEYS = ("l1_max_bytes", "strict_namespaces", "default", "namespaces")
 _GLOBAL_MAX_BYTES = _count(nullable=True)
+_ENV_RULE = f"must be one of {', '.join(ENVIRONMENTS)} (or dev/prod/testing)"
 
 
 @dataclass(frozen=True)
 class CacheConfig:
     """Every namespace's settings for one environment, validated as a whole; immutable.
 
-    `namespaces`: name -> NamespaceConfig (read-only mapping). `default`: the settings of a namespace not
-    listed, unless `strict_namespaces`, which makes such a namespace an error. `l1_max_bytes`: the global L1
-    cap over all namespaces (None: only the per-namespace budgets bound L1). Construction validates and
-    raises one ConfigError listing every problem; change a config with updated() or dataclasses.replace().
+    `namespaces`: name -> NamespaceConfig (a read-only mapping). `default_namespace`: the settings of a
+    namespace not listed, unless `strict_namespaces`, which makes such a namespace an error.
+    `l1_max_bytes`: the global L1 cap over all namespaces (None: only the per-namespace budgets bound L1).
+    Construction validates and raises one ConfigError listing every problem (its `.errors`); derive a
+    changed config with updated() or dataclasses.replace(), which validate the same way.
     """
 
     env: str = "development"
     namespaces: Mapping[str, NamespaceConfig] = field(default_factory=dict)
-    default: NamespaceConfig = DEFAULT_NAMESPACE
+    default_namespace: NamespaceConfig = DEFAULT_NAMESPACE
     strict_namespaces: bool = False
     l1_max_bytes: Optional[int] = None
 
@@ -404,55 +404,50 @@ class CacheConfig:
         errors = _Errors()
         env = _env_name(self.env)
         if env is None:
-            errors.add(None, "env", f"must be one of {', '.join(ENVIRONMENTS)} (or dev/prod/testing)", self.env)
-        namespaces, problems = _build_namespaces(self.namespaces, lambda name: self.default)
-        errors.extend(problems)
-        default = self.default
-        if isinstance(default, Mapping):
+            errors.add(None, "env", _ENV_RULE, self.env)
+        default = self.default_namespace
+        if isinstance(default, NamespaceConfig):
+            errors.extend(default.problems(DEFAULT_NAMESPACE_NAME))
+        elif isinstance(default, Mapping):
             default, problems = _merge(DEFAULT_NAMESPACE_NAME, DEFAULT_NAMESPACE, default)
             errors.extend(problems)
-        elif isinstance(default, NamespaceConfig):
-            errors.extend(default.problems(DEFAULT_NAMESPACE_NAME))
         else:
-            errors.add(None, "default", "must be a NamespaceConfig or a table of fields", default)
-        if not isinstance(self.strict_namespaces, bool):
-            errors.add(None, "strict_namespaces", "must be a bool", self.strict_namespaces)
-        message = _GLOBAL_MAX_BYTES.check(self.l1_max_bytes)
-        if message is not None:
-            errors.add(None, "l1_max_bytes", message, self.l1_max_bytes)
+            errors.add(None, "default_namespace", "must be a NamespaceConfig or a table of fields", default)
+            default = DEFAULT_NAMESPACE
+        namespaces, problems = _build_namespaces(self.namespaces, lambda name: default)
+        errors.extend(problems)
+        _check_globals(errors, self.l1_max_bytes, self.strict_namespaces)
         errors.raise_if_any()
         object.__setattr__(self, "env", env)
         object.__setattr__(self, "namespaces", MappingProxyType(namespaces))
-        object.__setattr__(self, "default", default.validated(DEFAULT_NAMESPACE_NAME))
-        object.__setattr__(self, "_source", None)
+        object.__setattr__(self, "default_namespace", default.validated(DEFAULT_NAMESPACE_NAME))
+        object.__setattr__(self, "_source", None)  # the data from_dict() read, for a TIERCACHE_ENV switch
 
     def __hash__(self) -> int:
-        return hash((self.env, tuple(sorted(self.namespaces.items())), self.default, self.strict_namespaces,
-                     self.l1_max_bytes))
+        return hash((self.env, tuple(sorted(self.namespaces.items())), self.default_namespace,
+                     self.strict_namespaces, self.l1_max_bytes))
 
-    def __reduce__(self) -> Any:  # MappingProxyType does not pickle
-        return (_rebuild, (self.env, dict(self.namespaces), self.default, self.strict_namespaces,
+    def __reduce__(self) -> Any:  # a MappingProxyType does not pickle
+        return (_rebuild, (self.env, dict(self.namespaces), self.default_namespace, self.strict_namespaces,
                            self.l1_max_bytes))
 
     # ---------------------------------------------------------------- constructors
 
     @classmethod
-    def default_profile(cls, env: Optional[str] = None) -> "CacheConfig":
-        """Alias of default(): the shipped profile for resolve_env(env)."""
-        return cls.default_for(env)
-
-    @classmethod
-    def default_for(cls, env: Optional[str] = None) -> "CacheConfig":
+    def default(cls, env: Optional[str] = None) -> "CacheConfig":
+        """The shipped profile for resolve_env(env): seven namespaces, the default namespace, the L1 cap."""
         return cls.from_dict({}, env=env)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], env: Optional[str] = None) -> "CacheConfig":
         """The profile for the environment with `data` (shaped like the TOML file) laid over it.
 
-        The environment is `env`, else data["env"], else TIERCACHE_ENV, else development. Fields given
-        replace the profile's; a namespace not in the profile starts from the (overridden) default.
-        `[environments.ENV]` tables (keys l1_max_bytes, strict_namespaces, default, namespaces) apply
-        last, only in that environment. A nullable field may be written "none" (TOML has no null).
+        The environment is `env`, else data["env"], else TIERCACHE_ENV, else development. Top-level keys:
+        env, l1_max_bytes, strict_namespaces, default (table), namespaces (table of tables), environments
+        (ENV -> table with l1_max_bytes, strict_namespaces, default, namespaces, applied after the top
+        level and only in that environment). Fields given replace the profile's; a namespace not in the
+        profile starts from the default namespace as it stands at that layer. TOML has no null, so a field
+        that may be None can be written "none".
         """
         errors = _Errors()
         if not isinstance(data, Mapping):
@@ -465,7 +460,7 @@ class CacheConfig:
             raw_env = os.environ.get("TIERCACHE_ENV", "development")
         name = _env_name(raw_env)
         if name is None:
-            errors.add(None, "env", f"must be one of {', '.join(ENVIRONMENTS)} (or dev/prod/testing)", raw_env)
+            errors.add(None, "env", _ENV_RULE, raw_env)
             name = "development"  # keep checking the rest, so every problem is reported in one go
 
         layers: List[Tuple[str, Mapping[str, Any]]] = [("", data)]
@@ -491,8 +486,10 @@ class CacheConfig:
         strict: Any = False
         for prefix, layer in layers:
             if "default" in layer:
-                default, problems = _merge(DEFAULT_NAMESPACE_NAME, default, layer["default"])
+                merged, problems = _merge(DEFAULT_NAMESPACE_NAME, default, layer["default"])
                 errors.extend(problems)
+                if not problems:  # else namespaces built on it would repeat its problems as their own
+                    default = merged
             if "l1_max_bytes" in layer:
                 l1_max_bytes = _none_word(_GLOBAL_MAX_BYTES, layer["l1_max_bytes"])
             if "strict_namespaces" in layer:
@@ -505,100 +502,87 @@ class CacheConfig:
             built, problems = _build_namespaces(table, lambda ns: namespaces.get(ns, base))
             errors.extend(problems)
             namespaces.update(built)
+        _check_globals(errors, l1_max_bytes, strict)
         errors.raise_if_any()
-        config = cls(env=name, namespaces=namespaces, default=default, strict_namespaces=strict,
+        config = cls(env=name, namespaces=namespaces, default_namespace=default, strict_namespaces=strict,
                      l1_max_bytes=l1_max_bytes)
-        object.__setattr__(config, "_source", _frozen_copy(data))
+        object.__setattr__(config, "_source", _plain_copy(data))
         return config
 
     @classmethod
-    def from_toml(cls, path: Union[str, "PathLike[str]"], env: Optional[str] = None) -> "CacheConfig":
+    def from_toml(cls, path: Union[str, "os.PathLike[str]"], env: Optional[str] = None) -> "CacheConfig":
         """from_dict() of a TOML file (stdlib tomllib; the `tomli` package on Python < 3.11)."""
         try:
-            import tomllib  # type: ignore[import-not-found]
+            import tomllib
         except ImportError:  # Python < 3.11
             import tomli as tomllib  # type: ignore[no-redef]
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{os.fspath(path)}: invalid TOML: {exc}") from None
+            raise _config_error([f"{os.fspath(path)}: invalid TOML: {exc}"]) from None
         return cls.from_dict(data, env=env)
 
     # ---------------------------------------------------------------- use
 
     def namespace(self, name: str) -> NamespaceConfig:
-        """The settings for `name`: its own, else the default; ConfigError if strict_namespaces."""
+        """The settings for `name`: its own, else the default namespace's; ConfigError if strict_namespaces."""
         check_namespace(name)
         cfg = self.namespaces.get(name)
         if cfg is not None:
             return cfg
         if self.strict_namespaces:
             known = ", ".join(sorted(self.namespaces)) or "none"
-            raise ConfigError(f"namespace {name!r}: not configured and strict_namespaces is set "
-                              f"(configured: {known})")
-        return self.default
+            raise _config_error([f"namespace {name!r}: name: not configured and strict_namespaces is set "
+                                 f"(configured: {known})"])
+        return self.default_namespace
 
     def updated(self, namespace: str, **changes: Any) -> "CacheConfig":
-        """A new CacheConfig with `changes` applied to `namespace` (this one is unchanged).
+        """A new CacheConfig with `changes` applied to `namespace`; this one is unchanged.
 
         Raises one ConfigError listing every problem with the changes. A namespace not yet configured
-        starts from the default, unless strict_namespaces (then it is an error: add it to the file).
+        starts from the default namespace, unless strict_namespaces (then it is an error: configure it).
         """
-        errors = _Errors()
         if not isinstance(namespace, str) or not _NAMESPACE_RE.match(namespace):
-            errors.add(str(namespace), "name", _NAMESPACE_RULE, namespace)
-            errors.raise_if_any()
+            raise _config_error([f"namespace {str(namespace)!r}: name: {_NAMESPACE_RULE} (got {namespace!r})"])
         if namespace not in self.namespaces and self.strict_namespaces:
-            errors.add(namespace, "name", "not configured and strict_namespaces is set", namespace)
-            errors.raise_if_any()
-        cfg, problems = _merge(namespace, self.namespace(namespace) if namespace in self.namespaces
-                               else self.default, changes)
+            raise _config_error([f"namespace {namespace!r}: name: not configured and strict_namespaces is set"])
+        cfg, problems = _merge(namespace, self.namespaces.get(namespace, self.default_namespace), changes)
         _raise_if(problems)
-        namespaces = dict(self.namespaces)
-        namespaces[namespace] = cfg
-        return replace(self, namespaces=namespaces)
+        return replace(self, namespaces={**self.namespaces, namespace: cfg})
 
     def summary(self) -> Dict[str, Any]:
-        """A JSON-serializable dict (accepted back by from_dict): env, l1_max_bytes, strict_namespaces,
-        default and every namespace with all fields."""
+        """A JSON-serializable dict, accepted back by from_dict(): env, l1_max_bytes, strict_namespaces,
+        default (the default namespace) and namespaces, each with every field."""
         return {
             "env": self.env,
             "l1_max_bytes": self.l1_max_bytes,
             "strict_namespaces": self.strict_namespaces,
-            "default": asdict(self.default),
+            "default": asdict(self.default_namespace),
             "namespaces": {name: asdict(cfg) for name, cfg in sorted(self.namespaces.items())},
         }
 
 
-# The brief's spelling: CacheConfig.default(env) for the profile. `default` is also the field holding the
-# default namespace's settings, so the classmethod is reached through the class and the field through an
-# instance; a descriptor keeps both working.
-class _DefaultDescriptor:
-    def __get__(self, instance: Optional[CacheConfig], owner: type) -> Any:
-        if instance is None:
-            return owner.default_for  # type: ignore[attr-defined]
-        return instance.__dict__["default"]
-
-    def __set__(self, instance: CacheConfig, value: Any) -> None:
-        raise AttributeError("cannot assign to field 'default'")  # frozen, like every other field
-
-
-CacheConfig.default = _DefaultDescriptor()  # type: ignore[assignment,misc]
+def _check_globals(errors: _Errors, l1_max_bytes: Any, strict: Any) -> None:
+    message = _GLOBAL_MAX_BYTES.check(l1_max_bytes)
+    if message is not None:
+        errors.add(None, "l1_max_bytes", message, l1_max_bytes)
+    if not isinstance(strict, bool):
+        errors.add(None, "strict_namespaces", "must be a bool", strict)
 
 
 def _rebuild(env: str, namespaces: Dict[str, NamespaceConfig], default: NamespaceConfig, strict: bool,
              l1_max_bytes: Optional[int]) -> CacheConfig:
-    return CacheConfig(env=env, namespaces=namespaces, default=default, strict_namespaces=strict,
+    return CacheConfig(env=env, namespaces=namespaces, default_namespace=default, strict_namespaces=strict,
                        l1_max_bytes=l1_max_bytes)
 
 
-def _frozen_copy(data: Any) -> Any:
+def _plain_copy(data: Any) -> Any:
     """A deep copy of plain TOML-like data, so later edits by the caller cannot reach the stored source."""
     if isinstance(data, Mapping):
-        return {k: _frozen_copy(v) for k, v in data.items()}
+        return {k: _plain_copy(v) for k, v in data.items()}
     if isinstance(data, list):
-        return [_frozen_copy(v) for v in data]
+        return [_plain_copy(v) for v in data]
     return data
 
 
@@ -630,8 +614,7 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
     if raw_env is not None and raw_env.strip():
         name = _env_name(raw_env)
         if name is None:
-            errors.add(None, "TIERCACHE_ENV", f"must be one of {', '.join(ENVIRONMENTS)} (or dev/prod/testing)",
-                       raw_env)
+            errors.add(None, "TIERCACHE_ENV", _ENV_RULE, raw_env)
         elif name != config.env:
             source = getattr(config, "_source", None)
             if source is None:
@@ -646,6 +629,7 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
     global_changes: Dict[str, Any] = {}
     default_changes: Dict[str, Any] = {}
     ns_changes: Dict[str, Dict[str, Any]] = {}
+    sources: Dict[Tuple[Optional[str], str], str] = {}  # (namespace, field) -> the variable that set it
     lower_names: Dict[str, List[str]] = {}
     for ns in config.namespaces:
         lower_names.setdefault(ns.lower(), []).append(ns)
@@ -653,12 +637,12 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
     for var in sorted(environ):
         text = environ[var]
         if var == "TIERCACHE_L1_MAX_BYTES":
-            _parse_into(errors, var, None, "l1_max_bytes", _GLOBAL_MAX_BYTES, text, global_changes)
+            _parse_into(errors, sources, var, None, "l1_max_bytes", _GLOBAL_MAX_BYTES, text, global_changes)
         elif var == "TIERCACHE_STRICT_NAMESPACES":
-            _parse_into(errors, var, None, "strict_namespaces", _BOOL, text, global_changes)
+            _parse_into(errors, sources, var, None, "strict_namespaces", _BOOL, text, global_changes)
         elif var.startswith(_DEFAULT_PREFIX):
             field_name = var[len(_DEFAULT_PREFIX):].lower()
-            _parse_into(errors, var, DEFAULT_NAMESPACE_NAME, field_name, _FIELD_KINDS.get(field_name), text,
+            _parse_into(errors, sources, var, DEFAULT_NAMESPACE_NAME, field_name, _FIELD_KINDS.get(field_name), text,
                         default_changes)
         elif var.startswith(_NS_PREFIX):
             ns_part, sep, field_part = var[len(_NS_PREFIX):].rpartition("__")
@@ -672,38 +656,52 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
                 continue
             ns = matches[0] if matches else ns_part.lower()
             field_name = field_part.lower()
-            _parse_into(errors, var, ns, field_name, _FIELD_KINDS.get(field_name), text,
+            _parse_into(errors, sources, var, ns, field_name, _FIELD_KINDS.get(field_name), text,
                         ns_changes.setdefault(ns, {}))
-    errors.raise_if_any()
-    if not (global_changes or default_changes or ns_changes):
+    if not (errors or global_changes or default_changes or ns_changes):
         return config
 
-    default, problems = _merge(DEFAULT_NAMESPACE_NAME, config.default, default_changes)
-    errors.extend(problems)
+    default, problems = _merge(DEFAULT_NAMESPACE_NAME, config.default_namespace, default_changes)
+    errors.extend(_from_vars(problems, sources))
+    if problems:
+        default = config.default_namespace
     namespaces = dict(config.namespaces)
     for ns, changes in ns_changes.items():
         if not _NAMESPACE_RE.match(ns):
             errors.add(ns, "name", _NAMESPACE_RULE, ns)
             continue
         cfg, problems = _merge(ns, namespaces.get(ns, default), changes)
-        errors.extend(problems)
+        errors.extend(_from_vars(problems, sources))
         namespaces[ns] = cfg
+    _check_globals(errors, global_changes.get("l1_max_bytes", config.l1_max_bytes),
+                   global_changes.get("strict_namespaces", config.strict_namespaces))
     errors.raise_if_any()
-    result = replace(config, namespaces=namespaces, default=default, **global_changes)
-    object.__setattr__(result, "_source", None if ns_changes or default_changes or global_changes
-                       else getattr(config, "_source", None))
-    return result
+    return replace(config, namespaces=namespaces, default_namespace=default, **global_changes)
 
 
-def _parse_into(errors: _Errors, var: str, ns: Optional[str], field_name: str, kind: Optional[_Kind], text: str,
-                into: Dict[str, Any]) -> None:
+def _from_vars(problems: List[str], sources: Dict[Tuple[Optional[str], str], str]) -> List[str]:
+    """Each problem with the variable it came from appended, so the user knows which one to fix."""
+    out = []
+    for problem in problems:
+        for (ns, field_name), var in sources.items():
+            if problem.startswith(f"namespace {ns!r}: {field_name}: "):
+                problem += f" (from {var})"
+                break
+        out.append(problem)
+    return out
+
+
+def _parse_into(errors: _Errors, sources: Dict[Tuple[Optional[str], str], str], var: str, ns: Optional[str],
+                field_name: str, kind: Optional[_Kind], text: str, into: Dict[str, Any]) -> None:
     if kind is None:
         _unknown(errors, ns, field_name, text, _FIELD_KINDS, f"field (from {var})")
         return
+    sources[(ns, field_name)] = var
     if kind.nullable and text.strip().lower() in _NONE_WORDS:
         into[field_name] = None
         return
     try:
         into[field_name] = kind.parse(text)
     except ValueError:
-        errors.add(ns, field_name, f"cannot parse {var}: {kind.check(object()) or 'bad value'}", text)
+        # check() of a value of no accepted type yields the rule, e.g. "must be a positive int or None"
+        errors.add(ns, field_name, f"{kind.check(object())} (from {var})", text)

@@ -23,6 +23,7 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 import struct
 import threading
 import time
@@ -32,7 +33,15 @@ from typing import Any, Callable, Dict, Hashable, Iterable, List, Mapping, Optio
 from . import l2 as l2_backends
 from ._compat import HashCache, ManagerCore
 from .circuit import CircuitBreaker
-from .config import DEFAULT_NAMESPACE, NamespaceConfig, build_namespaces, check_namespace, resolve_env
+from .config import (
+    DEFAULT_NAMESPACE,
+    CacheConfig,
+    NamespaceConfig,
+    apply_env_overrides,
+    build_namespaces,
+    check_namespace,
+    resolve_env,
+)
 from .errors import CircuitOpenError, L2Error, SerializationError
 from .serialization import Codec
 from .singleflight import SingleFlight
@@ -109,7 +118,9 @@ class CacheManager(ManagerCore):
     `l2`: None (TIERCACHE_L2_URL, else the embedded SQLite store in the user's cache directory), a URL
     (`redis://host:port/db`, `rediss://…`, `redis+cluster://host:port`, `sqlite:///path.db`) or an L2 object.
     `env`: development | production | test (default TIERCACHE_ENV, else development).
-    `config`: {namespace: NamespaceConfig or dict}; other namespaces get `default_config`.
+    `config`: None (the shipped profile for `env`, with TIERCACHE_* overrides), a CacheConfig, the path of a
+    TOML file (also with overrides), or {namespace: NamespaceConfig or dict} (other namespaces then get
+    `default_config`).
     Thread-safe. Use as a context manager, or call close().
     """
 
@@ -117,7 +128,8 @@ class CacheManager(ManagerCore):
         self,
         l2: Union[None, str, Any] = None,
         env: Optional[str] = None,
-        config: Optional[Mapping[str, Union[NamespaceConfig, Mapping[str, Any]]]] = None,
+        config: Union[None, CacheConfig, str, "os.PathLike[str]",
+                      Mapping[str, Union[NamespaceConfig, Mapping[str, Any]]]] = None,
         *,
         default_config: NamespaceConfig = DEFAULT_NAMESPACE,
         strict: bool = False,
@@ -127,9 +139,17 @@ class CacheManager(ManagerCore):
         timer: Optional[Callable[[], float]] = None,
     ) -> None:
         super().__init__()  # ManagerCore: the compiled L1-hit path behind get()
-        self.env = resolve_env(env)
-        self._namespaces: Dict[str, NamespaceConfig] = build_namespaces(config)
-        self._default_config = default_config.validated("<default>")
+        if config is None:
+            cache_config = apply_env_overrides(CacheConfig.default(env))
+        elif isinstance(config, CacheConfig):
+            cache_config = config
+        elif isinstance(config, (str, os.PathLike)):
+            cache_config = apply_env_overrides(CacheConfig.from_toml(config, env))
+        else:
+            cache_config = CacheConfig(env=resolve_env(env), namespaces=build_namespaces(config),
+                                       default_namespace=default_config)
+        self.config: CacheConfig = cache_config
+        self.env = cache_config.env
         self.strict = bool(strict)
         self._hmac_key = hmac_key
         self._timer = timer or time.monotonic
@@ -150,7 +170,7 @@ class CacheManager(ManagerCore):
         self._dropped_namespaces: set = set()
         self._repairing = False
         self._versions: Dict[str, int] = {}  # bumped by every write and invalidation of a namespace
-        for name, cfg in self._namespaces.items():
+        for name, cfg in self.config.namespaces.items():
             try:
                 self._codec(cfg)  # a pickle namespace without an HMAC key fails here, not on first use
             except Exception as exc:
@@ -163,7 +183,37 @@ class CacheManager(ManagerCore):
     # ------------------------------------------------------------------ namespaces
 
     def namespace_config(self, namespace: str) -> NamespaceConfig:
-        return self._namespaces.get(namespace) or self._default_config
+        """The settings in force for `namespace` (ConfigError for an unknown one under strict_namespaces)."""
+        cfg = self.config.namespaces.get(namespace)
+        return cfg if cfg is not None else self.config.namespace(namespace)
+
+    def update_namespace(self, namespace: str, **changes: Any) -> NamespaceConfig:
+        """Validate `changes` and apply them at once; a rejected update (ConfigError listing every problem)
+        changes nothing. A smaller L1 budget evicts down to it; other processes are not told."""
+        with self._lock:
+            new_config = self.config.updated(namespace, **changes)
+            new, old = new_config.namespace(namespace), self.namespace_config(namespace)
+            self._codec(new)  # e.g. pickle without an HMAC key: refuse before applying anything
+            self.config = new_config
+            l1 = self._l1.get(namespace)
+            if l1 is not None:
+                if bool(new.l1_grace_period) != bool(old.l1_grace_period):
+                    # L1 values are stored differently with and without a grace period: start afresh
+                    self._fast.pop(namespace, None)
+                    del self._l1[namespace]
+                    l1.close()
+                    l1.clear()
+                else:
+                    l1.set_limits(max_bytes=new.l1_max_bytes, max_entries=new.l1_max_entries)
+            self._bump(namespace)
+            return new
+
+    def config_summary(self) -> Dict[str, Any]:
+        """The configuration in force, JSON-serializable, with each live namespace's L1 use."""
+        summary = self.config.summary()
+        summary["l1_usage"] = {ns: {"entries": st["entries"], "bytes": st["bytes"]}
+                               for ns, st in ((ns, l1.stats()) for ns, l1 in list(self._l1.items()))}
+        return summary
 
     def _l1_for(self, namespace: str) -> Any:
         l1 = self._l1.get(namespace)

@@ -703,6 +703,25 @@ cdef class HashCache:
     def default_ttl(self):
         return self.default_ttl_ if self.has_default_ttl else None
 
+    def set_limits(self, max_bytes=10 * 1024 * 1024, max_entries=None):
+        """Change the limits (same rules as the constructor); a smaller budget evicts down to it at once
+        (expired entries first, then least recently used). Returns how many entries were removed."""
+        max_bytes = check_max_bytes(max_bytes)
+        max_entries = check_max_entries(max_entries)
+        cdef uint64_t before = self.evictions + self.expirations
+        cdef double now = 0.0
+        cdef bint has_now = False
+        if self.heap.length > 0:
+            now = self._now()
+            has_now = True
+        self.max_bytes_ = BYTES_CEILING if max_bytes is None else max_bytes
+        self.bytes_unbounded = max_bytes is None
+        self.max_entries_ = -1 if max_entries is None else max_entries
+        if self._over():
+            self._make_room(has_now, now)
+        self._flush()
+        return self.evictions + self.expirations - before
+
     def close(self):
         """Stop the cleanup thread, if any. The cache stays usable."""
         cleaner, self.cleaner = self.cleaner, None
