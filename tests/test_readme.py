@@ -21,3 +21,14 @@ def test_readme_example_runs(index: int, tmp_path: Any, monkeypatch: Any) -> Non
 
 def test_readme_has_examples() -> None:
     assert len(BLOCKS) >= 2
+
+
+def test_readme_toml_example_loads(tmp_path: Any) -> None:
+    from tiercache.config import CacheConfig
+
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert blocks
+    path = tmp_path / "cache.toml"
+    path.write_text(blocks[0], encoding="utf-8")
+    config = CacheConfig.from_toml(path)
+    assert config.env == "production" and config.namespace("market_data").l1_ttl == 30
