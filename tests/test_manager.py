@@ -711,3 +711,22 @@ def test_update_namespace_grace_period_switch(sqlite_url: str, clock: Clock) -> 
         assert m.get("ns", "k") == "v"  # re-read from L2 into the new L1 form
         clock.advance(15)
         assert m.get("ns", "k") == "v"
+
+
+def test_manager_core_forgets_unregistered_namespaces(impl: Any) -> None:
+    class Manager(impl.module.ManagerCore):
+        def _get_slow(self, namespace: Any, key: Any, default: Any = None) -> Any:
+            return ("slow", default)
+
+    m = Manager()
+    l1 = impl.HashCache(max_bytes=1 << 20)
+    l1.set("k", "v")
+    ns = "ns"
+    m._register_fast(ns, l1)
+    assert m.get(ns, "k") == "v" and m.get(ns, "k") == "v"  # the second through the shortcut
+    m._unregister_fast(ns)
+    assert m.get(ns, "k") == ("slow", None)
+    m._register_fast(ns, l1)
+    assert m.get(ns, "k") == "v"
+    m._unregister_fast()
+    assert m.get(ns, "k", 1) == ("slow", 1)

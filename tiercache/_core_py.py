@@ -549,11 +549,22 @@ class ManagerCore:
     """The L1-hit path of CacheManager (pure twin of the compiled ManagerCore).
 
     CacheManager subclasses this; `_fast` maps the namespaces whose L1 values are plain (no grace-period
-    wrapper) to their HashCache, and every other case goes to the subclass's `_get_slow`.
+    wrapper) to their HashCache (changed only through `_register_fast` / `_unregister_fast`), and every
+    other case goes to the subclass's `_get_slow`.
     """
 
     def __init__(self) -> None:
         self._fast: Dict[str, Any] = {}
+
+    def _register_fast(self, namespace: str, l1: Any) -> None:
+        self._fast[namespace] = l1
+
+    def _unregister_fast(self, namespace: Optional[str] = None) -> None:
+        """Forget `namespace` (every namespace when None)."""
+        if namespace is None:
+            self._fast.clear()
+        else:
+            self._fast.pop(namespace, None)
 
     def get(self, namespace: str, key: Any, default: Any = None) -> Any:
         """The value from L1, else L2 (copied into L1), else `default`."""

@@ -61,11 +61,12 @@ def encode_key(key: Any) -> str:
     """The L2 form of a user key (reversible: see decode_key)."""
     tp = type(key)
     if tp is str:
-        try:
-            key.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"key must be encodable as UTF-8, got {key!r}") from None
-        return "#s:" + key if key.startswith("#") else key
+        if not key.isascii():  # (ASCII, the common case, is always valid UTF-8)
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"key must be encodable as UTF-8, got {key!r}") from None
+        return "#s:" + key if key[:1] == "#" else key
     if tp is int:
         return "#i:%d" % key
     if tp is bytes:
@@ -199,7 +200,7 @@ class CacheManager(ManagerCore):
             if l1 is not None:
                 if bool(new.l1_grace_period) != bool(old.l1_grace_period):
                     # L1 values are stored differently with and without a grace period: start afresh
-                    self._fast.pop(namespace, None)
+                    self._unregister_fast(namespace)
                     del self._l1[namespace]
                     l1.close()
                     l1.clear()
@@ -227,7 +228,7 @@ class CacheManager(ManagerCore):
                 l1 = HashCache(max_bytes=cfg.l1_max_bytes, max_entries=cfg.l1_max_entries, timer=self._timer)
                 self._l1[namespace] = l1
                 if not cfg.l1_grace_period:
-                    self._fast[namespace] = l1
+                    self._register_fast(namespace, l1)
         return l1
 
     def _codec(self, cfg: NamespaceConfig) -> Codec:
@@ -428,7 +429,9 @@ class CacheManager(ManagerCore):
     def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
         """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
         self._check_open()
-        keys = list(dict.fromkeys(keys))  # each key once, in order
+        keys = list(keys)
+        if len(set(keys)) != len(keys):
+            keys = list(dict.fromkeys(keys))  # each key once, in order
         parts = [encode_key(key) for key in keys]  # type check before anything happens
         l1 = self._l1_for(namespace)
         found: Dict[Any, Any] = {}
@@ -466,7 +469,10 @@ class CacheManager(ManagerCore):
                 self.counters.add("stale_served", len(stale))
             found.update(stale)
             return found
+        # a write or invalidation that landed while L2 answered: these values may already be old
+        overtaken = self._versions.get(namespace, 0) != version
         loads = self._codec(cfg).loads
+        l1_ttl = cfg.l1_ttl
         store = l1.set if namespace in self._fast else None
         hits = misses = skipped = 0
         for key, l2_key, data in zip(missing, l2_keys, datas):
@@ -474,20 +480,23 @@ class CacheManager(ManagerCore):
                 misses += 1
                 continue
             try:
-                payload, remaining = _unseal(data)
-                if remaining is not None and remaining <= 0:
-                    misses += 1
-                    continue
+                if data[:1] == _SEALED:
+                    payload, remaining = _unseal(data)
+                    if remaining <= 0:  # type: ignore[operator]
+                        misses += 1
+                        continue
+                else:
+                    payload, remaining = data, None
                 value = loads(payload)
             except SerializationError as exc:
                 self.counters.add("corrupt_values")
                 log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
                 continue
             hits += 1
-            if self._versions.get(namespace, 0) != version:
+            if overtaken:
                 skipped += 1
             elif store is not None and remaining is None:
-                store(key, value, cfg.l1_ttl, len(data))
+                store(key, value, l1_ttl, len(data))
             else:
                 self._l1_store(namespace, key, value, len(data), remaining, cfg, l1)
             found[key] = value
@@ -619,7 +628,7 @@ class CacheManager(ManagerCore):
         if self._closed:
             return
         self._closed = True
-        self._fast.clear()  # the compiled get() fast path then defers to _get_slow, which refuses
+        self._unregister_fast()  # the compiled get() fast path then defers to _get_slow, which refuses
         if self._listener is not None:
             self._listener.stop()
         for l1 in list(self._l1.values()):

@@ -793,23 +793,52 @@ cdef class ManagerCore:
     """The L1-hit path of CacheManager, compiled: namespace -> HashCache -> value with no Python frame.
 
     CacheManager subclasses this; `_fast` maps the namespaces whose L1 values are plain (no grace-period
-    wrapper) to their HashCache, and every other case goes to the subclass's `_get_slow`.
+    wrapper) to their HashCache (changed only through `_register_fast` / `_unregister_fast`, which keep the
+    last-namespace shortcut right), and every other case goes to the subclass's `_get_slow`.
     """
 
     cdef public dict _fast
+    cdef object _last_namespace   # the namespace of the previous hit (callers repeat the same str object)
+    cdef HashCache _last_l1
 
     def __cinit__(self):
         self._fast = {}
+        self._last_namespace = None
+        self._last_l1 = None
+
+    def _register_fast(self, namespace, l1):
+        self._fast[namespace] = l1
+        self._last_namespace = None
+        self._last_l1 = None
+
+    def _unregister_fast(self, namespace=None):
+        """Forget `namespace` (every namespace when None)."""
+        if namespace is None:
+            self._fast.clear()
+        else:
+            self._fast.pop(namespace, None)
+        self._last_namespace = None
+        self._last_l1 = None
 
     def get(self, namespace, key, default=None):
         """The value from L1, else L2 (copied into L1), else `default`."""
-        cdef PyObject* l1 = PyDict_GetItem(self._fast, namespace) if type(namespace) is str else NULL
+        cdef HashCache l1 = None
+        cdef PyObject* found
         cdef object value
         cdef object tp = type(key)
-        if l1 != NULL and type(<object>l1) is HashCache and (tp is str or tp is int or tp is bytes):
-            value = (<HashCache>l1)._get(key, _MISSING)
-            if value is not _MISSING:
-                return value
+        if tp is str or tp is int or tp is bytes:
+            if namespace is self._last_namespace:
+                l1 = self._last_l1
+            elif type(namespace) is str:
+                found = PyDict_GetItem(self._fast, namespace)
+                if found != NULL and type(<object>found) is HashCache:
+                    l1 = <HashCache>found
+                    self._last_namespace = namespace
+                    self._last_l1 = l1
+            if l1 is not None:
+                value = l1._get(key, _MISSING)
+                if value is not _MISSING:
+                    return value
         return self._get_slow(namespace, key, default)
 
 

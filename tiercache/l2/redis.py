@@ -111,6 +111,9 @@ class Subscription:
                 raise redis.TimeoutError(f"no confirmation of SUBSCRIBE {channel!r} within {confirm_timeout}s")
             # Called by redis-py whenever it re-opens this connection behind our back (it re-subscribes too).
             pubsub.connection.register_connect_callback(self._on_reconnect)
+            # An idle subscription is PINGed now and then, so a half-open TCP connection is noticed instead
+            # of silently losing invalidations (only this connection: data calls stay one round trip).
+            pubsub.connection.health_check_interval = HEALTH_CHECK_INTERVAL
         except _ERRORS as exc:
             pubsub.close()
             raise L2Error(f"redis SUBSCRIBE {channel!r} failed on {where}: {exc}") from exc
@@ -231,9 +234,6 @@ class RedisL2(_Listener):
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_connect_timeout,
             retry=retry,
-            # an idle connection (the invalidation subscription above all) is PINGed before use, so a
-            # half-open TCP connection is noticed instead of silently losing messages
-            health_check_interval=HEALTH_CHECK_INTERVAL,
         )
         self._client: Any = redis.Redis.from_pool(pool)
 
