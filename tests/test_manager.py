@@ -730,3 +730,22 @@ def test_manager_core_forgets_unregistered_namespaces(impl: Any) -> None:
     assert m.get(ns, "k") == "v"
     m._unregister_fast()
     assert m.get(ns, "k", 1) == ("slow", 1)
+
+
+def test_promote_plain_twins_agree(impl: Any) -> None:
+    from tiercache.serialization import Codec
+
+    codec = Codec("msgpack")
+
+    class Manager(impl.module.ManagerCore):
+        def _get_slow(self, namespace: Any, key: Any, default: Any = None) -> Any:
+            return default
+
+    l1 = impl.HashCache(max_bytes=1 << 20)
+    found: dict = {}
+    datas = [codec.dumps(1), None, b"X" + b"\x00" * 8 + codec.dumps(2), b"\x00bad", codec.dumps([3]), b""]
+    hits, misses, rest = Manager()._promote_plain(l1, ["a", "b", "c", "d", 5, "f"], datas, codec.loads, 60.0,
+                                                  found)
+    assert (hits, misses, list(rest)) == (2, 1, [2, 3, 5])
+    assert found == {"a": 1, 5: [3]}
+    assert l1.peek("a") == 1 and 0 < l1.ttl(5) <= 60 and l1.stats()["bytes"] == len(datas[0]) + len(datas[4])

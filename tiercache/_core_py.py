@@ -43,6 +43,7 @@ from ._validate import (
     unhashable,
 )
 from ._validate import BYTES_CEILING as _BYTES_CEILING
+from .errors import SerializationError
 
 __all__ = ["HashCache", "ManagerCore", "default_sizer"]
 
@@ -565,6 +566,35 @@ class ManagerCore:
             self._fast.clear()
         else:
             self._fast.pop(namespace, None)
+
+    def _promote_plain(self, l1: Any, keys: List[Any], datas: List[Any], loads: Callable[[bytes], Any],
+                       l1_ttl: Optional[float], found: Dict[Any, Any]) -> Tuple[int, int, List[int]]:
+        """get_many's inner loop: decode each L2 answer, copy it into `l1`, add it to `found`.
+
+        Entries that are None count as misses. Sealed ones (carrying an expiry) and unreadable ones are
+        left to the caller: their indices come back in `rest`. Returns (hits, misses, rest).
+        """
+        if len(keys) != len(datas):
+            raise ValueError("keys and datas differ in length")
+        hits = misses = 0
+        rest: List[int] = []
+        for i, data in enumerate(datas):
+            if data is None:
+                misses += 1
+                continue
+            if type(data) is not bytes or not data or data[0] == 88:  # b"X"
+                rest.append(i)
+                continue
+            try:
+                value = loads(data)
+            except SerializationError:
+                rest.append(i)
+                continue
+            key = keys[i]
+            l1.set(key, value, l1_ttl, len(data))
+            found[key] = value
+            hits += 1
+        return hits, misses, rest
 
     def get(self, namespace: str, key: Any, default: Any = None) -> Any:
         """The value from L1, else L2 (copied into L1), else `default`."""

@@ -475,7 +475,12 @@ class CacheManager(ManagerCore):
         l1_ttl = cfg.l1_ttl
         store = l1.set if namespace in self._fast else None
         hits = misses = skipped = 0
-        for key, l2_key, data in zip(missing, l2_keys, datas):
+        todo: Iterable[int] = range(len(missing))
+        if store is not None and not overtaken and type(l1) is HashCache and type(datas) is list:
+            # the common case, compiled: plain values into a plain namespace; the rest comes back
+            hits, misses, todo = self._promote_plain(l1, missing, datas, loads, l1_ttl, found)
+        for i in todo:
+            key, l2_key, data = missing[i], l2_keys[i], datas[i]
             if data is None:
                 misses += 1
                 continue

@@ -27,6 +27,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 import sys
 
 from tiercache import _cleanup
+from tiercache.errors import SerializationError as _SerializationError
 from tiercache._validate import BYTES_CEILING
 from tiercache._validate import (
     check_callable,
@@ -819,6 +820,39 @@ cdef class ManagerCore:
             self._fast.pop(namespace, None)
         self._last_namespace = None
         self._last_l1 = None
+
+    def _promote_plain(self, HashCache l1, list keys, list datas, object loads, object l1_ttl, dict found):
+        """get_many's inner loop: decode each L2 answer, copy it into `l1`, add it to `found`.
+
+        Entries that are None count as misses. Sealed ones (carrying an expiry) and unreadable ones are
+        left to the caller: their indices come back in `rest`. Returns (hits, misses, rest).
+        """
+        cdef Py_ssize_t i, n = len(keys)
+        cdef Py_ssize_t hits = 0, misses = 0
+        cdef list rest = []
+        cdef object key, data, value
+        cdef bint has_ttl = l1_ttl is not None
+        cdef double seconds = _ttl_seconds(l1_ttl) if has_ttl else 0.0
+        if len(datas) != n:
+            raise ValueError("keys and datas differ in length")
+        for i in range(n):
+            data = datas[i]
+            if data is None:
+                misses += 1
+                continue
+            if not PyBytes_CheckExact(data) or PyBytes_GET_SIZE(data) == 0 or (<bytes>data)[0] == 88:  # b"X"
+                rest.append(i)
+                continue
+            try:
+                value = loads(data)
+            except _SerializationError:
+                rest.append(i)
+                continue
+            key = keys[i]
+            l1._store(key, _hash(key), value, has_ttl, seconds, PyBytes_GET_SIZE(data))
+            found[key] = value
+            hits += 1
+        return hits, misses, rest
 
     def get(self, namespace, key, default=None):
         """The value from L1, else L2 (copied into L1), else `default`."""
