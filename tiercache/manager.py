@@ -54,6 +54,7 @@ _MISS: Any = object()
 _FAILED: Any = object()
 _KEY_VERSION = "v1"
 _MAX_TTL = 10 * 365 * 24 * 3600.0
+_KEY_TYPES = frozenset((str, int, bytes))
 _MAX_DROPPED = 10_000  # keys remembered for repair after an outage; beyond that, whole namespaces
 
 
@@ -432,36 +433,35 @@ class CacheManager(ManagerCore):
         keys = list(keys)
         if len(set(keys)) != len(keys):
             keys = list(dict.fromkeys(keys))  # each key once, in order
-        parts = [encode_key(key) for key in keys]  # type check before anything happens
+        if not set(map(type, keys)) <= _KEY_TYPES:
+            for key in keys:
+                encode_key(key)  # raises for the first bad key, before anything happens
         l1 = self._l1_for(namespace)
         found: Dict[Any, Any] = {}
         missing: List[Any] = []
-        missing_parts: List[str] = []
         stale: Dict[Any, Any] = {}
         if namespace in self._fast:
             get = l1.get
-            for key, part in zip(keys, parts):
+            for key in keys:
                 value = get(key, _MISS)
                 if value is _MISS:
                     missing.append(key)
-                    missing_parts.append(part)
                 else:
                     found[key] = value
         else:
-            for key, part in zip(keys, parts):
+            for key in keys:
                 value, old = self._l1_lookup(namespace, key)
                 if old is not _MISS:
                     stale[key] = old
                 if value is _MISS:
                     missing.append(key)
-                    missing_parts.append(part)
                 else:
                     found[key] = value
         cfg = self.namespace_config(namespace)
         if not missing or not cfg.persist_to_l2:
             return found
         base = f"{self._prefix}{namespace}:"
-        l2_keys = [base + part for part in missing_parts]
+        l2_keys = [base + encode_key(key) for key in missing]  # (also rejects non-UTF-8 str keys)
         version = self._versions.get(namespace, 0)
         datas = self._l2_call(self.l2.get_many, l2_keys)
         if datas is _FAILED:

@@ -232,6 +232,14 @@ def _msgpack_ext_hook(code: int, data: bytes) -> Any:
     return decode(data)
 
 
+def _make_fast_unpackb() -> Any:
+    """msgpack.unpackb with the options of _msgpack_unpackb bound once (no keyword parsing per call)."""
+    import functools
+
+    return functools.partial(msgpack.unpackb, ext_hook=_msgpack_ext_hook, raw=False, use_list=True,
+                             strict_map_key=False, unicode_errors="surrogatepass")
+
+
 def _msgpack_unpackb(data: bytes) -> Any:
     # Tuples are an ext type, so use_list=True loses nothing and lists stay lists. strict_map_key=False:
     # int, bytes, tuple... keys are legitimate here. surrogatepass reads what _msgpack_packb_surrogates wrote.
@@ -462,6 +470,13 @@ class Codec:
 
     def loads(self, data: bytes) -> Any:
         """Decode bytes written by any Codec; SerializationError (IntegrityError for pickle) if invalid."""
+        if type(data) is bytes and data[:2] == _PLAIN_MSGPACK:  # the common case, in one step
+            try:
+                return _FAST_UNPACKB(data[_HEADER_SIZE:])
+            except SerializationError:
+                raise
+            except Exception as exc:  # any failure here is a corrupt payload (as in _msgpack_loads)
+                raise SerializationError(f"corrupt msgpack payload: {type(exc).__name__}: {exc}") from exc
         if type(data) is not bytes:
             if not isinstance(data, (bytearray, memoryview)):
                 raise TypeError(f"data must be bytes, got {_type_name(data)}")
@@ -506,3 +521,7 @@ def get_codec(name: str, **opts: Any) -> Codec:
     if name not in SERIALIZERS:
         raise ConfigError(f"unknown serializer {name!r}; choose one of {', '.join(SERIALIZERS)}")
     return Codec(name, **opts)
+
+
+_PLAIN_MSGPACK = bytes((_TAG_MSGPACK, 0))  # msgpack, no flags: the fast path of Codec.loads
+_FAST_UNPACKB = _make_fast_unpackb()
