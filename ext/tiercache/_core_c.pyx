@@ -209,8 +209,8 @@ cdef class HashCache:
         for i in range(self.high_water):
             e = &self.entries[i]
             if e.key != NULL:
-                Py_XDECREF(e.key)
-                Py_XDECREF(e.value)
+                self._defer(e.key)
+                self._defer(e.value)
                 e.key = NULL
                 e.value = NULL
         self.high_water = 0
@@ -221,7 +221,8 @@ cdef class HashCache:
         self.heap.length = 0
         if self.table.slots != NULL:
             memset(self.table.slots, 0xFF, (self.table.mask + 1) * sizeof(Slot))
-        self._flush()
+        self.version += 1
+        self._flush()  # destructors run only now, against an empty, consistent cache
 
     cdef double _now(self) except? -1.0:
         if self.timer is None:
@@ -308,7 +309,7 @@ cdef class HashCache:
             Py_XDECREF(obj)  # not the last reference: dropping it cannot run any code
             return
         if self.n_pending == self.pending_capacity:
-            capacity = self.pending_capacity * 2
+            capacity = self.pending_capacity * 2 if self.pending_capacity else 16
             grown = <PyObject**>PyMem_Realloc(self.pending, capacity * sizeof(PyObject*))
             if grown == NULL:
                 Py_XDECREF(obj)  # out of memory: release now (the structure is consistent)
@@ -641,24 +642,7 @@ cdef class HashCache:
 
     def clear(self):
         """Remove every entry (stats counters are kept)."""
-        cdef int32_t i
-        cdef Entry* e
-        for i in range(self.high_water):
-            e = &self.entries[i]
-            if e.key != NULL:
-                self._defer(e.key)
-                self._defer(e.value)
-                e.key = NULL
-                e.value = NULL
-        self.high_water = 0
-        self.free_head = -1
-        self.count = 0
-        self.bytes = 0
-        self.lru.head = self.lru.tail = -1
-        self.heap.length = 0
-        memset(self.table.slots, 0xFF, (self.table.mask + 1) * sizeof(Slot))
-        self.version += 1
-        self._flush()
+        self._release_all()
 
     def __len__(self):
         self.expire()
