@@ -119,6 +119,7 @@ class SQLiteL2:
         self._clock = clock
         self._local = threading.local()
         self._lock = threading.Lock()  # guards _connections, _closed and _writes
+        self._prepare_lock = threading.Lock()  # one connection of this process at a time sets WAL up
         self._connections: "weakref.WeakSet[_Connection]" = weakref.WeakSet()
         self._inherited: List[_Connection] = []  # a parent's connections, kept open and unused after fork
         self._closed = False
@@ -157,11 +158,24 @@ class SQLiteL2:
             raise L2Error(f"sqlite L2: cannot open {self.path}: {exc}") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"journal_mode is {mode!r}, WAL could not be enabled")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(_SCHEMA)
+            # Switching to WAL and creating the table take the write lock, and SQLite may answer "locked" at
+            # once (no busy wait) when connections race to do so: one thread of this process at a time, and
+            # a bounded retry for other processes.
+            with self._prepare_lock:
+                deadline = time.monotonic() + self.timeout
+                while True:
+                    try:
+                        if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                            if str(mode).lower() != "wal":
+                                raise sqlite3.OperationalError(f"journal_mode is {mode!r}, WAL could not be enabled")
+                        conn.executescript(_SCHEMA)
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.01)
         except sqlite3.Error as exc:
             conn.close()
             raise L2Error(f"sqlite L2: cannot prepare {self.path}: {exc}") from exc
