@@ -749,3 +749,18 @@ def test_promote_plain_twins_agree(impl: Any) -> None:
     assert (hits, misses, list(rest)) == (2, 1, [2, 3, 5])
     assert found == {"a": 1, 5: [3]}
     assert l1.peek("a") == 1 and 0 < l1.ttl(5) <= 60 and l1.stats()["bytes"] == len(datas[0]) + len(datas[4])
+
+
+def test_ttl_jitter_spreads_expiries(sqlite_url: str, clock: Clock) -> None:
+    cfg = {"ns": NamespaceConfig(l1_ttl=100, l2_ttl=1000, ttl_jitter=0.1)}
+    with CacheManager(sqlite_url, env="test", config=cfg, timer=clock) as m:
+        m.set_many("ns", {f"k{i}": i for i in range(200)})
+        l1 = m._l1_for("ns")
+        ttls = [l1.ttl(f"k{i}") for i in range(200)]
+        assert all(90 <= t <= 110 for t in ttls)
+        assert max(ttls) - min(ttls) > 5  # spread, not all alike
+        m.set("ns", "short", 1, ttl=10)  # an explicit ttl still caps
+        assert l1.ttl("short") <= 10
+    with CacheManager(sqlite_url, env="test", config={"ns": NamespaceConfig(l1_ttl=100)}, timer=clock) as m:
+        m.set("ns", "exact", 1)
+        assert m._l1_for("ns").ttl("exact") == 100

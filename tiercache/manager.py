@@ -24,6 +24,7 @@ import inspect
 import json
 import logging
 import os
+import random
 import struct
 import threading
 import time
@@ -315,7 +316,8 @@ class CacheManager(ManagerCore):
                   cfg: Optional[NamespaceConfig] = None, l1: Any = None) -> None:
         cfg = cfg or self.namespace_config(namespace)
         l1 = l1 if l1 is not None else self._l1_for(namespace)
-        l1_ttl = cfg.l1_ttl if ttl is None else (ttl if cfg.l1_ttl is None else min(ttl, cfg.l1_ttl))
+        base = _jittered(cfg.l1_ttl, cfg.ttl_jitter)
+        l1_ttl = base if ttl is None else (ttl if base is None else min(ttl, base))
         if cfg.l1_grace_period:
             fresh_until = self._timer() + l1_ttl if l1_ttl is not None else None
             ttl_total = None if l1_ttl is None else l1_ttl + cfg.l1_grace_period
@@ -402,7 +404,7 @@ class CacheManager(ManagerCore):
         self._l1_for(namespace)
         self._bump(namespace)
         if cfg.persist_to_l2:
-            l2_ttl = _cap(ttl, cfg.l2_ttl)
+            l2_ttl = _cap(ttl, _jittered(cfg.l2_ttl, cfg.ttl_jitter))
             if self._l2_call(self.l2.set, l2_key, _seal(data, l2_ttl), l2_ttl) is _FAILED:
                 self.counters.add("l2_writes_dropped")
                 self._remember_dropped(namespace, [l2_key])
@@ -473,7 +475,7 @@ class CacheManager(ManagerCore):
         overtaken = self._versions.get(namespace, 0) != version
         loads = self._codec(cfg).loads
         l1_ttl = cfg.l1_ttl
-        store = l1.set if namespace in self._fast else None
+        store = l1.set if namespace in self._fast and not cfg.ttl_jitter else None
         hits = misses = skipped = 0
         todo: Iterable[int] = range(len(missing))
         if store is not None and not overtaken and type(l1) is HashCache and type(datas) is list:
@@ -520,7 +522,7 @@ class CacheManager(ManagerCore):
         self._l1_for(namespace)
         self._bump(namespace)
         if cfg.persist_to_l2 and encoded:
-            l2_ttl = _cap(ttl, cfg.l2_ttl)
+            l2_ttl = _cap(ttl, _jittered(cfg.l2_ttl, cfg.ttl_jitter))
             result = self._l2_call(self.l2.set_many, {k2: _seal(data, l2_ttl) for _, k2, _, data in encoded},
                                    l2_ttl)
             if result is _FAILED:
@@ -727,6 +729,13 @@ def _unseal(data: bytes) -> Tuple[bytes, Optional[float]]:
     if len(data) < 1 + _EXPIRY.size:
         raise SerializationError("truncated expiry header")
     return data[1 + _EXPIRY.size:], _EXPIRY.unpack_from(data, 1)[0] - time.time()
+
+
+def _jittered(seconds: Optional[float], jitter: float) -> Optional[float]:
+    """`seconds` spread by ± `jitter` (a fraction), so entries written together do not expire together."""
+    if seconds is None or not jitter:
+        return seconds
+    return seconds * (1.0 + jitter * (2.0 * random.random() - 1.0))
 
 
 def _cap(ttl: Optional[float], namespace_ttl: Optional[float]) -> Optional[float]:
