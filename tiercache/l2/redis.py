@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any, Callable, List, Mapping, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type
 from urllib.parse import urlsplit
 
 import redis
@@ -201,7 +201,124 @@ class _Listener:
                 subscription.close()
 
 
-class RedisL2(_Listener):
+class _RedisCommands(_Listener):
+    """The L2 protocol over a redis-py client, shared by RedisL2 and RedisClusterL2.
+
+    A subclass supplies `_c()` (the client, connecting if need be) and says where a cluster differs: how
+    MGET spans slots, which pipeline, and which nodes SCAN and PING address.
+    """
+
+    _what = "redis"  # for error messages
+    _where: str
+    _socket_timeout: float
+    _scan_options: Dict[str, Any] = {}
+    _ping_options: Dict[str, Any] = {}
+
+    def _c(self) -> Any:  # pragma: no cover - implemented by the backends
+        raise NotImplementedError
+
+    def _mget(self, client: Any, keys: List[str]) -> List[Optional[bytes]]:
+        return client.mget(keys)  # type: ignore[no-any-return]
+
+    def _pipeline(self, client: Any) -> Any:
+        return client.pipeline(transaction=False)
+
+    def _fail(self, op: str, exc: BaseException) -> L2Error:
+        return L2Error(f"{self._what} {op} failed on {self._where}: {exc}")
+
+    def get(self, key: str) -> Optional[bytes]:
+        try:
+            return self._c().get(key)  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail("GET", exc) from exc
+
+    def get_many(self, keys: List[str]) -> List[Optional[bytes]]:
+        """One MGET (on a cluster: MGET per slot, one pipeline per node)."""
+        if not keys:
+            return []
+        try:
+            return self._mget(self._c(), keys)
+        except _ERRORS as exc:
+            raise self._fail("MGET", exc) from exc
+
+    def set(self, key: str, data: bytes, ttl: Optional[float] = None) -> None:
+        px = _px(ttl)
+        try:
+            self._c().set(key, data, px=px)
+        except _ERRORS as exc:
+            raise self._fail("SET", exc) from exc
+
+    def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
+        """One non-transactional pipeline of SETs (on a cluster: one per node)."""
+        px = _px(ttl)
+        if not items:
+            return
+        try:
+            pipe = self._pipeline(self._c())
+            for key, data in items.items():
+                pipe.set(key, data, px=px)
+            pipe.execute()
+        except _ERRORS as exc:
+            raise self._fail("SET pipeline", exc) from exc
+
+    def delete(self, key: str) -> bool:
+        try:
+            return self._c().unlink(key) > 0  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail("UNLINK", exc) from exc
+
+    def clear_namespace(self, prefix: str) -> int:
+        """SCAN MATCH prefix* (every primary of a cluster) and UNLINK in batches of 1000 (never KEYS or
+        FLUSHDB); returns how many."""
+        pattern = _prefix_pattern(prefix)
+        removed = 0
+        batch: List[bytes] = []
+        try:
+            client = self._c()
+            for key in client.scan_iter(match=pattern, count=_BATCH, **self._scan_options):
+                batch.append(key)
+                if len(batch) >= _BATCH:
+                    removed += client.unlink(*batch)
+                    batch = []
+            if batch:
+                removed += client.unlink(*batch)
+        except _ERRORS as exc:
+            raise self._fail(f"clear_namespace({prefix!r})", exc) from exc
+        return removed
+
+    def ping(self) -> bool:
+        """True when the server (every primary of a cluster) answers; raises L2Error otherwise."""
+        try:
+            return bool(self._c().ping(**self._ping_options))
+        except _ERRORS as exc:
+            raise self._fail("PING", exc) from exc
+
+    def publish(self, channel: str, message: bytes) -> int:
+        """Broadcast `message` on `channel`; returns how many subscribers received it."""
+        try:
+            return self._c().publish(channel, message)  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail(f"PUBLISH {channel!r}", exc) from exc
+
+    def subscribe(self, channel: str) -> Subscription:
+        """A Subscription to `channel`, confirmed by the server before this returns (see Subscription)."""
+        try:
+            pubsub = self._c().pubsub()
+        except _ERRORS as exc:
+            raise self._fail(f"SUBSCRIBE {channel!r}", exc) from exc
+        return Subscription(pubsub, channel, self._where, self._socket_timeout)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - implemented by the backends
+        raise NotImplementedError
+
+
+class RedisL2(_RedisCommands):
     """L2 on one Redis server: `redis://[user:password@]host:port/db`, `rediss://…` (TLS) or `unix:///path`.
 
     Connections come from a pool of at most `max_connections`; a caller waits up to `socket_timeout` for a
@@ -245,101 +362,14 @@ class RedisL2(_Listener):
         """The underlying redis-py client (for diagnostics and benchmarks)."""
         return self._client  # type: ignore[no-any-return]
 
-    def _fail(self, op: str, exc: BaseException) -> L2Error:
-        return L2Error(f"redis {op} failed on {self._where}: {exc}")
-
-    def get(self, key: str) -> Optional[bytes]:
-        try:
-            return self._client.get(key)  # type: ignore[no-any-return]
-        except _ERRORS as exc:
-            raise self._fail("GET", exc) from exc
-
-    def get_many(self, keys: List[str]) -> List[Optional[bytes]]:
-        """One MGET."""
-        if not keys:
-            return []
-        try:
-            return self._client.mget(keys)  # type: ignore[no-any-return]
-        except _ERRORS as exc:
-            raise self._fail("MGET", exc) from exc
-
-    def set(self, key: str, data: bytes, ttl: Optional[float] = None) -> None:
-        px = _px(ttl)
-        try:
-            self._client.set(key, data, px=px)
-        except _ERRORS as exc:
-            raise self._fail("SET", exc) from exc
-
-    def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
-        """One non-transactional pipeline of SETs."""
-        px = _px(ttl)
-        if not items:
-            return
-        try:
-            pipe = self._client.pipeline(transaction=False)
-            for key, data in items.items():
-                pipe.set(key, data, px=px)
-            pipe.execute()
-        except _ERRORS as exc:
-            raise self._fail("SET pipeline", exc) from exc
-
-    def delete(self, key: str) -> bool:
-        try:
-            return self._client.unlink(key) > 0  # type: ignore[no-any-return]
-        except _ERRORS as exc:
-            raise self._fail("UNLINK", exc) from exc
-
-    def clear_namespace(self, prefix: str) -> int:
-        """SCAN MATCH prefix* and UNLINK in batches of 1000 (never KEYS or FLUSHDB); returns how many."""
-        pattern = _prefix_pattern(prefix)
-        client = self._client
-        removed = 0
-        batch: List[bytes] = []
-        try:
-            for key in client.scan_iter(match=pattern, count=_BATCH):
-                batch.append(key)
-                if len(batch) >= _BATCH:
-                    removed += client.unlink(*batch)
-                    batch = []
-            if batch:
-                removed += client.unlink(*batch)
-        except _ERRORS as exc:
-            raise self._fail(f"clear_namespace({prefix!r})", exc) from exc
-        return removed
-
-    def ping(self) -> bool:
-        """True when the server answers; raises L2Error when it does not."""
-        try:
-            return bool(self._client.ping())
-        except _ERRORS as exc:
-            raise self._fail("PING", exc) from exc
-
-    def publish(self, channel: str, message: bytes) -> int:
-        """Broadcast `message` on `channel`; returns how many subscribers received it."""
-        try:
-            return self._client.publish(channel, message)  # type: ignore[no-any-return]
-        except _ERRORS as exc:
-            raise self._fail(f"PUBLISH {channel!r}", exc) from exc
-
-    def subscribe(self, channel: str) -> Subscription:
-        """A Subscription to `channel`, confirmed by the server before this returns (see Subscription)."""
-        try:
-            pubsub = self._client.pubsub()
-        except _ERRORS as exc:
-            raise self._fail(f"SUBSCRIBE {channel!r}", exc) from exc
-        return Subscription(pubsub, channel, self._where, self._socket_timeout)
+    def _c(self) -> Any:
+        return self._client
 
     def close(self) -> None:
         """Disconnect the pool; later calls raise L2Error. Idempotent."""
         client, self._client = self._client, _Closed(self._where)
         if not isinstance(client, _Closed):
             client.close()
-
-    def __enter__(self) -> "RedisL2":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def cluster_url_to_redis(url: str) -> str:
@@ -351,7 +381,7 @@ def cluster_url_to_redis(url: str) -> str:
     return lowered[: -len("+cluster")] + "://" + rest
 
 
-class RedisClusterL2(_Listener):
+class RedisClusterL2(_RedisCommands):
     """L2 on a Redis Cluster: `redis+cluster://host:port` (any node; the rest are discovered), or
     `rediss+cluster://…` for TLS.
 
@@ -362,6 +392,9 @@ class RedisClusterL2(_Listener):
     """
 
     kind = "redis-cluster"
+    _what = "redis cluster"
+    _scan_options = {"target_nodes": RedisCluster.PRIMARIES}
+    _ping_options = {"target_nodes": RedisCluster.PRIMARIES}
 
     def __init__(
         self,
@@ -400,6 +433,15 @@ class RedisClusterL2(_Listener):
         """The underlying redis-py cluster client (created, and the cluster contacted, if need be)."""
         return self._connect()  # type: ignore[no-any-return]
 
+    def _c(self) -> Any:
+        return self._client or self._connect()
+
+    def _mget(self, client: Any, keys: List[str]) -> List[Optional[bytes]]:
+        return client.mget_nonatomic(keys)  # type: ignore[no-any-return]
+
+    def _pipeline(self, client: Any) -> Any:
+        return client.pipeline()
+
     def _connect(self) -> Any:
         client = self._client
         if client is not None:
@@ -412,100 +454,9 @@ class RedisClusterL2(_Listener):
                     raise self._fail("connect", exc) from exc
             return self._client
 
-    def _fail(self, op: str, exc: BaseException) -> L2Error:
-        return L2Error(f"redis cluster {op} failed on {self._where}: {exc}")
-
-    def get(self, key: str) -> Optional[bytes]:
-        try:
-            return (self._client or self._connect()).get(key)  # type: ignore[no-any-return]
-        except _ERRORS as exc:
-            raise self._fail("GET", exc) from exc
-
-    def get_many(self, keys: List[str]) -> List[Optional[bytes]]:
-        """MGET per slot, one pipeline per node."""
-        if not keys:
-            return []
-        try:
-            return (self._client or self._connect()).mget_nonatomic(keys)  # type: ignore[no-any-return]
-        except _ERRORS as exc:
-            raise self._fail("MGET", exc) from exc
-
-    def set(self, key: str, data: bytes, ttl: Optional[float] = None) -> None:
-        px = _px(ttl)
-        try:
-            (self._client or self._connect()).set(key, data, px=px)
-        except _ERRORS as exc:
-            raise self._fail("SET", exc) from exc
-
-    def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
-        """SET per key, one pipeline per node."""
-        px = _px(ttl)
-        if not items:
-            return
-        try:
-            pipe = (self._client or self._connect()).pipeline()
-            for key, data in items.items():
-                pipe.set(key, data, px=px)
-            pipe.execute()
-        except _ERRORS as exc:
-            raise self._fail("SET pipeline", exc) from exc
-
-    def delete(self, key: str) -> bool:
-        try:
-            return (self._client or self._connect()).unlink(key) > 0  # type: ignore[no-any-return]
-        except _ERRORS as exc:
-            raise self._fail("UNLINK", exc) from exc
-
-    def clear_namespace(self, prefix: str) -> int:
-        """SCAN MATCH prefix* on every primary, UNLINK in batches (per slot); returns how many."""
-        pattern = _prefix_pattern(prefix)
-        removed = 0
-        batch: List[bytes] = []
-        try:
-            client = self._client or self._connect()
-            for key in client.scan_iter(match=pattern, count=_BATCH, target_nodes=RedisCluster.PRIMARIES):
-                batch.append(key)
-                if len(batch) >= _BATCH:
-                    removed += client.unlink(*batch)
-                    batch = []
-            if batch:
-                removed += client.unlink(*batch)
-        except _ERRORS as exc:
-            raise self._fail(f"clear_namespace({prefix!r})", exc) from exc
-        return removed
-
-    def ping(self) -> bool:
-        """True when every primary answers; raises L2Error otherwise."""
-        try:
-            return bool((self._client or self._connect()).ping(target_nodes=RedisCluster.PRIMARIES))
-        except _ERRORS as exc:
-            raise self._fail("PING", exc) from exc
-
-    def publish(self, channel: str, message: bytes) -> int:
-        """Broadcast `message` on `channel` (the cluster bus carries it to every node)."""
-        try:
-            return (self._client or self._connect()).publish(channel, message)  # type: ignore[no-any-return]
-        except _ERRORS as exc:
-            raise self._fail(f"PUBLISH {channel!r}", exc) from exc
-
-    def subscribe(self, channel: str) -> Subscription:
-        """A Subscription to `channel` on the node that owns the channel name's slot (see Subscription)."""
-        try:
-            pubsub = (self._client or self._connect()).pubsub()
-        except _ERRORS as exc:
-            raise self._fail(f"SUBSCRIBE {channel!r}", exc) from exc
-        return Subscription(pubsub, channel, self._where, self._socket_timeout)
-
     def close(self) -> None:
         """Disconnect from every node; later calls raise L2Error. Idempotent."""
         with self._lock:
             client, self._client = self._client, _Closed(self._where)
         if client is not None and not isinstance(client, _Closed):
             client.close()
-
-    def __enter__(self) -> "RedisClusterL2":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
