@@ -245,6 +245,11 @@ class HashCache:
             if self._unlink(victim[_KEY], victim, dropped):
                 self._evictions += 1
 
+    def _ttl_or_default(self, ttl: Any) -> Optional[float]:
+        """`ttl` checked, or default_ttl when None (None again: no expiry)."""
+        ttl = check_ttl(ttl)
+        return self._default_ttl if ttl is None else ttl
+
     def _weigh(self, value: Any, size: Any) -> int:
         if size is None:
             return check_size(self._sizer(value), "sizer result")
@@ -314,9 +319,7 @@ class HashCache:
         `ttl` defaults to the cache's `default_ttl`; `size` defaults to `sizer(value)`. Least recently used
         entries (expired ones first) are evicted until max_bytes and max_entries hold.
         """
-        ttl = check_ttl(ttl)
-        if ttl is None:
-            ttl = self._default_ttl
+        ttl = self._ttl_or_default(ttl)
         try:
             hash(key)
         except TypeError:
@@ -328,9 +331,7 @@ class HashCache:
 
     def set_many(self, mapping: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]], ttl: Optional[float] = None) -> int:
         """`set` each item with the same ttl; returns how many were stored. Checks every item first."""
-        ttl = check_ttl(ttl)
-        if ttl is None:
-            ttl = self._default_ttl
+        ttl = self._ttl_or_default(ttl)
         items = list(mapping.items() if isinstance(mapping, Mapping) else mapping)
         weighed = []
         for key, value in items:
@@ -379,9 +380,7 @@ class HashCache:
 
     def touch(self, key: Hashable, ttl: Optional[float] = None) -> bool:
         """Mark `key` used and restart its expiry with `ttl` (or default_ttl; neither: expiry unchanged)."""
-        ttl = check_ttl(ttl)
-        if ttl is None:
-            ttl = self._default_ttl
+        ttl = self._ttl_or_default(ttl)
         dropped: List[Any] = []
         with self._lock:
             # The time is read first when a new expiry will be set, else only if the entry has one.

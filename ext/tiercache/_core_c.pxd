@@ -94,6 +94,7 @@ cdef class HashCache:
     cdef Py_ssize_t _lookup(self, object key, Py_hash_t h) except -2
     cdef Py_ssize_t _find_live(self, object key, Py_hash_t h, double* now, bint* has_now) except -2
     cdef double _now(self) except? -1.0
+    cdef bint _ttl_or_default(self, object ttl, double* seconds) except -1
     cdef int64_t _weigh(self, object value, object size) except -1
     cdef int _reserve(self) except -1
     cdef int32_t _insert(self, object key, uint32_t tag, object value, int64_t size) except -1

@@ -294,6 +294,14 @@ cdef class HashCache:
                 return -1
             return idx
 
+    cdef bint _ttl_or_default(self, object ttl, double* seconds) except -1:
+        """Whether an expiry applies: `ttl` checked into `seconds`, or default_ttl when None."""
+        if ttl is None:
+            seconds[0] = self.default_ttl_
+            return self.has_default_ttl
+        seconds[0] = _ttl_seconds(ttl)
+        return True
+
     cdef int64_t _weigh(self, object value, object size) except -1:
         if size is not None:
             return _size_value(size, "size")
@@ -531,12 +539,7 @@ cdef class HashCache:
         cdef double seconds
         if self.count >= self.max_entries_ >= 0 and self.lru.tail >= 0:
             tc_prefetch(&self.entries[self.lru.tail])  # the likely victim: load it while we hash
-        if ttl is None:
-            has_ttl = self.has_default_ttl
-            seconds = self.default_ttl_
-        else:
-            has_ttl = True
-            seconds = _ttl_seconds(ttl)
+        has_ttl = self._ttl_or_default(ttl, &seconds)
         cdef Py_hash_t h = _hash(key)
         cdef int64_t weight = self._weigh(value, size)
         return self._store(key, h, value, has_ttl, seconds, weight)
@@ -546,12 +549,7 @@ cdef class HashCache:
         cdef bint has_ttl
         cdef double seconds
         cdef Py_ssize_t stored = 0
-        if ttl is None:
-            has_ttl = self.has_default_ttl
-            seconds = self.default_ttl_
-        else:
-            has_ttl = True
-            seconds = _ttl_seconds(ttl)
+        has_ttl = self._ttl_or_default(ttl, &seconds)
         items = list(mapping.items() if isinstance(mapping, _Mapping) else mapping)
         weighed = []
         for key, value in items:
@@ -598,12 +596,7 @@ cdef class HashCache:
         cdef double seconds
         cdef double now = 0.0
         cdef bint has_now = False
-        if ttl is None:
-            has_ttl = self.has_default_ttl
-            seconds = self.default_ttl_
-        else:
-            has_ttl = True
-            seconds = _ttl_seconds(ttl)
+        has_ttl = self._ttl_or_default(ttl, &seconds)
         cdef Py_hash_t h = _hash(key)
         if has_ttl:
             now = self._now()
