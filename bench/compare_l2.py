@@ -32,7 +32,6 @@ from typing import Any, Callable, Dict, List, Optional
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import msgpack  # noqa: E402
 import redis  # noqa: E402
 
 import tiercache  # noqa: E402

@@ -29,7 +29,7 @@ import struct
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, Hashable, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import l2 as l2_backends
 from ._compat import HashCache, ManagerCore
@@ -52,6 +52,7 @@ __all__ = ["CacheManager"]
 log = logging.getLogger("tiercache")
 
 _MISS: Any = object()
+_EXPIRED: Any = object()
 _FAILED: Any = object()
 _KEY_VERSION = "v1"
 _MAX_TTL = 10 * 365 * 24 * 3600.0
@@ -243,7 +244,11 @@ class CacheManager(ManagerCore):
         return codec
 
     def _l2_key(self, namespace: str, key: Any) -> str:
-        return f"{self._prefix}{namespace}:{encode_key(key)}"
+        return self._l2_key_of(namespace, encode_key(key))
+
+    def _l2_key_of(self, namespace: str, part: str) -> str:
+        """The L2 key for an already encoded key (see encode_key)."""
+        return f"{self._prefix}{namespace}:{part}"
 
     # ------------------------------------------------------------------ L2 through the circuit breaker
 
@@ -286,7 +291,7 @@ class CacheManager(ManagerCore):
                 return
             self._dropped_keys.update(l2_keys)
             if len(self._dropped_keys) > _MAX_DROPPED:
-                prefix = f"{self._prefix}{namespace}:"
+                prefix = self._l2_key_of(namespace, "")
                 self._dropped_keys = {k for k in self._dropped_keys if not k.startswith(prefix)}
                 self._dropped_namespaces.add(namespace)
 
@@ -301,7 +306,7 @@ class CacheManager(ManagerCore):
             for key in keys:
                 self.l2.delete(key)
             for namespace in namespaces:
-                self.l2.clear_namespace(f"{self._prefix}{namespace}:")
+                self.l2.clear_namespace(self._l2_key_of(namespace, ""))
             self.counters.add("repaired_after_outage", len(keys) + len(namespaces))
         except Exception:  # still failing: keep what is left for the next success
             with self._lock:
@@ -337,11 +342,12 @@ class CacheManager(ManagerCore):
         return _MISS, value
 
     def _decode(self, namespace: str, data: bytes, l2_key: str) -> Tuple[Any, Optional[float]]:
-        """(value, seconds it has left in L2 or None), or (_MISS, None) for unreadable or expired data."""
+        """(value, seconds it has left in L2 or None); (_EXPIRED, None) for data past its expiry (L2's own
+        expiry is lazy or coarser), (_MISS, None) for unreadable data, which is counted and logged."""
         try:
             payload, remaining = _unseal(data)
             if remaining is not None and remaining <= 0:
-                return _MISS, None  # expired in L2 already (its own expiry is lazy or coarser)
+                return _EXPIRED, None
             return self._codec(self.namespace_config(namespace)).loads(payload), remaining
         except SerializationError as exc:
             self.counters.add("corrupt_values")
@@ -364,14 +370,14 @@ class CacheManager(ManagerCore):
 
     def _lookup(self, namespace: str, key: Any) -> Tuple[Any, Any]:
         """(value or _MISS, stale value to serve on failure or _MISS)."""
-        encode_key(key)  # type check
+        part = encode_key(key)  # (the type check, before anything happens)
         value, stale = self._l1_lookup(namespace, key)
         if value is not _MISS:
             return value, _MISS
         cfg = self.namespace_config(namespace)
         if not cfg.persist_to_l2:
             return _MISS, _MISS
-        l2_key = self._l2_key(namespace, key)
+        l2_key = self._l2_key_of(namespace, part)
         version = self._versions.get(namespace, 0)
         data = self._l2_call(self.l2.get, l2_key)
         if data is _FAILED:
@@ -380,7 +386,7 @@ class CacheManager(ManagerCore):
             self.counters.add("l2_misses")
             return _MISS, _MISS
         value, remaining = self._decode(namespace, data, l2_key)
-        if value is _MISS:
+        if value is _MISS or value is _EXPIRED:
             return _MISS, _MISS
         self.counters.add("l2_hits")
         if self._versions.get(namespace, 0) == version:
@@ -398,7 +404,8 @@ class CacheManager(ManagerCore):
         """Write through to L2 and L1 (ttl caps the namespace's TTLs); other processes drop their copy."""
         self._check_open()
         self._check_ttl(ttl)
-        l2_key = self._l2_key(namespace, key)
+        part = encode_key(key)
+        l2_key = self._l2_key_of(namespace, part)
         cfg = self.namespace_config(namespace)
         data = self._codec(cfg).dumps(value)
         self._l1_for(namespace)
@@ -410,13 +417,14 @@ class CacheManager(ManagerCore):
                 self._remember_dropped(namespace, [l2_key])
         self._l1_store(namespace, key, value, len(data), ttl)
         if cfg.persist_to_l2:
-            self._publish(namespace, [encode_key(key)])
+            self._publish(namespace, [part])
         return True
 
     def delete(self, namespace: str, key: Any) -> bool:
         """Remove from L1 and L2; True when either held it."""
         self._check_open()
-        l2_key = self._l2_key(namespace, key)
+        part = encode_key(key)
+        l2_key = self._l2_key_of(namespace, part)
         self._bump(namespace)
         found = bool(self._l1_for(namespace).delete(key))
         if self.namespace_config(namespace).persist_to_l2:
@@ -426,7 +434,7 @@ class CacheManager(ManagerCore):
                 self._remember_dropped(namespace, [l2_key])
             else:
                 found = found or bool(result)
-            self._publish(namespace, [encode_key(key)])
+            self._publish(namespace, [part])
         return found
 
     def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
@@ -462,7 +470,7 @@ class CacheManager(ManagerCore):
         cfg = self.namespace_config(namespace)
         if not missing or not cfg.persist_to_l2:
             return found
-        base = f"{self._prefix}{namespace}:"
+        base = self._l2_key_of(namespace, "")
         l2_keys = [base + encode_key(key) for key in missing]  # (also rejects non-UTF-8 str keys)
         version = self._versions.get(namespace, 0)
         datas = self._l2_call(self.l2.get_many, l2_keys)
@@ -486,18 +494,11 @@ class CacheManager(ManagerCore):
             if data is None:
                 misses += 1
                 continue
-            try:
-                if data[:1] == _SEALED:
-                    payload, remaining = _unseal(data)
-                    if remaining <= 0:  # type: ignore[operator]
-                        misses += 1
-                        continue
-                else:
-                    payload, remaining = data, None
-                value = loads(payload)
-            except SerializationError as exc:
-                self.counters.add("corrupt_values")
-                log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
+            value, remaining = self._decode(namespace, data, l2_key)
+            if value is _EXPIRED:
+                misses += 1
+                continue
+            if value is _MISS:
                 continue
             hits += 1
             if overtaken:
@@ -518,20 +519,19 @@ class CacheManager(ManagerCore):
         cfg = self.namespace_config(namespace)
         codec = self._codec(cfg)
         items = list(mapping.items())
-        encoded = [(key, self._l2_key(namespace, key), value, codec.dumps(value)) for key, value in items]
+        encoded = [(key, encode_key(key), value, codec.dumps(value)) for key, value in items]
         self._l1_for(namespace)
         self._bump(namespace)
         if cfg.persist_to_l2 and encoded:
             l2_ttl = _cap(ttl, _jittered(cfg.l2_ttl, cfg.ttl_jitter))
-            result = self._l2_call(self.l2.set_many, {k2: _seal(data, l2_ttl) for _, k2, _, data in encoded},
-                                   l2_ttl)
-            if result is _FAILED:
+            l2_items = {self._l2_key_of(namespace, part): _seal(data, l2_ttl) for _, part, _, data in encoded}
+            if self._l2_call(self.l2.set_many, l2_items, l2_ttl) is _FAILED:
                 self.counters.add("l2_writes_dropped", len(encoded))
-                self._remember_dropped(namespace, [k2 for _, k2, _, _ in encoded])
+                self._remember_dropped(namespace, list(l2_items))
         for key, _, value, data in encoded:
             self._l1_store(namespace, key, value, len(data), ttl)
         if cfg.persist_to_l2 and encoded:
-            self._publish(namespace, [encode_key(key) for key, _, _, _ in encoded])  # one message
+            self._publish(namespace, [part for _, part, _, _ in encoded])  # one message
         return len(encoded)
 
     def clear(self, namespace: str) -> int:
@@ -542,7 +542,7 @@ class CacheManager(ManagerCore):
         l1.clear()
         removed = 0
         if self.namespace_config(namespace).persist_to_l2:
-            result = self._l2_call(self.l2.clear_namespace, f"{self._prefix}{namespace}:")
+            result = self._l2_call(self.l2.clear_namespace, self._l2_key_of(namespace, ""))
             if result is _FAILED:
                 self.counters.add("l2_writes_dropped")
                 with self._lock:
