@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
 import functools
 import gzip
 import heapq
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -38,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from _report import Printer, machine_info  # bench/_report.py (this directory is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -335,72 +335,6 @@ def check_tinylfu(rows: List[Row]) -> List[Tuple[bool, str]]:
 
 # --------------------------------------------------------------------------- reporting
 
-def machine_info() -> Dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    try:
-        import tiercache
-
-        tc = (f"{tiercache.__version__} from {os.path.dirname(tiercache.__file__)}, "
-              f"IMPLEMENTATION={tiercache.IMPLEMENTATION!r}")
-    except Exception as exc:  # report a broken package rather than hide it
-        tc = f"not importable: {exc!r}"
-    return {
-        "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
-        "cpu": cpu,
-        "nproc": nproc,
-        "platform": platform.platform(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "tiercache": tc,
-        "numpy": np.__version__,
-    }
-
-
-class Printer:
-    """Tables with rich when it is installed, plain text otherwise."""
-
-    def __init__(self) -> None:
-        try:
-            from rich.console import Console
-        except ImportError:
-            self.console: Any = None
-        else:
-            self.console = Console(width=None if sys.stdout.isatty() else 150)
-
-    def line(self, text: str = "") -> None:
-        if self.console is not None:
-            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
-        else:
-            print(text)
-
-    def table(self, title: str, header: List[str], rows: List[List[str]], caption: str) -> None:
-        if self.console is not None:
-            from rich.table import Table
-
-            t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
-            for i, h in enumerate(header):
-                t.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0)
-            for row in rows:
-                t.add_row(*row)
-            self.console.print(t)
-            return
-        widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-        print(title)
-        for row in [header, ["-" * w for w in widths]] + rows:
-            print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
-        print(caption)
-        print()
-
-
 def report(pr: Printer, rows: List[Row], columns: List[str]) -> None:
     header = ["trace @ size", "requests"] + columns + ["pub. LRU", "pub. W-TinyLFU", "pub. OPT", "check"]
     body = []
@@ -436,10 +370,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     sims = simulators(policies)
     columns = list(sims)
 
-    pr = Printer()
-    info = machine_info()
+    pr = Printer(width=150)
+    info = machine_info(("numpy",))
     pr.line(f"command:   {command}")
-    pr.line(f"python:    {info['python']}, numpy {info['numpy']}")
+    pr.line(f"python:    {info['python']}, numpy {info['versions']['numpy']}")
     pr.line(f"machine:   {info['cpu']}, nproc {info['nproc']}, {info['platform']}")
     pr.line(f"date:      {info['date']}" + (f", load average {info['loadavg'][0]:.2f} at start"
                                              if info["loadavg"] else ""))
