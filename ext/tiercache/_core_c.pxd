@@ -11,6 +11,8 @@ cdef extern from "_helpers.h":
     Py_ssize_t tc_getsizeof(PyObject* o) except -1
     Py_ssize_t tc_int_ndigits(PyObject* o)
     void tc_prefetch(const void* p) nogil
+    void* tc_table_alloc(size_t n) nogil
+    void tc_table_free(void* p) nogil
     enum: TC_HAVE_GETSIZEOF
     enum: TIERCACHE_DEBUG
 

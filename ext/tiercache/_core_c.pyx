@@ -196,7 +196,7 @@ cdef class HashCache:
     def __dealloc__(self):
         self._release_all()
         PyMem_Free(self.entries)
-        PyMem_Free(self.table.slots)
+        tc_table_free(self.table.slots)
         PyMem_Free(self.heap.items)
         PyMem_Free(self.pending)
 

@@ -61,4 +61,25 @@ static inline Py_ssize_t tc_int_ndigits(PyObject *o) {
 #define tc_prefetch(p) ((void)(p))
 #endif
 
+/* Memory for the hash table. A table of 2 MiB or more is aligned to 2 MiB and offered to the kernel for
+ * transparent huge pages: a get probes one random slot, and over a few MiB of slots the TLB misses cost as
+ * much as the probe itself. tc_table_free releases either kind. */
+#include <stdlib.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+#define TC_HUGE ((size_t)2 << 20)
+static inline void *tc_table_alloc(size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    void *p = NULL;
+    if (n >= TC_HUGE) {
+        if (posix_memalign(&p, TC_HUGE, n) != 0) return NULL;
+        madvise(p, n, MADV_HUGEPAGE);
+        return p;
+    }
+#endif
+    return malloc(n);
+}
+static inline void tc_table_free(void *p) { free(p); }
+
 #endif

@@ -20,7 +20,7 @@ cdef inline size_t table_home(const Table* t, uint32_t tag) noexcept nogil:
 
 cdef int table_alloc(Table* t, size_t nslots) except -1:
     """Point `t` at `nslots` fresh empty slots (`nslots` a power of two, 16 to 2**31)."""
-    cdef Slot* slots = <Slot*>PyMem_Malloc(nslots * sizeof(Slot))
+    cdef Slot* slots = <Slot*>tc_table_alloc(nslots * sizeof(Slot))
     cdef int bits = 0
     if slots == NULL:
         raise MemoryError("tiercache: cannot allocate the hash table")
@@ -73,5 +73,5 @@ cdef int table_grow(Table* t) except -1:
     for i in range(n):
         if old[i].index >= 0:
             table_put(t, old[i].index, old[i].tag)
-    PyMem_Free(old)
+    tc_table_free(old)
     return 0
