@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 STATS_KEYS = {
-    "hits", "misses", "sets", "evictions", "expirations", "rejections",
-    "entries", "bytes", "max_bytes", "max_entries", "hit_rate",
+    "hits", "misses", "sets", "evictions", "evictions_by_size", "evictions_by_count", "expirations", "rejections",
+    "entries", "bytes", "max_bytes", "max_entries", "hit_rate", "promoted", "promoted_hits",
 }
 
 
@@ -64,8 +64,9 @@ def test_defaults(HashCache: Any) -> None:
     assert cache.max_entries is None
     assert cache.default_ttl is None
     assert cache.stats() == {
-        "hits": 0, "misses": 0, "sets": 0, "evictions": 0, "expirations": 0, "rejections": 0,
-        "entries": 0, "bytes": 0, "max_bytes": 10 * 1024 * 1024, "max_entries": None, "hit_rate": 0.0,
+        "hits": 0, "misses": 0, "sets": 0, "evictions": 0, "evictions_by_size": 0, "evictions_by_count": 0,
+        "expirations": 0, "rejections": 0, "entries": 0, "bytes": 0, "max_bytes": 10 * 1024 * 1024,
+        "max_entries": None, "hit_rate": 0.0, "promoted": 0, "promoted_hits": 0,
     }
     assert len(cache) == 0
     assert list(cache) == []
@@ -100,8 +101,9 @@ def test_stats_keys_and_values(make_cache: Any) -> None:
     assert cache.set("t", b"", ttl=1) is True
     stats = cache.stats()
     assert stats == {
-        "hits": 1, "misses": 1, "sets": 4, "evictions": 1, "expirations": 0, "rejections": 1,
-        "entries": 3, "bytes": 8, "max_bytes": 10, "max_entries": None, "hit_rate": 0.5,
+        "hits": 1, "misses": 1, "sets": 4, "evictions": 1, "evictions_by_size": 1, "evictions_by_count": 0,
+        "expirations": 0, "rejections": 1, "entries": 3, "bytes": 8, "max_bytes": 10, "max_entries": None,
+        "hit_rate": 0.5, "promoted": 0, "promoted_hits": 0,
     }
     assert type(stats["hit_rate"]) is float
     assert all(type(stats[k]) is int for k in STATS_KEYS - {"hit_rate", "max_entries"})
@@ -1280,3 +1282,45 @@ def test_set_limits_rejects_bad_values_and_changes_nothing(make_cache: Any, bad:
     with pytest.raises((TypeError, ValueError), match="max_bytes"):
         cache.set_limits(max_bytes=bad)
     assert cache.max_bytes == 100 and list(cache) == ["k"]
+
+
+# ---------------------------------------------------------------------------------------------- metrics counters
+
+
+def test_evictions_by_cause(HashCache: Any) -> None:
+    cache = HashCache(max_bytes=100, max_entries=3)
+    for k in range(5):  # 5 entries of 10 bytes under max_entries=3: two evicted for the count
+        cache.set(k, "x", size=10)
+    cache.set("big", "x", size=95)  # over max_bytes: the three others go for the size
+    stats = cache.stats()
+    assert (stats["evictions"], stats["evictions_by_count"], stats["evictions_by_size"]) == (5, 2, 3)
+    assert list(cache) == ["big"]
+
+
+def test_promoted_entries_and_their_first_hits(HashCache: Any) -> None:
+    cache = HashCache()
+    cache._promote("a", 1)
+    cache._promote("b", 2, size=5)
+    cache.set("c", 3)
+    assert cache.get("a") == 1 and cache.get("a") == 1  # two hits, one promoted entry hit
+    cache.get("c")  # a plain entry: not a promotion
+    assert cache.peek("b") == 2 and "b" in cache  # neither is a use
+    stats = cache.stats()
+    assert (stats["promoted"], stats["promoted_hits"], stats["sets"]) == (2, 1, 3)
+    cache.set("a", 10)  # a plain write replaces the promoted entry: later hits are not the promotion's
+    cache.get("a")
+    cache._promote("b", 20)  # promoted again: a new entry history
+    cache.get("b")
+    stats = cache.stats()
+    assert (stats["promoted"], stats["promoted_hits"], stats["bytes"]) == (3, 2, cache.stats()["bytes"])
+    assert cache.stats()["promoted_hits"] == 2
+
+
+def test_promote_rejects_bad_input_like_set(HashCache: Any) -> None:
+    cache = HashCache(max_bytes=10)
+    with pytest.raises(TypeError):
+        cache._promote([], 1)
+    with pytest.raises(ValueError, match="ttl"):
+        cache._promote("k", 1, ttl=-1)
+    assert cache._promote("k", b"x" * 11) is False
+    assert cache.stats()["promoted"] == 0 and len(cache) == 0

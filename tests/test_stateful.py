@@ -35,12 +35,13 @@ class Colliding:
 
 
 class Model:
-    """The contract, written as plainly as possible. Entries: key -> [value, size, expires]."""
+    """The contract, written as plainly as possible. Entries: key -> [value, size, expires, promotion state]."""
 
     def __init__(self, max_bytes: Optional[int], max_entries: Optional[int], default_ttl: Optional[float]):
         self.max_bytes, self.max_entries, self.default_ttl = max_bytes, max_entries, default_ttl
         self.data: "OrderedDict[Any, List[Any]]" = OrderedDict()
-        self.counts = dict.fromkeys(["hits", "misses", "sets", "evictions", "expirations", "rejections"], 0)
+        self.counts = dict.fromkeys(["hits", "misses", "sets", "evictions", "evictions_by_size", "expirations",
+                                     "rejections", "promoted", "promoted_hits"], 0)
 
     def _expired(self, key: Any, now: float) -> bool:
         expires = self.data[key][2]
@@ -71,19 +72,21 @@ class Model:
             self.max_entries is not None and len(self.data) > self.max_entries
         )
 
-    def set(self, key: Any, value: Any, ttl: Optional[float], size: int, now: float) -> bool:
+    def set(self, key: Any, value: Any, ttl: Optional[float], size: int, now: float, promoted: bool = False) -> bool:
         ttl = self.default_ttl if ttl is None else float(ttl)
         expires = None if ttl is None else now + ttl
         if self.max_bytes is not None and size > self.max_bytes:
             self.data.pop(key, None)
             self.counts["rejections"] += 1
             return False
-        self.data[key] = [value, size, expires]
+        self.data[key] = [value, size, expires, "promoted" if promoted else ""]
         self.data.move_to_end(key)
         self.counts["sets"] += 1
+        self.counts["promoted"] += promoted
         if self._over():
             self.flush(now)  # expired entries go before any live one is evicted
             while self._over():
+                self.counts["evictions_by_size"] += self.max_bytes is not None and self.bytes() > self.max_bytes
                 self.data.popitem(last=False)
                 self.counts["evictions"] += 1
         return True
@@ -95,6 +98,9 @@ class Model:
             return _MISSING
         self.data.move_to_end(key)
         self.counts["hits"] += 1
+        if entry[3] == "promoted":
+            entry[3] = "promoted, hit"
+            self.counts["promoted_hits"] += 1
         return entry[0]
 
     def peek(self, key: Any, now: float) -> Any:
@@ -134,6 +140,7 @@ class Model:
             "max_bytes": self.max_bytes,
             "max_entries": self.max_entries,
             "hit_rate": self.counts["hits"] / lookups if lookups else 0.0,
+            "evictions_by_count": self.counts["evictions"] - self.counts["evictions_by_size"],
         }
 
 
@@ -167,6 +174,12 @@ class CacheMachine(RuleBasedStateMachine):
         now = self.now(dt)
         expected = self.model.set(key, value, ttl, len(value) if size is None else size, now)
         assert self.cache.set(key, value, ttl=ttl, size=size) is expected
+
+    @rule(key=KEYS, value=VALUES, ttl=TTLS, dt=DT)
+    def promote(self, key: Any, value: bytes, ttl: Optional[float], dt: float) -> None:
+        now = self.now(dt)
+        expected = self.model.set(key, value, ttl, len(value), now, promoted=True)
+        assert self.cache._promote(key, value, ttl=ttl) is expected
 
     @rule(items=st.lists(st.tuples(KEYS, VALUES), max_size=4), ttl=TTLS, dt=DT)
     def set_many(self, items: List[Any], ttl: Optional[float], dt: float) -> None:

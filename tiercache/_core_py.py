@@ -51,7 +51,9 @@ _MISSING: Any = object()
 _ABSENT: Any = object()
 
 # Entry fields (a list is the cheapest mutable record in pure Python).
-_VALUE, _SIZE, _EXPIRES, _SEQ, _PREV, _NEXT, _KEY = 0, 1, 2, 3, 4, 5, 6
+_VALUE, _SIZE, _EXPIRES, _SEQ, _PREV, _NEXT, _KEY, _FLAGS = 0, 1, 2, 3, 4, 5, 6, 7
+# _FLAGS bits (as the compiled core's ENTRY_*): stored by _promote(); a promoted entry hit since.
+_PROMOTED, _HIT = 1, 2
 
 
 
@@ -75,6 +77,7 @@ class HashCache:
         "_data", "_root", "_heap", "_seq", "_byte_limit", "_n_ttl", "_bytes", "_max_bytes", "_max_entries", "_default_ttl",
         "_sizer", "_timer", "_lock", "_cleaner", "_version",
         "_hits", "_misses", "_sets", "_evictions", "_expirations", "_rejections",
+        "_evictions_by_size", "_promoted", "_promoted_hits",
         "__weakref__",
     )
 
@@ -105,13 +108,14 @@ class HashCache:
         self._lock = threading.RLock()
         self._hits = self._misses = self._sets = 0
         self._evictions = self._expirations = self._rejections = 0
+        self._evictions_by_size = self._promoted = self._promoted_hits = 0
         self._cleaner = _cleanup.start(self, interval) if interval is not None else None
 
     # ------------------------------------------------------------------ internals (lock held)
 
     @staticmethod
     def _new_root() -> List[Any]:
-        root: List[Any] = [None] * 7
+        root: List[Any] = [None] * 8
         root[_PREV] = root[_NEXT] = root
         return root
 
@@ -242,8 +246,10 @@ class HashCache:
         root = self._root
         while self._over():
             victim = root[_NEXT]
+            by_size = self._bytes > self._byte_limit
             if self._unlink(victim[_KEY], victim, dropped):
                 self._evictions += 1
+                self._evictions_by_size += by_size
 
     def _ttl_or_default(self, ttl: Any) -> Optional[float]:
         """`ttl` checked, or default_ttl when None (None again: no expiry)."""
@@ -255,7 +261,8 @@ class HashCache:
             return check_size(self._sizer(value), "sizer result")
         return check_size(size)
 
-    def _store(self, key: Hashable, value: Any, ttl: Optional[float], size: int, dropped: List[Any]) -> bool:
+    def _store(self, key: Hashable, value: Any, ttl: Optional[float], size: int, dropped: List[Any],
+               promoted: bool = False) -> bool:
         now = self._now() if (ttl is not None or self._n_ttl) else None
         expires = now + ttl if ttl is not None else None  # type: ignore[operator]
         entry = self._find(key)
@@ -266,11 +273,12 @@ class HashCache:
             self._rejections += 1
             return False
         if entry is None:
-            new = [value, size, None, 0, None, None, key]
+            new = [value, size, None, 0, None, None, key, _PROMOTED if promoted else 0]
             data = self._data
             entry = data.setdefault(key, new)
             if data is not self._data:  # clear() ran inside the key's __hash__: this set came first
                 self._sets += 1
+                self._promoted += promoted
                 return True
             if entry is new:
                 self._version += 1
@@ -281,9 +289,11 @@ class HashCache:
             entry[_VALUE] = value
             self._bytes += size - entry[_SIZE]
             entry[_SIZE] = size
+            entry[_FLAGS] = _PROMOTED if promoted else 0  # a new value: its own history
         if expires is not None or entry[_EXPIRES] is not None:
             self._track_expiry(key, entry, expires)
         self._sets += 1
+        self._promoted += promoted
         if entry is not new:
             self._use(entry)
         self._make_room(now, dropped)
@@ -301,6 +311,9 @@ class HashCache:
                 return default
             self._use(entry)
             self._hits += 1
+            if entry[_FLAGS] == _PROMOTED:  # a promotion's first hit
+                entry[_FLAGS] = _PROMOTED | _HIT
+                self._promoted_hits += 1
             return entry[_VALUE]
 
     def peek(self, key: Hashable, default: Any = None) -> Any:
@@ -328,6 +341,19 @@ class HashCache:
         dropped: List[Any] = []
         with self._lock:
             return self._store(key, value, ttl, weight, dropped)
+
+    def _promote(self, key: Hashable, value: Any, ttl: Optional[float] = None, size: Optional[int] = None) -> bool:
+        """`set`, marking the entry as promoted from L2: stats() counts it in `promoted`, and its first hit
+        in `promoted_hits` (the promotion's precision). For CacheManager."""
+        ttl = self._ttl_or_default(ttl)
+        try:
+            hash(key)
+        except TypeError:
+            raise unhashable(key) from None
+        weight = self._weigh(value, size)
+        dropped: List[Any] = []
+        with self._lock:
+            return self._store(key, value, ttl, weight, dropped, True)
 
     def set_many(self, mapping: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]], ttl: Optional[float] = None) -> int:
         """`set` each item with the same ttl; returns how many were stored. Checks every item first."""
@@ -461,6 +487,8 @@ class HashCache:
                 "misses": self._misses,
                 "sets": self._sets,
                 "evictions": self._evictions,
+                "evictions_by_size": self._evictions_by_size,
+                "evictions_by_count": self._evictions - self._evictions_by_size,
                 "expirations": self._expirations,
                 "rejections": self._rejections,
                 "entries": len(self._data),
@@ -468,6 +496,8 @@ class HashCache:
                 "max_bytes": self._max_bytes,
                 "max_entries": self._max_entries,
                 "hit_rate": self._hits / lookups if lookups else 0.0,
+                "promoted": self._promoted,
+                "promoted_hits": self._promoted_hits,
             }
 
     @property
@@ -590,7 +620,7 @@ class ManagerCore:
                 rest.append(i)
                 continue
             key = keys[i]
-            l1.set(key, value, l1_ttl, len(data))
+            l1._promote(key, value, l1_ttl, len(data))
             found[key] = value
             hits += 1
         return hits, misses, rest

@@ -318,7 +318,7 @@ class CacheManager(ManagerCore):
     # ------------------------------------------------------------------ L1 helpers
 
     def _l1_store(self, namespace: str, key: Any, value: Any, size: int, ttl: Optional[float],
-                  cfg: Optional[NamespaceConfig] = None, l1: Any = None) -> None:
+                  cfg: Optional[NamespaceConfig] = None, l1: Any = None, promoted: bool = False) -> None:
         cfg = cfg or self.namespace_config(namespace)
         l1 = l1 if l1 is not None else self._l1_for(namespace)
         base = _jittered(cfg.l1_ttl, cfg.ttl_jitter)
@@ -326,9 +326,9 @@ class CacheManager(ManagerCore):
         if cfg.l1_grace_period:
             fresh_until = self._timer() + l1_ttl if l1_ttl is not None else None
             ttl_total = None if l1_ttl is None else l1_ttl + cfg.l1_grace_period
-            l1.set(key, (value, fresh_until), ttl=ttl_total, size=size)
+            (l1._promote if promoted else l1.set)(key, (value, fresh_until), ttl=ttl_total, size=size)
         else:
-            l1.set(key, value, ttl=l1_ttl, size=size)
+            (l1._promote if promoted else l1.set)(key, value, ttl=l1_ttl, size=size)
 
     def _l1_lookup(self, namespace: str, key: Any) -> Tuple[Any, Any]:
         """(fresh value or _MISS, stale value or _MISS) from L1."""
@@ -397,7 +397,7 @@ class CacheManager(ManagerCore):
 
     def _promote(self, namespace: str, key: Any, value: Any, size: int, remaining: Optional[float]) -> None:
         """Copy an L2 hit into L1, for no longer than it has left in L2."""
-        self._l1_store(namespace, key, value, size, remaining)
+        self._l1_store(namespace, key, value, size, remaining, promoted=True)
         self.counters.add("promotions")
 
     def set(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None) -> bool:
@@ -483,7 +483,7 @@ class CacheManager(ManagerCore):
         overtaken = self._versions.get(namespace, 0) != version
         loads = self._codec(cfg).loads
         l1_ttl = cfg.l1_ttl
-        store = l1.set if namespace in self._fast and not cfg.ttl_jitter else None
+        store = l1._promote if namespace in self._fast and not cfg.ttl_jitter else None
         hits = misses = skipped = 0
         todo: Iterable[int] = range(len(missing))
         if store is not None and not overtaken and type(l1) is HashCache and type(datas) is list:
@@ -506,7 +506,7 @@ class CacheManager(ManagerCore):
             elif store is not None and remaining is None:
                 store(key, value, l1_ttl, len(data))
             else:
-                self._l1_store(namespace, key, value, len(data), remaining, cfg, l1)
+                self._l1_store(namespace, key, value, len(data), remaining, cfg, l1, promoted=True)
             found[key] = value
         self.counters.add_many(l2_hits=hits, l2_misses=misses, promotions=hits - skipped,
                                promotions_skipped_stale=skipped)

@@ -27,7 +27,15 @@ ctypedef struct Entry:
     int32_t prev           # recency list: towards the most recently used end (-1 at the head)
     int32_t next           # towards the least recently used end (-1 at the tail); free-list link
     int32_t heap_pos       # position in the TTL heap, -1 when the entry never expires
-    uint32_t tag           # hash tag (see _table.pxi): finds the entry's slot without hashing the key
+    uint32_t tag           # hash tag (see _table.pxi): finds the entry's slot without hashing the key; its two
+                           # low bits (always 0 in a tag) are the entry's flags: ENTRY_PROMOTED, ENTRY_HIT
+
+
+# Entry.tag's flag bits.
+cdef enum:
+    ENTRY_PROMOTED = 1     # stored by HashCache._promote (an L2 hit copied into L1)
+    ENTRY_HIT = 2          # a promoted entry that has been hit since
+    ENTRY_FLAGS = 3
 
 
 ctypedef struct Slot:
@@ -86,6 +94,8 @@ cdef class HashCache:
         Py_ssize_t pending_capacity
         # -- stats
         uint64_t hits, misses, sets, evictions, expirations, rejections
+        uint64_t evictions_by_size   # of `evictions`: those made for max_bytes (the rest for max_entries)
+        uint64_t promoted, promoted_hits  # entries stored by _promote(); those of them hit at least once
         # -- background expiry
         object cleaner
         object __weakref__
@@ -103,7 +113,7 @@ cdef class HashCache:
     cdef void _remove(self, Py_ssize_t idx) noexcept
     cdef void _set_expiry(self, Py_ssize_t idx, bint has_ttl, double expires) noexcept
     cdef bint _store(self, object key, Py_hash_t h, object value, bint has_ttl, double ttl,
-                     int64_t size) except -1
+                     int64_t size, bint promoted=*) except -1
     cdef Py_ssize_t _drop_expired(self, double now) noexcept
     cdef void _make_room(self, bint has_now, double now) noexcept
     cdef void _defer(self, PyObject* obj) noexcept

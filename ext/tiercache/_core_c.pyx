@@ -435,11 +435,13 @@ cdef class HashCache:
         if has_now and self.heap.length > 0:
             self._drop_expired(now)
         while self._over():
+            if self.bytes > self.max_bytes_:
+                self.evictions_by_size += 1
             self._remove(self.lru.tail)
             self.evictions += 1
 
     cdef bint _store(self, object key, Py_hash_t h, object value, bint has_ttl, double ttl,
-                     int64_t size) except -1:
+                     int64_t size, bint promoted=False) except -1:
         cdef double now = 0.0
         cdef bint has_now = False
         cdef Py_ssize_t idx
@@ -473,10 +475,14 @@ cdef class HashCache:
             e.value = <PyObject*>value
             self.bytes += size - e.size
             e.size = size
+            e.tag &= ~<uint32_t>ENTRY_FLAGS  # a new value: its own history
             lru_touch(&self.lru, self.entries, <int32_t>idx)
             self._defer(old)
         else:
             idx = self._insert(key, hash_tag(h), value, size)
+        if promoted:
+            self.entries[idx].tag |= ENTRY_PROMOTED
+            self.promoted += 1
         if has_ttl or self.entries[idx].heap_pos >= 0:
             self._set_expiry(idx, has_ttl, now + ttl)
         self.sets += 1
@@ -508,6 +514,9 @@ cdef class HashCache:
             return default
         lru_touch(&self.lru, self.entries, <int32_t>idx)
         self.hits += 1
+        if (self.entries[idx].tag & ENTRY_FLAGS) == ENTRY_PROMOTED:  # a promotion's first hit
+            self.entries[idx].tag |= ENTRY_HIT
+            self.promoted_hits += 1
         return <object>self.entries[idx].value
 
     def peek(self, key, default=None):
@@ -543,6 +552,16 @@ cdef class HashCache:
         cdef Py_hash_t h = _hash(key)
         cdef int64_t weight = self._weigh(value, size)
         return self._store(key, h, value, has_ttl, seconds, weight)
+
+    def _promote(self, key, value, ttl=None, size=None):
+        """`set`, marking the entry as promoted from L2: stats() counts it in `promoted`, and its first hit
+        in `promoted_hits` (the promotion's precision). For CacheManager."""
+        cdef bint has_ttl
+        cdef double seconds
+        has_ttl = self._ttl_or_default(ttl, &seconds)
+        cdef Py_hash_t h = _hash(key)
+        cdef int64_t weight = self._weigh(value, size)
+        return self._store(key, h, value, has_ttl, seconds, weight, True)
 
     def set_many(self, mapping, ttl=None):
         """`set` each item with the same ttl; returns how many were stored. Checks every item first."""
@@ -660,6 +679,8 @@ cdef class HashCache:
             "misses": self.misses,
             "sets": self.sets,
             "evictions": self.evictions,
+            "evictions_by_size": self.evictions_by_size,
+            "evictions_by_count": self.evictions - self.evictions_by_size,
             "expirations": self.expirations,
             "rejections": self.rejections,
             "entries": self.count,
@@ -667,6 +688,8 @@ cdef class HashCache:
             "max_bytes": self.max_bytes,
             "max_entries": None if self.max_entries_ < 0 else self.max_entries_,
             "hit_rate": self.hits / <double>lookups if lookups else 0.0,
+            "promoted": self.promoted,
+            "promoted_hits": self.promoted_hits,
         }
 
     @property
@@ -744,7 +767,7 @@ cdef class HashCache:
             live += 1
             e = &self.entries[idx]
             assert e.key != NULL, f"slot {i} points at free record {idx}"
-            assert self.table.slots[i].tag == e.tag, f"slot {i} tag differs from entry {idx}'s"
+            assert self.table.slots[i].tag == e.tag & ~<uint32_t>ENTRY_FLAGS, f"slot {i} tag differs from entry {idx}'s"
             home = table_home(&self.table, e.tag)
             while home != i:  # every slot from home to i must be occupied
                 assert self.table.slots[home].index >= 0, f"entry {idx} unreachable from its home slot"
@@ -826,7 +849,7 @@ cdef class ManagerCore:
                 rest.append(i)
                 continue
             key = keys[i]
-            l1._store(key, _hash(key), value, has_ttl, seconds, PyBytes_GET_SIZE(data))
+            l1._store(key, _hash(key), value, has_ttl, seconds, PyBytes_GET_SIZE(data), True)
             found[key] = value
             hits += 1
         return hits, misses, rest
