@@ -517,8 +517,8 @@ def test_manager_core_twins_agree(impl: Any) -> None:
             super().__init__()
             self._fast["ns"] = impl.HashCache(max_bytes=1 << 20)
 
-        def _get_slow(self, namespace: Any, key: Any, default: Any = None) -> Any:
-            calls.append((namespace, key, default))
+        def _get_slow(self, namespace: Any, key: Any, default: Any = None, l1_missed: bool = False) -> Any:
+            calls.append((namespace, key, default, l1_missed))
             return default
 
     m = Manager()
@@ -529,8 +529,21 @@ def test_manager_core_twins_agree(impl: Any) -> None:
     assert m.get("other", "k", "d2") == "d2"
     assert m.get("ns", 1.0, "d3") == "d3"  # not a key type: the slow path decides (and raises there)
     assert m.get("ns", ["unhashable"]) is None
-    assert calls == [("ns", "absent", "d"), ("other", "k", "d2"), ("ns", 1.0, "d3"), ("ns", ["unhashable"], None)]
-    assert m._fast["ns"].stats()["hits"] == 2
+    # only the first looked in L1 (and counted its miss there): the slow path must not count it again
+    assert calls == [("ns", "absent", "d", True), ("other", "k", "d2", False), ("ns", 1.0, "d3", False),
+                     ("ns", ["unhashable"], None, False)]
+    assert m._fast["ns"].stats()["hits"] == 2 and m._fast["ns"].stats()["misses"] == 1
+    # sampling: every lookup timed here, the same answers and counts, one sample per L1 lookup
+    samples: List[Any] = []
+    m._set_sampling(1, lambda ns, seconds: samples.append((ns, seconds >= 0)))
+    assert m.get("ns", "k") == "v" and m.get("ns", "absent2", "d") == "d"
+    assert samples == [("ns", True), ("ns", True)] and calls[-1] == ("ns", "absent2", "d", True)
+    assert m._fast["ns"].stats()["hits"] == 3 and m._fast["ns"].stats()["misses"] == 2
+    m._set_sampling(0, None)
+    m.get("ns", "k")
+    assert len(samples) == 2
+    with pytest.raises(ValueError, match="power of two"):
+        m._set_sampling(3, print)
 
 
 def test_cli_bench_runs_on_the_embedded_store(tmp_path: Any, capsys: Any) -> None:

@@ -48,6 +48,7 @@ from .errors import SerializationError
 __all__ = ["HashCache", "ManagerCore", "default_sizer"]
 
 _MISSING: Any = object()
+_monotonic = time.monotonic
 _ABSENT: Any = object()
 
 # Entry fields (a list is the cheapest mutable record in pure Python).
@@ -585,6 +586,21 @@ class ManagerCore:
 
     def __init__(self) -> None:
         self._fast: Dict[str, Any] = {}
+        self._sample_mask = -1  # L1 latency sampling: see _set_sampling
+        self._tick = 0
+        self._on_sample: Optional[Callable[[str, float], None]] = None
+
+    def _set_sampling(self, every: int, on_sample: Optional[Callable[[str, float], None]]) -> None:
+        """Time one L1 lookup in `every` (a power of two) and report it to on_sample(namespace, seconds);
+        every=0 turns sampling off."""
+        if every == 0:
+            self._sample_mask = -1
+            self._on_sample = None
+            return
+        if every < 1 or every & (every - 1) or not callable(on_sample):
+            raise ValueError(f"l1 sampling needs a power of two and a callable, got {every!r}")
+        self._on_sample = on_sample
+        self._sample_mask = every - 1
 
     def _register_fast(self, namespace: str, l1: Any) -> None:
         self._fast[namespace] = l1
@@ -629,7 +645,17 @@ class ManagerCore:
         """The value from L1, else L2 (copied into L1), else `default`."""
         l1 = self._fast.get(namespace) if type(namespace) is str else None
         if l1 is not None and type(key) in _KEY_TYPES:
+            if self._sample_mask >= 0:
+                self._tick += 1
+                if not self._tick & self._sample_mask:
+                    t0 = _monotonic()
+                    value = l1.get(key, _MISSING)
+                    self._on_sample(namespace, _monotonic() - t0)  # type: ignore[misc]
+                    if value is not _MISSING:
+                        return value
+                    return self._get_slow(namespace, key, default, True)  # type: ignore[attr-defined]
             value = l1.get(key, _MISSING)
             if value is not _MISSING:
                 return value
+            return self._get_slow(namespace, key, default, True)  # type: ignore[attr-defined]  (miss counted)
         return self._get_slow(namespace, key, default)  # type: ignore[attr-defined]

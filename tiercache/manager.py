@@ -31,6 +31,7 @@ import time
 import uuid
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
+from . import health
 from . import l2 as l2_backends
 from ._compat import HashCache, ManagerCore
 from .circuit import CircuitBreaker
@@ -44,6 +45,7 @@ from .config import (
     resolve_env,
 )
 from .errors import CircuitOpenError, L2Error, SerializationError
+from .metrics import Counters, Metrics
 from .serialization import Codec
 from .singleflight import SingleFlight
 
@@ -89,33 +91,6 @@ def decode_key(part: str) -> Any:
     return part
 
 
-class _Counters:
-    """Thread-safe counters for the manager's slow paths (L1 counts its own hits and misses)."""
-
-    NAMES = (
-        "l2_hits", "l2_misses", "l2_errors", "l2_short_circuited", "l2_writes_dropped", "corrupt_values",
-        "loader_calls", "loader_errors", "stale_served", "invalidations_sent", "invalidations_received",
-        "invalidation_flushes", "promotions", "promotions_skipped_stale", "repaired_after_outage",
-    )
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.values: Dict[str, int] = dict.fromkeys(self.NAMES, 0)
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self.values[name] += n
-
-    def add_many(self, **counts: int) -> None:
-        with self._lock:
-            for name, n in counts.items():
-                self.values[name] += n
-
-    def snapshot(self) -> Dict[str, int]:
-        with self._lock:
-            return dict(self.values)
-
-
 class CacheManager(ManagerCore):
     """Namespaced two-tier cache: a compiled L1 per namespace over Redis, Redis Cluster or SQLite.
 
@@ -141,8 +116,18 @@ class CacheManager(ManagerCore):
         invalidation: bool = True,
         circuit: Optional[CircuitBreaker] = None,
         timer: Optional[Callable[[], float]] = None,
+        enable_metrics: bool = True,
+        metrics_interval: Optional[float] = 10.0,
+        metrics_history: int = 360,
+        l1_sample_every: int = 64,
+        health_thresholds: Optional[Mapping[str, float]] = None,
     ) -> None:
         super().__init__()  # ManagerCore: the compiled L1-hit path behind get()
+        # arguments checked before anything is opened or started
+        self.health_thresholds = health.thresholds(health_thresholds)
+        if (isinstance(l1_sample_every, bool) or not isinstance(l1_sample_every, int) or l1_sample_every < 1
+                or l1_sample_every & (l1_sample_every - 1)):
+            raise ValueError(f"l1_sample_every must be a power of two >= 1, got {l1_sample_every!r}")
         if config is None:
             cache_config = apply_env_overrides(CacheConfig.default(env))
         elif isinstance(config, CacheConfig):
@@ -157,10 +142,18 @@ class CacheManager(ManagerCore):
         self.strict = bool(strict)
         self._hmac_key = hmac_key
         self._timer = timer or time.monotonic
+        self.counters = Counters()  # slow-path counters: always on
+        # Metrics (latency histograms, history) are optional and cost the L1 hit path nothing when off.
+        self.metrics: Optional[Metrics] = None
+        if enable_metrics:
+            self.metrics = Metrics(self._metrics_state, interval=metrics_interval, history=metrics_history,
+                                   timer=self._timer, counters=self.counters)
+            self._set_sampling(l1_sample_every, self.metrics.histogram_recorder("l1_get"))
+        self._sample_every = l1_sample_every if enable_metrics else 0
+        self._slow_tick = 0
         self._owns_l2 = l2 is None or isinstance(l2, str)
         self.l2 = l2_backends.from_url(l2) if self._owns_l2 else l2
         self.circuit = circuit or CircuitBreaker(name=getattr(self.l2, "kind", "l2"))
-        self.counters = _Counters()
         self._flights = SingleFlight()
         self._lock = threading.RLock()
         # self._fast (ManagerCore): namespace -> HashCache, for namespaces without a grace period
@@ -183,6 +176,8 @@ class CacheManager(ManagerCore):
         if invalidation and hasattr(self.l2, "subscribe") and hasattr(self.l2, "publish"):
             self._listener = _InvalidationListener(self)
             self._listener.start()
+        if self.metrics is not None:
+            self.metrics.start()
 
     # ------------------------------------------------------------------ namespaces
 
@@ -252,20 +247,23 @@ class CacheManager(ManagerCore):
 
     # ------------------------------------------------------------------ L2 through the circuit breaker
 
-    def _l2_call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """fn(*args), or _FAILED when L2 failed or the circuit is open (raises instead when strict)."""
+    def _l2_call(self, fn: Callable[..., Any], *args: Any, namespace: str = "", op: Optional[str] = None) -> Any:
+        """fn(*args), or _FAILED when L2 failed or the circuit is open (raises instead when strict).
+
+        Counted for `namespace`; with metrics on, timed into the `op` histogram (l2_get / l2_set)."""
         if not self.circuit.allow():
-            self.counters.add("l2_short_circuited")
+            self.counters.add("l2_short_circuited", 1, namespace)
             if self.strict:
                 raise CircuitOpenError("L2 circuit is open")
             return _FAILED
+        t0 = time.perf_counter() if self.metrics is not None and op is not None else 0.0
         try:
             result = fn(*args)
         except Exception as exc:
             # Backends wrap their client's errors in L2Error; anything else is unexpected, but an L2 call
             # must still not break the caller (nor leave a half-open probe unanswered): count, log, go on.
             self.circuit.failure()
-            self.counters.add("l2_errors")
+            self.counters.add("l2_errors", 1, namespace)
             if not isinstance(exc, (L2Error, OSError)):
                 log.error("tiercache: unexpected error from the L2 backend", exc_info=True)
             if self.strict:
@@ -276,6 +274,8 @@ class CacheManager(ManagerCore):
         except BaseException:
             self.circuit.failure()  # (KeyboardInterrupt and the like): never leave a probe unanswered
             raise
+        if t0:
+            self.metrics.record(namespace, op, time.perf_counter() - t0)  # type: ignore[union-attr, arg-type]
         self.circuit.success()
         if self._dropped_keys or self._dropped_namespaces:
             self._repair()
@@ -330,10 +330,21 @@ class CacheManager(ManagerCore):
         else:
             (l1._promote if promoted else l1.set)(key, value, ttl=l1_ttl, size=size)
 
-    def _l1_lookup(self, namespace: str, key: Any) -> Tuple[Any, Any]:
-        """(fresh value or _MISS, stale value or _MISS) from L1."""
+    def _l1_lookup(self, namespace: str, key: Any, count: bool = True) -> Tuple[Any, Any]:
+        """(fresh value or _MISS, stale value or _MISS) from L1; `count=False` peeks (no hit/miss counted)."""
         l1 = self._l1_for(namespace)
-        entry = l1.get(key, _MISS)
+        if not count:
+            entry = l1.peek(key, _MISS)
+        elif self._sample_every:  # (the compiled get() samples its own lookups and never comes here after one)
+            self._slow_tick += 1
+            if not self._slow_tick % self._sample_every:
+                t0 = time.perf_counter()
+                entry = l1.get(key, _MISS)
+                self.metrics.record(namespace, "l1_get", time.perf_counter() - t0)  # type: ignore[union-attr]
+            else:
+                entry = l1.get(key, _MISS)
+        else:
+            entry = l1.get(key, _MISS)
         if entry is _MISS or namespace in self._fast:
             return entry, _MISS
         value, fresh_until = entry
@@ -350,7 +361,7 @@ class CacheManager(ManagerCore):
                 return _EXPIRED, None
             return self._codec(self.namespace_config(namespace)).loads(payload), remaining
         except SerializationError as exc:
-            self.counters.add("corrupt_values")
+            self.counters.add("corrupt_values", 1, namespace)
             log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
             return _MISS, None
 
@@ -358,20 +369,21 @@ class CacheManager(ManagerCore):
 
     # get(namespace, key, default=None) is ManagerCore.get: an L1 hit returns there; the rest comes here.
 
-    def _get_slow(self, namespace: str, key: Any, default: Any = None) -> Any:
+    def _get_slow(self, namespace: str, key: Any, default: Any = None, l1_missed: bool = False) -> Any:
+        """get() past L1; `l1_missed`: the compiled path already looked in (and counted a miss in) L1."""
         self._check_open()
-        value, stale = self._lookup(namespace, key)
+        value, stale = self._lookup(namespace, key, l1_missed)
         if value is not _MISS:
             return value
         if stale is _MISS:
             return default
-        self.counters.add("stale_served")
+        self.counters.add("stale_served", 1, namespace)
         return stale
 
-    def _lookup(self, namespace: str, key: Any) -> Tuple[Any, Any]:
+    def _lookup(self, namespace: str, key: Any, l1_missed: bool = False) -> Tuple[Any, Any]:
         """(value or _MISS, stale value to serve on failure or _MISS)."""
         part = encode_key(key)  # (the type check, before anything happens)
-        value, stale = self._l1_lookup(namespace, key)
+        value, stale = (_MISS, _MISS) if l1_missed else self._l1_lookup(namespace, key)
         if value is not _MISS:
             return value, _MISS
         cfg = self.namespace_config(namespace)
@@ -379,26 +391,26 @@ class CacheManager(ManagerCore):
             return _MISS, _MISS
         l2_key = self._l2_key_of(namespace, part)
         version = self._versions.get(namespace, 0)
-        data = self._l2_call(self.l2.get, l2_key)
+        data = self._l2_call(self.l2.get, l2_key, namespace=namespace, op="l2_get")
         if data is _FAILED:
             return _MISS, stale
         if data is None:
-            self.counters.add("l2_misses")
+            self.counters.add("l2_misses", 1, namespace)
             return _MISS, _MISS
         value, remaining = self._decode(namespace, data, l2_key)
         if value is _MISS or value is _EXPIRED:
             return _MISS, _MISS
-        self.counters.add("l2_hits")
+        self.counters.add("l2_hits", 1, namespace)
         if self._versions.get(namespace, 0) == version:
             self._promote(namespace, key, value, len(data), remaining)
         else:  # a write or invalidation came in while L2 answered: this value may already be old
-            self.counters.add("promotions_skipped_stale")
+            self.counters.add("promotions_skipped_stale", 1, namespace)
         return value, _MISS
 
     def _promote(self, namespace: str, key: Any, value: Any, size: int, remaining: Optional[float]) -> None:
         """Copy an L2 hit into L1, for no longer than it has left in L2."""
         self._l1_store(namespace, key, value, size, remaining, promoted=True)
-        self.counters.add("promotions")
+        self.counters.add("promotions", 1, namespace)
 
     def set(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None) -> bool:
         """Write through to L2 and L1 (ttl caps the namespace's TTLs); other processes drop their copy."""
@@ -412,10 +424,12 @@ class CacheManager(ManagerCore):
         self._bump(namespace)
         if cfg.persist_to_l2:
             l2_ttl = _cap(ttl, _jittered(cfg.l2_ttl, cfg.ttl_jitter))
-            if self._l2_call(self.l2.set, l2_key, _seal(data, l2_ttl), l2_ttl) is _FAILED:
-                self.counters.add("l2_writes_dropped")
+            if self._l2_call(self.l2.set, l2_key, _seal(data, l2_ttl), l2_ttl,
+                             namespace=namespace, op="l2_set") is _FAILED:
+                self.counters.add("l2_writes_dropped", 1, namespace)
                 self._remember_dropped(namespace, [l2_key])
         self._l1_store(namespace, key, value, len(data), ttl)
+        self.counters.add("sets", 1, namespace)
         if cfg.persist_to_l2:
             self._publish(namespace, [part])
         return True
@@ -427,10 +441,11 @@ class CacheManager(ManagerCore):
         l2_key = self._l2_key_of(namespace, part)
         self._bump(namespace)
         found = bool(self._l1_for(namespace).delete(key))
+        self.counters.add("deletes", 1, namespace)
         if self.namespace_config(namespace).persist_to_l2:
-            result = self._l2_call(self.l2.delete, l2_key)
+            result = self._l2_call(self.l2.delete, l2_key, namespace=namespace, op="l2_set")
             if result is _FAILED:
-                self.counters.add("l2_writes_dropped")
+                self.counters.add("l2_writes_dropped", 1, namespace)
                 self._remember_dropped(namespace, [l2_key])
             else:
                 found = found or bool(result)
@@ -473,10 +488,10 @@ class CacheManager(ManagerCore):
         base = self._l2_key_of(namespace, "")
         l2_keys = [base + encode_key(key) for key in missing]  # (also rejects non-UTF-8 str keys)
         version = self._versions.get(namespace, 0)
-        datas = self._l2_call(self.l2.get_many, l2_keys)
+        datas = self._l2_call(self.l2.get_many, l2_keys, namespace=namespace, op="l2_get")
         if datas is _FAILED:
             if stale:
-                self.counters.add("stale_served", len(stale))
+                self.counters.add("stale_served", len(stale), namespace)
             found.update(stale)
             return found
         # a write or invalidation that landed while L2 answered: these values may already be old
@@ -508,7 +523,7 @@ class CacheManager(ManagerCore):
             else:
                 self._l1_store(namespace, key, value, len(data), remaining, cfg, l1, promoted=True)
             found[key] = value
-        self.counters.add_many(l2_hits=hits, l2_misses=misses, promotions=hits - skipped,
+        self.counters.add_many(namespace, l2_hits=hits, l2_misses=misses, promotions=hits - skipped,
                                promotions_skipped_stale=skipped)
         return found
 
@@ -525,11 +540,12 @@ class CacheManager(ManagerCore):
         if cfg.persist_to_l2 and encoded:
             l2_ttl = _cap(ttl, _jittered(cfg.l2_ttl, cfg.ttl_jitter))
             l2_items = {self._l2_key_of(namespace, part): _seal(data, l2_ttl) for _, part, _, data in encoded}
-            if self._l2_call(self.l2.set_many, l2_items, l2_ttl) is _FAILED:
-                self.counters.add("l2_writes_dropped", len(encoded))
+            if self._l2_call(self.l2.set_many, l2_items, l2_ttl, namespace=namespace, op="l2_set") is _FAILED:
+                self.counters.add("l2_writes_dropped", len(encoded), namespace)
                 self._remember_dropped(namespace, list(l2_items))
         for key, _, value, data in encoded:
             self._l1_store(namespace, key, value, len(data), ttl)
+        self.counters.add("sets", len(encoded), namespace)
         if cfg.persist_to_l2 and encoded:
             self._publish(namespace, [part for _, part, _, _ in encoded])  # one message
         return len(encoded)
@@ -542,9 +558,9 @@ class CacheManager(ManagerCore):
         l1.clear()
         removed = 0
         if self.namespace_config(namespace).persist_to_l2:
-            result = self._l2_call(self.l2.clear_namespace, self._l2_key_of(namespace, ""))
+            result = self._l2_call(self.l2.clear_namespace, self._l2_key_of(namespace, ""), namespace=namespace)
             if result is _FAILED:
-                self.counters.add("l2_writes_dropped")
+                self.counters.add("l2_writes_dropped", 1, namespace)
                 with self._lock:
                     self._dropped_namespaces.add(namespace)
             else:
@@ -564,15 +580,19 @@ class CacheManager(ManagerCore):
             return value
 
         def load() -> Any:
-            again, _ = self._l1_lookup(namespace, key)  # another leader may have just filled it
+            again, _ = self._l1_lookup(namespace, key, count=False)  # another leader may have just filled it
             if again is not _MISS:
                 return again
-            self.counters.add("loader_calls")
+            self.counters.add("loader_calls", 1, namespace)
+            t0 = time.perf_counter()
             try:
                 result = loader()
             except Exception:
-                self.counters.add("loader_errors")
+                self.counters.add("loader_errors", 1, namespace)
                 raise
+            finally:
+                if self.metrics is not None:
+                    self.metrics.record(namespace, "loader", time.perf_counter() - t0)
             self.set(namespace, key, result, ttl)
             return result
 
@@ -580,7 +600,7 @@ class CacheManager(ManagerCore):
             result, _ = self._flights.do((namespace, key), load)
         except Exception:
             if stale is not _MISS:
-                self.counters.add("stale_served")
+                self.counters.add("stale_served", 1, namespace)
                 return stale
             raise
         return result
@@ -617,12 +637,58 @@ class CacheManager(ManagerCore):
     def stats(self) -> Dict[str, Any]:
         """Manager counters, the circuit state and each namespace's L1 stats."""
         return {
-            **self.counters.snapshot(),
+            **self.counters.totals(),
             "circuit": self.circuit.snapshot(),
             "l2": getattr(self.l2, "kind", type(self.l2).__name__),
             "env": self.env,
             "namespaces": {ns: l1.stats() for ns, l1 in list(self._l1.items())},
         }
+
+    # ------------------------------------------------------------------ observability
+
+    def _metrics_state(self) -> Dict[str, Any]:
+        return {"namespaces": {ns: l1.stats() for ns, l1 in list(self._l1.items())},
+                "circuit": self.circuit.snapshot()}
+
+    def _require_metrics(self) -> Metrics:
+        if self.metrics is None:
+            raise RuntimeError("metrics are off for this manager (enable_metrics=False)")
+        return self.metrics
+
+    def metrics_snapshot(self) -> Dict[str, Any]:
+        """Counters, L1 stats and latency summaries (p50/p90/p99/max, seconds) per namespace, now."""
+        from .metrics import summarize
+
+        snap = self._require_metrics().snapshot(keep=False)
+        latency: Dict[str, Dict[str, Any]] = {}
+        for (ns, op), state in snap["histograms"].items():
+            latency.setdefault(ns, {})[op] = summarize(state)
+        return {
+            "uptime_seconds": snap["time"] - snap["started"],
+            "totals": snap["totals"],
+            "circuit": snap["circuit"],
+            "l1_sample_every": self._sample_every,
+            "namespaces": {ns: {**entry, "latency": latency.get(ns, {})} for ns, entry in snap["namespaces"].items()},
+        }
+
+    def perform_health_assessment(self, window: Optional[float] = None) -> Dict[str, Any]:
+        """Status, 0-100 score, components, issues, recommendations and insights over the last `window`
+        seconds of history (default the `window` threshold, 300 s; since the start while history is shorter)."""
+        metrics = self._require_metrics()
+        seconds = self.health_thresholds["window"] if window is None else window
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise ValueError(f"window must be a positive number of seconds, got {window!r}")
+        now, base = metrics.window(seconds)
+        configs = {ns: self.namespace_config(ns) for ns in now["namespaces"]}
+        result = health.assess(now, base, self.health_thresholds, configs)
+        result["l2"] = getattr(self.l2, "kind", type(self.l2).__name__)
+        result["env"] = self.env
+        return result
+
+    def performance_trends(self, minutes: float = 60) -> Dict[str, Any]:
+        """Series of hit rates, throughput and latency percentiles over the kept snapshots of the last
+        `minutes`, each labelled improving / stable / degrading."""
+        return self._require_metrics().performance_trends(minutes)
 
     def ping(self) -> bool:
         try:
@@ -636,6 +702,8 @@ class CacheManager(ManagerCore):
             return
         self._closed = True
         self._unregister_fast()  # the compiled get() fast path then defers to _get_slow, which refuses
+        if self.metrics is not None:
+            self.metrics.stop()
         if self._listener is not None:
             self._listener.stop()
         for l1 in list(self._l1.values()):
@@ -660,8 +728,8 @@ class CacheManager(ManagerCore):
         if self._listener is None:
             return
         message = json.dumps({"o": self._id, "n": namespace, "k": key_parts}, separators=(",", ":")).encode()
-        if self._l2_call(self.l2.publish, self._channel, message) is not _FAILED:
-            self.counters.add("invalidations_sent")
+        if self._l2_call(self.l2.publish, self._channel, message, namespace=namespace) is not _FAILED:
+            self.counters.add("invalidations_sent", 1, namespace)
 
     def _on_invalidation(self, message: bytes) -> None:
         try:
@@ -675,7 +743,7 @@ class CacheManager(ManagerCore):
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("tiercache: ignoring a malformed invalidation message")
             return
-        self.counters.add("invalidations_received")
+        self.counters.add("invalidations_received", 1, namespace)
         self._bump(namespace)
         l1 = self._l1.get(namespace)
         if l1 is None:

@@ -801,11 +801,31 @@ cdef class ManagerCore:
     cdef public dict _fast
     cdef object _last_namespace   # the namespace of the previous hit (callers repeat the same str object)
     cdef HashCache _last_l1
+    # L1 latency sampling: one L1 lookup in (_sample_mask + 1) is timed and passed to _on_sample(namespace,
+    # seconds); _sample_mask < 0 turns it off (then the hit path pays one compare)
+    cdef int64_t _sample_mask
+    cdef uint64_t _tick
+    cdef object _on_sample
 
     def __cinit__(self):
         self._fast = {}
         self._last_namespace = None
         self._last_l1 = None
+        self._sample_mask = -1
+        self._tick = 0
+        self._on_sample = None
+
+    def _set_sampling(self, every, on_sample):
+        """Time one L1 lookup in `every` (a power of two) and report it to on_sample(namespace, seconds);
+        every=0 turns sampling off."""
+        if every == 0:
+            self._sample_mask = -1
+            self._on_sample = None
+            return
+        if every < 1 or every & (every - 1) or not callable(on_sample):
+            raise ValueError(f"l1 sampling needs a power of two and a callable, got {every!r}")
+        self._on_sample = on_sample
+        self._sample_mask = every - 1
 
     def _register_fast(self, namespace, l1):
         self._fast[namespace] = l1
@@ -870,10 +890,24 @@ cdef class ManagerCore:
                     self._last_namespace = namespace
                     self._last_l1 = l1
             if l1 is not None:
+                if self._sample_mask >= 0:
+                    self._tick += 1
+                    if (self._tick & <uint64_t>self._sample_mask) == 0:
+                        return self._get_sampled(l1, namespace, key, default)
                 value = l1._get(key, _MISSING)
                 if value is not _MISSING:
                     return value
+                return self._get_slow(namespace, key, default, True)  # (the L1 miss is counted)
         return self._get_slow(namespace, key, default)
+
+    cdef object _get_sampled(self, HashCache l1, object namespace, object key, object default):
+        cdef double t0 = tc_monotonic()
+        cdef object value = l1._get(key, _MISSING)
+        cdef double t1 = tc_monotonic()
+        self._on_sample(namespace, t1 - t0)
+        if value is not _MISSING:
+            return value
+        return self._get_slow(namespace, key, default, True)
 
 
 # The slab holds references Cython cannot see: teach the garbage collector about them, so a value that

@@ -1,0 +1,320 @@
+"""Metrics, health assessment, trends and Prometheus exposition (tiercache.metrics / health / prometheus)."""
+
+from __future__ import annotations
+
+import math
+import random
+import socket
+import urllib.request
+from typing import Any, Dict, Iterator, List
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tiercache import health
+from tiercache.manager import CacheManager
+from tiercache.metrics import Histogram, Metrics, bucket_of, fit_trend, percentile, start_http_server, summarize
+from tiercache.prometheus import exposition
+
+
+BIG = {"l1_max_entries": 10_000, "l1_max_bytes": 1 << 24, "l1_ttl": 3600, "l2_ttl": None}
+
+
+class FakeTimer:
+    """A settable clock (snapshot times, TTLs): tests move time, never sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeTimer:
+    return FakeTimer()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    return f"sqlite:///{tmp_path}/l2.db"
+
+
+@pytest.fixture
+def manager(sqlite_url: str, clock: FakeTimer) -> Iterator[CacheManager]:
+    config = {"hot": BIG, "thrash": {**BIG, "l1_max_entries": 10}}
+    with CacheManager(sqlite_url, config=config, timer=clock, metrics_interval=None, l1_sample_every=1) as m:
+        yield m
+
+
+# ---------------------------------------------------------------------------------------------- histograms
+
+
+def test_every_value_lands_in_the_bucket_whose_bounds_hold_it() -> None:
+    bounds = Histogram.BOUNDS
+    assert all(a < b for a, b in zip(bounds, bounds[1:]))
+    rng = random.Random(7)
+    values = [2.0 ** -24, 2.0 ** -20, 3e-7, 1e-6, 1.5e-3, 0.2, 7.0, 2.0 ** 8] + [10 ** rng.uniform(-8, 2.5) for _ in range(2000)]
+    for v in values:
+        i = bucket_of(v)
+        assert v <= bounds[i] and (i == 0 or v > bounds[i - 1]), v
+        assert i in (0, len(bounds) - 1) or bounds[i] <= v * 1.25  # within 25 % (4 linear sub-buckets per octave)
+    assert bucket_of(0.0) == 0 and bucket_of(float("nan")) == 0 and bucket_of(1e9) == len(bounds) - 1
+
+
+def test_percentiles_of_a_known_distribution() -> None:
+    h = Histogram()
+    for i in range(1, 1001):  # 1 ms .. 1000 ms
+        h.record(i / 1000)
+    s = summarize(h.state())
+    assert s["count"] == 1000 and s["max"] == 1.0
+    assert s["mean"] == pytest.approx(0.5005)
+    for q, key in ((0.5, "p50"), (0.9, "p90"), (0.99, "p99")):
+        assert q <= s[key] <= q * 1.25
+    assert percentile([0] * len(Histogram.BOUNDS), 0.5) is None
+
+
+# ---------------------------------------------------------------------------------------------- counting
+
+
+def test_counters_per_namespace_and_l1_misses_counted_once(manager: CacheManager) -> None:
+    manager.set("hot", "a", 1)
+    manager.set("hot", "b", 2)
+    manager.delete("hot", "b")
+    assert manager.get("hot", "a") == 1  # L1 hit
+    assert manager.get("hot", "zz") is None  # L1 miss, L2 miss
+    manager.set("thrash", "x", 1)
+    ns = manager.counters.by_namespace()
+    assert (ns["hot"]["sets"], ns["hot"]["deletes"], ns["hot"]["l2_misses"]) == (2, 1, 1)
+    assert ns["thrash"]["sets"] == 1
+    l1 = manager.stats()["namespaces"]["hot"]
+    assert (l1["hits"], l1["misses"]) == (1, 1)  # one lookup, one miss: not counted again past L1
+    assert manager.stats()["sets"] == 3
+
+
+def test_latency_is_recorded_per_namespace_and_operation(manager: CacheManager) -> None:
+    for i in range(20):
+        manager.set("hot", i, i)
+    for i in range(40):
+        manager.get("hot", i)  # 20 L1 hits, 20 misses going to L2
+    manager.get_or_set("hot", "loaded", lambda: 42)
+    lat = manager.metrics_snapshot()["namespaces"]["hot"]["latency"]
+    assert lat["l1_get"]["count"] == 41  # every L1 lookup sampled here (l1_sample_every=1), get_or_set's too
+    assert lat["l2_get"]["count"] == 21 and lat["l2_set"]["count"] == 21 and lat["loader"]["count"] == 1
+    assert all(0 < lat[op]["p50"] <= lat[op]["p99"] for op in lat)
+
+
+def test_metrics_off_costs_nothing_and_says_so(sqlite_url: str) -> None:
+    with CacheManager(sqlite_url, enable_metrics=False) as m:
+        assert m.metrics is None
+        m.set("ns", "k", 1)
+        assert m.get("ns", "k") == 1
+        assert m.stats()["sets"] == 1  # counters still run
+        with pytest.raises(RuntimeError, match="enable_metrics=False"):
+            m.perform_health_assessment()
+        assert b"tiercache_requests_total" in exposition(m)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"health_thresholds": {"l1_hit_rate": -1}}, "l1_hit_rate"),
+    ({"health_thresholds": {"nope": 1}}, "unknown health threshold 'nope'"),
+    ({"health_thresholds": {"l2_error_rate": float("nan")}}, "l2_error_rate"),
+    ({"l1_sample_every": 3}, "l1_sample_every"),
+    ({"metrics_interval": 0}, "metrics interval"),
+    ({"metrics_history": 1}, "metrics history"),
+])
+def test_bad_metrics_arguments_are_rejected(sqlite_url: str, kwargs: Dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CacheManager(sqlite_url, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- health
+
+
+def test_idle_deployment_is_idle_not_critical(manager: CacheManager) -> None:
+    h = manager.perform_health_assessment()
+    assert h["status"] == "idle"
+    assert h["lookups"] == 0 and h["issues"] == []
+    assert set(h["components"]) == set(health.WEIGHTS)
+
+
+def test_healthy_traffic(manager: CacheManager, clock: FakeTimer) -> None:
+    for i in range(100):
+        manager.set("hot", i, {"v": i})
+    for _ in range(10):
+        for i in range(100):
+            assert manager.get("hot", i) == {"v": i}
+    clock.advance(60)
+    h = manager.perform_health_assessment()
+    assert h["status"] == "healthy" and h["overall_score"] >= 95
+    assert h["components"]["l1_hit_rate"]["value"] == 1.0
+    assert h["components"]["promotion"]["score"] is None  # no promotions: not scored, not assumed
+    assert h["issues"] == [] and h["recommendations"] == []
+
+
+def test_a_thrashing_namespace_is_named_with_its_figures(manager: CacheManager, clock: FakeTimer) -> None:
+    for i in range(100):
+        manager.set("hot", i, i)
+        manager.set("thrash", i, i)
+    for _ in range(5):
+        for i in range(100):
+            manager.get("hot", i)
+            manager.get("thrash", i)  # a loop over 100 keys through a 10-entry L1: every read evicts
+    clock.advance(60)
+    h = manager.perform_health_assessment()
+    thrash = [r for r in h["recommendations"] if r.startswith("thrash:")]
+    assert len(thrash) == 1 and "evictions/min" in thrash[0] and "raise l1_max_entries to ~20" in thrash[0]
+    assert not any(r.startswith("hot:") for r in h["recommendations"])
+    assert any(i["type"] == "thrashing" and i["namespace"] == "thrash" for i in h["issues"])
+    assert h["components"]["memory"]["score"] < 50
+    assert h["components"]["promotion"]["value"] == 0.0  # 500 promotions, none read again before eviction
+    assert h["status"] in ("degraded", "unhealthy") and h["overall_score"] < 80
+
+
+def test_redis_down_is_reported(redis_server: Any, redis_url: str, clock: FakeTimer) -> None:
+    with CacheManager(redis_url, env="test", config={"ns": BIG}, timer=clock, invalidation=False,
+                      metrics_interval=None) as m:
+        for i in range(200):
+            m.set("ns", i, i)
+        redis_server.kill()
+        try:
+            for i in range(200, 400):
+                m.get("ns", i)  # not in L1: goes to the dead L2 until the circuit opens
+            h = m.perform_health_assessment()
+        finally:
+            redis_server.start()
+    assert m.circuit.transitions["opened"] >= 1
+    assert h["status"] in ("unhealthy", "critical")
+    assert h["components"]["l2"]["score"] in (0.0, 25.0)
+    assert any(i["type"] == "l2_unavailable" and i["severity"] == "critical" for i in h["issues"])
+
+
+def test_assessment_window_uses_history(manager: CacheManager, clock: FakeTimer) -> None:
+    for i in range(200):
+        manager.set("hot", i, i)
+    for i in range(200, 400):
+        manager.get("hot", i)  # a bad first period: 200 misses
+    manager.metrics.snapshot()  # type: ignore[union-attr]
+    clock.advance(600)
+    manager.metrics.snapshot()  # type: ignore[union-attr]
+    for _ in range(5):
+        for i in range(200):
+            manager.get("hot", i)  # then only hits
+    clock.advance(60)
+    since_start = manager.perform_health_assessment(window=10_000)
+    recent = manager.perform_health_assessment(window=300)
+    assert since_start["components"]["l1_hit_rate"]["value"] == round(1000 / 1200, 4)
+    assert recent["components"]["l1_hit_rate"]["value"] == 1.0 and recent["lookups"] == 1000
+
+
+# ---------------------------------------------------------------------------------------------- trends
+
+
+def _l1(hits: int, misses: int) -> Dict[str, Any]:
+    return {"hits": hits, "misses": misses, "sets": 0, "evictions": 0, "evictions_by_size": 0,
+            "evictions_by_count": 0, "expirations": 0, "promoted": 0, "promoted_hits": 0, "entries": 0,
+            "bytes": 0, "max_bytes": 100, "max_entries": None}
+
+
+def _replay(rates: List[float]) -> Dict[str, Any]:
+    clock = FakeTimer()
+    totals = {"hits": 0, "misses": 0}
+    metrics = Metrics(lambda: {"namespaces": {"ns": _l1(totals["hits"], totals["misses"])},
+                               "circuit": {"state": "closed"}}, interval=None, timer=clock)
+    metrics.snapshot()
+    for rate in rates:
+        totals["hits"] += round(1000 * rate)
+        totals["misses"] += 1000 - round(1000 * rate)
+        clock.advance(60)
+        metrics.snapshot()
+    return metrics.performance_trends(minutes=60)
+
+
+def test_trend_labels() -> None:
+    rng = random.Random(3)
+    rising = _replay([0.5 + 0.02 * i for i in range(20)])
+    falling = _replay([0.9 - 0.02 * i for i in range(20)])
+    flat = _replay([0.8 + rng.uniform(-0.01, 0.01) for _ in range(20)])
+    noisy = _replay([0.8 + rng.uniform(-0.2, 0.2) for _ in range(20)])
+    assert rising["trends"]["l1_hit_rate"]["label"] == "improving"
+    assert falling["trends"]["l1_hit_rate"]["label"] == "degrading"
+    assert flat["trends"]["l1_hit_rate"]["label"] == "stable"
+    assert noisy["trends"]["l1_hit_rate"]["label"] == "stable"
+    assert rising["points"] == 20 and len(rising["series"]["l1_hit_rate"]) == 20
+    assert rising["series"]["throughput_ops"][0] == pytest.approx(1000 / 60)
+    assert _replay([0.5, 0.9])["trends"]["l1_hit_rate"]["label"] == "stable"  # too few points to judge
+
+
+def test_fit_trend_direction_for_lower_is_better() -> None:
+    t = [float(i) for i in range(10)]
+    up = fit_trend(t, [0.010 + 0.001 * i for i in t], higher_is_better=False, min_change=0.001)
+    down = fit_trend(t, [0.020 - 0.001 * i for i in t], higher_is_better=False, min_change=0.001)
+    assert (up["label"], down["label"]) == ("degrading", "improving")
+    assert fit_trend(t, [None] * 10, higher_is_better=True, min_change=0.1)["label"] == "stable"
+    assert math.isclose(up["slope_per_min"], 0.06)
+
+
+def test_history_is_bounded(clock: FakeTimer) -> None:
+    metrics = Metrics(lambda: {"namespaces": {}, "circuit": {}}, interval=None, history=5, timer=clock)
+    for _ in range(12):
+        metrics.snapshot()
+        clock.advance(10)
+    assert len(metrics.history) == 5
+
+
+# ---------------------------------------------------------------------------------------------- Prometheus
+
+
+def _samples(text: str) -> Dict[Any, float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_prometheus_text_parses_and_equals_stats(manager: CacheManager) -> None:
+    for i in range(50):
+        manager.set("thrash", i, "x" * i)
+    for i in range(60):
+        manager.get("thrash", i)
+        manager.get("hot", i)
+    stats = manager.stats()
+    samples = _samples(exposition(manager).decode())
+    by_ns = manager.counters.by_namespace()
+    for ns in ("hot", "thrash"):
+        l1 = stats["namespaces"][ns]
+        assert samples[("tiercache_requests_total", (("namespace", ns), ("result", "hit"), ("tier", "l1")))] == l1["hits"]
+        assert samples[("tiercache_requests_total", (("namespace", ns), ("result", "miss"), ("tier", "l1")))] == l1["misses"]
+        assert samples[("tiercache_requests_total", (("namespace", ns), ("result", "hit"), ("tier", "l2")))] == by_ns[ns]["l2_hits"]
+        assert samples[("tiercache_evictions_total", (("cause", "count"), ("namespace", ns), ("tier", "l1")))] == l1["evictions_by_count"]
+        assert samples[("tiercache_entries", (("namespace", ns), ("tier", "l1")))] == l1["entries"]
+        assert samples[("tiercache_bytes", (("namespace", ns), ("tier", "l1")))] == l1["bytes"]
+        assert samples[("tiercache_sets_total", (("namespace", ns),))] == by_ns[ns]["sets"]
+        assert samples[("tiercache_promotions_total", (("namespace", ns),))] == by_ns[ns]["promotions"]
+    assert stats["namespaces"]["thrash"]["evictions_by_count"] > 0
+    lat = manager.metrics_snapshot()["namespaces"]["thrash"]["latency"]
+    key = ("tiercache_latency_seconds_count", (("namespace", "thrash"), ("operation", "l2_get"), ("tier", "l2")))
+    assert samples[key] == lat["l2_get"]["count"] > 0
+    assert samples[("tiercache_l2_circuit_open", ())] == 0.0
+
+
+def test_start_http_server_serves_the_metrics(manager: CacheManager) -> None:
+    manager.set("hot", "k", 1)
+    manager.get("hot", "k")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = start_http_server(port, manager)
+    server = result[0] if isinstance(result, tuple) else None
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        samples = _samples(body)
+        assert samples[("tiercache_requests_total", (("namespace", "hot"), ("result", "hit"), ("tier", "l1")))] == 1
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()

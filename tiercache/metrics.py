@@ -1,0 +1,431 @@
+"""Metrics: per-namespace counters, latency histograms, a history of snapshots, trends, Prometheus.
+
+    CacheManager ──add()/record()──> Metrics ──snapshot every `interval` s──> history (bounded ring)
+          │                            │                                          │
+          └── state(): L1 stats,       ├── snapshot(): counters + L1 + circuit     └── performance_trends()
+              circuit, histograms      └── tiercache.health.assess(window)
+
+Counters live per namespace (slow paths: L2 calls, loads, invalidations). L1 hits, misses and evictions are
+counted by each namespace's HashCache in compiled code and read from its stats(); the L1 get latency is
+sampled on the compiled hit path (one call in `l1_sample_every`, default 64, is timed), every L2 call and
+loader call is timed. Histograms are log-linear (HDR-style): 4 linear sub-buckets per power of two from 2**-24 s
+(60 ns) up, so any recorded latency is known to within 25 %.
+
+Metrics observe; the manager never reads them back to make a decision.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
+
+__all__ = [
+    "COUNTERS", "Counters", "Histogram", "Metrics", "fit_trend", "start_http_server",
+]
+
+# Counters kept per namespace by the manager (L1 hits/misses/evictions come from HashCache.stats()).
+COUNTERS = (
+    "sets", "deletes", "l2_hits", "l2_misses", "l2_errors", "l2_short_circuited", "l2_writes_dropped",
+    "corrupt_values", "loader_calls", "loader_errors", "stale_served", "invalidations_sent",
+    "invalidations_received", "promotions", "promotions_skipped_stale",
+)
+# Counters that belong to the manager as a whole.
+GLOBAL_COUNTERS = ("invalidation_flushes", "repaired_after_outage")
+
+# Histogram operations and the tier each belongs to (a Prometheus label).
+OPERATIONS = {"l1_get": "l1", "l2_get": "l2", "l2_set": "l2", "loader": "loader"}
+
+
+class Counters:
+    """Thread-safe integer counters per namespace ("" for the manager as a whole)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: Dict[str, Dict[str, int]] = {"": dict.fromkeys(GLOBAL_COUNTERS, 0)}
+
+    def add(self, name: str, n: int = 1, namespace: str = "") -> None:
+        with self._lock:
+            values = self._values.get(namespace)
+            if values is None:
+                values = self._values[namespace] = dict.fromkeys(COUNTERS, 0)
+            values[name] = values.get(name, 0) + n
+
+    def add_many(self, namespace: str = "", **counts: int) -> None:
+        with self._lock:
+            values = self._values.get(namespace)
+            if values is None:
+                values = self._values[namespace] = dict.fromkeys(COUNTERS, 0)
+            for name, n in counts.items():
+                values[name] = values.get(name, 0) + n
+
+    def by_namespace(self) -> Dict[str, Dict[str, int]]:
+        """{namespace: {counter: value}}, without the manager-wide entry."""
+        with self._lock:
+            return {ns: dict(v) for ns, v in self._values.items() if ns}
+
+    def totals(self) -> Dict[str, int]:
+        """Every counter summed over the namespaces, with the manager-wide ones."""
+        with self._lock:
+            out = dict.fromkeys(COUNTERS, 0)
+            for values in self._values.values():
+                for name, n in values.items():
+                    out[name] = out.get(name, 0) + n
+            return out
+
+
+# ----------------------------------------------------------------------------------------------- histograms
+
+_MIN = 2.0 ** -24  # seconds: the upper bound of bucket 0
+_SUB = 4  # linear sub-buckets per power of two
+_OCTAVES = 32  # up to 2**8 s
+_NBUCKETS = 1 + _OCTAVES * _SUB + 1  # [0, MIN], the log-linear buckets, then overflow
+_BOUNDS: Tuple[float, ...] = (_MIN,) + tuple(
+    _MIN * 2.0 ** o * (1 + (j + 1) / _SUB) for o in range(_OCTAVES) for j in range(_SUB)
+) + (math.inf,)
+
+
+def bucket_of(seconds: float) -> int:
+    """The index of the bucket holding `seconds` (bucket i covers (BOUNDS[i-1], BOUNDS[i]])."""
+    x = seconds / _MIN
+    if not x > 1.0:  # (NaN included: clock trouble never raises)
+        return 0
+    m, e = math.frexp(x)  # x = m * 2**e, 0.5 <= m < 1
+    j = math.ceil((2.0 * m - 1.0) * _SUB) - 1  # the sub-bucket whose upper bound is >= x
+    if j < 0:  # x is exactly a power of two: the last sub-bucket of the octave below
+        e, j = e - 1, _SUB - 1
+    i = 1 + (e - 1) * _SUB + j
+    return i if i < _NBUCKETS - 1 else _NBUCKETS - 1
+
+
+class Histogram:
+    """Latency histogram (seconds) with log-linear buckets; thread-safe."""
+
+    BOUNDS = _BOUNDS
+
+    __slots__ = ("_lock", "counts", "count", "sum", "max")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: List[int] = [0] * _NBUCKETS
+        self.count = 0
+        self.sum = 0.0
+        self.max = 0.0
+
+    def record(self, seconds: float) -> None:
+        i = bucket_of(seconds)
+        with self._lock:
+            self.counts[i] += 1
+            self.count += 1
+            self.sum += seconds
+            if seconds > self.max:
+                self.max = seconds
+
+    def state(self) -> Dict[str, Any]:
+        """A copy: {counts, count, sum, max}."""
+        with self._lock:
+            return {"counts": list(self.counts), "count": self.count, "sum": self.sum, "max": self.max}
+
+
+def percentile(counts: Sequence[int], q: float, max_seen: float = math.inf) -> Optional[float]:
+    """The q-quantile (0 < q <= 1) of bucketed counts: the upper bound of the bucket holding it (at most
+    `max_seen`), None when empty."""
+    total = sum(counts)
+    if not total:
+        return None
+    rank = max(1, math.ceil(q * total))
+    seen = 0
+    for i, n in enumerate(counts):
+        seen += n
+        if seen >= rank:
+            return min(_BOUNDS[i], max_seen)
+    return max_seen  # (unreachable)
+
+
+def summarize(state: Dict[str, Any]) -> Dict[str, Any]:
+    """count, mean, p50, p90, p99 and max of a histogram state (seconds; None when empty)."""
+    counts, n = state["counts"], state["count"]
+    top = state.get("max") or math.inf
+    return {
+        "count": n,
+        "mean": state["sum"] / n if n else None,
+        "p50": percentile(counts, 0.50, top),
+        "p90": percentile(counts, 0.90, top),
+        "p99": percentile(counts, 0.99, top),
+        "max": state.get("max") if n else None,
+    }
+
+
+def diff_histogram(new: Dict[str, Any], old: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The histogram of what was recorded between two states (its max is not known: None)."""
+    if old is None:
+        return dict(new)
+    return {"counts": [a - b for a, b in zip(new["counts"], old["counts"])], "count": new["count"] - old["count"],
+            "sum": new["sum"] - old["sum"], "max": None}
+
+
+# ----------------------------------------------------------------------------------------------- trends
+
+
+def fit_trend(times: Sequence[float], values: Sequence[Optional[float]], *, higher_is_better: bool,
+              min_change: float) -> Dict[str, Any]:
+    """Least-squares slope of `values` over `times` and a label: improving / stable / degrading.
+
+    Noise guard: the change over the window (slope x span) must exceed `min_change` and the slope must
+    stand out from the scatter around the line (|t| >= 3). Fewer than 3 points is always "stable".
+    """
+    pts = [(t, v) for t, v in zip(times, values) if v is not None and math.isfinite(v)]
+    n = len(pts)
+    out: Dict[str, Any] = {"label": "stable", "slope_per_min": 0.0, "change": 0.0, "points": n}
+    if n < 3:
+        return out
+    mt = sum(t for t, _ in pts) / n
+    mv = sum(v for _, v in pts) / n
+    sxx = sum((t - mt) ** 2 for t, _ in pts)
+    if sxx == 0:
+        return out
+    slope = sum((t - mt) * (v - mv) for t, v in pts) / sxx
+    ssr = sum((v - (mv + slope * (t - mt))) ** 2 for t, v in pts)
+    se = math.sqrt(ssr / (n - 2) / sxx) if n > 2 else math.inf
+    span = pts[-1][0] - pts[0][0]
+    change = slope * span
+    out.update(slope_per_min=slope * 60.0, change=change)
+    significant = abs(change) >= min_change and (se == 0 or abs(slope) / se >= 3.0)
+    if significant:
+        better = change > 0 if higher_is_better else change < 0
+        out["label"] = "improving" if better else "degrading"
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- Metrics
+
+
+class Metrics:
+    """Counters, histograms and history for one CacheManager.
+
+    `state` returns the manager's current raw figures ({"namespaces": {ns: L1 stats}, "circuit": {...}});
+    `interval` seconds between history snapshots (None: only when snapshot() is called), `history` snapshots
+    kept (default one hour at 10 s). `timer` is the clock for snapshot times (tests inject one).
+    """
+
+    def __init__(self, state: Callable[[], Dict[str, Any]], *, interval: Optional[float] = 10.0,
+                 history: int = 360, timer: Optional[Callable[[], float]] = None,
+                 counters: Optional[Counters] = None) -> None:
+        if interval is not None and not (isinstance(interval, (int, float)) and interval > 0):
+            raise ValueError(f"metrics interval must be a positive number of seconds or None, got {interval!r}")
+        if not isinstance(history, int) or history < 2:
+            raise ValueError(f"metrics history must be an int >= 2, got {history!r}")
+        self._state = state
+        self._timer = timer or time.monotonic
+        self.counters = counters if counters is not None else Counters()
+        self._hist_lock = threading.Lock()
+        self._histograms: Dict[Tuple[str, str], Histogram] = {}
+        self.history: Deque[Dict[str, Any]] = deque(maxlen=history)
+        self._dropped = False  # whether the ring has let snapshots go
+        self.interval = interval
+        self.started = self._timer()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    # -- recording
+
+    def histogram(self, namespace: str, operation: str) -> Histogram:
+        h = self._histograms.get((namespace, operation))
+        if h is None:
+            if operation not in OPERATIONS:
+                raise ValueError(f"unknown operation {operation!r}")
+            with self._hist_lock:
+                h = self._histograms.setdefault((namespace, operation), Histogram())
+        return h
+
+    def record(self, namespace: str, operation: str, seconds: float) -> None:
+        self.histogram(namespace, operation).record(seconds)
+
+    def histogram_recorder(self, operation: str) -> Callable[[str, float], None]:
+        """A record(namespace, seconds) for one operation (what the compiled L1 path calls per sample)."""
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
+
+        def record(namespace: str, seconds: float) -> None:
+            h = self._histograms.get((namespace, operation))
+            (h if h is not None else self.histogram(namespace, operation)).record(seconds)
+
+        return record
+
+    # -- reading
+
+    def snapshot(self, keep: bool = True) -> Dict[str, Any]:
+        """Everything now: time, per-namespace counters and L1 stats, circuit, histogram states.
+
+        With `keep`, it is also appended to the history ring.
+        """
+        state = self._state()
+        counters = self.counters.by_namespace()
+        namespaces: Dict[str, Dict[str, Any]] = {}
+        for ns in set(state.get("namespaces", {})) | set(counters):
+            entry = dict.fromkeys(COUNTERS, 0)
+            entry.update(counters.get(ns, {}))
+            entry["l1"] = state.get("namespaces", {}).get(ns)
+            namespaces[ns] = entry
+        with self._hist_lock:
+            items = list(self._histograms.items())
+        snap = {
+            "time": self._timer(),
+            "started": self.started,
+            "namespaces": namespaces,
+            "totals": self.counters.totals(),
+            "circuit": state.get("circuit", {}),
+            "histograms": {key: h.state() for key, h in items},
+        }
+        if keep:
+            if len(self.history) == self.history.maxlen:
+                self._dropped = True
+            self.history.append(snap)
+        return snap
+
+    def window(self, seconds: float = 300.0, now: Optional[Dict[str, Any]] = None) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
+        """(current snapshot, the latest kept snapshot at least `seconds` older; None when the window reaches
+        back past the kept history, meaning since the start: counters start at zero)."""
+        now = now or self.snapshot(keep=False)
+        base = None
+        for snap in self.history:
+            if snap["time"] > now["time"] - seconds:
+                break
+            base = snap
+        if base is None and self._dropped and self.history:
+            base = self.history[0]  # older snapshots were dropped from the ring: as far back as we can see
+        return now, base
+
+    def performance_trends(self, minutes: float = 60.0) -> Dict[str, Any]:
+        """Series over the kept snapshots of the last `minutes`: hit rates, throughput, latency
+        percentiles, each with a trend label (improving / stable / degrading)."""
+        if not (isinstance(minutes, (int, float)) and minutes > 0):
+            raise ValueError(f"minutes must be a positive number, got {minutes!r}")
+        snaps = list(self.history)
+        if snaps:
+            cutoff = snaps[-1]["time"] - minutes * 60.0
+            snaps = [s for s in snaps if s["time"] >= cutoff]
+        times: List[float] = []
+        series: Dict[str, List[Optional[float]]] = {
+            "l1_hit_rate": [], "overall_hit_rate": [], "throughput_ops": [],
+            "l1_get_p50": [], "l1_get_p99": [], "l2_get_p50": [], "l2_get_p99": [], "l2_error_rate": [],
+        }
+        for old, new in zip(snaps, snaps[1:]):
+            dt = new["time"] - old["time"]
+            if dt <= 0:
+                continue
+            d = delta(new, old)
+            times.append(new["time"] - snaps[0]["time"])
+            series["l1_hit_rate"].append(d["l1_hit_rate"])
+            series["overall_hit_rate"].append(d["overall_hit_rate"])
+            series["throughput_ops"].append(d["operations"] / dt)
+            series["l2_error_rate"].append(d["l2_error_rate"])
+            for op in ("l1_get", "l2_get"):
+                s = summarize(d["latency"][op])
+                series[f"{op}_p50"].append(s["p50"])
+                series[f"{op}_p99"].append(s["p99"])
+        rules = {  # (higher is better, smallest change that counts)
+            "l1_hit_rate": (True, 0.02), "overall_hit_rate": (True, 0.02), "l2_error_rate": (False, 0.01),
+        }
+        trends = {}
+        for name, values in series.items():
+            if name in rules:
+                higher, floor = rules[name]
+            else:
+                known = [v for v in values if v is not None]
+                mean = sum(known) / len(known) if known else 0.0
+                higher, floor = name == "throughput_ops", max(abs(mean) * 0.10, 1e-12)
+            trends[name] = fit_trend(times, values, higher_is_better=higher, min_change=floor)
+        return {"minutes": minutes, "points": len(times), "seconds": times, "series": series, "trends": trends}
+
+    # -- background snapshots
+
+    def start(self) -> None:
+        if self.interval is None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="tiercache-metrics", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        assert self.interval is not None
+        while not self._stop.wait(self.interval):
+            try:
+                self.snapshot()
+            except Exception:  # a closing manager: stop quietly
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+
+def _sum_l1(snap: Dict[str, Any], namespaces: Optional[Iterable[str]] = None) -> Dict[str, int]:
+    out = {"hits": 0, "misses": 0, "evictions": 0, "evictions_by_size": 0, "evictions_by_count": 0,
+           "expirations": 0, "promoted": 0, "promoted_hits": 0, "sets": 0}
+    for ns, entry in snap["namespaces"].items():
+        if namespaces is not None and ns not in namespaces:
+            continue
+        l1 = entry.get("l1") or {}
+        for k in out:
+            out[k] += l1.get(k, 0)
+    return out
+
+
+def delta(new: Dict[str, Any], old: Optional[Dict[str, Any]], namespace: Optional[str] = None) -> Dict[str, Any]:
+    """What happened between two snapshots (old None: since the start), for one namespace or all."""
+    names = None if namespace is None else {namespace}
+
+    def counter(snap: Optional[Dict[str, Any]], name: str) -> int:
+        if snap is None:
+            return 0
+        if namespace is None:
+            return sum(e.get(name, 0) for e in snap["namespaces"].values())
+        return snap["namespaces"].get(namespace, {}).get(name, 0)
+
+    l1_new = _sum_l1(new, names)
+    l1_old = _sum_l1(old, names) if old is not None else dict.fromkeys(l1_new, 0)
+    l1 = {k: max(0, l1_new[k] - l1_old[k]) for k in l1_new}  # (a namespace recreated: never negative)
+    c = {name: counter(new, name) - counter(old, name) for name in COUNTERS}
+    lookups = l1["hits"] + l1["misses"]
+    l2_calls = c["l2_hits"] + c["l2_misses"] + c["l2_errors"]
+    latency: Dict[str, Dict[str, Any]] = {}
+    for op in OPERATIONS:
+        merged: Optional[Dict[str, Any]] = None
+        for (ns, o), state in new["histograms"].items():
+            if o != op or (namespace is not None and ns != namespace):
+                continue
+            before = old["histograms"].get((ns, o)) if old is not None else None
+            part = diff_histogram(state, before)
+            if merged is None:
+                merged = {"counts": list(part["counts"]), "count": part["count"], "sum": part["sum"],
+                          "max": part["max"]}
+            else:
+                merged["counts"] = [a + b for a, b in zip(merged["counts"], part["counts"])]
+                merged["count"] += part["count"]
+                merged["sum"] += part["sum"]
+                merged["max"] = None if merged["max"] is None or part["max"] is None else max(merged["max"], part["max"])
+        latency[op] = merged or {"counts": [0] * _NBUCKETS, "count": 0, "sum": 0.0, "max": None}
+    return {
+        "seconds": new["time"] - (old["time"] if old is not None else new.get("started", new["time"])),
+        "l1": l1, "counters": c, "lookups": lookups,
+        "operations": lookups + c["sets"] + c["deletes"],
+        "l1_hit_rate": l1["hits"] / lookups if lookups else None,
+        "overall_hit_rate": (l1["hits"] + c["l2_hits"]) / lookups if lookups else None,
+        "l2_calls": l2_calls,
+        "l2_error_rate": c["l2_errors"] / l2_calls if l2_calls else None,
+        "latency": latency,
+    }
+
+
+def start_http_server(port: int, manager: Any, addr: str = "127.0.0.1") -> Any:
+    """Serve `manager`'s metrics in the Prometheus text format on http://addr:port/ (a daemon thread).
+
+    For services without the admin API; needs prometheus_client. Returns what prometheus_client returns
+    (the server and its thread in current versions): call `server.shutdown()` to stop it.
+    """
+    from .prometheus import serve
+
+    return serve(port, manager, addr)
