@@ -534,16 +534,25 @@ def test_manager_core_twins_agree(impl: Any) -> None:
                      ("ns", ["unhashable"], None, False)]
     assert m._fast["ns"].stats()["hits"] == 2 and m._fast["ns"].stats()["misses"] == 1
     # sampling: every lookup timed here, the same answers and counts, one sample per L1 lookup
-    samples: List[Any] = []
-    m._set_sampling(1, lambda ns, seconds: samples.append((ns, seconds >= 0)))
+    assert m._l1_samples() == {}
+    m._set_sampling(1)
     assert m.get("ns", "k") == "v" and m.get("ns", "absent2", "d") == "d"
-    assert samples == [("ns", True), ("ns", True)] and calls[-1] == ("ns", "absent2", "d", True)
+    assert calls[-1] == ("ns", "absent2", "d", True)
     assert m._fast["ns"].stats()["hits"] == 3 and m._fast["ns"].stats()["misses"] == 2
-    m._set_sampling(0, None)
+    samples = m._l1_samples()
+    assert list(samples) == ["ns"] and samples["ns"]["count"] == 2 == sum(samples["ns"]["counts"])
+    m._set_sampling(2)
+    for _ in range(4):
+        m.get("ns", "k")
+    assert m._l1_samples()["ns"]["count"] == 4
+    m._set_sampling(0)
     m.get("ns", "k")
-    assert len(samples) == 2
+    assert m._l1_samples()["ns"]["count"] == 4
+    m._record_l1_sample("other", 2.0 ** -20)  # bucketed as tiercache.metrics does it
+    from tiercache.metrics import bucket_of
+    assert m._l1_samples()["other"]["counts"][bucket_of(2.0 ** -20)] == 1
     with pytest.raises(ValueError, match="power of two"):
-        m._set_sampling(3, print)
+        m._set_sampling(3)
 
 
 def test_cli_bench_runs_on_the_embedded_store(tmp_path: Any, capsys: Any) -> None:

@@ -318,3 +318,18 @@ def test_start_http_server_serves_the_metrics(manager: CacheManager) -> None:
         if server is not None:
             server.shutdown()
             server.server_close()
+
+
+def test_the_cores_l1_histograms_bucket_as_the_python_code(impl: Any) -> None:
+    """The compiled core counts timed L1 lookups in C: its buckets must be tiercache.metrics' buckets."""
+    core = impl.module.ManagerCore()
+    rng = random.Random(11)
+    values = [2.0 ** e for e in range(-30, 12)] + [10 ** rng.uniform(-9, 3) for _ in range(3000)] + [0.0]
+    for v in values:
+        core._record_l1_sample("ns", v)
+    expected = [0] * len(Histogram.BOUNDS)
+    for v in values:
+        expected[bucket_of(v)] += 1
+    state = core._l1_samples()["ns"]
+    assert state["counts"] == expected and state["count"] == len(values)
+    assert state["sum"] == pytest.approx(sum(values)) and state["max"] == max(values)

@@ -44,8 +44,10 @@ from ._validate import (
 )
 from ._validate import BYTES_CEILING as _BYTES_CEILING
 from .errors import SerializationError
+from .metrics import Histogram
+from .metrics import Histogram as SampleHistogram  # (the compiled core counts in C)
 
-__all__ = ["HashCache", "ManagerCore", "default_sizer"]
+__all__ = ["HashCache", "ManagerCore", "SampleHistogram", "default_sizer"]
 
 _MISSING: Any = object()
 _monotonic = time.monotonic
@@ -588,19 +590,27 @@ class ManagerCore:
         self._fast: Dict[str, Any] = {}
         self._sample_mask = -1  # L1 latency sampling: see _set_sampling
         self._tick = 0
-        self._on_sample: Optional[Callable[[str, float], None]] = None
+        self._samples: Dict[str, Histogram] = {}
 
-    def _set_sampling(self, every: int, on_sample: Optional[Callable[[str, float], None]]) -> None:
-        """Time one L1 lookup in `every` (a power of two) and report it to on_sample(namespace, seconds);
-        every=0 turns sampling off."""
+    def _set_sampling(self, every: int) -> None:
+        """Time one L1 lookup in `every` (a power of two); 0 turns sampling off."""
         if every == 0:
             self._sample_mask = -1
-            self._on_sample = None
             return
-        if every < 1 or every & (every - 1) or not callable(on_sample):
-            raise ValueError(f"l1 sampling needs a power of two and a callable, got {every!r}")
-        self._on_sample = on_sample
+        if every < 1 or every & (every - 1):
+            raise ValueError(f"l1 sampling needs a power of two, got {every!r}")
         self._sample_mask = every - 1
+
+    def _record_l1_sample(self, namespace: str, seconds: float) -> None:
+        """Add one timed L1 lookup of `namespace` (the manager's Python paths time theirs too)."""
+        h = self._samples.get(namespace)
+        if h is None:
+            h = self._samples.setdefault(namespace, Histogram())
+        h.record(seconds)
+
+    def _l1_samples(self) -> Dict[str, Dict[str, Any]]:
+        """{namespace: {counts, count, sum, max}} of the timed L1 lookups."""
+        return {ns: h.state() for ns, h in list(self._samples.items())}
 
     def _register_fast(self, namespace: str, l1: Any) -> None:
         self._fast[namespace] = l1
@@ -650,7 +660,7 @@ class ManagerCore:
                 if not self._tick & self._sample_mask:
                     t0 = _monotonic()
                     value = l1.get(key, _MISSING)
-                    self._on_sample(namespace, _monotonic() - t0)  # type: ignore[misc]
+                    self._record_l1_sample(namespace, _monotonic() - t0)
                     if value is not _MISSING:
                         return value
                     return self._get_slow(namespace, key, default, True)  # type: ignore[attr-defined]

@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from . import health
 from . import l2 as l2_backends
-from ._compat import HashCache, ManagerCore
+from ._compat import HashCache, ManagerCore, SampleHistogram
 from .circuit import CircuitBreaker
 from .config import (
     DEFAULT_NAMESPACE,
@@ -54,6 +54,7 @@ __all__ = ["CacheManager"]
 log = logging.getLogger("tiercache")
 
 _MISS: Any = object()
+_perf_counter = time.perf_counter
 _EXPIRED: Any = object()
 _FAILED: Any = object()
 _KEY_VERSION = "v1"
@@ -147,8 +148,9 @@ class CacheManager(ManagerCore):
         self.metrics: Optional[Metrics] = None
         if enable_metrics:
             self.metrics = Metrics(self._metrics_state, interval=metrics_interval, history=metrics_history,
-                                   timer=self._timer, counters=self.counters)
-            self._set_sampling(l1_sample_every, self.metrics.histogram_recorder("l1_get"))
+                                   timer=self._timer, counters=self.counters, l1_samples=self._l1_samples,
+                                   histogram=SampleHistogram)
+            self._set_sampling(l1_sample_every)  # (ManagerCore: timed L1 lookups, counted in compiled code)
         self._sample_every = l1_sample_every if enable_metrics else 0
         self._slow_tick = 0
         self._owns_l2 = l2 is None or isinstance(l2, str)
@@ -256,7 +258,7 @@ class CacheManager(ManagerCore):
             if self.strict:
                 raise CircuitOpenError("L2 circuit is open")
             return _FAILED
-        t0 = time.perf_counter() if self.metrics is not None and op is not None else 0.0
+        t0 = _perf_counter() if self.metrics is not None and op is not None else 0.0
         try:
             result = fn(*args)
         except Exception as exc:
@@ -275,7 +277,7 @@ class CacheManager(ManagerCore):
             self.circuit.failure()  # (KeyboardInterrupt and the like): never leave a probe unanswered
             raise
         if t0:
-            self.metrics.record(namespace, op, time.perf_counter() - t0)  # type: ignore[union-attr, arg-type]
+            self.metrics.histogram(namespace, op).record(_perf_counter() - t0)  # type: ignore[union-attr, arg-type]
         self.circuit.success()
         if self._dropped_keys or self._dropped_namespaces:
             self._repair()
@@ -340,7 +342,7 @@ class CacheManager(ManagerCore):
             if not self._slow_tick % self._sample_every:
                 t0 = time.perf_counter()
                 entry = l1.get(key, _MISS)
-                self.metrics.record(namespace, "l1_get", time.perf_counter() - t0)  # type: ignore[union-attr]
+                self._record_l1_sample(namespace, time.perf_counter() - t0)
             else:
                 entry = l1.get(key, _MISS)
         else:

@@ -9,7 +9,8 @@ Counters live per namespace (slow paths: L2 calls, loads, invalidations). L1 hit
 counted by each namespace's HashCache in compiled code and read from its stats(); the L1 get latency is
 sampled on the compiled hit path (one call in `l1_sample_every`, default 64, is timed), every L2 call and
 loader call is timed. Histograms are log-linear (HDR-style): 4 linear sub-buckets per power of two from 2**-24 s
-(60 ns) up, so any recorded latency is known to within 25 %.
+(60 ns) up, so any recorded latency is known to within 25 %. The timed L1 lookups are counted by the core (compiled: in C)
+and read at snapshot time.
 
 Metrics observe; the manager never reads them back to make a decision.
 """
@@ -212,16 +213,20 @@ class Metrics:
 
     def __init__(self, state: Callable[[], Dict[str, Any]], *, interval: Optional[float] = 10.0,
                  history: int = 360, timer: Optional[Callable[[], float]] = None,
-                 counters: Optional[Counters] = None) -> None:
+                 counters: Optional[Counters] = None,
+                 l1_samples: Optional[Callable[[], Dict[str, Dict[str, Any]]]] = None,
+                 histogram: Callable[[], Any] = Histogram) -> None:
         if interval is not None and not (isinstance(interval, (int, float)) and interval > 0):
             raise ValueError(f"metrics interval must be a positive number of seconds or None, got {interval!r}")
         if not isinstance(history, int) or history < 2:
             raise ValueError(f"metrics history must be an int >= 2, got {history!r}")
         self._state = state
+        self._l1_samples = l1_samples  # {namespace: histogram state} of timed L1 lookups, kept by the core
+        self._new_histogram = histogram  # Histogram, or the compiled core's SampleHistogram (same buckets)
         self._timer = timer or time.monotonic
         self.counters = counters if counters is not None else Counters()
         self._hist_lock = threading.Lock()
-        self._histograms: Dict[Tuple[str, str], Histogram] = {}
+        self._histograms: Dict[Tuple[str, str], Any] = {}
         self.history: Deque[Dict[str, Any]] = deque(maxlen=history)
         self._dropped = False  # whether the ring has let snapshots go
         self.interval = interval
@@ -231,28 +236,17 @@ class Metrics:
 
     # -- recording
 
-    def histogram(self, namespace: str, operation: str) -> Histogram:
+    def histogram(self, namespace: str, operation: str) -> Any:
         h = self._histograms.get((namespace, operation))
         if h is None:
             if operation not in OPERATIONS:
                 raise ValueError(f"unknown operation {operation!r}")
             with self._hist_lock:
-                h = self._histograms.setdefault((namespace, operation), Histogram())
+                h = self._histograms.setdefault((namespace, operation), self._new_histogram())
         return h
 
     def record(self, namespace: str, operation: str, seconds: float) -> None:
         self.histogram(namespace, operation).record(seconds)
-
-    def histogram_recorder(self, operation: str) -> Callable[[str, float], None]:
-        """A record(namespace, seconds) for one operation (what the compiled L1 path calls per sample)."""
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}")
-
-        def record(namespace: str, seconds: float) -> None:
-            h = self._histograms.get((namespace, operation))
-            (h if h is not None else self.histogram(namespace, operation)).record(seconds)
-
-        return record
 
     # -- reading
 
@@ -271,13 +265,17 @@ class Metrics:
             namespaces[ns] = entry
         with self._hist_lock:
             items = list(self._histograms.items())
+        histograms = {key: h.state() for key, h in items}
+        if self._l1_samples is not None:
+            for ns, state_ in self._l1_samples().items():
+                histograms[(ns, "l1_get")] = state_
         snap = {
             "time": self._timer(),
             "started": self.started,
             "namespaces": namespaces,
             "totals": self.counters.totals(),
             "circuit": state.get("circuit", {}),
-            "histograms": {key: h.state() for key, h in items},
+            "histograms": histograms,
         }
         if keep:
             if len(self.history) == self.history.maxlen:

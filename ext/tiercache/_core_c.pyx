@@ -21,7 +21,7 @@ cimport cython
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_EQ
 from cpython.ref cimport Py_INCREF, Py_XDECREF, Py_XINCREF
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, ceil, frexp
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
 import sys
@@ -790,6 +790,67 @@ cdef class HashCache:
 from collections.abc import Mapping as _Mapping
 
 
+# Latency histogram buckets, as tiercache.metrics.bucket_of: bucket 0 holds (0, 2**-24 s], then 4 linear
+# sub-buckets per power of two for 32 powers, then overflow. The same float operations as the Python code,
+# so both implementations put a value in the same bucket.
+cdef enum:
+    TC_SUB = 4
+    TC_OCTAVES = 32
+    TC_NBUCKETS = 1 + TC_OCTAVES * TC_SUB + 1
+
+cdef double TC_MIN_SECONDS = 2.0 ** -24
+
+
+cdef inline int _bucket_of(double seconds) noexcept:
+    cdef double x = seconds / TC_MIN_SECONDS
+    cdef int e, j, i
+    cdef double m
+    if not x > 1.0:
+        return 0
+    m = frexp(x, &e)
+    j = <int>ceil((2.0 * m - 1.0) * TC_SUB) - 1
+    if j < 0:
+        e -= 1
+        j = TC_SUB - 1
+    i = 1 + (e - 1) * TC_SUB + j
+    return i if i < TC_NBUCKETS - 1 else TC_NBUCKETS - 1
+
+
+@cython.final
+cdef class SampleHistogram:
+    """Timed L1 lookups of one namespace, counted in C (see tiercache.metrics for the buckets)."""
+
+    cdef:
+        uint64_t counts[TC_NBUCKETS]
+        uint64_t count
+        double total
+        double max_seen
+
+    def __cinit__(self):
+        cdef int i
+        for i in range(TC_NBUCKETS):
+            self.counts[i] = 0
+        self.count = 0
+        self.total = 0.0
+        self.max_seen = 0.0
+
+    cdef inline void _add(self, double seconds) noexcept:
+        self.counts[_bucket_of(seconds)] += 1
+        self.count += 1
+        self.total += seconds
+        if seconds > self.max_seen:
+            self.max_seen = seconds
+
+    def record(self, double seconds):
+        """Count one latency (seconds). Atomic under the GIL: no Python code runs inside."""
+        self._add(seconds)
+
+    def state(self):
+        """A copy: {counts, count, sum, max}."""
+        return {"counts": [self.counts[i] for i in range(TC_NBUCKETS)], "count": self.count,
+                "sum": self.total, "max": self.max_seen}
+
+
 cdef class ManagerCore:
     """The L1-hit path of CacheManager, compiled: namespace -> HashCache -> value with no Python frame.
 
@@ -801,11 +862,11 @@ cdef class ManagerCore:
     cdef public dict _fast
     cdef object _last_namespace   # the namespace of the previous hit (callers repeat the same str object)
     cdef HashCache _last_l1
-    # L1 latency sampling: one L1 lookup in (_sample_mask + 1) is timed and passed to _on_sample(namespace,
-    # seconds); _sample_mask < 0 turns it off (then the hit path pays one compare)
+    # L1 latency sampling: one L1 lookup in (_sample_mask + 1) is timed into _samples[namespace] (a
+    # SampleHistogram, counted in C); _sample_mask < 0 turns it off (then the hit path pays one compare)
     cdef int64_t _sample_mask
     cdef uint64_t _tick
-    cdef object _on_sample
+    cdef dict _samples
 
     def __cinit__(self):
         self._fast = {}
@@ -813,19 +874,32 @@ cdef class ManagerCore:
         self._last_l1 = None
         self._sample_mask = -1
         self._tick = 0
-        self._on_sample = None
+        self._samples = {}
 
-    def _set_sampling(self, every, on_sample):
-        """Time one L1 lookup in `every` (a power of two) and report it to on_sample(namespace, seconds);
-        every=0 turns sampling off."""
+    def _set_sampling(self, every):
+        """Time one L1 lookup in `every` (a power of two); 0 turns sampling off."""
         if every == 0:
             self._sample_mask = -1
-            self._on_sample = None
             return
-        if every < 1 or every & (every - 1) or not callable(on_sample):
-            raise ValueError(f"l1 sampling needs a power of two and a callable, got {every!r}")
-        self._on_sample = on_sample
+        if every < 1 or every & (every - 1):
+            raise ValueError(f"l1 sampling needs a power of two, got {every!r}")
         self._sample_mask = every - 1
+
+    cdef SampleHistogram _histogram(self, object namespace):
+        cdef PyObject* found = PyDict_GetItem(self._samples, namespace)
+        if found != NULL:
+            return <SampleHistogram>found
+        h = SampleHistogram()
+        self._samples[namespace] = h
+        return h
+
+    def _record_l1_sample(self, namespace, double seconds):
+        """Add one timed L1 lookup of `namespace` (the manager's Python paths time theirs too)."""
+        self._histogram(namespace)._add(seconds)
+
+    def _l1_samples(self):
+        """{namespace: {counts, count, sum, max}} of the timed L1 lookups."""
+        return {ns: (<SampleHistogram>h).state() for ns, h in list(self._samples.items())}
 
     def _register_fast(self, namespace, l1):
         self._fast[namespace] = l1
@@ -904,7 +978,7 @@ cdef class ManagerCore:
         cdef double t0 = tc_monotonic()
         cdef object value = l1._get(key, _MISSING)
         cdef double t1 = tc_monotonic()
-        self._on_sample(namespace, t1 - t0)
+        self._histogram(namespace)._add(t1 - t0)
         if value is not _MISSING:
             return value
         return self._get_slow(namespace, key, default, True)
