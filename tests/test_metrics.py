@@ -300,6 +300,8 @@ def test_prometheus_text_parses_and_equals_stats(manager: CacheManager) -> None:
     key = ("tiercache_latency_seconds_count", (("namespace", "thrash"), ("operation", "l2_get"), ("tier", "l2")))
     assert samples[key] == lat["l2_get"]["count"] > 0
     assert samples[("tiercache_l2_circuit_open", ())] == 0.0
+    assert samples[("tiercache_l1_entries_all", ())] == sum(v["entries"] for v in stats["namespaces"].values())
+    assert samples[("tiercache_l1_bytes_all", ())] == manager.metrics_snapshot()["l1_bytes"] > 0
 
 
 def test_start_http_server_serves_the_metrics(manager: CacheManager) -> None:

@@ -665,8 +665,11 @@ class CacheManager(ManagerCore):
         latency: Dict[str, Dict[str, Any]] = {}
         for (ns, op), state in snap["histograms"].items():
             latency.setdefault(ns, {})[op] = summarize(state)
+        l1 = [entry["l1"] for entry in snap["namespaces"].values() if entry.get("l1")]
         return {
             "uptime_seconds": snap["time"] - snap["started"],
+            "l1_entries": sum(s["entries"] for s in l1),
+            "l1_bytes": sum(s["bytes"] for s in l1),
             "totals": snap["totals"],
             "circuit": snap["circuit"],
             "l1_sample_every": self._sample_every,

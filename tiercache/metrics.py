@@ -308,7 +308,8 @@ class Metrics:
         times: List[float] = []
         series: Dict[str, List[Optional[float]]] = {
             "l1_hit_rate": [], "overall_hit_rate": [], "throughput_ops": [],
-            "l1_get_p50": [], "l1_get_p99": [], "l2_get_p50": [], "l2_get_p99": [], "l2_error_rate": [],
+            "l1_get_p50": [], "l1_get_p90": [], "l1_get_p99": [], "l2_get_p50": [], "l2_get_p90": [],
+            "l2_get_p99": [], "loader_p99": [], "l2_error_rate": [],
         }
         for old, new in zip(snaps, snaps[1:]):
             dt = new["time"] - old["time"]
@@ -320,10 +321,11 @@ class Metrics:
             series["overall_hit_rate"].append(d["overall_hit_rate"])
             series["throughput_ops"].append(d["operations"] / dt)
             series["l2_error_rate"].append(d["l2_error_rate"])
-            for op in ("l1_get", "l2_get"):
+            for op in ("l1_get", "l2_get", "loader"):
                 s = summarize(d["latency"][op])
-                series[f"{op}_p50"].append(s["p50"])
-                series[f"{op}_p99"].append(s["p99"])
+                for q in ("p50", "p90", "p99"):
+                    if f"{op}_{q}" in series:
+                        series[f"{op}_{q}"].append(s[q])
         rules = {  # (higher is better, smallest change that counts)
             "l1_hit_rate": (True, 0.02), "overall_hit_rate": (True, 0.02), "l2_error_rate": (False, 0.01),
         }

@@ -8,6 +8,7 @@ Families (labels in braces):
     tiercache_invalidations_total{namespace,direction}   sent / received
     tiercache_circuit_transitions_total{to}              opened / half_opened / closed
     tiercache_entries{namespace,tier}, tiercache_bytes{namespace,tier}, tiercache_max_bytes{namespace,tier}
+    tiercache_l1_entries_all, tiercache_l1_bytes_all       the same over every namespace
     tiercache_l2_circuit_open                            1 open, 0.5 half-open, 0 closed
     tiercache_latency_seconds{namespace,tier,operation}  histograms; buckets at each power of two
 Every value is read from the same sources as CacheManager.stats() at scrape time.
@@ -78,6 +79,11 @@ class TierCacheCollector(Collector):
             for name, family in plain.items():
                 family.add_metric([ns], c.get(name, 0))
         yield from (requests, evictions, invalidations, promoted_hits, *plain.values(), entries, nbytes, max_bytes)
+        for name, field, text in (("tiercache_l1_entries_all", "entries", "Entries held in L1, all namespaces"),
+                                  ("tiercache_l1_bytes_all", "bytes", "Bytes held in L1, all namespaces")):
+            total = GaugeMetricFamily(name, text)
+            total.add_metric([], sum(v[field] for v in l1_stats.values()))
+            yield total
 
         circuit = stats["circuit"]
         transitions = CounterMetricFamily("tiercache_circuit_transitions", "L2 circuit breaker transitions",
