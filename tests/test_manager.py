@@ -737,7 +737,7 @@ def test_update_namespace_grace_period_switch(sqlite_url: str, clock: Clock) -> 
 
 def test_manager_core_forgets_unregistered_namespaces(impl: Any) -> None:
     class Manager(impl.module.ManagerCore):
-        def _get_slow(self, namespace: Any, key: Any, default: Any = None) -> Any:
+        def _get_slow(self, namespace: Any, key: Any, default: Any = None, l1_missed: bool = False) -> Any:
             return ("slow", default)
 
     m = Manager()

@@ -47,7 +47,7 @@ from .errors import SerializationError
 from .metrics import Histogram
 from .metrics import Histogram as SampleHistogram  # (the compiled core counts in C)
 
-__all__ = ["HashCache", "ManagerCore", "SampleHistogram", "default_sizer"]
+__all__ = ["HashCache", "ManagerCore", "Ready", "SampleHistogram", "default_sizer"]
 
 _MISSING: Any = object()
 _monotonic = time.monotonic
@@ -578,6 +578,19 @@ class HashCache:
 _KEY_TYPES = frozenset((str, int, bytes))
 
 
+class Ready:
+    """An awaitable that already holds its result: what AsyncCacheManager.get returns on an L1 hit."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Iterator[Any]:
+        return self.value
+        yield  # (a generator that returns at once)
+
+
 class ManagerCore:
     """The L1-hit path of CacheManager (pure twin of the compiled ManagerCore).
 
@@ -650,6 +663,26 @@ class ManagerCore:
             found[key] = value
             hits += 1
         return hits, misses, rest
+
+    def _aget(self, namespace: str, key: Any, default: Any = None) -> Any:
+        """AsyncCacheManager.get: an L1 hit is a Ready awaitable (no coroutine, no I/O); the rest is the
+        subclass's `_aget_slow` coroutine."""
+        l1 = self._fast.get(namespace) if type(namespace) is str else None
+        if l1 is not None and type(key) in _KEY_TYPES:
+            if self._sample_mask >= 0:
+                self._tick += 1
+                if not self._tick & self._sample_mask:
+                    t0 = _monotonic()
+                    value = l1.get(key, _MISSING)
+                    self._record_l1_sample(namespace, _monotonic() - t0)
+                else:
+                    value = l1.get(key, _MISSING)
+            else:
+                value = l1.get(key, _MISSING)
+            if value is not _MISSING:
+                return Ready(value)
+            return self._aget_slow(namespace, key, default, True)  # type: ignore[attr-defined]
+        return self._aget_slow(namespace, key, default, False)  # type: ignore[attr-defined]
 
     def get(self, namespace: str, key: Any, default: Any = None) -> Any:
         """The value from L1, else L2 (copied into L1), else `default`."""

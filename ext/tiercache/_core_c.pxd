@@ -13,6 +13,8 @@ cdef extern from "_helpers.h":
     void tc_prefetch(const void* p) nogil
     void* tc_table_alloc(size_t n) nogil
     void tc_table_free(void* p) nogil
+    ctypedef int (*tc_sendfunc)(PyObject*, PyObject*, PyObject**) noexcept
+    void tc_set_am_send(object type, tc_sendfunc f)
     enum: TC_HAVE_GETSIZEOF
     enum: TIERCACHE_DEBUG
 

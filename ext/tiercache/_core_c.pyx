@@ -851,6 +851,50 @@ cdef class SampleHistogram:
                 "sum": self.total, "max": self.max_seen}
 
 
+# An awaitable that already holds its result: what AsyncCacheManager.get returns on an L1 hit. `await`
+# takes it through am_send (patched in below, CPython 3.10+) with no coroutine frame and no StopIteration
+# object; older interpreters take __next__.
+@cython.final
+@cython.freelist(64)
+cdef class Ready:
+    cdef object value
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        value, self.value = self.value, None
+        raise StopIteration(value)
+
+    def send(self, arg):
+        value, self.value = self.value, None
+        raise StopIteration(value)
+
+    def throw(self, typ, val=None, tb=None):
+        if val is None:
+            raise typ
+        raise val
+
+    def close(self):
+        pass
+
+
+cdef int _ready_send(PyObject* o, PyObject* arg, PyObject** result) noexcept:
+    # hands the reference over, so a reused Ready does not keep the last value alive
+    cdef Ready ready = <Ready>o
+    cdef PyObject* value = <PyObject*>ready.value
+    Py_INCREF(<object>value)
+    result[0] = value
+    ready.value = None
+    return 0  # PYGEN_RETURN
+
+
+tc_set_am_send(Ready, _ready_send)
+
+
 cdef class ManagerCore:
     """The L1-hit path of CacheManager, compiled: namespace -> HashCache -> value with no Python frame.
 
@@ -867,6 +911,7 @@ cdef class ManagerCore:
     cdef int64_t _sample_mask
     cdef uint64_t _tick
     cdef dict _samples
+    cdef Ready _ready             # reused by _aget while nobody else holds it (saves an allocation a hit)
 
     def __cinit__(self):
         self._fast = {}
@@ -875,6 +920,7 @@ cdef class ManagerCore:
         self._sample_mask = -1
         self._tick = 0
         self._samples = {}
+        self._ready = Ready.__new__(Ready)
 
     def _set_sampling(self, every):
         """Time one L1 lookup in `every` (a power of two); 0 turns sampling off."""
@@ -950,38 +996,58 @@ cdef class ManagerCore:
 
     def get(self, namespace, key, default=None):
         """The value from L1, else L2 (copied into L1), else `default`."""
-        cdef HashCache l1 = None
-        cdef PyObject* found
-        cdef object value
-        cdef object tp = type(key)
-        if tp is str or tp is int or tp is bytes:
-            if namespace is self._last_namespace:
-                l1 = self._last_l1
-            elif type(namespace) is str:
-                found = PyDict_GetItem(self._fast, namespace)
-                if found != NULL and type(<object>found) is HashCache:
-                    l1 = <HashCache>found
-                    self._last_namespace = namespace
-                    self._last_l1 = l1
-            if l1 is not None:
-                if self._sample_mask >= 0:
-                    self._tick += 1
-                    if (self._tick & <uint64_t>self._sample_mask) == 0:
-                        return self._get_sampled(l1, namespace, key, default)
-                value = l1._get(key, _MISSING)
-                if value is not _MISSING:
-                    return value
-                return self._get_slow(namespace, key, default, True)  # (the L1 miss is counted)
-        return self._get_slow(namespace, key, default)
-
-    cdef object _get_sampled(self, HashCache l1, object namespace, object key, object default):
-        cdef double t0 = tc_monotonic()
-        cdef object value = l1._get(key, _MISSING)
-        cdef double t1 = tc_monotonic()
-        self._histogram(namespace)._add(t1 - t0)
+        cdef bint checked = False
+        cdef object value = _l1_fast(self, namespace, key, &checked)
         if value is not _MISSING:
             return value
-        return self._get_slow(namespace, key, default, True)
+        return self._get_slow(namespace, key, default, checked)
+
+    def _aget(self, namespace, key, default=None):
+        """AsyncCacheManager.get: an L1 hit is a Ready awaitable (no coroutine, no I/O); the rest is the
+        subclass's `_aget_slow` coroutine."""
+        cdef bint checked = False
+        cdef object value = _l1_fast(self, namespace, key, &checked)
+        cdef Ready ready
+        if value is not _MISSING:
+            ready = self._ready
+            if Py_REFCNT(<PyObject*>ready) != 1:  # the last one is still held (not awaited yet): a fresh one
+                ready = Ready.__new__(Ready)
+                self._ready = ready
+            ready.value = value
+            return ready
+        return self._aget_slow(namespace, key, default, checked)
+
+
+cdef inline object _l1_fast(ManagerCore self, object namespace, object key, bint* checked):
+    """The L1 value of a plain namespace, else _MISSING; `checked`: L1 was consulted (and counted a miss)."""
+    cdef HashCache l1 = None
+    cdef PyObject* found
+    cdef object value
+    cdef object tp = type(key)
+    cdef double t0
+    if tp is str or tp is int or tp is bytes:
+        if namespace is self._last_namespace:
+            l1 = self._last_l1
+        elif type(namespace) is str:
+            found = PyDict_GetItem(self._fast, namespace)
+            if found != NULL and type(<object>found) is HashCache:
+                l1 = <HashCache>found
+                self._last_namespace = namespace
+                self._last_l1 = l1
+        if l1 is not None:
+            checked[0] = True
+            if self._sample_mask >= 0:
+                self._tick += 1
+                if (self._tick & <uint64_t>self._sample_mask) == 0:
+                    t0 = tc_monotonic()
+                    value = l1._get(key, _MISSING)
+                    self._histogram(namespace)._add(tc_monotonic() - t0)
+                    return value
+            return l1._get(key, _MISSING)
+    return _MISSING
+
+
+
 
 
 # The slab holds references Cython cannot see: teach the garbage collector about them, so a value that

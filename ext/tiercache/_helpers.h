@@ -82,4 +82,15 @@ static inline void *tc_table_alloc(size_t n) {
 }
 static inline void tc_table_free(void *p) { free(p); }
 
+/* Give a type an am_send slot (CPython 3.10+): `await` then takes a result without a StopIteration. */
+typedef int (*tc_sendfunc)(PyObject *, PyObject *, PyObject **);
+static inline void tc_set_am_send(PyObject *type, tc_sendfunc f) {
+#if PY_VERSION_HEX >= 0x030A0000 && !defined(PYPY_VERSION)
+    PyTypeObject *t = (PyTypeObject *)type;
+    if (t->tp_as_async != NULL) t->tp_as_async->am_send = (sendfunc)f;
+#else
+    (void)type; (void)f;
+#endif
+}
+
 #endif
