@@ -786,3 +786,19 @@ def test_ttl_jitter_spreads_expiries(sqlite_url: str, clock: Clock) -> None:
     with CacheManager(sqlite_url, env="test", config={"ns": NamespaceConfig(l1_ttl=100)}, timer=clock) as m:
         m.set("ns", "exact", 1)
         assert m._l1_for("ns").ttl("exact") == 100
+
+
+def test_a_key_rewritten_after_an_outage_is_not_repaired_away(redis_server: Any, redis_url: str) -> None:
+    """A write dropped during an outage is owed a repair (an L2 delete); writing the key again once L2 is
+    back settles it, so the repair must not delete the new value."""
+    with CacheManager(redis_url, env="test", invalidation=False) as m:
+        redis_server.kill()
+        try:
+            m.set("ns", "k", "during")  # dropped: remembered for repair
+        finally:
+            redis_server.start()
+        assert wait_for(lambda: m.ping(), 10)
+        m.circuit.success()  # (closed, as a successful probe would leave it)
+        m.set("ns", "k", "after")  # the first successful call: it writes k, then repairs the rest
+        assert not m._dropped_keys
+        assert redis_server.client().exists(m._l2_key("ns", "k")) == 1

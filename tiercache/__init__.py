@@ -1,17 +1,18 @@
 """tiercache: a two-tier cache engine for Python services.
 
-`CacheManager` runs namespaces over both tiers. `HashCache` is the in-process L1 tier: an LRU cache with per-entry TTLs and exact byte accounting, compiled
+`CacheManager` runs namespaces over both tiers; `AsyncCacheManager` is the same for asyncio. `HashCache` is the in-process L1 tier: an LRU cache with per-entry TTLs and exact byte accounting, compiled
 (Cython) when the extension is built, pure Python otherwise; `IMPLEMENTATION` tells which.
 """
 
 from ._compat import IMPLEMENTATION, HashCache, default_sizer
 from .config import NamespaceConfig
 from .errors import CircuitOpenError, ConfigError, IntegrityError, L2Error, SerializationError, TierCacheError
+from .aio import AsyncCacheManager
 from .manager import CacheManager
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CacheManager", "HashCache", "NamespaceConfig", "IMPLEMENTATION", "default_sizer", "__version__",
+    "AsyncCacheManager", "CacheManager", "HashCache", "NamespaceConfig", "IMPLEMENTATION", "default_sizer", "__version__",
     "TierCacheError", "ConfigError", "SerializationError", "IntegrityError", "L2Error", "CircuitOpenError",
 ]

@@ -249,7 +249,8 @@ class CacheManager(ManagerCore):
 
     # ------------------------------------------------------------------ L2 through the circuit breaker
 
-    def _l2_call(self, fn: Callable[..., Any], *args: Any, namespace: str = "", op: Optional[str] = None) -> Any:
+    def _l2_call(self, fn: Callable[..., Any], *args: Any, namespace: str = "", op: Optional[str] = None,
+                 written: Iterable[str] = ()) -> Any:
         """fn(*args), or _FAILED when L2 failed or the circuit is open (raises instead when strict).
 
         Counted for `namespace`; with metrics on, timed into the `op` histogram (l2_get / l2_set)."""
@@ -280,8 +281,15 @@ class CacheManager(ManagerCore):
             self.metrics.histogram(namespace, op).record(_perf_counter() - t0)  # type: ignore[union-attr, arg-type]
         self.circuit.success()
         if self._dropped_keys or self._dropped_namespaces:
+            self._written(written)
             self._repair()
         return result
+
+    def _written(self, l2_keys: Iterable[str]) -> None:
+        """Keys just written to L2 are no longer owed a repair (it would delete the new value)."""
+        if l2_keys and self._dropped_keys:
+            with self._lock:
+                self._dropped_keys.difference_update(l2_keys)
 
     # Writes dropped during an outage leave L2 older than this process's view: a deleted key or the value
     # before a set would come back once L1 lets go. Remember them, and remove them from L2 as soon as it
@@ -427,7 +435,7 @@ class CacheManager(ManagerCore):
         if cfg.persist_to_l2:
             l2_ttl = _cap(ttl, _jittered(cfg.l2_ttl, cfg.ttl_jitter))
             if self._l2_call(self.l2.set, l2_key, _seal(data, l2_ttl), l2_ttl,
-                             namespace=namespace, op="l2_set") is _FAILED:
+                             namespace=namespace, op="l2_set", written=(l2_key,)) is _FAILED:
                 self.counters.add("l2_writes_dropped", 1, namespace)
                 self._remember_dropped(namespace, [l2_key])
         self._l1_store(namespace, key, value, len(data), ttl)
@@ -542,7 +550,8 @@ class CacheManager(ManagerCore):
         if cfg.persist_to_l2 and encoded:
             l2_ttl = _cap(ttl, _jittered(cfg.l2_ttl, cfg.ttl_jitter))
             l2_items = {self._l2_key_of(namespace, part): _seal(data, l2_ttl) for _, part, _, data in encoded}
-            if self._l2_call(self.l2.set_many, l2_items, l2_ttl, namespace=namespace, op="l2_set") is _FAILED:
+            if self._l2_call(self.l2.set_many, l2_items, l2_ttl, namespace=namespace, op="l2_set",
+                             written=l2_items) is _FAILED:
                 self.counters.add("l2_writes_dropped", len(encoded), namespace)
                 self._remember_dropped(namespace, list(l2_items))
         for key, _, value, data in encoded:
