@@ -7,10 +7,18 @@
 from ._compat import IMPLEMENTATION, HashCache, default_sizer
 from .config import NamespaceConfig
 from .errors import CircuitOpenError, ConfigError, IntegrityError, L2Error, SerializationError, TierCacheError
-from .aio import AsyncCacheManager
 from .manager import CacheManager
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # AsyncCacheManager pulls in redis.asyncio: imported on first use, so `import tiercache` stays light.
+    if name == "AsyncCacheManager":
+        from .aio import AsyncCacheManager
+
+        return AsyncCacheManager
+    raise AttributeError(f"module 'tiercache' has no attribute {name!r}")
 
 __all__ = [
     "AsyncCacheManager", "CacheManager", "HashCache", "NamespaceConfig", "IMPLEMENTATION", "default_sizer", "__version__",

@@ -27,7 +27,6 @@ from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Opti
 from ._compat import ManagerCore
 from .config import check_namespace
 from .errors import CircuitOpenError, L2Error
-from .l2 import aio as aio_backends
 from .manager import (
     _EXPIRED,
     _FAILED,
@@ -60,6 +59,8 @@ class AsyncCacheManager(CacheManager):
 
     def __init__(self, l2: Union[None, str, Any] = None, env: Optional[str] = None, config: Any = None,
                  *, invalidation: bool = True, **kwargs: Any) -> None:
+        from .l2 import aio as aio_backends  # (redis.asyncio: imported when an async manager is made)
+
         owns = l2 is None or isinstance(l2, str)
         backend = aio_backends.from_url(l2) if owns else l2
         super().__init__(backend, env, config, invalidation=False, **kwargs)
