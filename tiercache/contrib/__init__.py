@@ -1,0 +1,1 @@
+"""Framework integrations (import the submodule you need: tiercache.contrib.django)."""

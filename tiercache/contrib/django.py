@@ -1,0 +1,156 @@
+"""A Django cache backend on CacheManager: L1 in the worker process, L2 shared (Redis or SQLite).
+
+    CACHES = {
+        "default": {
+            "BACKEND": "tiercache.contrib.django.TierCacheBackend",
+            "LOCATION": "redis://127.0.0.1:6379/0",     # or "sqlite:///…", or "" for the embedded store
+            "TIMEOUT": 300,                              # Django's: None = forever, 0 = don't cache
+            "KEY_PREFIX": "site", "VERSION": 1,
+            "OPTIONS": {"NAMESPACE": "django", "L1_MAX_ENTRIES": 10_000, "L1_MAX_BYTES": 64 << 20},
+        }
+    }
+
+Keys are Django's (`make_and_validate_key`: KEY_PREFIX, VERSION, KEY_FUNCTION), all in one tiercache
+namespace (OPTIONS NAMESPACE, default "django"). Values are pickled, as Django's own backends do, and
+HMAC-signed with a key derived from SECRET_KEY (OPTIONS HMAC_KEY to set one), so a value written to L2 by
+anything else is rejected, never unpickled. `timeout` caps both tiers; None keeps an entry until deleted or
+evicted; 0 or less deletes the key instead of storing it.
+
+add, incr/decr and touch read and then write: atomic within a process (one lock), not across processes —
+as with Django's database and file backends. The async methods (aget, aset, …) are Django's, running the
+sync ones in a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any, Dict, Iterable, List, Optional
+
+from django.conf import settings
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+
+from ..config import NamespaceConfig
+from ..manager import CacheManager
+
+__all__ = ["TierCacheBackend"]
+
+_MISSING: Any = object()
+
+
+class TierCacheBackend(BaseCache):
+    def __init__(self, location: str, params: Dict[str, Any]) -> None:
+        super().__init__(params)
+        options = {str(k).upper(): v for k, v in (params.get("OPTIONS") or {}).items()}
+        known = {"NAMESPACE", "ENV", "L1_MAX_ENTRIES", "L1_MAX_BYTES", "HMAC_KEY", "STRICT", "COMPRESSION"}
+        unknown = set(options) - known
+        if unknown:
+            raise ValueError(f"TierCacheBackend: unknown OPTIONS {sorted(unknown)} (known: {sorted(known)})")
+        self.namespace = options.get("NAMESPACE", "django")
+        hmac_key = options.get("HMAC_KEY") or hashlib.sha256(
+            b"tiercache.contrib.django:" + str(settings.SECRET_KEY).encode()).hexdigest()
+        ns = NamespaceConfig(
+            l1_ttl=None, l2_ttl=None, l1_grace_period=0.0, serializer="pickle",
+            l1_max_entries=options.get("L1_MAX_ENTRIES", 10_000), l1_max_bytes=options.get("L1_MAX_BYTES", 64 << 20),
+            compression=options.get("COMPRESSION"),
+        )
+        self._manager = CacheManager(location or None, env=options.get("ENV"), config={self.namespace: ns},
+                                     hmac_key=hmac_key, strict=bool(options.get("STRICT", False)),
+                                     metrics_interval=None)
+        self._lock = threading.RLock()  # add / incr / touch: read-then-write within this process
+
+    @property
+    def manager(self) -> CacheManager:
+        return self._manager
+
+    def _ttl(self, timeout: Any) -> Optional[float]:
+        """Django's timeout as seconds to keep (None: forever); <= 0 means do not store."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        if timeout is None:
+            return None
+        return float(timeout)
+
+    # ------------------------------------------------------------------ the cache API
+
+    def get(self, key: Any, default: Any = None, version: Optional[int] = None) -> Any:
+        return self._manager.get(self.namespace, self.make_and_validate_key(key, version), default)
+
+    def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> None:
+        k = self.make_and_validate_key(key, version)
+        ttl = self._ttl(timeout)
+        if ttl is not None and ttl <= 0:
+            self._manager.delete(self.namespace, k)
+            return
+        self._manager.set(self.namespace, k, value, ttl)
+
+    def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
+        k = self.make_and_validate_key(key, version)
+        with self._lock:
+            if self._manager.get(self.namespace, k, _MISSING) is not _MISSING:
+                return False
+            ttl = self._ttl(timeout)
+            if ttl is not None and ttl <= 0:
+                return True  # stored and expired at once, as Django's other backends behave
+            self._manager.set(self.namespace, k, value, ttl)
+            return True
+
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
+        k = self.make_and_validate_key(key, version)
+        with self._lock:
+            value = self._manager.get(self.namespace, k, _MISSING)
+            if value is _MISSING:
+                return False
+            ttl = self._ttl(timeout)
+            if ttl is not None and ttl <= 0:
+                self._manager.delete(self.namespace, k)
+            else:
+                self._manager.set(self.namespace, k, value, ttl)
+            return True
+
+    def delete(self, key: Any, version: Optional[int] = None) -> bool:
+        return self._manager.delete(self.namespace, self.make_and_validate_key(key, version))
+
+    def has_key(self, key: Any, version: Optional[int] = None) -> bool:
+        return self._manager.get(self.namespace, self.make_and_validate_key(key, version), _MISSING) is not _MISSING
+
+    def get_many(self, keys: Iterable[Any], version: Optional[int] = None) -> Dict[Any, Any]:
+        mapped = {self.make_and_validate_key(key, version): key for key in keys}
+        found = self._manager.get_many(self.namespace, list(mapped))
+        return {mapped[k]: v for k, v in found.items()}
+
+    def set_many(self, data: Dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT,
+                 version: Optional[int] = None) -> List[Any]:
+        items = {self.make_and_validate_key(key, version): value for key, value in data.items()}
+        ttl = self._ttl(timeout)
+        if ttl is not None and ttl <= 0:
+            for k in items:
+                self._manager.delete(self.namespace, k)
+            return []
+        self._manager.set_many(self.namespace, items, ttl)
+        return []  # keys that failed to store: none (L2 failures are counted and repaired, not raised)
+
+    def delete_many(self, keys: Iterable[Any], version: Optional[int] = None) -> None:
+        for key in keys:
+            self.delete(key, version)
+
+    def incr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> Any:
+        k = self.make_and_validate_key(key, version)
+        with self._lock:
+            value = self._manager.get(self.namespace, k, _MISSING)
+            if value is _MISSING:
+                raise ValueError(f"Key '{key}' not found")
+            new = value + delta
+            try:
+                remaining = self._manager._l1_for(self.namespace).ttl(k)  # (the get above put it in L1)
+            except KeyError:
+                remaining = None
+            self._manager.set(self.namespace, k, new, remaining)  # the entry keeps its expiry
+            return new
+
+    def clear(self) -> None:
+        self._manager.clear(self.namespace)
+
+    def close(self, **kwargs: Any) -> None:
+        # Django calls close() at the end of every request: the manager (L1, connections) lives on.
+        pass
