@@ -76,5 +76,5 @@ async def forget_quote(symbol: str, cache: AsyncCacheManager = Depends(get_cache
 
 @app.get("/cache/health")
 async def cache_health(cache: AsyncCacheManager = Depends(get_cache)) -> Dict[str, Any]:
-    report = await cache.aperform_health_assessment()
+    report = await cache.perform_health_assessment()
     return {k: report[k] for k in ("status", "overall_score", "issues", "recommendations")}

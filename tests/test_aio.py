@@ -51,7 +51,7 @@ def test_the_two_tier_contract(l2_url: str) -> None:
             with pytest.raises(ValueError):
                 await m.set("ns", "k", 1, ttl=-1)
             assert await m.ping() is True
-            health = await m.aperform_health_assessment()
+            health = await m.perform_health_assessment()
             assert health["status"] in ("idle", "healthy", "degraded", "unhealthy", "critical")
             stats = m.stats()
             assert stats["sets"] == 4 and stats["deletes"] == 1 and stats["l2_hits"] >= 3
@@ -270,3 +270,18 @@ def test_backends_chosen_by_url(tmp_path: Any, monkeypatch: Any) -> None:
         aio.from_url("memcached://x")
     with pytest.raises(TypeError):
         aio.from_url(42)  # type: ignore[arg-type]
+
+
+def test_redis_cluster_backend(redis_cluster_url: str) -> None:
+    async def main() -> None:
+        async with AsyncCacheManager(redis_cluster_url, env="test", config={"ns": BIG}) as m:
+            assert m.l2.kind == "redis-cluster"
+            await m.set_many("ns", {f"k{i}": i for i in range(50)})  # keys across many slots
+            m._l1_for("ns").clear()
+            assert await m.get_many("ns", [f"k{i}" for i in range(50)]) == {f"k{i}": i for i in range(50)}
+            m._l1_for("ns").clear()
+            assert await asyncio.gather(*[m.get("ns", f"k{i}") for i in range(50)]) == list(range(50))
+            assert await m.clear("ns") == 50
+            assert await m.get("ns", "k1") is None and await m.ping() is True
+
+    run(main())

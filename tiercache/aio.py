@@ -449,8 +449,9 @@ class AsyncCacheManager(CacheManager):
 
     # ------------------------------------------------------------------ observability (CPU only)
 
-    async def aperform_health_assessment(self, window: Optional[float] = None) -> Dict[str, Any]:
-        return self.perform_health_assessment(window)
+    async def perform_health_assessment(self, window: Optional[float] = None) -> Dict[str, Any]:  # type: ignore[override]
+        """CacheManager.perform_health_assessment, awaitable (it does no I/O: metrics are in memory)."""
+        return CacheManager.perform_health_assessment(self, window)
 
     async def ping(self) -> bool:  # type: ignore[override]
         try:
