@@ -40,6 +40,18 @@ def check_max_bytes(max_bytes: Any) -> Optional[int]:
     return max_bytes
 
 
+POLICIES = ("lru", "tinylfu")
+
+
+def check_policy(policy: Any) -> int:
+    """0 for "lru", 1 for "tinylfu"."""
+    if not isinstance(policy, str):
+        raise TypeError(f"policy must be a str, got {type(policy).__name__} {policy!r}")
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(map(repr, POLICIES))}, got {policy!r}")
+    return POLICIES.index(policy)
+
+
 def check_max_entries(max_entries: Any) -> Optional[int]:
     if max_entries is None:
         return None

@@ -15,6 +15,7 @@ cdef extern from "_helpers.h":
     void tc_table_free(void* p) nogil
     ctypedef int (*tc_sendfunc)(PyObject*, PyObject*, PyObject**) noexcept
     void tc_set_am_send(object type, tc_sendfunc f)
+    int tc_popcount64(uint64_t x) nogil
     enum: TC_HAVE_GETSIZEOF
     enum: TIERCACHE_DEBUG
 
@@ -38,6 +39,11 @@ cdef enum:
     ENTRY_PROMOTED = 1     # stored by HashCache._promote (an L2 hit copied into L1)
     ENTRY_HIT = 2          # a promoted entry that has been hit since
     ENTRY_FLAGS = 3
+    ENTRY_SEGMENT = 12     # W-TinyLFU: which list holds the entry
+    SEG_WINDOW = 0
+    SEG_PROBATION = 4
+    SEG_PROTECTED = 8
+    TAG_LOW_BITS = 15      # the low bits of a tag, always 0 in the table
 
 
 ctypedef struct Slot:
@@ -56,6 +62,18 @@ cdef struct Lru:
     # Doubly linked recency list threaded through Entry.prev/next.
     int32_t head           # most recently used, -1 when empty
     int32_t tail           # least recently used: the next to evict
+
+
+cdef struct Sketch:
+    # The TinyLFU frequency sketch (_sketch.pxi).
+    uint64_t* table        # 4-bit counters, 16 per word, 8 words per block
+    uint64_t* door         # doorkeeper bits
+    uint64_t words         # a power of two, >= 8
+    uint64_t block_mask    # words / 8 - 1
+    uint64_t door_mask     # words * 64 - 1
+    int64_t capacity       # the entry count it is sized for
+    int64_t sample         # additions between agings (10 x capacity)
+    int64_t size           # additions since the last aging
 
 
 cdef struct Heap:
@@ -94,6 +112,18 @@ cdef class HashCache:
         PyObject** pending
         Py_ssize_t n_pending
         Py_ssize_t pending_capacity
+        # -- policy: 0 = LRU (one list, `lru`); 1 = W-TinyLFU: `lru` is the admission window, then the
+        #    main region's probation and protected lists (the entry's list is in Entry.tag's bits 2-3)
+        int policy_id
+        Lru probation
+        Lru protected
+        int64_t win_count, win_bytes, prot_count, prot_bytes
+        Sketch sketch
+        int64_t cap_           # the capacity (entries) the window and the climber's period refer to
+        int64_t wmax           # window budget, entries of cap_
+        double climb_step      # hill climbing: next change of wmax (sign = direction)
+        double prev_rate
+        int64_t sample_hits, sample_reqs
         # -- stats
         uint64_t hits, misses, sets, evictions, expirations, rejections
         uint64_t evictions_by_size   # of `evictions`: those made for max_bytes (the rest for max_entries)
@@ -118,6 +148,16 @@ cdef class HashCache:
                      int64_t size, bint promoted=*) except -1
     cdef Py_ssize_t _drop_expired(self, double now) noexcept
     cdef void _make_room(self, bint has_now, double now) noexcept
+    cdef Lru* _list(self, int32_t idx) noexcept
+    cdef void _move(self, int32_t idx, Lru* dest, uint32_t seg) noexcept
+    cdef void _access(self, int32_t idx) noexcept
+    cdef bint _window_over(self) noexcept
+    cdef bint _protected_over(self) noexcept
+    cdef void _evict(self, int32_t idx) noexcept
+    cdef void _maintain(self, bint has_now, double now) noexcept
+    cdef void _climb(self, bint hit) noexcept
+    cdef int _policy_reset(self) except -1
+    cdef int _grow_sketch(self) except -1
     cdef void _defer(self, PyObject* obj) noexcept
     cdef void _flush(self) noexcept
     cdef void _release_all(self) noexcept

@@ -30,6 +30,7 @@ from tiercache import _cleanup
 from tiercache.errors import SerializationError as _SerializationError
 from tiercache._validate import BYTES_CEILING
 from tiercache._validate import (
+    check_policy,
     check_callable,
     check_default_ttl,
     check_interval,
@@ -71,6 +72,7 @@ cdef extern from "Python.h":
 include "_table.pxi"
 include "_lru.pxi"
 include "_ttl.pxi"
+include "_sketch.pxi"
 
 __all__ = ["HashCache", "ManagerCore", "default_sizer"]
 
@@ -159,10 +161,15 @@ cdef class HashCache:
         self.pending = NULL
         self.lru.head = -1
         self.lru.tail = -1
+        self.probation.head = self.probation.tail = -1
+        self.protected.head = self.protected.tail = -1
+        self.sketch.table = NULL
+        self.sketch.door = NULL
         self.free_head = -1
 
     def __init__(self, max_bytes=10 * 1024 * 1024, max_entries=None, default_ttl=None, *,
-                 sizer=None, timer=None, cleanup_interval=None):
+                 sizer=None, timer=None, cleanup_interval=None, policy="lru"):
+        cdef int policy_code = check_policy(policy)
         max_bytes = check_max_bytes(max_bytes)
         max_entries = check_max_entries(max_entries)
         default_ttl = check_default_ttl(default_ttl)
@@ -178,7 +185,10 @@ cdef class HashCache:
         self.default_ttl_ = default_ttl if default_ttl is not None else 0.0
         self.sizer = sizer
         self.timer = timer
+        self.policy_id = policy_code
         self._allocate()
+        if self.policy_id:
+            self._policy_reset()
         self.cleaner = _cleanup.start(self, interval) if interval is not None else None
 
     cdef int _allocate(self) except -1:
@@ -199,6 +209,7 @@ cdef class HashCache:
         tc_table_free(self.table.slots)
         PyMem_Free(self.heap.items)
         PyMem_Free(self.pending)
+        sketch_free(&self.sketch)
 
     # ------------------------------------------------------------------ internals
 
@@ -218,6 +229,9 @@ cdef class HashCache:
         self.count = 0
         self.bytes = 0
         self.lru.head = self.lru.tail = -1
+        self.probation.head = self.probation.tail = -1
+        self.protected.head = self.protected.tail = -1
+        self.win_count = self.win_bytes = self.prot_count = self.prot_bytes = 0
         self.heap.length = 0
         if self.table.slots != NULL:
             memset(self.table.slots, 0xFF, (self.table.mask + 1) * sizeof(Slot))
@@ -375,7 +389,10 @@ cdef class HashCache:
         e.size = size
         e.heap_pos = -1
         table_put(&self.table, idx, tag)
-        lru_link_front(&self.lru, self.entries, idx)
+        lru_link_front(&self.lru, self.entries, idx)  # (W-TinyLFU: into the window)
+        if self.policy_id:
+            self.win_count += 1
+            self.win_bytes += size
         self.count += 1
         self.bytes += size
         self.version += 1
@@ -387,7 +404,14 @@ cdef class HashCache:
         cdef PyObject* key = e.key
         cdef PyObject* value = e.value
         table_remove(&self.table, <int32_t>idx, e.tag)
-        lru_unlink(&self.lru, self.entries, <int32_t>idx)
+        lru_unlink(self._list(<int32_t>idx), self.entries, <int32_t>idx)
+        if self.policy_id:
+            if (e.tag & ENTRY_SEGMENT) == SEG_WINDOW:
+                self.win_count -= 1
+                self.win_bytes -= e.size
+            elif (e.tag & ENTRY_SEGMENT) == SEG_PROTECTED:
+                self.prot_count -= 1
+                self.prot_bytes -= e.size
         if e.heap_pos >= 0:
             heap_remove(&self.heap, self.entries, <int32_t>idx)
         self.bytes -= e.size
@@ -430,6 +454,9 @@ cdef class HashCache:
 
     cdef void _make_room(self, bint has_now, double now) noexcept:
         """Evict until both limits hold: expired entries first (when the time is known), then LRU."""
+        if self.policy_id:
+            self._maintain(has_now, now)
+            return
         if not self._over():
             return
         if has_now and self.heap.length > 0:
@@ -451,7 +478,8 @@ cdef class HashCache:
         if has_ttl or self.heap.length > 0:
             now = self._now()
             has_now = True
-        if victim >= 0 and (self.count >= self.max_entries_ >= 0 or self.bytes + size > self.max_bytes_):
+        if victim >= 0 and not self.policy_id and (self.count >= self.max_entries_ >= 0
+                                                 or self.bytes + size > self.max_bytes_):
             # An eviction is likely: start loading the victim's slot and its successor as tail.
             tc_prefetch(&self.table.slots[table_home(&self.table, self.entries[victim].tag)])
             if self.entries[victim].prev >= 0:
@@ -474,25 +502,194 @@ cdef class HashCache:
             Py_INCREF(value)
             e.value = <PyObject*>value
             self.bytes += size - e.size
+            if self.policy_id:
+                if (e.tag & ENTRY_SEGMENT) == SEG_WINDOW:
+                    self.win_bytes += size - e.size
+                elif (e.tag & ENTRY_SEGMENT) == SEG_PROTECTED:
+                    self.prot_bytes += size - e.size
             e.size = size
             e.tag &= ~<uint32_t>ENTRY_FLAGS  # a new value: its own history
-            lru_touch(&self.lru, self.entries, <int32_t>idx)
+            self._access(<int32_t>idx)
             self._defer(old)
         else:
             idx = self._insert(key, hash_tag(h), value, size)
+            if self.policy_id:
+                sketch_increment(&self.sketch, self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS)
+                if self.max_entries_ < 0 and self.count > self.sketch.capacity:
+                    self._grow_sketch()
         if promoted:
             self.entries[idx].tag |= ENTRY_PROMOTED
             self.promoted += 1
         if has_ttl or self.entries[idx].heap_pos >= 0:
             self._set_expiry(idx, has_ttl, now + ttl)
         self.sets += 1
-        if self._over():
+        if self.policy_id:
+            if self._over() or self._window_over():
+                self._maintain(has_now, now)
+        elif self._over():
             self._make_room(has_now, now)
         if TIERCACHE_DEBUG:
             self._check()
         if self.n_pending:
             self._flush()
         return True
+
+    # ------------------------------------------------------------------ W-TinyLFU (policy="tinylfu")
+    #
+    #   new entry ──> window (LRU, ~1 % to start) ──overflow──> probation ──hit──> protected (80 % of main)
+    #                                                  ^                               │ overflow
+    #                                                  └───────────────────────────────┘
+    # When the cache is over its limits, the entry the window just pushed out (the candidate, at the head
+    # of probation) meets the probation's LRU (the victim): the one the sketch says was used less often
+    # goes. A hill climber moves the window size every 10 x capacity lookups in whichever direction last
+    # raised the hit rate, so recency-heavy workloads get a large window (LRU-like) and frequency-heavy
+    # ones a small one. tiercache._core_py does the same, step for step.
+
+    cdef Lru* _list(self, int32_t idx) noexcept:
+        cdef uint32_t seg = self.entries[idx].tag & ENTRY_SEGMENT
+        if seg == SEG_WINDOW:
+            return &self.lru
+        if seg == SEG_PROBATION:
+            return &self.probation
+        return &self.protected
+
+    cdef void _move(self, int32_t idx, Lru* dest, uint32_t seg) noexcept:
+        """Move entry `idx` to the head of `dest` (list `seg`), keeping the per-list counts."""
+        cdef Entry* e = &self.entries[idx]
+        cdef uint32_t old = e.tag & ENTRY_SEGMENT
+        lru_unlink(self._list(idx), self.entries, idx)
+        if old == SEG_WINDOW:
+            self.win_count -= 1
+            self.win_bytes -= e.size
+        elif old == SEG_PROTECTED:
+            self.prot_count -= 1
+            self.prot_bytes -= e.size
+        if seg == SEG_WINDOW:
+            self.win_count += 1
+            self.win_bytes += e.size
+        elif seg == SEG_PROTECTED:
+            self.prot_count += 1
+            self.prot_bytes += e.size
+        e.tag = (e.tag & ~<uint32_t>ENTRY_SEGMENT) | seg
+        lru_link_front(dest, self.entries, idx)
+
+    cdef void _access(self, int32_t idx) noexcept:
+        """A use of entry `idx` (a hit, an update, a touch)."""
+        cdef uint32_t seg
+        cdef int32_t t
+        if not self.policy_id:
+            lru_touch(&self.lru, self.entries, idx)
+            return
+        sketch_increment(&self.sketch, self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS)
+        seg = self.entries[idx].tag & ENTRY_SEGMENT
+        if seg == SEG_WINDOW:
+            lru_touch(&self.lru, self.entries, idx)
+        elif seg == SEG_PROTECTED:
+            lru_touch(&self.protected, self.entries, idx)
+        else:
+            self._move(idx, &self.protected, SEG_PROTECTED)
+            while self._protected_over() and self.protected.tail >= 0:
+                t = self.protected.tail
+                self._move(t, &self.probation, SEG_PROBATION)
+
+    cdef bint _window_over(self) noexcept:
+        if self.max_entries_ >= 0 and self.win_count > self.wmax:
+            return True
+        return (not self.bytes_unbounded
+                and self.win_bytes > <int64_t>((<double>self.max_bytes_) * self.wmax / self.cap_))
+
+    cdef bint _protected_over(self) noexcept:
+        if self.max_entries_ >= 0 and self.prot_count > <int64_t>((self.cap_ - self.wmax) * 0.8):
+            return True
+        return (not self.bytes_unbounded
+                and self.prot_bytes > <int64_t>((<double>self.max_bytes_) * (self.cap_ - self.wmax) / self.cap_ * 0.8))
+
+    cdef void _evict(self, int32_t idx) noexcept:
+        if self.bytes > self.max_bytes_:
+            self.evictions_by_size += 1
+        self._remove(idx)
+        self.evictions += 1
+
+    cdef void _maintain(self, bint has_now, double now) noexcept:
+        """Window overflow into probation, then evict until both limits hold (expired entries first)."""
+        cdef int64_t candidates = 0
+        cdef int32_t victim, candidate
+        if has_now and self.heap.length > 0 and self._over():
+            self._drop_expired(now)
+        while self._window_over() and self.lru.tail >= 0:
+            self._move(self.lru.tail, &self.probation, SEG_PROBATION)
+            candidates += 1
+        while self._over():
+            if self.probation.tail < 0:
+                if self.protected.tail >= 0:
+                    self._move(self.protected.tail, &self.probation, SEG_PROBATION)
+                else:
+                    self._evict(self.lru.tail)
+                continue
+            victim = self.probation.tail
+            candidate = self.probation.head
+            if candidates == 0 or victim == candidate:
+                self._evict(victim)
+                continue
+            if (sketch_frequency(&self.sketch, self.entries[candidate].tag & ~<uint32_t>TAG_LOW_BITS)
+                    > sketch_frequency(&self.sketch, self.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS)):
+                self._evict(victim)
+            else:
+                self._evict(candidate)
+                candidates -= 1
+
+    cdef void _climb(self, bint hit) noexcept:
+        cdef double rate
+        cdef int64_t amount
+        self.sample_reqs += 1
+        self.sample_hits += hit
+        if self.sample_reqs < 10 * self.cap_:
+            return
+        rate = (<double>self.sample_hits) / self.sample_reqs
+        if rate < self.prev_rate:
+            self.climb_step = -self.climb_step
+        self.prev_rate = rate
+        amount = <int64_t>self.climb_step
+        self.wmax += amount
+        if self.wmax < 0:
+            self.wmax = 0
+        if self.wmax > self.cap_ - 1:
+            self.wmax = self.cap_ - 1
+        self.climb_step *= 0.98
+        if -1.0 < self.climb_step < 1.0:
+            self.climb_step = 1.0 if self.climb_step > 0 else -1.0
+        self.sample_hits = self.sample_reqs = 0
+
+    cdef int _policy_reset(self) except -1:
+        """Size the sketch and the window for the current limits; restart the climber."""
+        cdef int64_t cap = self.max_entries_ if self.max_entries_ >= 0 else 64
+        if cap < 1:
+            cap = 1
+        sketch_free(&self.sketch)
+        sketch_init(&self.sketch, cap)
+        self.cap_ = cap
+        self.wmax = <int64_t>(cap * 0.01 + 0.5)
+        if self.wmax < 1:
+            self.wmax = 1
+        self.climb_step = -<double>(max(1, <int64_t>(cap * 0.0625)))
+        self.prev_rate = 0.0
+        self.sample_hits = self.sample_reqs = 0
+        return 0
+
+    cdef int _grow_sketch(self) except -1:
+        """A cache bounded by bytes only outgrew its sketch: double it (counts restart), scale the window."""
+        cdef int64_t old = self.cap_
+        cdef int64_t cap = self.sketch.capacity * 2
+        sketch_free(&self.sketch)
+        sketch_init(&self.sketch, cap)
+        self.cap_ = cap
+        self.wmax = self.wmax * cap // old
+        return 0
+
+    @property
+    def policy(self):
+        """The eviction policy: "lru" or "tinylfu"."""
+        return "tinylfu" if self.policy_id else "lru"
 
     # ------------------------------------------------------------------ public API
 
@@ -509,10 +706,16 @@ cdef class HashCache:
             idx = self._find_live(key, h, &now, &has_now)
         if idx < 0:
             self.misses += 1
+            if self.policy_id:
+                self._climb(False)
             if self.n_pending:
                 self._flush()
             return default
-        lru_touch(&self.lru, self.entries, <int32_t>idx)
+        if self.policy_id:
+            self._access(<int32_t>idx)
+            self._climb(True)
+        else:
+            lru_touch(&self.lru, self.entries, <int32_t>idx)
         self.hits += 1
         if (self.entries[idx].tag & ENTRY_FLAGS) == ENTRY_PROMOTED:  # a promotion's first hit
             self.entries[idx].tag |= ENTRY_HIT
@@ -625,7 +828,7 @@ cdef class HashCache:
             self._flush()
             return False
         self._reserve()  # heap room for a first expiry
-        lru_touch(&self.lru, self.entries, <int32_t>idx)
+        self._access(<int32_t>idx)
         if has_ttl:
             self._set_expiry(idx, True, now + seconds)
         return True
@@ -664,10 +867,20 @@ cdef class HashCache:
         """Iterate over a snapshot of the live keys, least recently used first."""
         self.expire()
         keys = []
-        cdef int32_t idx = self.lru.tail
-        while idx >= 0:
-            keys.append(<object>self.entries[idx].key)
-            idx = self.entries[idx].prev
+        cdef int32_t idx
+        cdef Lru* lists[3]
+        cdef int n = 1, i
+        lists[0] = &self.lru
+        if self.policy_id:  # eviction order, roughly: probation, protected, then the window
+            lists[0] = &self.probation
+            lists[1] = &self.protected
+            lists[2] = &self.lru
+            n = 3
+        for i in range(n):
+            idx = lists[i].tail
+            while idx >= 0:
+                keys.append(<object>self.entries[idx].key)
+                idx = self.entries[idx].prev
         return iter(keys)
 
     def stats(self):
@@ -718,7 +931,10 @@ cdef class HashCache:
         self.max_bytes_ = BYTES_CEILING if max_bytes is None else max_bytes
         self.bytes_unbounded = max_bytes is None
         self.max_entries_ = -1 if max_entries is None else max_entries
-        if self._over():
+        if self.policy_id:
+            self._policy_reset()  # the window and the sketch follow the new capacity
+            self._maintain(has_now, now)
+        elif self._over():
             self._make_room(has_now, now)
         self._flush()
         return self.evictions + self.expirations - before
@@ -744,20 +960,35 @@ cdef class HashCache:
     def _check(self):
         """Raise AssertionError unless every internal invariant holds (tests call this after each step)."""
         cdef int32_t idx, prev = -1, n = 0, live = 0, ttl_count = 0, pos
-        cdef int64_t total = 0
+        cdef int64_t total = 0, seg_count, seg_bytes
         cdef size_t i, home
         cdef Entry* e
-        idx = self.lru.head
-        while idx >= 0:
-            e = &self.entries[idx]
-            assert e.key != NULL, f"free record {idx} on the recency list"
-            assert e.prev == prev, f"entry {idx}: prev {e.prev} != {prev}"
-            total += e.size
-            n += 1
-            assert n <= self.count, "recency list longer than count (cycle?)"
-            prev = idx
-            idx = e.next
-        assert prev == self.lru.tail, f"tail {self.lru.tail} != last {prev}"
+        cdef Lru* lists[3]
+        cdef uint32_t segs[3]
+        cdef int nlists = 3 if self.policy_id else 1, li
+        lists[0], lists[1], lists[2] = &self.lru, &self.probation, &self.protected
+        segs[0], segs[1], segs[2] = SEG_WINDOW, SEG_PROBATION, SEG_PROTECTED
+        for li in range(nlists):
+            prev = -1
+            seg_count = seg_bytes = 0
+            idx = lists[li].head
+            while idx >= 0:
+                e = &self.entries[idx]
+                assert e.key != NULL, f"free record {idx} on a recency list"
+                assert e.prev == prev, f"entry {idx}: prev {e.prev} != {prev}"
+                assert (e.tag & ENTRY_SEGMENT) == segs[li], f"entry {idx} on list {li} says segment {e.tag & ENTRY_SEGMENT}"
+                total += e.size
+                seg_bytes += e.size
+                seg_count += 1
+                n += 1
+                assert n <= self.count, "recency lists longer than count (cycle?)"
+                prev = idx
+                idx = e.next
+            assert prev == lists[li].tail, f"list {li}: tail {lists[li].tail} != last {prev}"
+            if self.policy_id and li == 0:
+                assert (seg_count, seg_bytes) == (self.win_count, self.win_bytes), "window totals drifted"
+            if self.policy_id and li == 2:
+                assert (seg_count, seg_bytes) == (self.prot_count, self.prot_bytes), "protected totals drifted"
         assert n == self.count, f"list length {n} != count {self.count}"
         assert total == self.bytes, f"bytes {self.bytes} != sum of sizes {total}"
         for i in range(self.table.mask + 1):
@@ -767,7 +998,7 @@ cdef class HashCache:
             live += 1
             e = &self.entries[idx]
             assert e.key != NULL, f"slot {i} points at free record {idx}"
-            assert self.table.slots[i].tag == e.tag & ~<uint32_t>ENTRY_FLAGS, f"slot {i} tag differs from entry {idx}'s"
+            assert self.table.slots[i].tag == e.tag & ~<uint32_t>TAG_LOW_BITS, f"slot {i} tag differs from entry {idx}'s"
             home = table_home(&self.table, e.tag)
             while home != i:  # every slot from home to i must be occupied
                 assert self.table.slots[home].index >= 0, f"entry {idx} unreachable from its home slot"

@@ -93,4 +93,15 @@ static inline void tc_set_am_send(PyObject *type, tc_sendfunc f) {
 #endif
 }
 
+/* Set bits in a 64-bit word (the sketch's aging). */
+static inline int tc_popcount64(uint64_t x) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_popcountll(x);
+#else
+    int n = 0;
+    while (x) { x &= x - 1; n++; }
+    return n;
+#endif
+}
+
 #endif

@@ -11,8 +11,8 @@ from libc.string cimport memset
 
 
 cdef inline uint32_t hash_tag(Py_hash_t h) noexcept nogil:
-    # (the two low bits are left 0: in Entry.tag they hold the entry's flags)
-    return <uint32_t>((<uint64_t>h * <uint64_t>0x9E3779B97F4A7C15) >> 32) & ~<uint32_t>ENTRY_FLAGS
+    # (the four low bits are left 0: in Entry.tag they hold the entry's flags and list)
+    return <uint32_t>((<uint64_t>h * <uint64_t>0x9E3779B97F4A7C15) >> 32) & ~<uint32_t>TAG_LOW_BITS
 
 
 cdef inline size_t table_home(const Table* t, uint32_t tag) noexcept nogil:
