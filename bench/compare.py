@@ -97,8 +97,10 @@ def _identity(key: Any) -> Any:
     return key
 
 
-def _hashcache(ttl: bool) -> Callable[[Any], Callable[[int], Any]]:
-    kw = {"default_ttl": TTL} if ttl else {}
+def _hashcache(ttl: bool, policy: str = "lru") -> Callable[[Any], Callable[[int], Any]]:
+    kw: Dict[str, Any] = {"default_ttl": TTL} if ttl else {}
+    if policy != "lru":
+        kw["policy"] = policy
     return lambda mod: lambda cap: mod.HashCache(max_bytes=MAX_BYTES, max_entries=cap, **kw)
 
 
@@ -110,6 +112,8 @@ SPECS: List[Tuple[str, str, Callable[[Any], Callable[[int], Any]], Dict[str, Any
      dict(set_style="method", note="tiercache._core_c." + _HC_NOTE.format(""))),
     (COMPILED + " +ttl", "tiercache._core_c", _hashcache(True),
      dict(set_style="method", note="the same with default_ttl=1 year, so every entry has an expiry")),
+    (COMPILED + " tinylfu", "tiercache._core_c", _hashcache(False, "tinylfu"),
+     dict(set_style="method", note="the same with policy=\"tinylfu\" (W-TinyLFU: its hit ratio is not LRU's)")),
     (PURE, "tiercache._core_py", _hashcache(False),
      dict(set_style="method", slow=True, note="tiercache._core_py." + _HC_NOTE.format(""))),
     (PURE + " +ttl", "tiercache._core_py", _hashcache(True),
@@ -560,6 +564,9 @@ def check_targets(workloads: List[Workload], memory: Dict[str, Any]) -> List[Dic
             same = wl.results[COMPILED].misses == exact_misses
             out.append({"target": f"{tag} hit ratio", "status": "PASS" if same else "FAIL", "value": hr,
                         "detail": f"{hr:.4f}, exact LRU {wl.exact_lru_hit_ratio:.4f}, target equal"})
+    # issue 4: W-TinyLFU's bookkeeping (sketch, three lists) on the hit path, against the "lru" policy
+    ratio("tinylfu get-hit int", "get_hit_int", COMPILED + " tinylfu", COMPILED, 1.3)
+    ratio("tinylfu get-hit str", "get_hit_str", COMPILED + " tinylfu", COMPILED, 1.3)
     m = memory.get(COMPILED, {})
     if "bytes_per_entry" in m:
         b = m["bytes_per_entry"]

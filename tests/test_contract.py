@@ -1223,8 +1223,14 @@ def trace(cache: Any, timer: Any, ops: List[Tuple[Any, ...]]) -> List[Tuple[Any,
         {"max_bytes": None, "max_entries": 25},
         {"max_bytes": 5000, "max_entries": 40},
         {"max_bytes": None, "max_entries": 400, "width": 600},  # tables and heaps that grow and shrink
+        {"max_bytes": 400, "policy": "tinylfu"},
+        {"max_bytes": 300, "max_entries": 12, "default_ttl": 4.0, "policy": "tinylfu"},
+        {"max_bytes": None, "max_entries": 25, "policy": "tinylfu"},
+        {"max_bytes": None, "max_entries": 400, "width": 600, "policy": "tinylfu"},
+        {"max_bytes": 30000, "width": 600, "policy": "tinylfu"},  # bytes only: the sketch grows
     ],
-    ids=["bytes", "bytes-entries-default_ttl", "entries", "roomy", "wide"],
+    ids=["bytes", "bytes-entries-default_ttl", "entries", "roomy", "wide", "tinylfu-bytes",
+         "tinylfu-bytes-entries-default_ttl", "tinylfu-entries", "tinylfu-wide", "tinylfu-growing"],
 )
 def test_implementations_agree(both_impls: Any, make_timer: Any, config: Dict[str, Any], seed: int) -> None:
     config = dict(config)
@@ -1324,3 +1330,100 @@ def test_promote_rejects_bad_input_like_set(HashCache: Any) -> None:
         cache._promote("k", 1, ttl=-1)
     assert cache._promote("k", b"x" * 11) is False
     assert cache.stats()["promoted"] == 0 and len(cache) == 0
+
+
+# ---------------------------------------------------------------------------------------------- W-TinyLFU
+
+
+def test_policy_argument(HashCache: Any) -> None:
+    assert HashCache().policy == "lru"
+    assert HashCache(max_entries=10, policy="tinylfu").policy == "tinylfu"
+    with pytest.raises(ValueError, match="policy must be one of 'lru', 'tinylfu', got 'lfu'"):
+        HashCache(policy="lfu")
+    with pytest.raises(TypeError, match="policy must be a str"):
+        HashCache(policy=1)
+
+
+def test_tinylfu_keeps_frequent_keys_through_a_scan(HashCache: Any) -> None:
+    """LRU loses a hot set to a one-off scan; W-TinyLFU's admission keeps it."""
+    results = {}
+    for policy in ("lru", "tinylfu"):
+        cache = HashCache(max_bytes=None, max_entries=100, policy=policy)
+        hot = list(range(50))
+        for _ in range(20):
+            for k in hot:
+                if cache.get(k) is None:
+                    cache.set(k, k)
+        for k in range(1000, 3000):  # a scan of 2000 keys seen once
+            if cache.get(k) is None:
+                cache.set(k, k)
+        results[policy] = sum(k in cache for k in hot)
+        cache._check()
+    assert results["lru"] == 0 and results["tinylfu"] >= 45
+
+
+def test_tinylfu_contract_limits_bytes_and_stats(HashCache: Any) -> None:
+    cache = HashCache(max_bytes=1000, max_entries=30, policy="tinylfu")
+    for i in range(500):
+        if cache.get(i % 90) is None:
+            cache.set(i % 90, b"x" * (i % 40))
+        assert len(cache) <= 30 and cache.stats()["bytes"] <= 1000
+    cache._check()
+    stats = cache.stats()
+    assert stats["hits"] + stats["misses"] == 500
+    assert stats["bytes"] == sum(len(cache.peek(k)) for k in cache)
+    assert cache.set("big", b"x" * 1001) is False and stats["rejections"] == 0
+    cache.clear()
+    assert len(cache) == 0 and list(cache) == []
+    cache._check()
+    cache.set("a", 1)
+    assert cache.get("a") == 1
+    assert cache.set_limits(max_bytes=None, max_entries=5) == 0
+    cache._check()
+
+
+def test_tinylfu_adapts_to_a_recency_loop(HashCache: Any) -> None:
+    """A loop slightly larger than the cache defeats LRU entirely; W-TinyLFU keeps part of it."""
+    cache = HashCache(max_bytes=None, max_entries=100, policy="tinylfu")
+    hits = 0
+    for _ in range(100):
+        for k in range(120):
+            if cache.get(k) is None:
+                cache.set(k, k)
+            else:
+                hits += 1
+    assert hits / 12000 > 0.5
+    cache._check()
+
+
+def test_frequency_sketch(impl: Any) -> None:
+    sketch = impl.module.FrequencySketch(100)
+    assert sketch.frequency("a") == 0
+    sketch.increment("a")  # the doorkeeper takes the first sighting
+    assert sketch.frequency("a") == 1
+    for _ in range(5):
+        sketch.increment("a")
+    assert sketch.frequency("a") == 6 and sketch.frequency("b") == 0
+    for _ in range(100):
+        sketch.increment("a")
+    assert sketch.frequency("a") == 16  # 4-bit counters saturate at 15, +1 for the doorkeeper
+    sketch.reset()
+    assert sketch.frequency("a") == 7  # aging halves the counters and clears the doorkeeper
+    with pytest.raises(TypeError):
+        sketch.increment([])
+    with pytest.raises(TypeError):
+        impl.module.FrequencySketch("100")
+
+
+def test_frequency_sketch_twins_agree(both_impls: Any) -> None:
+    import random as _random
+
+    rng = _random.Random(5)
+    keys = [rng.randrange(5000) for _ in range(30000)] + [f"k{rng.randrange(300)}" for _ in range(5000)]
+    sketches = [impl.module.FrequencySketch(256) for impl in both_impls]
+    for k in keys:
+        for s in sketches:
+            s.increment(k)
+    probe = list(range(0, 5000, 7)) + [f"k{i}" for i in range(300)]
+    assert [sketches[0].frequency(k) for k in probe] == [sketches[1].frequency(k) for k in probe]
+    assert sketches[0].size == sketches[1].size

@@ -35,6 +35,7 @@ from . import _cleanup
 from ._validate import (
     check_callable,
     check_default_ttl,
+    check_policy,
     check_interval,
     check_max_bytes,
     check_max_entries,
@@ -47,14 +48,16 @@ from .errors import SerializationError
 from .metrics import Histogram
 from .metrics import Histogram as SampleHistogram  # (the compiled core counts in C)
 
-__all__ = ["HashCache", "ManagerCore", "Ready", "SampleHistogram", "default_sizer"]
+__all__ = ["FrequencySketch", "HashCache", "ManagerCore", "Ready", "SampleHistogram", "default_sizer"]
 
 _MISSING: Any = object()
 _monotonic = time.monotonic
 _ABSENT: Any = object()
 
 # Entry fields (a list is the cheapest mutable record in pure Python).
-_VALUE, _SIZE, _EXPIRES, _SEQ, _PREV, _NEXT, _KEY, _FLAGS = 0, 1, 2, 3, 4, 5, 6, 7
+_VALUE, _SIZE, _EXPIRES, _SEQ, _PREV, _NEXT, _KEY, _FLAGS, _SEG, _TAG = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+# _SEG: W-TinyLFU's list for the entry; _TAG: the key's 28-bit hash tag, its name in the frequency sketch.
+_WINDOW, _PROBATION, _PROTECTED = 0, 1, 2
 # _FLAGS bits (as the compiled core's ENTRY_*): stored by _promote(); a promoted entry hit since.
 _PROMOTED, _HIT = 1, 2
 
@@ -70,6 +73,98 @@ def default_sizer(value: Any) -> int:
     return sys.getsizeof(value)
 
 
+_M64 = (1 << 64) - 1
+
+
+def _tag(h: int) -> int:
+    """The 28-bit hash tag of a key's hash (the compiled core's hash_tag): its name in the sketch."""
+    return (((h & _M64) * 0x9E3779B97F4A7C15) & _M64) >> 32 & 0xFFFFFFF0
+
+
+def _mix(x: int) -> int:
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+class FrequencySketch:
+    """TinyLFU's frequency sketch: 4-bit count-min counters, a doorkeeper, periodic aging.
+
+    O(1) per key and memory bounded by `capacity` (16 bytes per entry it is sized for), whatever the number
+    of distinct keys. `frequency(key)` is 0..16, an estimate of recent uses. The compiled twin
+    (_sketch.pxi) documents the layout; this class does the same, operation for operation.
+    """
+
+    __slots__ = ("table", "words", "block_mask", "capacity", "sample", "size")
+
+    def __init__(self, capacity: int) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise TypeError(f"capacity must be an int, got {type(capacity).__name__} {capacity!r}")
+        capacity = max(1, capacity)
+        n = 8
+        while n < 2 * capacity:
+            n <<= 1
+        self.table = [0] * n
+        self.words = n
+        self.block_mask = n // 8 - 1
+        self.capacity = capacity
+        self.sample = 10 * max(capacity, 16)
+        self.size = 0
+
+    def frequency_tag(self, t: int) -> int:
+        m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
+        base = ((m >> 32) & self.block_mask) * 8
+        table = self.table
+        f = 15
+        for i in range(4):
+            w = (((m >> (8 * i)) & 0xFF) * 7) >> 8
+            c = (table[base + w] >> (((m2 >> (16 + 4 * i)) & 15) * 4)) & 15
+            if c < f:
+                f = c
+        door = table[base + 7]
+        return f + (1 if (door >> ((m2 >> 32) & 63)) & 1 and (door >> ((m2 >> 40) & 63)) & 1 else 0)
+
+    def increment_tag(self, t: int) -> None:
+        m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
+        base = ((m >> 32) & self.block_mask) * 8
+        table = self.table
+        door = table[base + 7]
+        if not ((door >> ((m2 >> 32) & 63)) & 1 and (door >> ((m2 >> 40) & 63)) & 1):
+            table[base + 7] = door | (1 << ((m2 >> 32) & 63)) | (1 << ((m2 >> 40) & 63))
+            return
+        added = False
+        for i in range(4):
+            w = base + ((((m >> (8 * i)) & 0xFF) * 7) >> 8)
+            shift = ((m2 >> (16 + 4 * i)) & 15) * 4
+            if (table[w] >> shift) & 15 < 15:
+                table[w] += 1 << shift
+                added = True
+        if added:
+            self.size += 1
+            if self.size >= self.sample:
+                self.reset()
+
+    def reset(self) -> None:
+        """Aging: halve every counter and clear the doorkeepers."""
+        odd = 0
+        table = self.table
+        for i, v in enumerate(table):
+            if i & 7 == 7:
+                table[i] = 0
+            else:
+                odd += bin(v & 0x1111111111111111).count("1")
+                table[i] = (v >> 1) & 0x7777777777777777
+        self.size = (self.size - odd // 4) // 2
+
+    def increment(self, key: Hashable) -> None:
+        """Count one use of `key`."""
+        self.increment_tag(_tag(hash(key)))
+
+    def frequency(self, key: Hashable) -> int:
+        """About how often `key` was used lately (0..16)."""
+        return self.frequency_tag(_tag(hash(key)))
+
+
 class HashCache:
     """A bounded in-process LRU cache with per-entry TTLs and exact byte accounting (pure Python).
 
@@ -81,6 +176,8 @@ class HashCache:
         "_sizer", "_timer", "_lock", "_cleaner", "_version",
         "_hits", "_misses", "_sets", "_evictions", "_expirations", "_rejections",
         "_evictions_by_size", "_promoted", "_promoted_hits",
+        "_policy", "_roots", "_win_count", "_win_bytes", "_prot_count", "_prot_bytes", "_sketch", "_cap",
+        "_wmax", "_climb_step", "_prev_rate", "_sample_hits", "_sample_reqs",
         "__weakref__",
     )
 
@@ -93,7 +190,9 @@ class HashCache:
         sizer: Optional[Callable[[Any], int]] = None,
         timer: Optional[Callable[[], float]] = None,
         cleanup_interval: Optional[float] = None,
+        policy: str = "lru",
     ) -> None:
+        self._policy = check_policy(policy)
         self._max_bytes = check_max_bytes(max_bytes)
         self._byte_limit = _BYTES_CEILING if self._max_bytes is None else self._max_bytes
         self._max_entries = check_max_entries(max_entries)
@@ -112,13 +211,21 @@ class HashCache:
         self._hits = self._misses = self._sets = 0
         self._evictions = self._expirations = self._rejections = 0
         self._evictions_by_size = self._promoted = self._promoted_hits = 0
+        # W-TinyLFU (policy "tinylfu"): _root is the window; see the compiled core for the picture
+        self._roots = [self._root, self._new_root(), self._new_root()]
+        self._win_count = self._win_bytes = self._prot_count = self._prot_bytes = 0
+        self._sketch: Optional[FrequencySketch] = None
+        self._cap = self._wmax = self._sample_hits = self._sample_reqs = 0
+        self._climb_step = self._prev_rate = 0.0
+        if self._policy:
+            self._policy_reset()
         self._cleaner = _cleanup.start(self, interval) if interval is not None else None
 
     # ------------------------------------------------------------------ internals (lock held)
 
     @staticmethod
     def _new_root() -> List[Any]:
-        root: List[Any] = [None] * 8
+        root: List[Any] = [None] * 10
         root[_PREV] = root[_NEXT] = root
         return root
 
@@ -137,10 +244,128 @@ class HashCache:
         entry[_PREV] = entry[_NEXT] = None
 
     def _use(self, entry: List[Any]) -> None:
-        """Mark `entry` most recently used."""
-        if self._root[_PREV] is not entry:
-            self._unlink_node(entry)
-            self._link_last(entry)
+        """Mark `entry` used (a hit, an update, a touch)."""
+        if not self._policy:
+            if self._root[_PREV] is not entry:
+                self._unlink_node(entry)
+                self._link_last(entry)
+            return
+        self._sketch.increment_tag(entry[_TAG])  # type: ignore[union-attr]
+        seg = entry[_SEG]
+        if seg == _PROBATION:  # (protected may now be over its share: _maintain demotes on the next write)
+            self._move(entry, _PROTECTED)
+        else:
+            root = self._roots[seg]
+            if root[_PREV] is not entry:
+                self._unlink_node(entry)
+                self._link_last_in(root, entry)
+
+    # -- W-TinyLFU: the same steps as the compiled core's (_core_c.pyx), list for list, float for float
+
+    @staticmethod
+    def _link_last_in(root: List[Any], entry: List[Any]) -> None:
+        last = root[_PREV]
+        entry[_PREV] = last
+        entry[_NEXT] = root
+        last[_NEXT] = root[_PREV] = entry
+
+    def _seg_add(self, seg: int, count: int, size: int) -> None:
+        if seg == _WINDOW:
+            self._win_count += count
+            self._win_bytes += size
+        elif seg == _PROTECTED:
+            self._prot_count += count
+            self._prot_bytes += size
+
+    def _move(self, entry: List[Any], seg: int) -> None:
+        self._unlink_node(entry)
+        self._seg_add(entry[_SEG], -1, -entry[_SIZE])
+        self._seg_add(seg, 1, entry[_SIZE])
+        entry[_SEG] = seg
+        self._link_last_in(self._roots[seg], entry)
+
+    def _window_over(self) -> bool:
+        if self._max_entries is not None and self._win_count > self._wmax:
+            return True
+        return self._max_bytes is not None and self._win_bytes > int(float(self._max_bytes) * self._wmax / self._cap)
+
+    def _protected_over(self) -> bool:
+        if self._max_entries is not None and self._prot_count > int((self._cap - self._wmax) * 0.8):
+            return True
+        return self._max_bytes is not None and self._prot_bytes > int(
+            float(self._max_bytes) * (self._cap - self._wmax) / self._cap * 0.8)
+
+    def _evict(self, entry: List[Any], dropped: List[Any]) -> None:
+        by_size = self._bytes > self._byte_limit
+        if self._unlink(entry[_KEY], entry, dropped):
+            self._evictions += 1
+            self._evictions_by_size += by_size
+
+    def _maintain(self, now: Optional[float], dropped: List[Any]) -> None:
+        """Window overflow into probation, then evict until both limits hold (expired entries first)."""
+        candidates = 0
+        if now is not None and self._n_ttl and self._over():
+            self._drop_expired(now, dropped)
+        window, probation, protected = self._roots
+        while self._protected_over() and protected[_NEXT] is not protected:
+            self._move(protected[_NEXT], _PROBATION)
+        while self._window_over() and window[_NEXT] is not window:
+            self._move(window[_NEXT], _PROBATION)
+            candidates += 1
+        sketch = self._sketch
+        assert sketch is not None
+        while self._over():
+            if probation[_NEXT] is probation:
+                if protected[_NEXT] is not protected:
+                    self._move(protected[_NEXT], _PROBATION)
+                else:
+                    self._evict(window[_NEXT], dropped)
+                continue
+            victim, candidate = probation[_NEXT], probation[_PREV]
+            if candidates == 0 or victim is candidate:
+                self._evict(victim, dropped)
+                continue
+            if sketch.frequency_tag(candidate[_TAG]) > sketch.frequency_tag(victim[_TAG]):
+                self._evict(victim, dropped)
+            else:
+                self._evict(candidate, dropped)
+                candidates -= 1
+
+    def _climb(self, hit: bool) -> None:
+        self._sample_reqs += 1
+        self._sample_hits += hit
+        if self._sample_reqs < 10 * self._cap:
+            return
+        rate = self._sample_hits / self._sample_reqs
+        if rate < self._prev_rate:
+            self._climb_step = -self._climb_step
+        self._prev_rate = rate
+        self._wmax = min(max(0, self._wmax + int(self._climb_step)), self._cap - 1)
+        self._climb_step *= 0.98
+        if -1.0 < self._climb_step < 1.0:
+            self._climb_step = 1.0 if self._climb_step > 0 else -1.0
+        self._sample_hits = self._sample_reqs = 0
+
+    def _policy_reset(self) -> None:
+        cap = max(1, self._max_entries if self._max_entries is not None else 64)
+        self._sketch = FrequencySketch(cap)
+        self._cap = cap
+        self._wmax = max(1, int(cap * 0.01 + 0.5))
+        self._climb_step = -float(max(1, int(cap * 0.0625)))
+        self._prev_rate = 0.0
+        self._sample_hits = self._sample_reqs = 0
+
+    def _grow_sketch(self) -> None:
+        old = self._cap
+        cap = self._sketch.capacity * 2  # type: ignore[union-attr]
+        self._sketch = FrequencySketch(cap)
+        self._cap = cap
+        self._wmax = self._wmax * cap // old
+
+    @property
+    def policy(self) -> str:
+        """The eviction policy: "lru" or "tinylfu"."""
+        return "tinylfu" if self._policy else "lru"
 
     def _now(self) -> float:
         return float(self._timer())
@@ -174,6 +399,8 @@ class HashCache:
         self._version += 1
         self._unlink_node(removed)
         self._bytes -= removed[_SIZE]
+        if self._policy:
+            self._seg_add(removed[_SEG], -1, -removed[_SIZE])
         if removed[_EXPIRES] is not None:
             self._n_ttl -= 1
         dropped.append((key, removed))
@@ -242,6 +469,9 @@ class HashCache:
         )
 
     def _make_room(self, now: Optional[float], dropped: List[Any]) -> None:
+        if self._policy:
+            self._maintain(now, dropped)
+            return
         if not self._over():
             return
         if now is not None and self._n_ttl:
@@ -265,7 +495,7 @@ class HashCache:
         return check_size(size)
 
     def _store(self, key: Hashable, value: Any, ttl: Optional[float], size: int, dropped: List[Any],
-               promoted: bool = False) -> bool:
+               promoted: bool = False, tag: int = 0) -> bool:
         now = self._now() if (ttl is not None or self._n_ttl) else None
         expires = now + ttl if ttl is not None else None  # type: ignore[operator]
         entry = self._find(key)
@@ -276,7 +506,7 @@ class HashCache:
             self._rejections += 1
             return False
         if entry is None:
-            new = [value, size, None, 0, None, None, key, _PROMOTED if promoted else 0]
+            new = [value, size, None, 0, None, None, key, _PROMOTED if promoted else 0, _WINDOW, tag]
             data = self._data
             entry = data.setdefault(key, new)
             if data is not self._data:  # clear() ran inside the key's __hash__: this set came first
@@ -287,10 +517,18 @@ class HashCache:
                 self._version += 1
                 self._link_last(new)
                 self._bytes += size
+                if self._policy:
+                    self._win_count += 1
+                    self._win_bytes += size
+                    self._sketch.increment_tag(tag)  # type: ignore[union-attr]
+                    if self._max_entries is None and len(self._data) > self._sketch.capacity:  # type: ignore[union-attr]
+                        self._grow_sketch()
         if entry is not new:  # an update (also when user code inserted the key meanwhile)
             dropped.append(entry[_VALUE])
             entry[_VALUE] = value
             self._bytes += size - entry[_SIZE]
+            if self._policy:
+                self._seg_add(entry[_SEG], 0, size - entry[_SIZE])
             entry[_SIZE] = size
             entry[_FLAGS] = _PROMOTED if promoted else 0  # a new value: its own history
         if expires is not None or entry[_EXPIRES] is not None:
@@ -299,7 +537,11 @@ class HashCache:
         self._promoted += promoted
         if entry is not new:
             self._use(entry)
-        self._make_room(now, dropped)
+        if self._policy:
+            if self._over() or self._window_over():
+                self._maintain(now, dropped)
+        else:
+            self._make_room(now, dropped)
         return True
 
     # ------------------------------------------------------------------ public API
@@ -311,8 +553,12 @@ class HashCache:
             entry, _ = self._find_live(key, None, dropped)
             if entry is None:
                 self._misses += 1
+                if self._policy:
+                    self._climb(False)
                 return default
             self._use(entry)
+            if self._policy:
+                self._climb(True)
             self._hits += 1
             if entry[_FLAGS] == _PROMOTED:  # a promotion's first hit
                 entry[_FLAGS] = _PROMOTED | _HIT
@@ -337,26 +583,26 @@ class HashCache:
         """
         ttl = self._ttl_or_default(ttl)
         try:
-            hash(key)
+            h = hash(key)
         except TypeError:
             raise unhashable(key) from None
         weight = self._weigh(value, size)
         dropped: List[Any] = []
         with self._lock:
-            return self._store(key, value, ttl, weight, dropped)
+            return self._store(key, value, ttl, weight, dropped, False, _tag(h))
 
     def _promote(self, key: Hashable, value: Any, ttl: Optional[float] = None, size: Optional[int] = None) -> bool:
         """`set`, marking the entry as promoted from L2: stats() counts it in `promoted`, and its first hit
         in `promoted_hits` (the promotion's precision). For CacheManager."""
         ttl = self._ttl_or_default(ttl)
         try:
-            hash(key)
+            h = hash(key)
         except TypeError:
             raise unhashable(key) from None
         weight = self._weigh(value, size)
         dropped: List[Any] = []
         with self._lock:
-            return self._store(key, value, ttl, weight, dropped, True)
+            return self._store(key, value, ttl, weight, dropped, True, _tag(h))
 
     def set_many(self, mapping: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]], ttl: Optional[float] = None) -> int:
         """`set` each item with the same ttl; returns how many were stored. Checks every item first."""
@@ -365,15 +611,15 @@ class HashCache:
         weighed = []
         for key, value in items:
             try:
-                hash(key)
+                h = hash(key)
             except TypeError:
                 raise unhashable(key) from None
-            weighed.append((key, value, self._weigh(value, None)))
+            weighed.append((key, value, self._weigh(value, None), _tag(h)))
         stored = 0
         dropped: List[Any] = []
         with self._lock:
-            for key, value, weight in weighed:
-                stored += self._store(key, value, ttl, weight, dropped)
+            for key, value, weight, tag in weighed:
+                stored += self._store(key, value, ttl, weight, dropped, False, tag)
         return stored
 
     def get_many(self, keys: Iterable[Hashable]) -> Dict[Hashable, Any]:
@@ -448,12 +694,15 @@ class HashCache:
         """Remove every entry (stats counters are kept)."""
         with self._lock:
             dropped = self._data
-            root, entry = self._root, self._root[_NEXT]
-            while entry is not root:  # break the list's reference cycles: values go at once, not at GC
-                entry[_PREV], entry = None, entry[_NEXT]
-            root[_PREV] = root[_NEXT] = None
+            for root in self._roots:
+                entry = root[_NEXT]
+                while entry is not root:  # break the lists' reference cycles: values go at once, not at GC
+                    entry[_PREV], entry = None, entry[_NEXT]
+                root[_PREV] = root[_NEXT] = None
             self._data = {}
             self._root = self._new_root()
+            self._roots = [self._root, self._new_root(), self._new_root()]
+            self._win_count = self._win_bytes = self._prot_count = self._prot_bytes = 0
             self._version += 1
             self._heap = []
             self._n_ttl = 0
@@ -472,11 +721,12 @@ class HashCache:
         with self._lock:
             self._expire(dropped)
             keys = []
-            root = self._root
-            entry = root[_NEXT]
-            while entry is not root:
-                keys.append(entry[_KEY])
-                entry = entry[_NEXT]
+            roots = [self._roots[_PROBATION], self._roots[_PROTECTED], self._root] if self._policy else [self._root]
+            for root in roots:  # (W-TinyLFU: eviction order, roughly: probation, protected, the window)
+                entry = root[_NEXT]
+                while entry is not root:
+                    keys.append(entry[_KEY])
+                    entry = entry[_NEXT]
             return iter(keys)
 
     def stats(self) -> Dict[str, Any]:
@@ -527,6 +777,8 @@ class HashCache:
             self._max_bytes = max_bytes
             self._byte_limit = _BYTES_CEILING if max_bytes is None else max_bytes
             self._max_entries = max_entries
+            if self._policy:
+                self._policy_reset()  # the window and the sketch follow the new capacity
             self._make_room(now, dropped)
             return self._evictions + self._expirations - before
 
@@ -555,12 +807,20 @@ class HashCache:
         with self._lock:
             data = self._data
             listed = []
-            root = self._root
-            entry = root[_NEXT]
-            while entry is not root and len(listed) <= len(data):
-                assert entry[_NEXT][_PREV] is entry, "recency list links disagree"
-                listed.append(entry)
-                entry = entry[_NEXT]
+            for seg, root in enumerate(self._roots if self._policy else [self._root]):
+                entry = root[_NEXT]
+                count = size = 0
+                while entry is not root and len(listed) <= len(data):
+                    assert entry[_NEXT][_PREV] is entry, "recency list links disagree"
+                    assert not self._policy or entry[_SEG] == seg, f"entry on list {seg} says {entry[_SEG]}"
+                    listed.append(entry)
+                    count += 1
+                    size += entry[_SIZE]
+                    entry = entry[_NEXT]
+                if self._policy and seg == _WINDOW:
+                    assert (count, size) == (self._win_count, self._win_bytes), "window totals drifted"
+                if self._policy and seg == _PROTECTED:
+                    assert (count, size) == (self._prot_count, self._prot_bytes), "protected totals drifted"
             assert len(listed) == len(data), f"recency list holds {len(listed)} entries, dict {len(data)}"
             assert {id(e) for e in listed} == {id(e) for e in data.values()}, "list and dict disagree"
             assert all(data.get(e[_KEY]) is e for e in listed), "an entry's key maps elsewhere"

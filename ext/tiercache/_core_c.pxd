@@ -66,11 +66,9 @@ cdef struct Lru:
 
 cdef struct Sketch:
     # The TinyLFU frequency sketch (_sketch.pxi).
-    uint64_t* table        # 4-bit counters, 16 per word, 8 words per block
-    uint64_t* door         # doorkeeper bits
+    uint64_t* table        # blocks of 8 words: 7 of 16 4-bit counters, 1 of doorkeeper bits
     uint64_t words         # a power of two, >= 8
     uint64_t block_mask    # words / 8 - 1
-    uint64_t door_mask     # words * 64 - 1
     int64_t capacity       # the entry count it is sized for
     int64_t sample         # additions between agings (10 x capacity)
     int64_t size           # additions since the last aging

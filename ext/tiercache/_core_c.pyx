@@ -164,7 +164,6 @@ cdef class HashCache:
         self.probation.head = self.probation.tail = -1
         self.protected.head = self.protected.tail = -1
         self.sketch.table = NULL
-        self.sketch.door = NULL
         self.free_head = -1
 
     def __init__(self, max_bytes=10 * 1024 * 1024, max_entries=None, default_ttl=None, *,
@@ -537,8 +536,8 @@ cdef class HashCache:
     # ------------------------------------------------------------------ W-TinyLFU (policy="tinylfu")
     #
     #   new entry ──> window (LRU, ~1 % to start) ──overflow──> probation ──hit──> protected (80 % of main)
-    #                                                  ^                               │ overflow
-    #                                                  └───────────────────────────────┘
+    #                                                  ^                               │ overflow, demoted
+    #                                                  └───────────────────────────────┘ on the next write
     # When the cache is over its limits, the entry the window just pushed out (the candidate, at the head
     # of probation) meets the probation's LRU (the victim): the one the sketch says was used less often
     # goes. A hill climber moves the window size every 10 x capacity lookups in whichever direction last
@@ -586,11 +585,8 @@ cdef class HashCache:
             lru_touch(&self.lru, self.entries, idx)
         elif seg == SEG_PROTECTED:
             lru_touch(&self.protected, self.entries, idx)
-        else:
+        else:  # (protected may now be over its share: _maintain demotes on the next write, not here)
             self._move(idx, &self.protected, SEG_PROTECTED)
-            while self._protected_over() and self.protected.tail >= 0:
-                t = self.protected.tail
-                self._move(t, &self.probation, SEG_PROBATION)
 
     cdef bint _window_over(self) noexcept:
         if self.max_entries_ >= 0 and self.win_count > self.wmax:
@@ -616,6 +612,8 @@ cdef class HashCache:
         cdef int32_t victim, candidate
         if has_now and self.heap.length > 0 and self._over():
             self._drop_expired(now)
+        while self._protected_over() and self.protected.tail >= 0:
+            self._move(self.protected.tail, &self.probation, SEG_PROBATION)
         while self._window_over() and self.lru.tail >= 0:
             self._move(self.lru.tail, &self.probation, SEG_PROBATION)
             candidates += 1
@@ -701,6 +699,8 @@ cdef class HashCache:
         cdef Py_hash_t h = _hash(key)
         cdef double now = 0.0
         cdef bint has_now = False
+        if self.policy_id:  # a hit counts the key in the sketch: start loading its lines during the probe
+            sketch_prefetch(&self.sketch, hash_tag(h))
         cdef Py_ssize_t idx = self._lookup(key, h)
         if idx >= 0 and self.entries[idx].heap_pos >= 0:  # an expiry to check: the slow path
             idx = self._find_live(key, h, &now, &has_now)
@@ -1019,6 +1019,60 @@ cdef class HashCache:
 
 
 from collections.abc import Mapping as _Mapping
+
+
+@cython.final
+cdef class FrequencySketch:
+    """TinyLFU's frequency sketch: 4-bit count-min counters, a doorkeeper, periodic aging (_sketch.pxi).
+
+    O(1) per key and memory bounded by `capacity` (about 16 bytes per entry it is sized for), whatever the
+    number of distinct keys. `frequency(key)` is 0..16, an estimate of recent uses.
+    """
+
+    cdef Sketch s
+
+    def __cinit__(self, capacity):
+        self.s.table = NULL
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise TypeError(f"capacity must be an int, got {type(capacity).__name__} {capacity!r}")
+        sketch_init(&self.s, max(1, capacity))
+
+    def __dealloc__(self):
+        sketch_free(&self.s)
+
+    def increment(self, key):
+        """Count one use of `key`."""
+        sketch_increment(&self.s, hash_tag(_hash(key)))
+
+    def frequency(self, key):
+        """About how often `key` was used lately (0..16)."""
+        return sketch_frequency(&self.s, hash_tag(_hash(key)))
+
+    def increment_tag(self, uint64_t t):
+        sketch_increment(&self.s, t)
+
+    def frequency_tag(self, uint64_t t):
+        return sketch_frequency(&self.s, t)
+
+    def reset(self):
+        """Aging: halve every counter and clear the doorkeeper."""
+        sketch_reset(&self.s)
+
+    @property
+    def capacity(self):
+        return self.s.capacity
+
+    @property
+    def sample(self):
+        return self.s.sample
+
+    @property
+    def size(self):
+        return self.s.size
+
+    @property
+    def words(self):
+        return self.s.words
 
 
 # Latency histogram buckets, as tiercache.metrics.bucket_of: bucket 0 holds (0, 2**-24 s], then 4 linear

@@ -2,10 +2,9 @@
 # (TinyLFU, Einziger & Friedman). It answers "about how often was this key seen lately?" in O(1) time and
 # in memory bounded by the capacity it was sized for, whatever the number of distinct keys.
 #
-#   table      words of 16 4-bit counters, grouped in 64-byte blocks of 8 words; a key's 4 counters all
-#              lie in one block (one cache line): block from the hash's high half, then per counter one
-#              byte of the hash picks a word (3 bits) and a nibble (4 bits).
-#   doorkeeper a bit set (2 bits per key) in front of the table: a key's first sighting only sets its
+#   table      64-byte blocks (one cache line each) of 7 words of 16 4-bit counters and one doorkeeper
+#              word; a key's 4 counters and 2 doorkeeper bits lie in one block.
+#   doorkeeper 64 bits per block in front of the counters: a key's first sighting only sets its 2
 #              doorkeeper bits, so one-off keys never reach the counters.
 #   aging      after `sample` (10 x capacity) additions every counter is halved and the doorkeeper
 #              cleared, so old popularity fades.
@@ -14,32 +13,29 @@
 # tag (hash_tag in _table.pxi), which HashCache keeps per entry: eviction never rehashes a key.
 # tiercache._core_py has the same sketch in Python, operation for operation.
 
-cdef inline uint64_t _mix(uint64_t h) noexcept nogil:
-    return h * <uint64_t>0x9E3779B97F4A7C15
+cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
+    # splitmix64's finalizer: every output bit depends on every input bit (a tag's low bits are all 0)
+    x = (x ^ (x >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
+    x = (x ^ (x >> 27)) * <uint64_t>0x94D049BB133111EB
+    return x ^ (x >> 31)
 
 
-cdef inline uint64_t _mix2(uint64_t h) noexcept nogil:
-    return h * <uint64_t>0xC2B2AE3D27D4EB4F
+cdef inline uint64_t _mix2(uint64_t x) noexcept nogil:
+    return _mix(x + <uint64_t>0x9E3779B97F4A7C15)
 
 
 cdef int sketch_init(Sketch* s, int64_t capacity) except -1:
     cdef uint64_t n = 8
     if capacity < 1:
         capacity = 1
-    while <int64_t>n < capacity:
+    while <int64_t>n < 2 * capacity:  # 16 bytes per entry: 2 blocks per 8 entries
         n <<= 1
     s.table = <uint64_t*>PyMem_Malloc(n * sizeof(uint64_t))
-    s.door = <uint64_t*>PyMem_Malloc(n * sizeof(uint64_t))
-    if s.table == NULL or s.door == NULL:
-        PyMem_Free(s.table)
-        PyMem_Free(s.door)
-        s.table = s.door = NULL
+    if s.table == NULL:
         raise MemoryError("tiercache: cannot allocate the frequency sketch")
     memset(s.table, 0, n * sizeof(uint64_t))
-    memset(s.door, 0, n * sizeof(uint64_t))
     s.words = n
     s.block_mask = n // 8 - 1
-    s.door_mask = n * 64 - 1
     s.capacity = capacity
     s.sample = 10 * (capacity if capacity > 16 else 16)
     s.size = 0
@@ -48,64 +44,72 @@ cdef int sketch_init(Sketch* s, int64_t capacity) except -1:
 
 cdef void sketch_free(Sketch* s) noexcept:
     PyMem_Free(s.table)
-    PyMem_Free(s.door)
-    s.table = s.door = NULL
+    s.table = NULL
     s.words = 0
 
 
-cdef inline bint _door_has(const Sketch* s, uint64_t h) noexcept nogil:
-    cdef uint64_t m = _mix2(h)
-    cdef uint64_t p1 = (m >> 32) & s.door_mask
-    cdef uint64_t p2 = (m >> 11) & s.door_mask
-    return ((s.door[p1 >> 6] >> (p1 & 63)) & 1) and ((s.door[p2 >> 6] >> (p2 & 63)) & 1)
+# A block is one 64-byte line: words 0-6 hold 112 counters, word 7 is the block's doorkeeper (64 bits). A
+# key's 4 counters and its 2 doorkeeper bits all lie in its block: a lookup touches one cache line.
+#   m  = _mix(key):  block = (m >> 32) & block_mask; counter i's word = ((m >> 8i) & 0xFF) * 7 >> 8
+#   m2 = _mix2(key): counter i's nibble = (m2 >> (16 + 4i)) & 15; doorkeeper bits (m2 >> 32) & 63 and
+#                    (m2 >> 40) & 63
+
+cdef inline uint64_t _block(const Sketch* s, uint64_t h) noexcept nogil:
+    return ((_mix(h) >> 32) & s.block_mask) * 8
 
 
-cdef inline void _door_add(Sketch* s, uint64_t h) noexcept nogil:
-    cdef uint64_t m = _mix2(h)
-    cdef uint64_t p1 = (m >> 32) & s.door_mask
-    cdef uint64_t p2 = (m >> 11) & s.door_mask
-    s.door[p1 >> 6] |= (<uint64_t>1) << (p1 & 63)
-    s.door[p2 >> 6] |= (<uint64_t>1) << (p2 & 63)
+cdef inline bint _door_has(const Sketch* s, uint64_t base, uint64_t m2) noexcept nogil:
+    cdef uint64_t door = s.table[base + 7]
+    return ((door >> ((m2 >> 32) & 63)) & 1) and ((door >> ((m2 >> 40) & 63)) & 1)
+
+
+cdef inline void sketch_prefetch(const Sketch* s, uint64_t h) noexcept nogil:
+    """Start loading a key's block (a hit will count the key shortly)."""
+    tc_prefetch(&s.table[_block(s, h)])
 
 
 cdef inline int sketch_frequency(const Sketch* s, uint64_t h) noexcept nogil:
     cdef uint64_t m = _mix(h)
+    cdef uint64_t m2 = _mix2(h)
     cdef uint64_t base = ((m >> 32) & s.block_mask) * 8
-    cdef uint64_t b
+    cdef uint64_t w
     cdef int i, c, f = 15
     for i in range(4):
-        b = (m >> (8 * i)) & 0xFF
-        c = <int>((s.table[base + (b & 7)] >> (((b >> 3) & 15) * 4)) & 15)
+        w = (((m >> (8 * i)) & 0xFF) * 7) >> 8
+        c = <int>((s.table[base + w] >> (((m2 >> (16 + 4 * i)) & 15) * 4)) & 15)
         if c < f:
             f = c
-    return f + (1 if _door_has(s, h) else 0)
+    return f + (1 if _door_has(s, base, m2) else 0)
 
 
 cdef void sketch_reset(Sketch* s) noexcept nogil:
-    """Halve every counter, clear the doorkeeper (aging)."""
+    """Halve every counter, clear the doorkeepers (aging)."""
     cdef uint64_t i
     cdef int64_t odd = 0
     for i in range(s.words):
-        odd += tc_popcount64(s.table[i] & <uint64_t>0x1111111111111111)
-        s.table[i] = (s.table[i] >> 1) & <uint64_t>0x7777777777777777
-        s.door[i] = 0
+        if (i & 7) == 7:
+            s.table[i] = 0
+        else:
+            odd += tc_popcount64(s.table[i] & <uint64_t>0x1111111111111111)
+            s.table[i] = (s.table[i] >> 1) & <uint64_t>0x7777777777777777
     s.size = (s.size - odd // 4) // 2
 
 
 cdef inline void sketch_increment(Sketch* s, uint64_t h) noexcept nogil:
-    cdef uint64_t m, base, b, shift
+    cdef uint64_t m = _mix(h)
+    cdef uint64_t m2 = _mix2(h)
+    cdef uint64_t base = ((m >> 32) & s.block_mask) * 8
+    cdef uint64_t w, shift
     cdef int i
     cdef bint added = False
-    if not _door_has(s, h):
-        _door_add(s, h)
+    if not _door_has(s, base, m2):
+        s.table[base + 7] |= ((<uint64_t>1) << ((m2 >> 32) & 63)) | ((<uint64_t>1) << ((m2 >> 40) & 63))
         return
-    m = _mix(h)
-    base = ((m >> 32) & s.block_mask) * 8
     for i in range(4):
-        b = (m >> (8 * i)) & 0xFF
-        shift = ((b >> 3) & 15) * 4
-        if ((s.table[base + (b & 7)] >> shift) & 15) < 15:
-            s.table[base + (b & 7)] += (<uint64_t>1) << shift
+        w = (((m >> (8 * i)) & 0xFF) * 7) >> 8
+        shift = ((m2 >> (16 + 4 * i)) & 15) * 4
+        if ((s.table[base + w] >> shift) & 15) < 15:
+            s.table[base + w] += (<uint64_t>1) << shift
             added = True
     if added:
         s.size += 1
