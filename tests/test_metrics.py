@@ -45,7 +45,7 @@ def sqlite_url(tmp_path: Any) -> str:
 
 @pytest.fixture
 def manager(sqlite_url: str, clock: FakeTimer) -> Iterator[CacheManager]:
-    config = {"hot": BIG, "thrash": {**BIG, "l1_max_entries": 10}}
+    config = {"hot": BIG, "thrash": {**BIG, "l1_max_entries": 10, "promotion": "immediate"}}  # (no gate: it thrashes)
     with CacheManager(sqlite_url, config=config, timer=clock, metrics_interval=None, l1_sample_every=1) as m:
         yield m
 

@@ -362,6 +362,48 @@ class HashCache:
         self._cap = cap
         self._wmax = self._wmax * cap // old
 
+    def _admits(self, key: Hashable, size: int) -> bool:
+        """Whether storing `key` (weighing `size`) now would displace nothing, or (policy "tinylfu") the
+        sketch rates `key` above the entry that would go first. The promotion gate (tiercache.promotion)."""
+        weight = check_size(size)
+        tag = _tag(hash(key))
+        with self._lock:
+            if ((self._max_entries is None or len(self._data) < self._max_entries)
+                    and self._bytes + weight <= self._byte_limit):
+                return True
+            if not self._policy:
+                return False
+            window, probation, protected = self._roots
+            for root in (probation, protected, window):
+                if root[_NEXT] is not root:
+                    victim = root[_NEXT]
+                    break
+            else:
+                return True
+            sketch = self._sketch
+            assert sketch is not None
+            return sketch.frequency_tag(tag) > sketch.frequency_tag(victim[_TAG])
+
+    def _room(self, size: int) -> bool:
+        """Whether an entry weighing `size` fits now without displacing another."""
+        weight = check_size(size)
+        with self._lock:
+            return ((self._max_entries is None or len(self._data) < self._max_entries)
+                    and self._bytes + weight <= self._byte_limit)
+
+    def _was_hit(self, key: Hashable) -> Optional[bool]:
+        """For a promoted entry: whether it has been hit since (None when `key` is not held)."""
+        dropped: List[Any] = []
+        with self._lock:
+            entry, _ = self._find_live(key, None, dropped)
+            return None if entry is None else bool(entry[_FLAGS] & _HIT)
+
+    def _frequency(self, key: Hashable) -> int:
+        """The sketch's estimate of `key`'s recent uses (policy "tinylfu"; 0 under "lru")."""
+        if not self._policy:
+            return 0
+        return self._sketch.frequency_tag(_tag(hash(key)))  # type: ignore[union-attr]
+
     @property
     def policy(self) -> str:
         """The eviction policy: "lru" or "tinylfu"."""

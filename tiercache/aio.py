@@ -250,7 +250,7 @@ class AsyncCacheManager(CacheManager):
             found.update(stale)
             return found
         overtaken = self._versions.get(namespace, 0) != version
-        hits = misses = skipped = 0
+        hits = misses = skipped = declined = 0
         for key, l2_key, data in zip(missing, l2_keys, datas):
             if data is None:
                 misses += 1
@@ -264,11 +264,13 @@ class AsyncCacheManager(CacheManager):
             hits += 1
             if overtaken:
                 skipped += 1
-            else:
+            elif self._promotion.decide(namespace, cfg, self._l1_for(namespace), key, len(data), remaining):
                 self._l1_store(namespace, key, value, len(data), remaining, cfg, promoted=True)
+            else:
+                declined += 1
             found[key] = value
-        self.counters.add_many(namespace, l2_hits=hits, l2_misses=misses, promotions=hits - skipped,
-                               promotions_skipped_stale=skipped)
+        self.counters.add_many(namespace, l2_hits=hits, l2_misses=misses, promotions=hits - skipped - declined,
+                               promotions_skipped_stale=skipped, promotions_declined=declined)
         return found
 
     # ------------------------------------------------------------------ writes

@@ -46,6 +46,7 @@ from .config import (
 )
 from .errors import CircuitOpenError, L2Error, SerializationError
 from .metrics import Counters, Metrics
+from .promotion import PromotionManager, resolve_strategy
 from .serialization import Codec
 from .singleflight import SingleFlight
 
@@ -157,6 +158,7 @@ class CacheManager(ManagerCore):
         self.l2 = l2_backends.from_url(l2) if self._owns_l2 else l2
         self.circuit = circuit or CircuitBreaker(name=getattr(self.l2, "kind", "l2"))
         self._flights = SingleFlight()
+        self._promotion = PromotionManager(timer=self._timer)
         self._lock = threading.RLock()
         # self._fast (ManagerCore): namespace -> HashCache, for namespaces without a grace period
         self._l1: Dict[str, Any] = {}  # every namespace -> HashCache
@@ -225,7 +227,10 @@ class CacheManager(ManagerCore):
             l1 = self._l1.get(namespace)
             if l1 is None:
                 cfg = self.namespace_config(namespace)
-                l1 = HashCache(max_bytes=cfg.l1_max_bytes, max_entries=cfg.l1_max_entries, timer=self._timer)
+                # A gated promotion strategy needs L1's own frequency sketch (it counts L1 hits too): W-TinyLFU.
+                gated = resolve_strategy(cfg.promotion, cfg.priority) != "immediate"
+                l1 = HashCache(max_bytes=cfg.l1_max_bytes, max_entries=cfg.l1_max_entries, timer=self._timer,
+                               policy="tinylfu" if gated else "lru")
                 self._l1[namespace] = l1
                 if not cfg.l1_grace_period:
                     self._register_fast(namespace, l1)
@@ -418,9 +423,19 @@ class CacheManager(ManagerCore):
         return value, _MISS
 
     def _promote(self, namespace: str, key: Any, value: Any, size: int, remaining: Optional[float]) -> None:
-        """Copy an L2 hit into L1, for no longer than it has left in L2."""
-        self._l1_store(namespace, key, value, size, remaining, promoted=True)
+        """Copy an L2 hit into L1 (for no longer than it has left in L2) if the promotion policy says so."""
+        cfg = self.namespace_config(namespace)
+        l1 = self._l1_for(namespace)
+        if not self._promotion.decide(namespace, cfg, l1, key, size, remaining):
+            self.counters.add("promotions_declined", 1, namespace)
+            return
+        self._l1_store(namespace, key, value, size, remaining, cfg, l1, promoted=True)
         self.counters.add("promotions", 1, namespace)
+
+    def promotion_stats(self) -> Dict[str, Dict[str, Any]]:
+        """Per namespace: strategy, candidates, promoted, skipped by the strategy, rejected by the gate,
+        promoted-then-hit and precision, time spent deciding (see tiercache.promotion)."""
+        return self._promotion.stats({ns: l1.stats() for ns, l1 in list(self._l1.items())})
 
     def set(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None) -> bool:
         """Write through to L2 and L1 (ttl caps the namespace's TTLs); other processes drop their copy."""
@@ -508,8 +523,9 @@ class CacheManager(ManagerCore):
         overtaken = self._versions.get(namespace, 0) != version
         loads = self._codec(cfg).loads
         l1_ttl = cfg.l1_ttl
-        store = l1._promote if namespace in self._fast and not cfg.ttl_jitter else None
-        hits = misses = skipped = 0
+        immediate = resolve_strategy(cfg.promotion, cfg.priority) == "immediate"
+        store = l1._promote if namespace in self._fast and not cfg.ttl_jitter and immediate else None
+        hits = misses = skipped = declined = 0
         todo: Iterable[int] = range(len(missing))
         if store is not None and not overtaken and type(l1) is HashCache and type(datas) is list:
             # the common case, compiled: plain values into a plain namespace; the rest comes back
@@ -530,11 +546,13 @@ class CacheManager(ManagerCore):
                 skipped += 1
             elif store is not None and remaining is None:
                 store(key, value, l1_ttl, len(data))
-            else:
+            elif immediate or self._promotion.decide(namespace, cfg, l1, key, len(data), remaining):
                 self._l1_store(namespace, key, value, len(data), remaining, cfg, l1, promoted=True)
+            else:
+                declined += 1
             found[key] = value
-        self.counters.add_many(namespace, l2_hits=hits, l2_misses=misses, promotions=hits - skipped,
-                               promotions_skipped_stale=skipped)
+        self.counters.add_many(namespace, l2_hits=hits, l2_misses=misses, promotions=hits - skipped - declined,
+                               promotions_skipped_stale=skipped, promotions_declined=declined)
         return found
 
     def set_many(self, namespace: str, mapping: Mapping[Any, Any], ttl: Optional[float] = None) -> int:

@@ -684,6 +684,46 @@ cdef class HashCache:
         self.wmax = self.wmax * cap // old
         return 0
 
+    def _admits(self, key, size):
+        """Whether storing `key` (weighing `size`) now would displace nothing, or (policy "tinylfu") the
+        sketch rates `key` above the entry that would go first. The promotion gate (tiercache.promotion)."""
+        cdef int64_t weight = _size_value(size, "size")
+        cdef uint64_t tag = hash_tag(_hash(key))
+        cdef int32_t victim
+        if ((self.max_entries_ < 0 or self.count < self.max_entries_)
+                and self.bytes + weight <= self.max_bytes_):
+            return True
+        if not self.policy_id:
+            return False
+        victim = self.probation.tail if self.probation.tail >= 0 else (
+            self.protected.tail if self.protected.tail >= 0 else self.lru.tail)
+        if victim < 0:
+            return True
+        return (sketch_frequency(&self.sketch, tag)
+                > sketch_frequency(&self.sketch, self.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS))
+
+    def _room(self, size):
+        """Whether an entry weighing `size` fits now without displacing another."""
+        cdef int64_t weight = _size_value(size, "size")
+        return ((self.max_entries_ < 0 or self.count < self.max_entries_)
+                and self.bytes + weight <= self.max_bytes_)
+
+    def _was_hit(self, key):
+        """For a promoted entry: whether it has been hit since (None when `key` is not held)."""
+        cdef double now = 0.0
+        cdef bint has_now = False
+        cdef Py_ssize_t idx = self._find_live(key, _hash(key), &now, &has_now)
+        self._flush()
+        if idx < 0:
+            return None
+        return bool(self.entries[idx].tag & ENTRY_HIT)
+
+    def _frequency(self, key):
+        """The sketch's estimate of `key`'s recent uses (policy "tinylfu"; 0 under "lru")."""
+        if not self.policy_id:
+            return 0
+        return sketch_frequency(&self.sketch, hash_tag(_hash(key)))
+
     @property
     def policy(self):
         """The eviction policy: "lru" or "tinylfu"."""
