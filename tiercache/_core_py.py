@@ -398,6 +398,14 @@ class HashCache:
             entry, _ = self._find_live(key, None, dropped)
             return None if entry is None else bool(entry[_FLAGS] & _HIT)
 
+    def _count(self, key: Hashable) -> None:
+        """Count a use of `key` that did not reach this cache (an L1 miss served by L2), so the sketch
+        judges a candidate by all its uses (policy "tinylfu"; nothing under "lru")."""
+        if self._policy:
+            tag = _tag(hash(key))
+            with self._lock:
+                self._sketch.increment_tag(tag)  # type: ignore[union-attr]
+
     def _frequency(self, key: Hashable) -> int:
         """The sketch's estimate of `key`'s recent uses (policy "tinylfu"; 0 under "lru")."""
         if not self._policy:

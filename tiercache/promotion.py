@@ -163,6 +163,7 @@ class PromotionManager:
             stats.room += 1
             stats.promoted += 1
             return True
+        l1._count(key)  # this L2 hit is a use: the gate weighs it against the residents' uses
         if strategy == "immediate":
             candidate = True
         elif strategy == "conditional":

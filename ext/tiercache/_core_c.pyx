@@ -718,6 +718,12 @@ cdef class HashCache:
             return None
         return bool(self.entries[idx].tag & ENTRY_HIT)
 
+    def _count(self, key):
+        """Count a use of `key` that did not reach this cache (an L1 miss served by L2), so the sketch
+        judges a candidate by all its uses (policy "tinylfu"; nothing under "lru")."""
+        if self.policy_id:
+            sketch_increment(&self.sketch, hash_tag(_hash(key)))
+
     def _frequency(self, key):
         """The sketch's estimate of `key`'s recent uses (policy "tinylfu"; 0 under "lru")."""
         if not self.policy_id:
