@@ -163,3 +163,27 @@ def test_get_many_goes_through_the_policy(make: Any) -> None:
     assert found == {50: 50, 51: 51, 52: 52}
     assert not any(k in m._l1_for("c") for k in (50, 51, 52))
     assert m.stats()["promotions_declined"] == 3
+
+
+def test_global_l1_cap_evicts_low_priority_first(tmp_path: Any, clock: Clock) -> None:
+    from tiercache.config import CacheConfig
+
+    def cfg(priority: str) -> NamespaceConfig:
+        return NamespaceConfig(l1_ttl=None, l2_ttl=None, l1_max_entries=100, l1_max_bytes=10_000,
+                               priority=priority, promotion="immediate")
+
+    config = CacheConfig(env="test", namespaces={"lo": cfg("low"), "mid": cfg("medium"), "hi": cfg("high")},
+                         l1_max_bytes=3000)
+    with CacheManager(f"sqlite:///{tmp_path}/l2.db", config=config, timer=clock, invalidation=False,
+                      metrics_interval=None) as m:
+        for name in ("hi", "mid", "lo"):
+            m.set_many(name, {i: "x" * 90 for i in range(10)})  # ~100 bytes each, 1000 per namespace
+        held = {name: m._l1_for(name)._held_bytes() for name in ("hi", "mid", "lo")}
+        assert sum(held.values()) <= 3000 and held["hi"] >= held["mid"] >= held["lo"]
+        m.set("hi", "big", "y" * 1500)  # pressure from a high-priority namespace: low pays first, then medium
+        held = {name: m._l1_for(name)._held_bytes() for name in ("hi", "mid", "lo")}
+        assert sum(held.values()) <= 3000
+        assert held["lo"] == 0 and held["hi"] > held["mid"]
+        assert "big" in m._l1_for("hi") and m.stats()["global_cap_evictions"] > 0
+        m.get_many("lo", list(range(10)))  # promotions through get_many respect the cap too
+        assert sum(m._l1_for(n)._held_bytes() for n in ("hi", "mid", "lo")) <= 3000

@@ -398,6 +398,28 @@ class HashCache:
             entry, _ = self._find_live(key, None, dropped)
             return None if entry is None else bool(entry[_FLAGS] & _HIT)
 
+    def _held_bytes(self) -> int:
+        """Bytes held now (expired entries not yet dropped included): cheap, for the manager's global cap."""
+        return self._bytes
+
+    def _evict_one(self) -> Optional[int]:
+        """Evict the entry this policy would evict next; returns its weight, or None when empty. Counted as
+        an eviction for size (the manager's global L1 cap)."""
+        dropped: List[Any] = []
+        with self._lock:
+            roots = [self._roots[_PROBATION], self._roots[_PROTECTED], self._root] if self._policy else [self._root]
+            for root in roots:
+                if root[_NEXT] is not root:
+                    victim = root[_NEXT]
+                    break
+            else:
+                return None
+            size = victim[_SIZE]
+            if self._unlink(victim[_KEY], victim, dropped):
+                self._evictions += 1
+                self._evictions_by_size += 1
+            return size  # type: ignore[no-any-return]
+
     def _count(self, key: Hashable) -> None:
         """Count a use of `key` that did not reach this cache (an L1 miss served by L2), so the sketch
         judges a candidate by all its uses (policy "tinylfu"; nothing under "lru")."""

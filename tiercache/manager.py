@@ -344,6 +344,33 @@ class CacheManager(ManagerCore):
             (l1._promote if promoted else l1.set)(key, (value, fresh_until), ttl=ttl_total, size=size)
         else:
             (l1._promote if promoted else l1.set)(key, value, ttl=l1_ttl, size=size)
+        if self.config.l1_max_bytes is not None:
+            self._enforce_global_cap()
+
+    def _enforce_global_cap(self) -> None:
+        """Keep all namespaces' L1 within the config's global l1_max_bytes: evict from low-priority
+        namespaces first, then medium, then high (within a priority, the largest holder first)."""
+        cap = self.config.l1_max_bytes
+        if cap is None:
+            return
+        caches = list(self._l1.items())
+        total = sum(l1._held_bytes() for _, l1 in caches)
+        if total <= cap:
+            return
+        rank = {"low": 0, "medium": 1, "high": 2}
+        caches.sort(key=lambda item: (rank.get(self.namespace_config(item[0]).priority, 1), -item[1]._held_bytes()))
+        evicted = 0
+        for _, l1 in caches:
+            while total > cap:
+                freed = l1._evict_one()
+                if freed is None:
+                    break
+                total -= freed
+                evicted += 1
+            if total <= cap:
+                break
+        if evicted:
+            self.counters.add("global_cap_evictions", evicted)
 
     def _l1_lookup(self, namespace: str, key: Any, count: bool = True) -> Tuple[Any, Any]:
         """(fresh value or _MISS, stale value or _MISS) from L1; `count=False` peeks (no hit/miss counted)."""
@@ -553,6 +580,8 @@ class CacheManager(ManagerCore):
             found[key] = value
         self.counters.add_many(namespace, l2_hits=hits, l2_misses=misses, promotions=hits - skipped - declined,
                                promotions_skipped_stale=skipped, promotions_declined=declined)
+        if self.config.l1_max_bytes is not None:
+            self._enforce_global_cap()  # (the compiled promotion loop stores without _l1_store)
         return found
 
     def set_many(self, namespace: str, mapping: Mapping[Any, Any], ttl: Optional[float] = None) -> int:

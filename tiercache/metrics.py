@@ -34,7 +34,7 @@ COUNTERS = (
     "invalidations_received", "promotions", "promotions_skipped_stale", "promotions_declined",
 )
 # Counters that belong to the manager as a whole.
-GLOBAL_COUNTERS = ("invalidation_flushes", "repaired_after_outage")
+GLOBAL_COUNTERS = ("invalidation_flushes", "repaired_after_outage", "global_cap_evictions")
 
 # Histogram operations and the tier each belongs to (a Prometheus label).
 OPERATIONS = {"l1_get": "l1", "l2_get": "l2", "l2_set": "l2", "loader": "loader"}

@@ -718,6 +718,29 @@ cdef class HashCache:
             return None
         return bool(self.entries[idx].tag & ENTRY_HIT)
 
+    def _held_bytes(self):
+        """Bytes held now (expired entries not yet dropped included): cheap, for the manager's global cap."""
+        return self.bytes
+
+    def _evict_one(self):
+        """Evict the entry this policy would evict next; returns its weight, or None when empty. Counted as
+        an eviction for size (the manager's global L1 cap)."""
+        cdef int32_t victim
+        cdef int64_t size
+        if self.count == 0:
+            return None
+        if self.policy_id:
+            victim = self.probation.tail if self.probation.tail >= 0 else (
+                self.protected.tail if self.protected.tail >= 0 else self.lru.tail)
+        else:
+            victim = self.lru.tail
+        size = self.entries[victim].size
+        self._remove(victim)
+        self.evictions += 1
+        self.evictions_by_size += 1
+        self._flush()
+        return size
+
     def _count(self, key):
         """Count a use of `key` that did not reach this cache (an L1 miss served by L2), so the sketch
         judges a candidate by all its uses (policy "tinylfu"; nothing under "lru")."""
