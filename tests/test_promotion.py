@@ -187,3 +187,50 @@ def test_global_l1_cap_evicts_low_priority_first(tmp_path: Any, clock: Clock) ->
         assert "big" in m._l1_for("hi") and m.stats()["global_cap_evictions"] > 0
         m.get_many("lo", list(range(10)))  # promotions through get_many respect the cap too
         assert sum(m._l1_for(n)._held_bytes() for n in ("hi", "mid", "lo")) <= 3000
+
+
+def test_refresh_ahead_serves_the_old_value_and_reloads_in_the_background(tmp_path: Any, clock: Clock) -> None:
+    import threading
+
+    cfg = NamespaceConfig(l1_ttl=100.0, l2_ttl=None, background_refresh=True, refresh_threshold=30.0)
+    with CacheManager(f"sqlite:///{tmp_path}/l2.db", env="test", config={"r": cfg}, timer=clock,
+                      invalidation=False, metrics_interval=None) as m:
+        version = {"n": 1}
+        started, release = threading.Event(), threading.Event()
+
+        def loader() -> str:
+            if version["n"] > 1:
+                started.set()
+                assert release.wait(10)
+            return f"v{version['n']}"
+
+        assert m.get_or_set("r", "k", loader) == "v1"
+        clock.advance(10)
+        version["n"] = 2
+        assert m.get_or_set("r", "k", loader) == "v1"  # 10 s old: fresh enough, no reload
+        assert not started.is_set()
+        clock.advance(25)  # 35 s old: over the 30 s threshold
+        assert m.get_or_set("r", "k", loader) == "v1"  # served at once...
+        assert started.wait(10)  # ...while the reload runs in the background
+        assert m.get_or_set("r", "k", loader) == "v1"  # one reload at a time per key
+        release.set()
+        m._refresher.shutdown(wait=True)  # type: ignore[union-attr]
+        assert m.get("r", "k") == "v2" and m.stats()["refreshes"] == 1
+
+
+def test_refresh_ahead_off_and_failures(tmp_path: Any, clock: Clock) -> None:
+    off = NamespaceConfig(l1_ttl=100.0, l2_ttl=None, background_refresh=False, refresh_threshold=30.0)
+    on = NamespaceConfig(l1_ttl=100.0, l2_ttl=None, background_refresh=True, refresh_threshold=30.0)
+    with CacheManager(f"sqlite:///{tmp_path}/l2.db", env="test", config={"off": off, "on": on}, timer=clock,
+                      invalidation=False, metrics_interval=None) as m:
+        m.get_or_set("off", "k", lambda: 1)
+        m.get_or_set("on", "k", lambda: 1)
+        clock.advance(50)
+        assert m.get_or_set("off", "k", lambda: 2) == 1 and m._refresher is None
+
+        def broken() -> Any:
+            raise RuntimeError("source down")
+
+        assert m.get_or_set("on", "k", broken) == 1
+        m._refresher.shutdown(wait=True)  # type: ignore[union-attr]
+        assert m.get("on", "k") == 1 and m.stats()["loader_errors"] == 1 and m.stats()["refreshes"] == 0

@@ -373,6 +373,11 @@ class AsyncCacheManager(CacheManager):
         self._check_open()
         value, stale = await self._alookup(namespace, key)
         if value is not _MISS:
+            if self._refresh_due(namespace, key):
+                self._refreshing.add((namespace, key))
+                task = asyncio.ensure_future(self._arefresh(namespace, key, loader, ttl))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             return value
         flight_key = (namespace, key)
         with self._aflights_lock:
@@ -393,6 +398,24 @@ class AsyncCacheManager(CacheManager):
                 self.counters.add("stale_served", 1, namespace)
                 return stale
             raise
+
+    async def _arefresh(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float]) -> None:
+        """Refresh-ahead (see CacheManager._refresh_due), as a task."""
+        try:
+            self.counters.add("loader_calls", 1, namespace)
+            result = loader()
+            if inspect.isawaitable(result):
+                result = await result
+            if not self._closed:
+                await self.set(namespace, key, result, ttl)
+                self.counters.add("refreshes", 1, namespace)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.counters.add("loader_errors", 1, namespace)
+            log.warning("tiercache: background refresh of %s:%r failed", namespace, key, exc_info=True)
+        finally:
+            self._refreshing.discard((namespace, key))
 
     async def _load(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float],
                     shared: concurrent.futures.Future, flight_key: Tuple[str, Any]) -> None:

@@ -18,6 +18,7 @@ writes are counted as dropped, and the circuit breaker stops calling a dead serv
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import hashlib
 import inspect
@@ -159,6 +160,8 @@ class CacheManager(ManagerCore):
         self.circuit = circuit or CircuitBreaker(name=getattr(self.l2, "kind", "l2"))
         self._flights = SingleFlight()
         self._promotion = PromotionManager(timer=self._timer)
+        self._refreshing: set = set()  # (namespace, key) being reloaded by refresh-ahead
+        self._refresher: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._lock = threading.RLock()
         # self._fast (ManagerCore): namespace -> HashCache, for namespaces without a grace period
         self._l1: Dict[str, Any] = {}  # every namespace -> HashCache
@@ -635,6 +638,8 @@ class CacheManager(ManagerCore):
         self._check_open()
         value, stale = self._lookup(namespace, key)
         if value is not _MISS:
+            if self._refresh_due(namespace, key):
+                self._refresh_in_background(namespace, key, loader, ttl)
             return value
 
         def load() -> Any:
@@ -662,6 +667,53 @@ class CacheManager(ManagerCore):
                 return stale
             raise
         return result
+
+    # Refresh-ahead: get_or_set on an entry older than its namespace's refresh_threshold serves it and reloads
+    # it in the background (once per key at a time), when the namespace has background_refresh on. The age is
+    # read from L1: the namespace's L1 TTL (plus grace period) minus the time the entry has left.
+
+    def _refresh_due(self, namespace: str, key: Any) -> bool:
+        cfg = self.namespace_config(namespace)
+        if not cfg.background_refresh or cfg.l1_ttl is None:
+            return False
+        try:
+            remaining = self._l1_for(namespace).ttl(key)
+        except KeyError:
+            return False
+        if remaining is None:
+            return False
+        age = cfg.l1_ttl + (cfg.l1_grace_period or 0.0) - remaining
+        return age >= cfg.refresh_threshold and (namespace, key) not in self._refreshing
+
+    def _refresh_in_background(self, namespace: str, key: Any, loader: Callable[[], Any],
+                               ttl: Optional[float]) -> None:
+        with self._lock:
+            if (namespace, key) in self._refreshing or self._closed:
+                return
+            self._refreshing.add((namespace, key))
+            if self._refresher is None:
+                self._refresher = concurrent.futures.ThreadPoolExecutor(max_workers=2,
+                                                                         thread_name_prefix="tiercache-refresh")
+        self._refresher.submit(self._refresh, namespace, key, loader, ttl)
+
+    def _refresh(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float]) -> None:
+        try:
+            self.counters.add("loader_calls", 1, namespace)
+            t0 = time.perf_counter()
+            try:
+                result = loader()
+            finally:
+                if self.metrics is not None:
+                    self.metrics.record(namespace, "loader", time.perf_counter() - t0)
+            if not self._closed:
+                self.set(namespace, key, result, ttl)
+                self.counters.add("refreshes", 1, namespace)
+        except Exception:  # the old value stays (and is served until it expires): count, log, go on
+            self.counters.add("loader_errors", 1, namespace)
+            log.warning("tiercache: background refresh of %s:%r failed", namespace, key, exc_info=True)
+        finally:
+            with self._lock:
+                self._refreshing.discard((namespace, key))
 
     def cached(self, namespace: str, ttl: Optional[float] = None,
                key: Optional[Callable[..., Any]] = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -767,6 +819,8 @@ class CacheManager(ManagerCore):
             self.metrics.stop()
         if self._listener is not None:
             self._listener.stop()
+        if self._refresher is not None:
+            self._refresher.shutdown(wait=True)
         for l1 in list(self._l1.values()):
             l1.close()
             l1.clear()
