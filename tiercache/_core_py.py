@@ -372,7 +372,7 @@ class HashCache:
                     and self._bytes + weight <= self._byte_limit):
                 return True
             if not self._policy:
-                return False
+                return True  # no frequency sketch under "lru": nothing to judge by, so no veto
             window, probation, protected = self._roots
             for root in (probation, protected, window):
                 if root[_NEXT] is not root:

@@ -685,8 +685,9 @@ cdef class HashCache:
         return 0
 
     def _admits(self, key, size):
-        """Whether storing `key` (weighing `size`) now would displace nothing, or (policy "tinylfu") the
-        sketch rates `key` above the entry that would go first. The promotion gate (tiercache.promotion)."""
+        """Whether storing `key` (weighing `size`) now would displace nothing, or the sketch (policy
+        "tinylfu") rates `key` above the entry that would go first; always True under "lru", which has no
+        sketch. The promotion gate (tiercache.promotion)."""
         cdef int64_t weight = _size_value(size, "size")
         cdef uint64_t tag = hash_tag(_hash(key))
         cdef int32_t victim
@@ -694,7 +695,7 @@ cdef class HashCache:
                 and self.bytes + weight <= self.max_bytes_):
             return True
         if not self.policy_id:
-            return False
+            return True  # no frequency sketch under "lru": nothing to judge by, so no veto
         victim = self.probation.tail if self.probation.tail >= 0 else (
             self.protected.tail if self.protected.tail >= 0 else self.lru.tail)
         if victim < 0:
