@@ -335,3 +335,22 @@ def test_the_cores_l1_histograms_bucket_as_the_python_code(impl: Any) -> None:
     state = core._l1_samples()["ns"]
     assert state["counts"] == expected and state["count"] == len(values)
     assert state["sum"] == pytest.approx(sum(values)) and state["max"] == max(values)
+
+
+def test_latency_maximum_per_window(impl: Any) -> None:
+    """Each kept snapshot closes a window: the trend series carry each window's own maximum."""
+    clock = FakeTimer()
+    core = impl.module.ManagerCore()
+    metrics = Metrics(lambda: {"namespaces": {"ns": _l1(0, 0)}, "circuit": {"state": "closed"}}, interval=None,
+                      timer=clock, l1_samples=core._l1_samples, histogram=impl.module.SampleHistogram)
+    metrics.snapshot()
+    for window_max in (0.004, 0.001, 0.002):
+        for seconds in (0.0005, window_max, 0.0007):
+            metrics.record("ns", "l2_get", seconds)
+            core._record_l1_sample("ns", seconds / 1000)
+        clock.advance(60)
+        metrics.snapshot()
+    series = metrics.performance_trends(minutes=60)["series"]
+    assert series["l2_get_max"] == [0.004, 0.001, 0.002]
+    assert series["l1_get_max"] == pytest.approx([0.000004, 0.000001, 0.000002])
+    assert all(p99 <= m for p99, m in zip(series["l2_get_p99"], series["l2_get_max"]))

@@ -953,9 +953,9 @@ class ManagerCore:
             h = self._samples.setdefault(namespace, Histogram())
         h.record(seconds)
 
-    def _l1_samples(self) -> Dict[str, Dict[str, Any]]:
-        """{namespace: {counts, count, sum, max}} of the timed L1 lookups."""
-        return {ns: h.state() for ns, h in list(self._samples.items())}
+    def _l1_samples(self, reset_window: bool = False) -> Dict[str, Dict[str, Any]]:
+        """{namespace: {counts, count, sum, max, window_max}} of the timed L1 lookups."""
+        return {ns: h.state(reset_window) for ns, h in list(self._samples.items())}
 
     def _register_fast(self, namespace: str, l1: Any) -> None:
         self._fast[namespace] = l1

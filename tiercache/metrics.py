@@ -106,7 +106,7 @@ class Histogram:
 
     BOUNDS = _BOUNDS
 
-    __slots__ = ("_lock", "counts", "count", "sum", "max")
+    __slots__ = ("_lock", "counts", "count", "sum", "max", "window_max")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -114,6 +114,7 @@ class Histogram:
         self.count = 0
         self.sum = 0.0
         self.max = 0.0
+        self.window_max = 0.0  # the largest since the last state(reset_window=True)
 
     def record(self, seconds: float) -> None:
         i = bucket_of(seconds)
@@ -123,11 +124,17 @@ class Histogram:
             self.sum += seconds
             if seconds > self.max:
                 self.max = seconds
+            if seconds > self.window_max:
+                self.window_max = seconds
 
-    def state(self) -> Dict[str, Any]:
-        """A copy: {counts, count, sum, max}."""
+    def state(self, reset_window: bool = False) -> Dict[str, Any]:
+        """A copy: {counts, count, sum, max, window_max}; `reset_window` starts a new window's max."""
         with self._lock:
-            return {"counts": list(self.counts), "count": self.count, "sum": self.sum, "max": self.max}
+            out = {"counts": list(self.counts), "count": self.count, "sum": self.sum, "max": self.max,
+                   "window_max": self.window_max}
+            if reset_window:
+                self.window_max = 0.0
+            return out
 
 
 def percentile(counts: Sequence[int], q: float, max_seen: float = math.inf) -> Optional[float]:
@@ -159,12 +166,13 @@ def summarize(state: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def diff_histogram(new: Dict[str, Any], old: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    """The histogram of what was recorded between two states (its max is not known: None)."""
+def diff_histogram(new: Dict[str, Any], old: Optional[Dict[str, Any]], adjacent: bool = False) -> Dict[str, Any]:
+    """The histogram of what was recorded between two states; its max is the window's (`window_max`:
+    exact when `old` is the kept snapshot just before `new`, else None: not known)."""
     if old is None:
         return dict(new)
     return {"counts": [a - b for a, b in zip(new["counts"], old["counts"])], "count": new["count"] - old["count"],
-            "sum": new["sum"] - old["sum"], "max": None}
+            "sum": new["sum"] - old["sum"], "max": new.get("window_max") if adjacent else None}
 
 
 # ----------------------------------------------------------------------------------------------- trends
@@ -265,9 +273,9 @@ class Metrics:
             namespaces[ns] = entry
         with self._hist_lock:
             items = list(self._histograms.items())
-        histograms = {key: h.state() for key, h in items}
+        histograms = {key: h.state(keep) for key, h in items}  # (a kept snapshot closes a max window)
         if self._l1_samples is not None:
-            for ns, state_ in self._l1_samples().items():
+            for ns, state_ in self._l1_samples(keep).items():
                 histograms[(ns, "l1_get")] = state_
         snap = {
             "time": self._timer(),
@@ -308,14 +316,14 @@ class Metrics:
         times: List[float] = []
         series: Dict[str, List[Optional[float]]] = {
             "l1_hit_rate": [], "overall_hit_rate": [], "throughput_ops": [],
-            "l1_get_p50": [], "l1_get_p90": [], "l1_get_p99": [], "l2_get_p50": [], "l2_get_p90": [],
-            "l2_get_p99": [], "loader_p99": [], "l2_error_rate": [],
+            "l1_get_p50": [], "l1_get_p90": [], "l1_get_p99": [], "l1_get_max": [], "l2_get_p50": [],
+            "l2_get_p90": [], "l2_get_p99": [], "l2_get_max": [], "loader_p99": [], "l2_error_rate": [],
         }
         for old, new in zip(snaps, snaps[1:]):
             dt = new["time"] - old["time"]
             if dt <= 0:
                 continue
-            d = delta(new, old)
+            d = delta(new, old, adjacent=True)
             times.append(new["time"] - snaps[0]["time"])
             series["l1_hit_rate"].append(d["l1_hit_rate"])
             series["overall_hit_rate"].append(d["overall_hit_rate"])
@@ -323,7 +331,7 @@ class Metrics:
             series["l2_error_rate"].append(d["l2_error_rate"])
             for op in ("l1_get", "l2_get", "loader"):
                 s = summarize(d["latency"][op])
-                for q in ("p50", "p90", "p99"):
+                for q in ("p50", "p90", "p99", "max"):
                     if f"{op}_{q}" in series:
                         series[f"{op}_{q}"].append(s[q])
         rules = {  # (higher is better, smallest change that counts)
@@ -374,8 +382,10 @@ def _sum_l1(snap: Dict[str, Any], namespaces: Optional[Iterable[str]] = None) ->
     return out
 
 
-def delta(new: Dict[str, Any], old: Optional[Dict[str, Any]], namespace: Optional[str] = None) -> Dict[str, Any]:
-    """What happened between two snapshots (old None: since the start), for one namespace or all."""
+def delta(new: Dict[str, Any], old: Optional[Dict[str, Any]], namespace: Optional[str] = None,
+          adjacent: bool = False) -> Dict[str, Any]:
+    """What happened between two snapshots (old None: since the start), for one namespace or all.
+    `adjacent`: `old` is the kept snapshot just before `new`, so latency maxima are the window's."""
     names = None if namespace is None else {namespace}
 
     def counter(snap: Optional[Dict[str, Any]], name: str) -> int:
@@ -398,7 +408,7 @@ def delta(new: Dict[str, Any], old: Optional[Dict[str, Any]], namespace: Optiona
             if o != op or (namespace is not None and ns != namespace):
                 continue
             before = old["histograms"].get((ns, o)) if old is not None else None
-            part = diff_histogram(state, before)
+            part = diff_histogram(state, before, adjacent)
             if merged is None:
                 merged = {"counts": list(part["counts"]), "count": part["count"], "sum": part["sum"],
                           "max": part["max"]}

@@ -1180,6 +1180,7 @@ cdef class SampleHistogram:
         uint64_t count
         double total
         double max_seen
+        double window_max      # the largest since the last state(reset_window=True)
 
     def __cinit__(self):
         cdef int i
@@ -1188,6 +1189,7 @@ cdef class SampleHistogram:
         self.count = 0
         self.total = 0.0
         self.max_seen = 0.0
+        self.window_max = 0.0
 
     cdef inline void _add(self, double seconds) noexcept:
         self.counts[_bucket_of(seconds)] += 1
@@ -1195,15 +1197,20 @@ cdef class SampleHistogram:
         self.total += seconds
         if seconds > self.max_seen:
             self.max_seen = seconds
+        if seconds > self.window_max:
+            self.window_max = seconds
 
     def record(self, double seconds):
         """Count one latency (seconds). Atomic under the GIL: no Python code runs inside."""
         self._add(seconds)
 
-    def state(self):
-        """A copy: {counts, count, sum, max}."""
-        return {"counts": [self.counts[i] for i in range(TC_NBUCKETS)], "count": self.count,
-                "sum": self.total, "max": self.max_seen}
+    def state(self, bint reset_window=False):
+        """A copy: {counts, count, sum, max, window_max}; `reset_window` starts a new window's max."""
+        out = {"counts": [self.counts[i] for i in range(TC_NBUCKETS)], "count": self.count,
+               "sum": self.total, "max": self.max_seen, "window_max": self.window_max}
+        if reset_window:
+            self.window_max = 0.0
+        return out
 
 
 # An awaitable that already holds its result: what AsyncCacheManager.get returns on an L1 hit. `await`
@@ -1298,9 +1305,9 @@ cdef class ManagerCore:
         """Add one timed L1 lookup of `namespace` (the manager's Python paths time theirs too)."""
         self._histogram(namespace)._add(seconds)
 
-    def _l1_samples(self):
-        """{namespace: {counts, count, sum, max}} of the timed L1 lookups."""
-        return {ns: (<SampleHistogram>h).state() for ns, h in list(self._samples.items())}
+    def _l1_samples(self, reset_window=False):
+        """{namespace: {counts, count, sum, max, window_max}} of the timed L1 lookups."""
+        return {ns: (<SampleHistogram>h).state(reset_window) for ns, h in list(self._samples.items())}
 
     def _register_fast(self, namespace, l1):
         self._fast[namespace] = l1
