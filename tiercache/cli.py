@@ -1,5 +1,11 @@
-"""The `tiercache` command. Today: `tiercache bench`, L1 and two-tier workloads that need no server
-(the embedded SQLite L2 by default, or any L2 URL with --l2)."""
+"""The `tiercache` command.
+
+    tiercache bench [--quick] [--l2 URL]       L1 and two-tier workloads (embedded SQLite L2 by default)
+    tiercache serve [--host] [--port] ...      the admin HTTP API (pip install "tiercache[server]")
+    tiercache validate --url URL --api-key K   call every admin endpoint, one ✅/❌ line each; exit 1 on ❌
+    tiercache health [--l2 URL] [--env ENV]    the health assessment of a manager on that L2, for a terminal
+    tiercache config show [FILE] | validate FILE   the configuration in force / check a TOML file
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import platform
 import random
 import sys
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from . import IMPLEMENTATION, HashCache, __version__
 
@@ -165,6 +171,107 @@ def _print_table(title: str, rows: Sequence[tuple]) -> None:
     Console().print(table)
 
 
+def serve(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        import uvicorn
+
+        from .aio import AsyncCacheManager
+        from .server import create_app
+    except ImportError as exc:
+        print(f"tiercache serve needs the server extra: pip install \"tiercache[server]\" ({exc})", file=sys.stderr)
+        return 2
+    keys = list(args.api_key) + [k.strip() for k in os.environ.get("TIERCACHE_API_KEYS", "").split(",") if k.strip()]
+    if not keys and not args.insecure_no_auth:
+        print("tiercache serve: no API key configured (--api-key or $TIERCACHE_API_KEYS); refusing to start. "
+              "Pass --insecure-no-auth to serve without authentication.", file=sys.stderr)
+        return 2
+    if args.insecure_no_auth and not keys:
+        print("WARNING: tiercache serve is running WITHOUT AUTHENTICATION: anyone who can reach "
+              f"{args.host}:{args.port} can read, change and clear the cache.", file=sys.stderr)
+    manager = AsyncCacheManager(args.l2, env=args.env, config=args.config)
+    app = create_app(manager, keys, insecure_no_auth=args.insecure_no_auth and not keys,
+                     test_load_cap=args.test_load_cap)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def validate(url: str, api_key: str, timeout: float) -> int:
+    """The production check: every endpoint, one ✅/❌ line each."""
+    import httpx
+
+    base = url.rstrip("/")
+    headers = {"X-API-KEY": api_key}
+    failures = 0
+
+    def check(label: str, method: str, path: str, want: Callable[[Any], Optional[str]], **kw: Any) -> None:
+        nonlocal failures
+        try:
+            r = httpx.request(method, base + path, headers=headers, timeout=timeout, **kw)
+            body = r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
+            if r.status_code >= 400:
+                raise RuntimeError(f"HTTP {r.status_code}: {body}")
+            note = want(body)
+            print(f"✅ {label}" + (f": {note}" if note else ""))
+        except Exception as exc:  # any failure is one ❌ line, and the next check still runs
+            failures += 1
+            print(f"❌ {label}: {exc}")
+
+    check("basic health", "GET", "/health", lambda b: b["status"])
+    check("cache health", "GET", "/cache-health", lambda b: f"{b['status']}, score {b['overall_score']}")
+    check("config", "GET", "/cache-config", lambda b: f"environment {b['env']}, {len(b['namespaces'])} namespaces")
+    check("metrics", "GET", "/cache-metrics", lambda b: f"{b['stats']['sets']} sets, {b['stats']['l2_hits']} L2 hits")
+    check("prometheus", "GET", "/metrics", lambda b: f"{b.count(chr(10))} lines")
+    check("promotion", "GET", "/cache-promotion", lambda b: f"{len(b['namespaces'])} namespaces tracked")
+    check("warmup", "POST", "/cache-warmup", lambda b: f"{sum(b['warmed'].values())} entries",
+          json={"count": 10})
+    check("system status", "GET", "/cache-system-status",
+          lambda b: f"{b['implementation']}, L2 {b['l2']['kind']} ({b['l2']['circuit']['state']})")
+    return 1 if failures else 0
+
+
+def health(l2: Optional[str], env: Optional[str]) -> int:
+    import json
+
+    from .manager import CacheManager
+
+    with CacheManager(l2, env=env, invalidation=False, metrics_interval=None) as m:
+        report = m.perform_health_assessment()
+    print(json.dumps({k: report[k] for k in ("status", "overall_score", "components", "issues",
+                                             "recommendations", "insights")}, indent=2, default=str))
+    return 0 if report["status"] in ("healthy", "idle") else 1
+
+
+def config_command(action: str, file: Optional[str], env: Optional[str]) -> int:
+    import json
+
+    from .config import CacheConfig, apply_env_overrides
+    from .errors import ConfigError
+
+    try:
+        if file:
+            config = apply_env_overrides(CacheConfig.from_toml(file, env))
+        else:
+            if action == "validate":
+                print("tiercache config validate: name a TOML file", file=sys.stderr)
+                return 2
+            config = apply_env_overrides(CacheConfig.default(env))
+    except ConfigError as exc:
+        print(f"❌ {file}: {len(getattr(exc, 'errors', []) or [exc])} problem(s)")
+        for problem in getattr(exc, "errors", None) or [str(exc)]:
+            print(f"   - {problem}")
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"❌ {file}: {exc}")
+        return 1
+    if action == "validate":
+        print(f"✅ {file}: environment {config.env}, {len(config.namespaces)} namespaces")
+        return 0
+    print(json.dumps(config.summary(), indent=2, default=str))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="tiercache", description=__doc__)
     parser.add_argument("--version", action="version", version=f"tiercache {__version__} ({IMPLEMENTATION})")
@@ -173,7 +280,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_bench.add_argument("--quick", action="store_true", help="a few seconds instead of ~20")
     p_bench.add_argument("--l2", metavar="URL", default=None,
                          help="L2 for the two-tier workload (default: $TIERCACHE_L2_URL, else embedded SQLite)")
+    p_serve = sub.add_parser("serve", help="run the admin HTTP API (uvicorn)")
+    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--port", type=int, default=8080)
+    p_serve.add_argument("--config", metavar="FILE.toml")
+    p_serve.add_argument("--l2", metavar="URL", default=None)
+    p_serve.add_argument("--env", default=None)
+    p_serve.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                         help="an accepted X-API-KEY (repeatable; also $TIERCACHE_API_KEYS, comma-separated)")
+    p_serve.add_argument("--insecure-no-auth", action="store_true", help="serve without API keys (loudly)")
+    p_serve.add_argument("--test-load-cap", type=int, default=100_000, metavar="N",
+                         help="most operations one POST /cache-test-load runs (default 100000)")
+    p_val = sub.add_parser("validate", help="check a running admin API, endpoint by endpoint")
+    p_val.add_argument("--url", required=True)
+    p_val.add_argument("--api-key", required=True)
+    p_val.add_argument("--timeout", type=float, default=10.0)
+    p_health = sub.add_parser("health", help="the health assessment of a manager on this L2")
+    p_health.add_argument("--l2", metavar="URL", default=None)
+    p_health.add_argument("--env", default=None)
+    p_config = sub.add_parser("config", help="show the configuration in force, or validate a TOML file")
+    p_config.add_argument("action", choices=["show", "validate"])
+    p_config.add_argument("file", nargs="?")
+    p_config.add_argument("--env", default=None)
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    if args.command == "validate":
+        return validate(args.url, args.api_key, args.timeout)
+    if args.command == "health":
+        return health(args.l2, args.env)
+    if args.command == "config":
+        return config_command(args.action, args.file, args.env)
     if args.command == "bench":
         title = (
             f"tiercache {__version__} HashCache ({IMPLEMENTATION}), Python {platform.python_version()}, "

@@ -1,0 +1,177 @@
+"""The admin HTTP API as a real process (`tiercache serve` on a free loopback port), exercised with a real
+HTTP client; and the `tiercache validate`, `health` and `config` commands."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any, Dict, Iterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tiercache.cli import main
+
+KEY = "test-key-0123456789"
+H = {"X-API-KEY": KEY}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    d = tmp_path_factory.mktemp("server")
+    config = d / "cache.toml"
+    config.write_text('env = "test"\nstrict_namespaces = true\n', encoding="utf-8")
+    port = free_port()
+    env = {**os.environ, "TIERCACHE_API_KEYS": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tiercache", "serve", "--port", str(port), "--l2", f"sqlite:///{d}/l2.db",
+         "--config", str(config), "--api-key", KEY, "--test-load-cap", "500"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            out = proc.stdout.read().decode() if proc.stdout else ""  # type: ignore[union-attr]
+            proc.kill()
+            raise RuntimeError(f"tiercache serve did not come up:\n{out}")
+        time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def get(server: str, path: str, **kw: Any) -> httpx.Response:
+    return httpx.get(server + path, headers=kw.pop("headers", H), timeout=10, **kw)
+
+
+PROTECTED = [("GET", "/cache-health"), ("GET", "/cache-config"), ("PATCH", "/cache-config"),
+             ("GET", "/cache-metrics"), ("GET", "/metrics"), ("GET", "/cache-promotion"),
+             ("GET", "/cache-system-status"), ("POST", "/cache-warmup"), ("POST", "/cache-test-load"),
+             ("GET", "/cache/market_data/k"), ("PUT", "/cache/market_data/k"), ("DELETE", "/cache/market_data/k")]
+
+
+@pytest.mark.parametrize("method, path", PROTECTED)
+def test_every_endpoint_but_health_needs_the_key(server: str, method: str, path: str) -> None:
+    for headers in ({}, {"X-API-KEY": "wrong"}, {"X-API-KEY": ""}):
+        r = httpx.request(method, server + path, headers=headers, json={}, timeout=10)
+        assert r.status_code == 401, (method, path, headers, r.text)
+        assert r.json()["error"] == "unauthorized"
+    assert httpx.get(server + "/health", timeout=10).json()["status"] == "ok"
+
+
+def test_data_endpoints_round_trip(server: str) -> None:
+    r = httpx.put(server + "/cache/market_data/ACME", json={"value": {"price": 101.5}, "ttl": 60}, headers=H)
+    assert r.status_code == 200 and r.json()["stored"] is True
+    assert get(server, "/cache/market_data/ACME").json()["value"] == {"price": 101.5}
+    assert httpx.delete(server + "/cache/market_data/ACME", headers=H).json()["deleted"] is True
+    r = get(server, "/cache/market_data/ACME")
+    assert r.status_code == 404 and r.json()["error"] == "not found"
+
+
+def test_bad_input_is_a_4xx_json_error_and_changes_nothing(server: str) -> None:
+    before = get(server, "/cache-config").json()
+    cases = [
+        httpx.patch(server + "/cache-config", content=b"{not json", headers={**H, "content-type": "application/json"}),
+        httpx.patch(server + "/cache-config", json={"namespace": "market_data", "changes": {"l1_ttl": -1}}, headers=H),
+        httpx.patch(server + "/cache-config", json={"namespace": "market_data", "changes": {"nope": 1}}, headers=H),
+        httpx.patch(server + "/cache-config", json={"namespace": 5, "changes": []}, headers=H),
+        httpx.patch(server + "/cache-config", json={"namespace": "no_such_ns", "changes": {"l1_ttl": 1}}, headers=H),
+        httpx.post(server + "/cache-warmup", json={"count": -3}, headers=H),
+        httpx.post(server + "/cache-warmup", json={"count": "many"}, headers=H),
+        httpx.post(server + "/cache-test-load", json={"operations": 0}, headers=H),
+        httpx.post(server + "/cache-test-load", json={"operations": 10, "read_ratio": 2}, headers=H),
+        httpx.put(server + "/cache/market_data/k", json={"value": 1, "ttl": -5}, headers=H),
+        httpx.put(server + "/cache/market_data/k", json={"ttl": 5}, headers=H),
+        httpx.put(server + "/cache/no_such_ns/k", json={"value": 1}, headers=H),
+        httpx.put(server + "/cache/market_data/k", content=b"x" * (2 << 20), headers={**H, "content-type": "application/json"}),
+    ]
+    for r in cases:
+        assert 400 <= r.status_code < 500, r.text
+        body = r.json()
+        assert set(body) == {"error", "detail"}, body
+    statuses = [r.status_code for r in cases]
+    assert statuses[0] == 400 and statuses[1] == 400 and statuses[4] == 404 and statuses[-1] == 413
+    assert get(server, "/cache-config").json()["namespaces"] == before["namespaces"]
+    assert get(server, "/cache/market_data/k").status_code == 404
+
+
+def test_live_config_update(server: str) -> None:
+    r = httpx.patch(server + "/cache-config", json={"namespace": "reports", "changes": {"l1_max_entries": 3}},
+                    headers=H)
+    assert r.status_code == 200 and r.json()["config"]["l1_max_entries"] == 3
+    assert get(server, "/cache-config").json()["namespaces"]["reports"]["l1_max_entries"] == 3
+
+
+def test_observability_endpoints(server: str) -> None:
+    httpx.put(server + "/cache/news_articles/a", json={"value": "x"}, headers=H)
+    get(server, "/cache/news_articles/a")
+    health = get(server, "/cache-health").json()
+    assert health["status"] in ("idle", "healthy", "degraded", "unhealthy", "critical")
+    assert set(health["components"]) >= {"l1_hit_rate", "l2", "latency"}
+    metrics = get(server, "/cache-metrics").json()
+    assert metrics["stats"]["sets"] >= 1 and "namespaces" in metrics["metrics"]
+    text = get(server, "/metrics").text
+    families = {f.name for f in text_string_to_metric_families(text)}
+    assert "tiercache_requests" in families and "tiercache_latency_seconds" in families
+    assert "namespaces" in get(server, "/cache-promotion").json()
+    status = get(server, "/cache-system-status").json()
+    assert status["implementation"] in ("compiled", "python") and status["environment"] == "test"
+    assert status["l2"]["kind"] == "sqlite" and status["l2"]["circuit"]["state"] == "closed"
+    assert "market_data" in status["namespaces"] and status["uptime_seconds"] > 0
+    assert get(server, "/openapi.json").json()["info"]["title"] == "tiercache admin API"
+
+
+def test_warmup_and_test_load(server: str) -> None:
+    r = httpx.post(server + "/cache-warmup", json={"namespace": "sector_data", "count": 20}, headers=H)
+    assert r.json() == {"warmed": {"sector_data": 20}}
+    assert get(server, "/cache/sector_data/warmup:3").json()["value"] == {"warmup": 3}
+    load: Dict[str, Any] = httpx.post(server + "/cache-test-load", json={"operations": 10_000, "namespace": "api_responses"},
+                                      headers=H, timeout=60).json()
+    assert load["operations"] == 500 and load["capped"] is True  # the server's cap (--test-load-cap 500)
+    assert load["ops_per_sec"] > 0 and 0 <= load["read_hit_rate"] <= 1 and load["p50_ms"] <= load["p99_ms"]
+
+
+def test_validate_command(server: str, capsys: Any) -> None:
+    assert main(["validate", "--url", server, "--api-key", KEY]) == 0
+    out = capsys.readouterr().out
+    assert out.count("✅") == 8 and "❌" not in out
+    assert main(["validate", "--url", server, "--api-key", "wrong"]) == 1
+    out = capsys.readouterr().out
+    assert "❌ cache health" in out and "✅ basic health" in out
+
+
+def test_serve_refuses_to_start_without_a_key(monkeypatch: Any, capsys: Any) -> None:
+    monkeypatch.delenv("TIERCACHE_API_KEYS", raising=False)
+    assert main(["serve", "--port", str(free_port())]) == 2
+    assert "refusing to start" in capsys.readouterr().err
+
+
+def test_config_and_health_commands(tmp_path: Any, capsys: Any) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('env = "production"\n[namespaces.market_data]\nl1_ttl = 30\n', encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[namespaces.market_data]\nl1_ttl = -1\npriority = "urgent"\n', encoding="utf-8")
+    assert main(["config", "validate", str(good)]) == 0
+    assert "✅" in capsys.readouterr().out
+    assert main(["config", "validate", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "2 problem(s)" in out and "l1_ttl" in out and "priority" in out
+    assert main(["config", "show", "--env", "test"]) == 0
+    assert '"env": "test"' in capsys.readouterr().out
+    assert main(["health", "--l2", f"sqlite:///{tmp_path}/h.db"]) == 0
+    assert '"status": "idle"' in capsys.readouterr().out

@@ -1,0 +1,253 @@
+"""The admin HTTP API: health, configuration, metrics, promotion, status, warm-up, load test, and data.
+
+    create_app(manager, api_keys) -> FastAPI app        (tiercache serve runs it under uvicorn)
+
+Every endpoint but GET /health needs the `X-API-KEY` header, compared in constant time with the configured
+keys; a missing or wrong key is a 401. Errors are JSON `{error, detail}` with a 4xx status: malformed JSON
+(400), an oversize body (413), wrong types or out-of-range numbers (422), an unknown namespace under
+strict_namespaces (404), a configuration change that fails validation (400; nothing is applied). The
+OpenAPI schema is at /openapi.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import random
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import IMPLEMENTATION, __version__
+from ..config import check_namespace
+from ..errors import ConfigError, SerializationError
+
+DEFAULT_MAX_BODY = 1 << 20  # bytes
+DEFAULT_TEST_LOAD_CAP = 100_000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+
+
+class ConfigPatch(BaseModel):
+    namespace: str = Field(min_length=1, max_length=200)
+    changes: Dict[str, Any] = Field(description="NamespaceConfig fields and their new values")
+
+
+class WarmupRequest(BaseModel):
+    namespace: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    count: int = Field(default=100, ge=1, le=10_000)
+
+
+class TestLoadRequest(BaseModel):
+    operations: int = Field(ge=1, description="capped by the server (default cap 100000)")
+    namespace: str = Field(default="load_test", min_length=1, max_length=200)
+    read_ratio: float = Field(default=0.8, ge=0.0, le=1.0)
+
+
+class PutValue(BaseModel):
+    value: Any
+    ttl: Optional[float] = Field(default=None, gt=0, le=10 * 365 * 24 * 3600)
+
+
+def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT_MAX_BODY,
+               test_load_cap: int = DEFAULT_TEST_LOAD_CAP, insecure_no_auth: bool = False) -> FastAPI:
+    """The admin API over `manager` (an AsyncCacheManager, started and closed by the app's lifespan)."""
+    keys = [k.encode() for k in api_keys if k]
+    if not keys and not insecure_no_auth:
+        raise ValueError("no API key configured: pass api_keys, or insecure_no_auth=True to run without auth")
+    started = time.monotonic()
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        await manager.start()
+        try:
+            yield
+        finally:
+            await manager.aclose()
+
+    app = FastAPI(title="tiercache admin API", version=__version__, lifespan=lifespan)
+
+    def error(status: int, err: str, detail: Any) -> JSONResponse:
+        return JSONResponse({"error": err, "detail": detail}, status_code=status)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error(exc.status, exc.error, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return error(400, "malformed JSON", problems)
+        return error(422, "invalid request", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, "http error", exc.detail)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > max_body
+            except ValueError:
+                return error(400, "bad Content-Length", length)
+            if too_big:
+                return error(413, "body too large", f"at most {max_body} bytes")
+        elif request.method in ("POST", "PUT", "PATCH"):
+            body = await request.body()  # (chunked: read it, bounded by what the server accepts)
+            if len(body) > max_body:
+                return error(413, "body too large", f"at most {max_body} bytes")
+        return await call_next(request)
+
+    async def require_key(x_api_key: Optional[str] = Header(default=None, alias="X-API-KEY")) -> None:
+        if insecure_no_auth:
+            return
+        if not x_api_key:
+            raise ApiError(401, "unauthorized", "the X-API-KEY header is missing")
+        given = x_api_key.encode()
+        ok = False
+        for k in keys:  # (every key compared, in constant time)
+            ok |= hmac.compare_digest(given, k)
+        if not ok:
+            raise ApiError(401, "unauthorized", "the X-API-KEY header does not match a configured key")
+
+    def namespace_or_404(namespace: str) -> str:
+        try:
+            check_namespace(namespace)
+            manager.namespace_config(namespace)
+        except ConfigError as exc:
+            raise ApiError(404, "unknown namespace", str(exc)) from None
+        except (TypeError, ValueError) as exc:
+            raise ApiError(422, "invalid namespace", str(exc)) from None
+        return namespace
+
+    def parse_key(key: str) -> Any:
+        if len(key) > 1000:
+            raise ApiError(422, "invalid key", "keys are at most 1000 characters")
+        return key
+
+    auth = [Depends(require_key)]
+
+    @app.get("/health")
+    async def health() -> Dict[str, Any]:
+        """Liveness (no auth)."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/cache-health", dependencies=auth)
+    async def cache_health() -> Dict[str, Any]:
+        return await manager.perform_health_assessment()  # type: ignore[no-any-return]
+
+    @app.get("/cache-config", dependencies=auth)
+    async def get_config() -> Dict[str, Any]:
+        return manager.config_summary()  # type: ignore[no-any-return]
+
+    @app.patch("/cache-config", dependencies=auth)
+    async def patch_config(patch: ConfigPatch) -> Dict[str, Any]:
+        namespace_or_404(patch.namespace)
+        try:
+            new = manager.update_namespace(patch.namespace, **patch.changes)
+        except ConfigError as exc:
+            raise ApiError(400, "invalid configuration", getattr(exc, "errors", None) or str(exc)) from None
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, "invalid configuration", str(exc)) from None
+        return {"namespace": patch.namespace, "config": dataclasses.asdict(new)}
+
+    @app.get("/cache-metrics", dependencies=auth)
+    async def cache_metrics() -> Dict[str, Any]:
+        snap = manager.metrics_snapshot() if manager.metrics is not None else {}
+        return {"stats": manager.stats(), "metrics": snap}
+
+    @app.get("/metrics", dependencies=auth, response_class=PlainTextResponse)
+    async def prometheus() -> PlainTextResponse:
+        from ..prometheus import exposition
+
+        return PlainTextResponse(exposition(manager).decode(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/cache-promotion", dependencies=auth)
+    async def cache_promotion() -> Dict[str, Any]:
+        return {"namespaces": manager.promotion_stats()}
+
+    @app.get("/cache-system-status", dependencies=auth)
+    async def system_status() -> Dict[str, Any]:
+        return {
+            "version": __version__, "implementation": IMPLEMENTATION, "environment": manager.env,
+            "l2": {"kind": getattr(manager.l2, "kind", type(manager.l2).__name__),
+                   "circuit": manager.circuit.snapshot(), "reachable": await manager.ping()},
+            "namespaces": sorted(set(manager.config.namespaces) | set(manager._l1)),
+            "uptime_seconds": round(time.monotonic() - started, 3),
+        }
+
+    @app.post("/cache-warmup", dependencies=auth)
+    async def warmup(req: WarmupRequest) -> Dict[str, Any]:
+        names = [namespace_or_404(req.namespace)] if req.namespace else sorted(manager.config.namespaces)
+        warmed = {}
+        for ns in names:
+            warmed[ns] = await manager.warmup(ns, {f"warmup:{i}": {"warmup": i} for i in range(req.count)})
+        return {"warmed": warmed}
+
+    @app.post("/cache-test-load", dependencies=auth)
+    async def test_load(req: TestLoadRequest) -> Dict[str, Any]:
+        ns = namespace_or_404(req.namespace)
+        n = min(req.operations, test_load_cap)
+        rng = random.Random(n)
+        keyspace = max(10, n // 10)
+        latencies: List[float] = []
+        reads = hits = 0
+        t0 = time.perf_counter()
+        for i in range(n):
+            key = f"load:{rng.randrange(keyspace)}"
+            s = time.perf_counter()
+            if rng.random() < req.read_ratio:
+                reads += 1
+                hits += (await manager.get(ns, key)) is not None
+            else:
+                await manager.set(ns, key, {"i": i})
+            latencies.append(time.perf_counter() - s)
+        elapsed = time.perf_counter() - t0
+        latencies.sort()
+        return {
+            "operations": n, "capped": n < req.operations, "seconds": round(elapsed, 6),
+            "ops_per_sec": round(n / elapsed, 1) if elapsed else None,
+            "reads": reads, "read_hit_rate": hits / reads if reads else None,
+            "l1_hit_rate": manager.stats()["namespaces"].get(ns, {}).get("hit_rate"),
+            "p50_ms": round(latencies[len(latencies) // 2] * 1e3, 4),
+            "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3, 4),
+        }
+
+    @app.get("/cache/{namespace}/{key}", dependencies=auth)
+    async def get_value(namespace: str, key: str) -> Dict[str, Any]:
+        ns, k = namespace_or_404(namespace), parse_key(key)
+        marker = object()
+        value = await manager.get(ns, k, marker)
+        if value is marker:
+            raise ApiError(404, "not found", f"{namespace}/{key}")
+        return {"namespace": ns, "key": k, "value": value}
+
+    @app.put("/cache/{namespace}/{key}", dependencies=auth)
+    async def put_value(namespace: str, key: str, body: PutValue) -> Dict[str, Any]:
+        ns, k = namespace_or_404(namespace), parse_key(key)
+        try:
+            await manager.set(ns, k, body.value, body.ttl)
+        except (SerializationError, TypeError, ValueError) as exc:
+            raise ApiError(422, "value not storable", str(exc)) from None
+        return {"namespace": ns, "key": k, "stored": True}
+
+    @app.delete("/cache/{namespace}/{key}", dependencies=auth)
+    async def delete_value(namespace: str, key: str) -> Dict[str, Any]:
+        ns, k = namespace_or_404(namespace), parse_key(key)
+        return {"namespace": ns, "key": k, "deleted": await manager.delete(ns, k)}
+
+    return app
