@@ -12,7 +12,11 @@ from typing import Any, Dict, Iterator
 
 import httpx
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
 from prometheus_client.parser import text_string_to_metric_families
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from tiercache.cli import main
 
@@ -175,3 +179,22 @@ def test_config_and_health_commands(tmp_path: Any, capsys: Any) -> None:
     assert '"env": "test"' in capsys.readouterr().out
     assert main(["health", "--l2", f"sqlite:///{tmp_path}/h.db"]) == 0
     assert '"status": "idle"' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------- schemathesis
+
+
+@pytest.fixture
+def api_schema(server: str) -> Any:
+    return schemathesis.openapi.from_url(server + "/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_api_conforms_to_its_own_schema(case: Any) -> None:
+    """Generated requests to every operation, with the key: never a 5xx, responses as the schema says."""
+    case.call_and_validate(headers=H, timeout=30,
+                           checks=[not_a_server_error, response_schema_conformance, content_type_conformance])

@@ -37,6 +37,21 @@ class ApiError(Exception):
         self.status, self.error, self.detail = status, error, detail
 
 
+class ErrorBody(BaseModel):
+    """Every error response: what went wrong, and the particulars."""
+
+    error: str
+    detail: Any = None
+
+
+_ERRORS: Dict[Any, Any] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in ((400, "malformed JSON or an invalid configuration change"),
+                       (401, "missing or wrong X-API-KEY"), (404, "unknown namespace or key"),
+                       (413, "body too large"), (422, "wrong types or out-of-range values"))
+}
+
+
 class ConfigPatch(BaseModel):
     namespace: str = Field(min_length=1, max_length=200)
     changes: Dict[str, Any] = Field(description="NamespaceConfig fields and their new values")
@@ -76,7 +91,7 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
         finally:
             await manager.aclose()
 
-    app = FastAPI(title="tiercache admin API", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="tiercache admin API", version=__version__, lifespan=lifespan, responses=_ERRORS)
 
     def error(status: int, err: str, detail: Any) -> JSONResponse:
         return JSONResponse({"error": err, "detail": detail}, status_code=status)
