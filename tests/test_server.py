@@ -198,3 +198,41 @@ def test_api_conforms_to_its_own_schema(case: Any) -> None:
     """Generated requests to every operation, with the key: never a 5xx, responses as the schema says."""
     case.call_and_validate(headers=H, timeout=30,
                            checks=[not_a_server_error, response_schema_conformance, content_type_conformance])
+
+
+# ---------------------------------------------------------------------------------------------- regress, plot
+
+
+def test_regress_baselines(tmp_path: Any, capsys: Any) -> None:
+    import json
+
+    d = str(tmp_path / "baselines")
+    assert main(["regress", "baseline", "today", "--quick", "--dir", d, "--l2", f"sqlite:///{tmp_path}/r.db"]) == 0
+    saved = json.loads((tmp_path / "baselines" / "today.json").read_text())
+    assert saved["name"] == "today" and all(v > 0 for v in saved["ops_per_sec"].values())
+    # a baseline far faster than anything this machine does: every workload regressed
+    fast = {**saved, "ops_per_sec": {k: v * 1000 for k, v in saved["ops_per_sec"].items()}}
+    (tmp_path / "baselines" / "fast.json").write_text(json.dumps(fast))
+    capsys.readouterr()
+    assert main(["regress", "compare", "fast", "--quick", "--dir", d, "--threshold", "10%",
+                 "--l2", f"sqlite:///{tmp_path}/r.db"]) == 1
+    assert "REGRESSION" in capsys.readouterr().out
+    slow = {**saved, "ops_per_sec": {k: v / 1000 for k, v in saved["ops_per_sec"].items()}}
+    (tmp_path / "baselines" / "slow.json").write_text(json.dumps(slow))
+    assert main(["regress", "compare", "slow", "--quick", "--dir", d, "--l2", f"sqlite:///{tmp_path}/r.db"]) == 0
+    assert main(["regress", "compare", "missing", "--dir", d]) == 2
+    with pytest.raises(SystemExit):
+        main(["regress", "compare", "slow", "--dir", d, "--threshold", "150%"])
+
+
+def test_compare_plot(tmp_path: Any) -> None:
+    from tiercache.cli import plot_compare
+
+    doc = {"command": "python bench/compare.py --quick", "machine": {"cpu": "test", "python": "3"},
+           "workloads": {"get_hit_int": {"results": {"tiercache.HashCache": {"ratio_to_baseline": 0.8},
+                                                     "cachebox.LRUCache": {"ratio_to_baseline": 1.0}}},
+                         "set_evict": {"results": {"tiercache.HashCache": {"ratio_to_baseline": 1.02},
+                                                   "cachebox.LRUCache": {"ratio_to_baseline": 1.0}}}}}
+    out = tmp_path / "compare.png"
+    plot_compare(doc, str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,6 +5,8 @@
     tiercache validate --url URL --api-key K   call every admin endpoint, one ✅/❌ line each; exit 1 on ❌
     tiercache health [--l2 URL] [--env ENV]    the health assessment of a manager on that L2, for a terminal
     tiercache config show [FILE] | validate FILE   the configuration in force / check a TOML file
+    tiercache regress baseline NAME | compare NAME [--threshold 10%] | run
+    tiercache bench --compare [--plot FILE.png]     bench/compare.py beside other caches (source tree)
 """
 
 from __future__ import annotations
@@ -171,6 +173,153 @@ def _print_table(title: str, rows: Sequence[tuple]) -> None:
     Console().print(table)
 
 
+def _compare_script() -> Optional[str]:
+    """bench/compare.py of the source tree this package runs from (it is not installed with the wheel)."""
+    import os
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(here, "bench", "compare.py")
+    return path if os.path.exists(path) else None
+
+
+def bench_compare(quick: bool, plot: Optional[str]) -> int:
+    """Run bench/compare.py (side by side with the other libraries) and, with `plot`, draw its ratios."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    script = _compare_script()
+    if script is None:
+        print("tiercache bench --compare runs bench/compare.py from a source checkout of tiercache "
+              "(git clone, then pip install -e . and the bench requirements)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "compare.json")
+        cmd = [sys.executable, script, "--json", out] + (["--quick"] if quick else [])
+        code = subprocess.call(cmd)
+        if not os.path.exists(out):
+            return code or 1
+        with open(out, encoding="utf-8") as f:
+            doc = json.load(f)
+    if plot:
+        plot_compare(doc, plot)
+        print(f"wrote {plot}")
+    return code
+
+
+def plot_compare(doc: dict, path: str) -> None:
+    """A grouped bar chart of ns/op as ratios to cachebox.LRUCache, one group per workload."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit('plotting needs matplotlib: pip install "tiercache[plot]"') from None
+    workloads = [(k, w) for k, w in doc["workloads"].items() if k != "memory"]
+    libs = [name for name in ("tiercache.HashCache", "tiercache.HashCache tinylfu", "cachebox.LRUCache",
+                              "lru.LRU", "functools.lru_cache", "cachetools.LRUCache", "dict")
+            if any(name in w["results"] for _, w in workloads)]
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    width = 0.8 / max(1, len(libs))
+    for i, lib in enumerate(libs):
+        xs, ys = [], []
+        for j, (_, w) in enumerate(workloads):
+            r = w["results"].get(lib)
+            if r and r.get("ratio_to_baseline"):
+                xs.append(j + i * width)
+                ys.append(r["ratio_to_baseline"])
+        ax.bar(xs, ys, width, label=lib)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks([j + width * (len(libs) - 1) / 2 for j in range(len(workloads))])
+    ax.set_xticklabels([k.replace("_", " ") for k, _ in workloads], rotation=15, fontsize=8)
+    ax.set_ylabel("ns/op ÷ cachebox.LRUCache (lower is faster)")
+    machine = doc.get("machine", {})
+    ax.set_title(f"tiercache beside other caches — {doc.get('command', '')}\n"
+                 f"{machine.get('cpu', '')} {machine.get('python', '')}".strip(), fontsize=9)
+    ax.legend(fontsize=7, ncol=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# `tiercache regress`: benchmark baselines as JSON (ops/sec per workload of `tiercache bench`), compared.
+
+def _baseline_path(directory: str, name: str) -> str:
+    import os
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name):
+        raise SystemExit(f"baseline name must be letters, digits, '.', '_' or '-', got {name!r}")
+    return os.path.join(directory, f"{name}.json")
+
+
+def _regress_rows(quick: bool, l2: Optional[str]) -> dict:
+    rows = dict(bench(quick))
+    _, two = bench_two_tier(quick, l2)
+    rows.update({f"two-tier {name}": rate for name, rate in two})
+    return rows
+
+
+def regress(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    if args.action == "run":
+        rows = _regress_rows(args.quick, args.l2)
+        print(json.dumps({"implementation": IMPLEMENTATION, "ops_per_sec": rows}, indent=2))
+        return 0
+    if not args.name:
+        print(f"tiercache regress {args.action}: name the baseline", file=sys.stderr)
+        return 2
+    path = _baseline_path(args.dir, args.name)
+    if args.action == "baseline":
+        rows = _regress_rows(args.quick, args.l2)
+        os.makedirs(args.dir, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"name": args.name, "implementation": IMPLEMENTATION, "python": platform.python_version(),
+                       "machine": platform.machine(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "ops_per_sec": rows}, f, indent=2)
+        print(f"saved baseline {args.name!r} ({len(rows)} workloads) to {path}")
+        return 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            base = json.load(f)["ops_per_sec"]
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"tiercache regress compare: cannot read baseline {args.name!r} at {path}: {exc}", file=sys.stderr)
+        return 2
+    threshold = _percent(args.threshold)
+    rows = _regress_rows(args.quick, args.l2)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"against baseline {args.name!r} (regression: slower by more than {threshold:.0%})")
+    for col in ("workload", "baseline ops/s", "now ops/s", "change", ""):
+        table.add_column(col, justify="right" if col not in ("workload", "") else "left")
+    regressions = 0
+    for name, before in base.items():
+        now = rows.get(name)
+        if now is None:
+            table.add_row(name, f"{before:,.0f}", "-", "-", "not measured")
+            continue
+        change = now / before - 1.0
+        bad = change < -threshold
+        regressions += bad
+        table.add_row(name, f"{before:,.0f}", f"{now:,.0f}", f"{change:+.1%}", "REGRESSION" if bad else "ok")
+    Console().print(table)
+    return 1 if regressions else 0
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise SystemExit(f"--threshold must look like 10% or 0.1, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise SystemExit(f"--threshold must be between 0% and 100%, got {text!r}")
+    return value
+
+
 def serve(args: argparse.Namespace) -> int:
     import os
 
@@ -280,6 +429,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_bench.add_argument("--quick", action="store_true", help="a few seconds instead of ~20")
     p_bench.add_argument("--l2", metavar="URL", default=None,
                          help="L2 for the two-tier workload (default: $TIERCACHE_L2_URL, else embedded SQLite)")
+    p_bench.add_argument("--compare", action="store_true",
+                         help="run bench/compare.py: tiercache beside the other caches (source checkout)")
+    p_bench.add_argument("--plot", metavar="FILE.png", help="with --compare: draw the ratios (matplotlib)")
+    p_reg = sub.add_parser("regress", help="benchmark baselines: save, compare, run")
+    p_reg.add_argument("action", choices=["baseline", "compare", "run"])
+    p_reg.add_argument("name", nargs="?")
+    p_reg.add_argument("--threshold", default="10%", help="slower by more than this is a regression (10%%)")
+    p_reg.add_argument("--dir", default=".tiercache-baselines", help="where baselines live")
+    p_reg.add_argument("--quick", action="store_true")
+    p_reg.add_argument("--l2", metavar="URL", default=None)
     p_serve = sub.add_parser("serve", help="run the admin HTTP API (uvicorn)")
     p_serve.add_argument("--host", default="127.0.0.1")
     p_serve.add_argument("--port", type=int, default=8080)
@@ -305,6 +464,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "regress":
+        return regress(args)
+    if args.command == "bench" and (args.compare or args.plot):
+        if not args.compare:
+            parser.error("--plot goes with --compare")
+        return bench_compare(args.quick, args.plot)
     if args.command == "validate":
         return validate(args.url, args.api_key, args.timeout)
     if args.command == "health":
