@@ -236,8 +236,11 @@ def plot_compare(doc: dict, path: str) -> None:
     ax.set_xticklabels([k.replace("_", " ") for k, _ in workloads], rotation=15, fontsize=8)
     ax.set_ylabel("ns/op ÷ cachebox.LRUCache (lower is faster)")
     machine = doc.get("machine", {})
-    ax.set_title(f"tiercache beside other caches — {doc.get('command', '')}\n"
-                 f"{machine.get('cpu', '')} {machine.get('python', '')}".strip(), fontsize=9)
+    import re
+
+    command = re.sub(r" --json \S+", "", doc.get("command", ""))
+    ax.set_title(f"tiercache beside other caches — {command}\n"
+                 f"{machine.get('cpu', '')}, {machine.get('date', '')}".strip(", "), fontsize=9)
     ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
