@@ -30,16 +30,13 @@ def free_port() -> int:
         return s.getsockname()[1]  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    d = tmp_path_factory.mktemp("server")
-    config = d / "cache.toml"
-    config.write_text('env = "test"\nstrict_namespaces = true\n', encoding="utf-8")
+def start_server(l2: str, config: str) -> Any:
+    """`tiercache serve` as a real process on a free loopback port: (process, base URL), once it answers."""
     port = free_port()
     env = {**os.environ, "TIERCACHE_API_KEYS": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tiercache", "serve", "--port", str(port), "--l2", f"sqlite:///{d}/l2.db",
-         "--config", str(config), "--api-key", KEY, "--test-load-cap", "500"],
+        [sys.executable, "-m", "tiercache", "serve", "--port", str(port), "--l2", l2,
+         "--config", config, "--api-key", KEY, "--test-load-cap", "500"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -54,6 +51,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             raise RuntimeError(f"tiercache serve did not come up:\n{out}")
         time.sleep(0.05)
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    d = tmp_path_factory.mktemp("server")
+    config = d / "cache.toml"
+    config.write_text('env = "test"\nstrict_namespaces = true\n', encoding="utf-8")
+    proc, url = start_server(f"sqlite:///{d}/l2.db", str(config))
     yield url
     proc.terminate()
     proc.wait(10)
@@ -157,6 +163,26 @@ def test_validate_command(server: str, capsys: Any) -> None:
     assert main(["validate", "--url", server, "--api-key", "wrong"]) == 1
     out = capsys.readouterr().out
     assert "❌ cache health" in out and "✅ basic health" in out
+
+
+def test_validate_fails_against_a_server_whose_redis_is_down(redis_server: Any, redis_url: str, tmp_path: Any,
+                                                              capsys: Any) -> None:
+    config = tmp_path / "cache.toml"
+    config.write_text('env = "test"\n', encoding="utf-8")
+    proc, url = start_server(redis_url, str(config))
+    try:
+        assert main(["validate", "--url", url, "--api-key", KEY]) == 0
+        capsys.readouterr()
+        redis_server.kill()
+        try:
+            assert main(["validate", "--url", url, "--api-key", KEY]) == 1
+            out = capsys.readouterr().out
+            assert "❌ system status: L2 redis unreachable" in out and "✅ basic health" in out
+        finally:
+            redis_server.start()
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_serve_refuses_to_start_without_a_key(monkeypatch: Any, capsys: Any) -> None:

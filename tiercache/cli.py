@@ -370,16 +370,28 @@ def validate(url: str, api_key: str, timeout: float) -> int:
             failures += 1
             print(f"❌ {label}: {exc}")
 
+    def cache_health(b: Any) -> str:
+        if b["status"] in ("unhealthy", "critical"):
+            raise RuntimeError(f"{b['status']}, score {b['overall_score']}: "
+                               + "; ".join(i["description"] for i in b["issues"][:3]))
+        return f"{b['status']}, score {b['overall_score']}"
+
+    def system_status(b: Any) -> str:
+        l2 = b["l2"]
+        if not l2["reachable"] or l2["circuit"]["state"] != "closed":
+            raise RuntimeError(f"L2 {l2['kind']} {'unreachable' if not l2['reachable'] else 'failing'} "
+                               f"(circuit {l2['circuit']['state']})")
+        return f"{b['implementation']}, L2 {l2['kind']} (circuit {l2['circuit']['state']}), env {b['environment']}"
+
     check("basic health", "GET", "/health", lambda b: b["status"])
-    check("cache health", "GET", "/cache-health", lambda b: f"{b['status']}, score {b['overall_score']}")
+    check("cache health", "GET", "/cache-health", cache_health)
     check("config", "GET", "/cache-config", lambda b: f"environment {b['env']}, {len(b['namespaces'])} namespaces")
     check("metrics", "GET", "/cache-metrics", lambda b: f"{b['stats']['sets']} sets, {b['stats']['l2_hits']} L2 hits")
     check("prometheus", "GET", "/metrics", lambda b: f"{b.count(chr(10))} lines")
     check("promotion", "GET", "/cache-promotion", lambda b: f"{len(b['namespaces'])} namespaces tracked")
     check("warmup", "POST", "/cache-warmup", lambda b: f"{sum(b['warmed'].values())} entries",
           json={"count": 10})
-    check("system status", "GET", "/cache-system-status",
-          lambda b: f"{b['implementation']}, L2 {b['l2']['kind']} ({b['l2']['circuit']['state']})")
+    check("system status", "GET", "/cache-system-status", system_status)
     return 1 if failures else 0
 
 
