@@ -93,7 +93,8 @@ def bench(quick: bool) -> List[tuple]:
         ("HashCache.set, evicting by count", set_evict),
         ("HashCache.set 100 B, evicting by bytes", set_bytes),
     ]:
-        rows.append((name, _rate(fn, seconds)))
+        with _progress(name):
+            rows.append((name, _rate(fn, seconds)))
     return rows
 
 
@@ -146,13 +147,65 @@ def bench_two_tier(quick: bool, l2_url: Optional[str]) -> Tuple[str, List[tuple]
                 (f"manager.get_many from L2 ({kind}), per key", get_many),
                 (f"manager.set, write-through to {kind}", write_through),
             ]:
-                rows.append((name, _rate(fn, seconds)))
+                with _progress(name):
+                    rows.append((name, _rate(fn, seconds)))
             stats = m.stats()
+            _LAST_TWO_TIER.clear()
+            snap = m.metrics_snapshot()["namespaces"]
+            for ns in (namespace, namespace + "-thin"):
+                entry = snap.get(ns, {})
+                l1 = entry.get("l1") or {}
+                lat = entry.get("latency", {})
+                _LAST_TWO_TIER.append((ns, l1.get("hit_rate"), lat.get("l1_get", {}), lat.get("l2_get", {}),
+                                       lat.get("l2_set", {})))
         finally:
             m.clear(namespace)
             m.clear(namespace + "-thin")
     where = str(getattr(m.l2, "path", "") or l2_url or "")
     return f"{kind} {where}".strip() + f"; circuit {stats['circuit']['state']}, l2 errors {stats['l2_errors']}", rows
+
+
+_LAST_TWO_TIER: List[tuple] = []  # (namespace, L1 hit rate, l1_get, l2_get, l2_set latency summaries)
+
+
+class _progress:
+    """A rich status line while one workload runs (nothing without a terminal)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.status: Any = None
+
+    def __enter__(self) -> "_progress":
+        if sys.stderr.isatty():
+            try:
+                from rich.console import Console
+
+                self.status = Console(stderr=True).status(f"measuring {self.what}")
+                self.status.__enter__()
+            except ImportError:
+                pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc)
+
+
+def _print_latency() -> None:
+    """Hit rates and latency percentiles of the two-tier run, from the manager's own metrics."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def ms(s: Any) -> str:
+        return "-" if not s or s.get("p50") is None else f"{s['p50'] * 1e6:,.1f} / {s['p99'] * 1e6:,.1f}"
+
+    table = Table(title="two tiers: hit rates and latency (µs, p50 / p99; L1 get sampled 1 in 64)")
+    for col in ("workload", "L1 hit rate", "L1 get", "L2 get", "L2 set"):
+        table.add_column(col, justify="left" if col == "workload" else "right")
+    for ns, rate, l1, l2, l2s in _LAST_TWO_TIER:
+        label = "L1 holds all" if not ns.endswith("-thin") else "L1 of 1 entry"
+        table.add_row(label, "-" if rate is None else f"{rate:.1%}", ms(l1), ms(l2), ms(l2s))
+    Console().print(table)
 
 
 def _print_table(title: str, rows: Sequence[tuple]) -> None:
@@ -499,6 +552,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _print_table(title, bench(args.quick))
         where, rows = bench_two_tier(args.quick, args.l2)
         _print_table(f"CacheManager, two tiers: L2 = {where}", rows)
+        _print_latency()
         if IMPLEMENTATION != "compiled":
             print("note: running the pure-Python twin (extension not built or TIERCACHE_NO_EXTENSIONS set)")
         print("Side-by-side with other libraries: python bench/compare.py (in the source tree)")
