@@ -109,7 +109,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     results: Dict[str, Any] = {}
     try:
         raw = redis.Redis.from_url(url)
-        cfg = {"thin": NamespaceConfig(l1_max_entries=1, l1_ttl=None), "bench": NamespaceConfig(l1_ttl=None)}
+        # promotion="immediate": the two-tier path as issue 3 defines it (every L2 hit copied into L1, plain
+        # LRU L1); the gated strategies of tiercache.promotion add their own per-hit work on top
+        cfg = {"thin": NamespaceConfig(l1_max_entries=1, l1_ttl=None, promotion="immediate"),
+               "bench": NamespaceConfig(l1_ttl=None, promotion="immediate")}
         with CacheManager(url, env="test", config=cfg, invalidation=False) as m, \
                 CacheManager(url, env="test", config=cfg, invalidation=False, enable_metrics=False) as m_off:
             keys = [f"item:{i}" for i in range(n_keys)]

@@ -148,6 +148,10 @@ class PromotionManager:
             if stats is None or stats.strategy != strategy:
                 stats = self._stats[namespace] = _Stats(strategy)
             stats.candidates += 1
+            if strategy == "immediate":  # nothing to track or weigh: the L2 hit goes into (LRU) L1
+                stats.promoted += 1
+                stats.seconds += time.perf_counter() - t0
+                return True
             try:
                 return self._decide(namespace, cfg, l1, key, size, remaining, strategy, stats)
             finally:
