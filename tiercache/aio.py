@@ -202,14 +202,13 @@ class AsyncCacheManager(CacheManager):
         if data is None:
             self.counters.add("l2_misses", 1, namespace)
             return _MISS, _MISS
-        value, remaining = self._decode(namespace, data, l2_key)
+        value, remaining = self._decode(namespace, data, l2_key, cfg)
         if value is _MISS or value is _EXPIRED:
             return _MISS, _MISS
-        self.counters.add("l2_hits", 1, namespace)
         if self._versions.get(namespace, 0) == version:
-            self._promote(namespace, key, value, len(data), remaining)
+            self._promote(namespace, key, value, len(data), remaining, cfg, counted=("l2_hits",))
         else:
-            self.counters.add("promotions_skipped_stale", 1, namespace)
+            self.counters.add_many(namespace, l2_hits=1, promotions_skipped_stale=1)
         return value, _MISS
 
     def _batcher(self) -> "_GetBatcher":

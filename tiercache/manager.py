@@ -397,14 +397,15 @@ class CacheManager(ManagerCore):
             return value, _MISS
         return _MISS, value
 
-    def _decode(self, namespace: str, data: bytes, l2_key: str) -> Tuple[Any, Optional[float]]:
+    def _decode(self, namespace: str, data: bytes, l2_key: str,
+                cfg: Optional[NamespaceConfig] = None) -> Tuple[Any, Optional[float]]:
         """(value, seconds it has left in L2 or None); (_EXPIRED, None) for data past its expiry (L2's own
         expiry is lazy or coarser), (_MISS, None) for unreadable data, which is counted and logged."""
         try:
             payload, remaining = _unseal(data)
             if remaining is not None and remaining <= 0:
                 return _EXPIRED, None
-            return self._codec(self.namespace_config(namespace)).loads(payload), remaining
+            return self._codec(cfg or self.namespace_config(namespace)).loads(payload), remaining
         except SerializationError as exc:
             self.counters.add("corrupt_values", 1, namespace)
             log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
@@ -442,25 +443,26 @@ class CacheManager(ManagerCore):
         if data is None:
             self.counters.add("l2_misses", 1, namespace)
             return _MISS, _MISS
-        value, remaining = self._decode(namespace, data, l2_key)
+        value, remaining = self._decode(namespace, data, l2_key, cfg)
         if value is _MISS or value is _EXPIRED:
             return _MISS, _MISS
-        self.counters.add("l2_hits", 1, namespace)
         if self._versions.get(namespace, 0) == version:
-            self._promote(namespace, key, value, len(data), remaining)
+            self._promote(namespace, key, value, len(data), remaining, cfg, counted=("l2_hits",))
         else:  # a write or invalidation came in while L2 answered: this value may already be old
-            self.counters.add("promotions_skipped_stale", 1, namespace)
+            self.counters.add_many(namespace, l2_hits=1, promotions_skipped_stale=1)
         return value, _MISS
 
-    def _promote(self, namespace: str, key: Any, value: Any, size: int, remaining: Optional[float]) -> None:
-        """Copy an L2 hit into L1 (for no longer than it has left in L2) if the promotion policy says so."""
-        cfg = self.namespace_config(namespace)
+    def _promote(self, namespace: str, key: Any, value: Any, size: int, remaining: Optional[float],
+                 cfg: Optional[NamespaceConfig] = None, counted: Tuple[str, ...] = ()) -> None:
+        """Copy an L2 hit into L1 (for no longer than it has left in L2) if the promotion policy says so.
+        `counted`: other counters to add one to, in the same update."""
+        cfg = cfg or self.namespace_config(namespace)
         l1 = self._l1_for(namespace)
         if not self._promotion.decide(namespace, cfg, l1, key, size, remaining):
-            self.counters.add("promotions_declined", 1, namespace)
+            self.counters.add_many(namespace, promotions_declined=1, **dict.fromkeys(counted, 1))
             return
         self._l1_store(namespace, key, value, size, remaining, cfg, l1, promoted=True)
-        self.counters.add("promotions", 1, namespace)
+        self.counters.add_many(namespace, promotions=1, **dict.fromkeys(counted, 1))
 
     def promotion_stats(self) -> Dict[str, Dict[str, Any]]:
         """Per namespace: strategy, candidates, promoted, skipped by the strategy, rejected by the gate,

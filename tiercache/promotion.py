@@ -141,17 +141,21 @@ class PromotionManager:
         return t
 
     def decide(self, namespace: str, cfg: Any, l1: Any, key: Any, size: int, remaining: Optional[float]) -> bool:
-        t0 = time.perf_counter()
         strategy = resolve_strategy(cfg.promotion, cfg.priority)
+        if strategy == "immediate":  # nothing to track or weigh (or time): the L2 hit goes into (LRU) L1
+            with self._lock:
+                stats = self._stats.get(namespace)
+                if stats is None or stats.strategy != strategy:
+                    stats = self._stats[namespace] = _Stats(strategy)
+                stats.candidates += 1
+                stats.promoted += 1
+            return True
+        t0 = time.perf_counter()
         with self._lock:
             stats = self._stats.get(namespace)
             if stats is None or stats.strategy != strategy:
                 stats = self._stats[namespace] = _Stats(strategy)
             stats.candidates += 1
-            if strategy == "immediate":  # nothing to track or weigh: the L2 hit goes into (LRU) L1
-                stats.promoted += 1
-                stats.seconds += time.perf_counter() - t0
-                return True
             try:
                 return self._decide(namespace, cfg, l1, key, size, remaining, strategy, stats)
             finally:
