@@ -285,3 +285,26 @@ def test_redis_cluster_backend(redis_cluster_url: str) -> None:
             assert await m.get("ns", "k1") is None and await m.ping() is True
 
     run(main())
+
+
+def test_an_awaited_hit_cannot_be_awaited_again(impl: Any) -> None:
+    """Like a coroutine: a second await of the same L1-hit result is an error, not a silent None."""
+
+    class Core(impl.module.ManagerCore):
+        async def _aget_slow(self, namespace: str, key: Any, default: Any, checked: bool) -> Any:
+            return default
+
+    core = Core()
+    core._fast["ns"] = impl.HashCache()
+    core._fast["ns"].set("k", "v")
+
+    async def main() -> None:
+        hit = core._aget("ns", "k")
+        assert await hit == "v"
+        with pytest.raises(RuntimeError, match="already awaited"):
+            await hit
+        assert await core._aget("ns", "k") == "v"  # (a fresh result each call)
+        a, b = core._aget("ns", "k"), core._aget("ns", "k")
+        assert a is not b and (await b, await a) == ("v", "v")
+
+    run(main())

@@ -52,6 +52,7 @@ __all__ = ["FrequencySketch", "HashCache", "ManagerCore", "Ready", "SampleHistog
 
 _MISSING: Any = object()
 _monotonic = time.monotonic
+_CONSUMED: Any = object()  # a Ready already awaited
 _ABSENT: Any = object()
 
 # Entry fields (a list is the cheapest mutable record in pure Python).
@@ -919,7 +920,10 @@ class Ready:
         self.value = value
 
     def __await__(self) -> Iterator[Any]:
-        return self.value
+        if self.value is _CONSUMED:
+            raise RuntimeError("cannot reuse an already awaited tiercache result")
+        value, self.value = self.value, _CONSUMED
+        return value
         yield  # (a generator that returns at once)
 
 

@@ -18,6 +18,7 @@ the structure is consistent. So another thread, or the same one re-entering, alw
 """
 
 cimport cython
+from cpython.exc cimport PyErr_SetString
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_EQ
 from cpython.ref cimport Py_INCREF, Py_XDECREF, Py_XINCREF
@@ -1213,6 +1214,9 @@ cdef class SampleHistogram:
         return out
 
 
+cdef object _CONSUMED = object()  # a Ready already awaited: awaiting it again is an error, as for a coroutine
+
+
 # An awaitable that already holds its result: what AsyncCacheManager.get returns on an L1 hit. `await`
 # takes it through am_send (patched in below, CPython 3.10+) with no coroutine frame and no StopIteration
 # object; older interpreters take __next__.
@@ -1228,12 +1232,13 @@ cdef class Ready:
         return self
 
     def __next__(self):
-        value, self.value = self.value, None
+        if self.value is _CONSUMED:
+            raise RuntimeError("cannot reuse an already awaited tiercache result")
+        value, self.value = self.value, _CONSUMED
         raise StopIteration(value)
 
     def send(self, arg):
-        value, self.value = self.value, None
-        raise StopIteration(value)
+        return self.__next__()
 
     def throw(self, typ, val=None, tb=None):
         if val is None:
@@ -1248,9 +1253,13 @@ cdef int _ready_send(PyObject* o, PyObject* arg, PyObject** result) noexcept:
     # hands the reference over, so a reused Ready does not keep the last value alive
     cdef Ready ready = <Ready>o
     cdef PyObject* value = <PyObject*>ready.value
+    if ready.value is _CONSUMED:
+        PyErr_SetString(RuntimeError, "cannot reuse an already awaited tiercache result")
+        result[0] = NULL
+        return -1  # PYGEN_ERROR
     Py_INCREF(<object>value)
     result[0] = value
-    ready.value = None
+    ready.value = _CONSUMED
     return 0  # PYGEN_RETURN
 
 
