@@ -120,6 +120,22 @@ def test_bad_input_is_a_4xx_json_error_and_changes_nothing(server: str) -> None:
     assert get(server, "/cache/market_data/k").status_code == 404
 
 
+def test_a_chunked_oversize_body_is_refused(server: str) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 65536  # 2.5 MiB in all, no Content-Length
+
+    r = httpx.put(server + "/cache/market_data/big", content=chunks(), headers={**H, "content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"] == "body too large"
+
+    def small() -> Iterator[bytes]:
+        yield b'{"value": '
+        yield b'[1, 2]}'
+
+    r = httpx.put(server + "/cache/market_data/small", content=small(), headers={**H, "content-type": "application/json"})
+    assert r.status_code == 200 and get(server, "/cache/market_data/small").json()["value"] == [1, 2]
+
+
 def test_live_config_update(server: str) -> None:
     r = httpx.patch(server + "/cache-config", json={"namespace": "reports", "changes": {"l1_max_entries": 3}},
                     headers=H)

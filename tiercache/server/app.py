@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import json
 import random
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -73,6 +74,63 @@ class PutValue(BaseModel):
     ttl: Optional[float] = Field(default=None, gt=0, le=10 * 365 * 24 * 3600)
 
 
+class _BodyLimit:
+    """ASGI middleware: a request body over `max_body` bytes gets a 413 before the app sees it. A declared
+    Content-Length is checked unread; a chunked body is read up to the limit (never beyond) and replayed."""
+
+    def __init__(self, app: Any, max_body: int) -> None:
+        self.app, self.max_body = app, max_body
+
+    async def _reply(self, send: Any, status: int, error: str, detail: Any) -> None:
+        body = json.dumps({"error": error, "detail": detail}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_body
+            except ValueError:
+                await self._reply(send, 400, "bad Content-Length", length.decode("latin-1"))
+                return
+            if too_big:
+                await self._reply(send, 413, "body too large", f"at most {self.max_body} bytes")
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # (the client went away)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await self._reply(send, 413, "body too large", f"at most {self.max_body} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT_MAX_BODY,
                test_load_cap: int = DEFAULT_TEST_LOAD_CAP, insecure_no_auth: bool = False) -> FastAPI:
     """The admin API over `manager` (an AsyncCacheManager, started and closed by the app's lifespan)."""
@@ -111,21 +169,7 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error(exc.status_code, "http error", exc.detail)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                too_big = int(length) > max_body
-            except ValueError:
-                return error(400, "bad Content-Length", length)
-            if too_big:
-                return error(413, "body too large", f"at most {max_body} bytes")
-        elif request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()  # (chunked: read it, bounded by what the server accepts)
-            if len(body) > max_body:
-                return error(413, "body too large", f"at most {max_body} bytes")
-        return await call_next(request)
+    app.add_middleware(_BodyLimit, max_body=max_body)
 
     async def require_key(x_api_key: Optional[str] = Header(default=None, alias="X-API-KEY")) -> None:
         if insecure_no_auth:
