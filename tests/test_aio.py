@@ -7,6 +7,7 @@ import inspect
 import logging
 import threading
 import time
+import weakref
 from typing import Any, Awaitable, Callable, List
 
 import pytest
@@ -306,5 +307,37 @@ def test_an_awaited_hit_cannot_be_awaited_again(impl: Any) -> None:
         assert await core._aget("ns", "k") == "v"  # (a fresh result each call)
         a, b = core._aget("ns", "k"), core._aget("ns", "k")
         assert a is not b and (await b, await a) == ("v", "v")
+
+    run(main())
+
+
+def test_an_l1_hit_result_keeps_no_value_alive(impl: Any) -> None:
+    """An awaited result lets go of its value at once; a result dropped unawaited, by the next hit."""
+
+    class Core(impl.module.ManagerCore):
+        async def _aget_slow(self, namespace: str, key: Any, default: Any, checked: bool) -> Any:
+            return default
+
+    class Value:
+        pass
+
+    core = Core()
+    l1 = core._fast["ns"] = impl.HashCache()
+    first, second = Value(), Value()
+    l1.set("a", first, size=1)
+    l1.set("b", second, size=1)
+    refs = weakref.ref(first), weakref.ref(second)
+    del first, second
+
+    async def main() -> None:
+        assert isinstance(await core._aget("ns", "a"), Value)
+        l1.delete("a")
+        assert refs[0]() is None  # the awaited result held no reference
+        core._aget("ns", "b")  # dropped without an await
+        assert await core._aget("ns", "missing", "d") == "d"  # a miss takes no hit result
+        l1.set("c", "v")
+        assert await core._aget("ns", "c") == "v"
+        l1.delete("b")
+        assert refs[1]() is None
 
     run(main())

@@ -14,7 +14,7 @@ cdef extern from "_helpers.h":
     void* tc_table_alloc(size_t n) nogil
     void tc_table_free(void* p) nogil
     ctypedef int (*tc_sendfunc)(PyObject*, PyObject*, PyObject**) noexcept
-    void tc_set_am_send(object type, tc_sendfunc f)
+    void tc_set_await_self_send(object type, tc_sendfunc f)
     int tc_popcount64(uint64_t x) nogil
     enum: TC_HAVE_GETSIZEOF
     enum: TIERCACHE_DEBUG

@@ -21,7 +21,7 @@ cimport cython
 from cpython.exc cimport PyErr_SetString
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_EQ
-from cpython.ref cimport Py_INCREF, Py_XDECREF, Py_XINCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF, Py_XINCREF
 from libc.math cimport INFINITY, ceil, frexp
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
@@ -1214,16 +1214,25 @@ cdef class SampleHistogram:
         return out
 
 
-cdef object _CONSUMED = object()  # a Ready already awaited: awaiting it again is an error, as for a coroutine
-
-
 # An awaitable that already holds its result: what AsyncCacheManager.get returns on an L1 hit. `await`
-# takes it through am_send (patched in below, CPython 3.10+) with no coroutine frame and no StopIteration
-# object; older interpreters take __next__.
+# takes it through am_await/am_send (set below in C, CPython 3.10+) with no coroutine frame, no StopIteration
+# and no reference count traffic on the value; older interpreters take __next__. The value is an owned
+# reference kept as a raw pointer (NULL once awaited), so a Ready is not tracked by the garbage collector.
 @cython.final
 @cython.freelist(64)
 cdef class Ready:
-    cdef object value
+    cdef PyObject* value
+
+    def __dealloc__(self):
+        Py_XDECREF(self.value)
+        self.value = NULL
+
+    cdef inline void _hold(self, object value):
+        """Make `value` the result (a reused Ready may still hold an unawaited one: released last)."""
+        cdef PyObject* old = self.value
+        Py_INCREF(value)
+        self.value = <PyObject*>value
+        Py_XDECREF(old)
 
     def __await__(self):
         return self
@@ -1232,9 +1241,12 @@ cdef class Ready:
         return self
 
     def __next__(self):
-        if self.value is _CONSUMED:
+        cdef PyObject* v = self.value
+        if v == NULL:
             raise RuntimeError("cannot reuse an already awaited tiercache result")
-        value, self.value = self.value, _CONSUMED
+        self.value = NULL
+        value = <object>v  # a new reference; the one the Ready owned is released just below
+        Py_DECREF(value)
         raise StopIteration(value)
 
     def send(self, arg):
@@ -1249,21 +1261,19 @@ cdef class Ready:
         pass
 
 
-cdef int _ready_send(PyObject* o, PyObject* arg, PyObject** result) noexcept:
-    # hands the reference over, so a reused Ready does not keep the last value alive
-    cdef Ready ready = <Ready>o
-    cdef PyObject* value = <PyObject*>ready.value
-    if ready.value is _CONSUMED:
+cdef int _ready_send(Ready ready, PyObject* arg, PyObject** result) noexcept:
+    # hands the Ready's own reference over (PYGEN_RETURN), so a reused Ready never keeps a value alive
+    cdef PyObject* v = ready.value
+    if v == NULL:
         PyErr_SetString(RuntimeError, "cannot reuse an already awaited tiercache result")
         result[0] = NULL
         return -1  # PYGEN_ERROR
-    Py_INCREF(<object>value)
-    result[0] = value
-    ready.value = _CONSUMED
+    ready.value = NULL
+    result[0] = v
     return 0  # PYGEN_RETURN
 
 
-tc_set_am_send(Ready, _ready_send)
+tc_set_await_self_send(Ready, <tc_sendfunc><void*>_ready_send)
 
 
 cdef class ManagerCore:
@@ -1380,11 +1390,12 @@ cdef class ManagerCore:
         cdef object value = _l1_fast(self, namespace, key, &checked)
         cdef Ready ready
         if value is not _MISSING:
-            ready = self._ready
-            if Py_REFCNT(<PyObject*>ready) != 1:  # the last one is still held (not awaited yet): a fresh one
+            if Py_REFCNT(<PyObject*>self._ready) == 1:  # nobody else holds the last one: reuse it
+                ready = self._ready
+            else:  # the last one is still held (not awaited yet, or kept): a fresh one
                 ready = Ready.__new__(Ready)
                 self._ready = ready
-            ready.value = value
+            ready._hold(value)
             return ready
         return self._aget_slow(namespace, key, default, checked)
 

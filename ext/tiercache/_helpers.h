@@ -82,12 +82,17 @@ static inline void *tc_table_alloc(size_t n) {
 }
 static inline void tc_table_free(void *p) { free(p); }
 
-/* Give a type an am_send slot (CPython 3.10+): `await` then takes a result without a StopIteration. */
+/* Make a type awaitable at C speed (CPython 3.10+): `await x` takes x itself as the iterator (am_await)
+ * and its result from am_send, with no StopIteration. Older interpreters keep the Python-level slots. */
 typedef int (*tc_sendfunc)(PyObject *, PyObject *, PyObject **);
-static inline void tc_set_am_send(PyObject *type, tc_sendfunc f) {
+static PyObject *tc_await_self(PyObject *o) { Py_INCREF(o); return o; }
+static inline void tc_set_await_self_send(PyObject *type, tc_sendfunc f) {
 #if PY_VERSION_HEX >= 0x030A0000 && !defined(PYPY_VERSION)
     PyTypeObject *t = (PyTypeObject *)type;
-    if (t->tp_as_async != NULL) t->tp_as_async->am_send = (sendfunc)f;
+    if (t->tp_as_async != NULL) {
+        t->tp_as_async->am_await = tc_await_self;
+        t->tp_as_async->am_send = (sendfunc)f;
+    }
 #else
     (void)type; (void)f;
 #endif
