@@ -62,6 +62,15 @@ class Counters:
             for name, n in counts.items():
                 values[name] = values.get(name, 0) + n
 
+    def add_pair(self, namespace: str, first: str, second: str) -> None:
+        """One more of each of two counters of `namespace`, in one update (the L2-hit path's)."""
+        with self._lock:
+            values = self._values.get(namespace)
+            if values is None:
+                values = self._values[namespace] = dict.fromkeys(COUNTERS, 0)
+            values[first] = values.get(first, 0) + 1
+            values[second] = values.get(second, 0) + 1
+
     def by_namespace(self) -> Dict[str, Dict[str, int]]:
         """{namespace: {counter: value}}, without the manager-wide entry."""
         with self._lock:
