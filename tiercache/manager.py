@@ -436,8 +436,8 @@ class CacheManager(ManagerCore):
         """_lookup's L2 part, in one frame, for the common case: a plain namespace (no grace period) whose L1
         missed, with the circuit closed. The same steps, checks and counts as _lookup, _l2_call, _decode and
         _promote, spelled out, because an L2 hit is the path where their calls add up (see compare_l2.py)."""
-        part = encode_key(key)
-        cfg = self.namespace_config(namespace)
+        part = key if type(key) is str and key.isascii() and key[:1] != "#" else encode_key(key)
+        cfg = self.config.namespaces.get(namespace) or self.namespace_config(namespace)
         if not cfg.persist_to_l2:
             return default
         l2_key = f"{self._prefix}{namespace}:{part}"
@@ -462,8 +462,22 @@ class CacheManager(ManagerCore):
         if data is None:
             self.counters.add("l2_misses", 1, namespace)
             return default
-        value, remaining = self._decode(namespace, data, l2_key, cfg)
-        if value is _MISS or value is _EXPIRED:
+        # (_decode and _unseal, spelled out)
+        if data[:1] != _SEALED:
+            payload, remaining = data, None
+        elif len(data) >= _SEALED_HEADER:
+            remaining = _EXPIRY.unpack_from(data, 1)[0] - time.time()
+            if remaining <= 0:
+                return default
+            payload = data[_SEALED_HEADER:]
+        else:
+            self._decode(namespace, data, l2_key, cfg)  # (counts and logs the truncated header)
+            return default
+        try:
+            value = self._codec(cfg).loads(payload)
+        except SerializationError as exc:
+            self.counters.add("corrupt_values", 1, namespace)
+            log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
             return default
         counters = self.counters
         if self._versions.get(namespace, 0) != version:  # a write or invalidation came in while L2 answered
@@ -957,6 +971,7 @@ class CacheManager(ManagerCore):
 # serializer's own tags (M, J, P) never start with X.
 _SEALED = b"X"
 _EXPIRY = struct.Struct("<d")
+_SEALED_HEADER = 1 + _EXPIRY.size
 
 
 def _seal(data: bytes, l2_ttl: Optional[float]) -> bytes:
