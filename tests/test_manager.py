@@ -5,6 +5,7 @@ Redis tests use the session redis-server started by tests/redis_servers.py on a 
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 import textwrap
@@ -269,6 +270,24 @@ def test_corrupt_bytes_in_l2_are_a_counted_miss(manager: CacheManager, sqlite_ur
     l2 = manager.l2
     l2.set(manager._l2_key("ns", "bad"), b"\x00garbage")
     assert manager.get("ns", "bad", "dflt") == "dflt"
+    assert manager.stats()["corrupt_values"] == 1
+
+
+@pytest.mark.parametrize("key", ["plain", "#hash", "ключ", 7, b"\x00b"])
+def test_expiry_header_in_l2_is_honoured_and_checked(manager: CacheManager, key: Any) -> None:
+    """The L2-hit path reads the expiry in front of a value: past it is a miss, a cut-off header is a counted
+    corrupt value, and a value copied into L1 keeps no longer than it has left in L2 (any key form)."""
+    l2_key = manager._l2_key("ns", key)
+    payload = manager._codec(manager.namespace_config("ns")).dumps({"v": 1})
+    manager.l2.set(l2_key, b"X" + struct.pack("<d", time.time() - 5) + payload)
+    assert manager.get("ns", key, "dflt") == "dflt"  # expired in L2 (its own expiry is lazy)
+    manager.l2.set(l2_key, b"X\x00\x01")
+    assert manager.get("ns", key, "dflt") == "dflt"
+    assert manager.stats()["corrupt_values"] == 1
+    manager.l2.set(l2_key, b"X" + struct.pack("<d", time.time() + 30) + payload)
+    assert manager.get("ns", key) == {"v": 1}
+    left = manager._l1_for("ns").ttl(key)
+    assert left is not None and 0 < left <= 30
     assert manager.stats()["corrupt_values"] == 1
 
 
