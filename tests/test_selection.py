@@ -83,3 +83,20 @@ def test_falls_back_to_the_pure_twin_when_the_extension_is_missing() -> None:
 def test_public_names() -> None:
     assert tiercache.IMPLEMENTATION in ("compiled", "python")
     assert {"HashCache", "IMPLEMENTATION", "default_sizer"} <= set(tiercache.__all__)
+
+
+def test_the_manager_suite_passes_over_the_pure_twin() -> None:
+    """CacheManager's tests in a fresh interpreter on the pure-Python core: its get() leaves every L2 read to
+    the Python methods (_get_slow, _get_l2) that the compiled core does in C for the common case."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    env["TIERCACHE_NO_EXTENSIONS"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT), env.get("PYTHONPATH", "")] if p)
+    script = (
+        "import sys, pytest, tiercache\n"
+        "assert tiercache.IMPLEMENTATION == 'python', tiercache.IMPLEMENTATION\n"
+        "sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', 'tests/test_manager.py']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and " failed" not in proc.stdout

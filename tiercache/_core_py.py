@@ -940,6 +940,13 @@ class ManagerCore:
         self._sample_mask = -1  # L1 latency sampling: see _set_sampling
         self._tick = 0
         self._samples: Dict[str, Histogram] = {}
+        self._l2_path = False  # see _set_l2_path
+
+    def _set_l2_path(self, enabled: bool) -> None:
+        """Whether get() may read L2 itself after an L1 miss of a plain namespace, as the compiled core does
+        (the subclass then provides _get_l2's methods and attributes). Here every such miss goes to
+        _get_slow, which comes to the same _get_l2."""
+        self._l2_path = bool(enabled)
 
     def _set_sampling(self, every: int) -> None:
         """Time one L1 lookup in `every` (a power of two); 0 turns sampling off."""

@@ -64,6 +64,7 @@ class AsyncCacheManager(CacheManager):
         owns = l2 is None or isinstance(l2, str)
         backend = aio_backends.from_url(l2) if owns else l2
         super().__init__(backend, env, config, invalidation=False, **kwargs)
+        self._set_l2_path(False)  # (its L2 answers awaitables: every read past L1 goes through _aget_slow)
         self._owns_l2 = owns
         self._want_listener = invalidation and hasattr(backend, "subscribe") and hasattr(backend, "publish")
         self._listener_task: Optional[asyncio.Task] = None

@@ -174,6 +174,7 @@ class CacheManager(ManagerCore):
         self._dropped_namespaces: set = set()
         self._repairing = False
         self._versions: Dict[str, int] = {}  # bumped by every write and invalidation of a namespace
+        self._set_l2_path(True)  # (ManagerCore: an L1 miss of a plain namespace may read L2 in compiled code)
         for name, cfg in self.config.namespaces.items():
             try:
                 self._codec(cfg)  # a pickle namespace without an HMAC key fails here, not on first use
@@ -433,9 +434,11 @@ class CacheManager(ManagerCore):
         return stale
 
     def _get_l2(self, namespace: str, key: Any, default: Any) -> Any:
-        """_lookup's L2 part, in one frame, for the common case: a plain namespace (no grace period) whose L1
-        missed, with the circuit closed. The same steps, checks and counts as _lookup, _l2_call, _decode and
-        _promote, spelled out, because an L2 hit is the path where their calls add up (see compare_l2.py)."""
+        """_lookup's L2 part for the common case: a plain namespace (no grace period) whose L1 missed, with
+        the circuit closed. The same steps, checks and counts as _lookup, _l2_call, _decode and _promote,
+        spelled out, because an L2 hit is the path where their calls add up (see compare_l2.py). The
+        compiled ManagerCore.get does the same in C (_core_c.pyx: _l2_plain) and comes here only for what
+        it leaves to Python; the pure-Python core always comes here."""
         part = key if type(key) is str and key.isascii() and key[:1] != "#" else encode_key(key)
         cfg = self.config.namespaces.get(namespace) or self.namespace_config(namespace)
         if not cfg.persist_to_l2:
@@ -462,6 +465,11 @@ class CacheManager(ManagerCore):
         if data is None:
             self.counters.add("l2_misses", 1, namespace)
             return default
+        return self._l2_found(namespace, key, default, cfg, data, l2_key, version)
+
+    def _l2_found(self, namespace: str, key: Any, default: Any, cfg: NamespaceConfig, data: bytes, l2_key: str,
+                  version: int) -> Any:
+        """_get_l2 past the GET, which answered `data` (the compiled get() hands over the unusual cases)."""
         # (_decode and _unseal, spelled out)
         if data[:1] != _SEALED:
             payload, remaining = data, None

@@ -8,6 +8,8 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
 cdef extern from "_helpers.h":
     double tc_monotonic() nogil
+    double tc_wallclock() nogil
+    double tc_read_le_double(const char* p) nogil
     Py_ssize_t tc_getsizeof(PyObject* o) except -1
     Py_ssize_t tc_int_ndigits(PyObject* o)
     void tc_prefetch(const void* p) nogil

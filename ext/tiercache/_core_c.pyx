@@ -18,6 +18,7 @@ the structure is consistent. So another thread, or the same one re-entering, alw
 """
 
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_SetString
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_EQ
@@ -1293,6 +1294,9 @@ cdef class ManagerCore:
     cdef uint64_t _tick
     cdef dict _samples
     cdef Ready _ready             # reused by _aget while nobody else holds it (saves an allocation a hit)
+    cdef bint _l2_path            # get() reads L2 itself after a plain namespace's L1 miss (_l2_plain)
+    cdef object _codec_cfg        # the NamespaceConfig whose codec _codec_last is (configs are immutable)
+    cdef object _codec_last
 
     def __cinit__(self):
         self._fast = {}
@@ -1302,6 +1306,12 @@ cdef class ManagerCore:
         self._tick = 0
         self._samples = {}
         self._ready = Ready.__new__(Ready)
+
+    def _set_l2_path(self, enabled):
+        """Whether get() may read L2 itself after an L1 miss of a plain namespace (_l2_plain); the subclass
+        then provides the attributes and methods it uses (CacheManager does). Off: such misses go to
+        _get_slow, like every other case."""
+        self._l2_path = bool(enabled)
 
     def _set_sampling(self, every):
         """Time one L1 lookup in `every` (a power of two); 0 turns sampling off."""
@@ -1381,6 +1391,8 @@ cdef class ManagerCore:
         cdef object value = _l1_fast(self, namespace, key, &checked)
         if value is not _MISSING:
             return value
+        if checked and self._l2_path:
+            return _l2_plain(self, namespace, key, default)
         return self._get_slow(namespace, key, default, checked)
 
     def _aget(self, namespace, key, default=None):
@@ -1398,6 +1410,107 @@ cdef class ManagerCore:
             ready._hold(value)
             return ready
         return self._aget_slow(namespace, key, default, checked)
+
+
+cdef object _l2_plain(ManagerCore core, object namespace, object key, object default):
+    """CacheManager._get_l2 in C: a plain namespace's L1 missed; read L2, decode, promote. The same steps,
+    checks and counts (see manager.py); whatever is not the common case goes back to the Python methods:
+    a closed manager or a circuit not closed (_get_slow), bytes or non-ASCII or '#' keys and jittered
+    namespaces (_get_l2), data that is not bytes, cut short or unreadable (_l2_found)."""
+    cdef object self = core  # the CacheManager: its attributes are Python ones
+    cdef object tp = type(key)
+    cdef object part, cfg, circuit, metrics, data, payload, value, counters, l1, base, ttl, codec
+    cdef object remaining = None
+    cdef double t0 = 0.0, left
+    cdef const char* p
+    cdef Py_ssize_t n
+    cdef PyObject* found
+    if self._closed:
+        return self._get_slow(namespace, key, default, True)
+    circuit = self.circuit
+    if circuit.state != "closed":
+        return self._get_slow(namespace, key, default, True)
+    if tp is str and (<str>key).isascii() and not (<str>key).startswith("#"):
+        part = key
+    elif tp is int:
+        part = "#i:%d" % key
+    else:
+        return self._get_l2(namespace, key, default)
+    cfg = self.config.namespaces.get(namespace)  # (a read-only mapping)
+    if cfg is None:
+        cfg = self.namespace_config(namespace)  # the default settings (or ConfigError when strict)
+    if cfg.ttl_jitter or not cfg.persist_to_l2:
+        return self._get_l2(namespace, key, default)
+    l2_key = f"{self._prefix}{namespace}:{part}"
+    version = self._versions.get(namespace, 0)
+    metrics = self.metrics
+    if metrics is not None:
+        t0 = tc_monotonic()
+    try:
+        data = self.l2.get(l2_key)
+    except Exception as exc:
+        self._l2_failed(exc, namespace)
+        return default
+    except BaseException:
+        circuit.failure()
+        raise
+    if metrics is not None:
+        metrics.histogram(namespace, "l2_get").record(tc_monotonic() - t0)
+    if circuit._failures or circuit.state != "closed":
+        circuit.success()
+    if self._dropped_keys or self._dropped_namespaces:
+        self._repair()
+    if data is None:
+        self.counters.add("l2_misses", 1, namespace)
+        return default
+    if type(data) is not bytes:
+        return self._l2_found(namespace, key, default, cfg, data, l2_key, version)
+    p = PyBytes_AS_STRING(data)
+    n = PyBytes_GET_SIZE(data)
+    if n == 0 or p[0] != 88:  # b"X": no expiry header
+        payload = data
+    elif n >= 9:
+        left = tc_read_le_double(p + 1) - tc_wallclock()
+        if left <= 0:
+            return default
+        remaining = left
+        payload = PyBytes_FromStringAndSize(p + 9, n - 9)
+    else:
+        return self._l2_found(namespace, key, default, cfg, data, l2_key, version)  # (counted there)
+    if cfg is core._codec_cfg:
+        codec = core._codec_last
+    else:
+        codec = self._codec(cfg)
+        core._codec_cfg = cfg
+        core._codec_last = codec
+    try:
+        value = codec.loads(payload)
+    except _SerializationError:
+        return self._l2_found(namespace, key, default, cfg, data, l2_key, version)  # (counted and logged there)
+    counters = self.counters
+    if self._versions.get(namespace, 0) != version:  # a write or invalidation came in while L2 answered
+        counters.add_pair(namespace, "l2_hits", "promotions_skipped_stale")
+        return value
+    found = PyDict_GetItem(core._fast, namespace)
+    if found == NULL or type(<object>found) is not HashCache:  # (dropped or reconfigured meanwhile)
+        self._promote(namespace, key, value, n, remaining, cfg, counted=("l2_hits",))
+        return value
+    l1 = <object>found
+    if not self._promotion.decide(namespace, cfg, l1, key, n, remaining):
+        counters.add_pair(namespace, "l2_hits", "promotions_declined")
+        return value
+    base = cfg.l1_ttl
+    if remaining is None:
+        ttl = base
+    elif base is None:
+        ttl = remaining
+    else:
+        ttl = min(remaining, base)
+    (<HashCache>l1)._promote(key, value, ttl, n)
+    if self.config.l1_max_bytes is not None:
+        self._enforce_global_cap()
+    counters.add_pair(namespace, "l2_hits", "promotions")
+    return value
 
 
 cdef inline object _l1_fast(ManagerCore self, object namespace, object key, bint* checked):

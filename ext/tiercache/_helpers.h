@@ -4,6 +4,8 @@
 #define TIERCACHE_HELPERS_H
 
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
 
 #ifndef TIERCACHE_DEBUG
 #define TIERCACHE_DEBUG 0
@@ -27,6 +29,34 @@ static inline double tc_monotonic(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 #endif
+
+/* The clock time.time() reads (seconds since the epoch): expiries stored in L2 are wall-clock times. */
+#if defined(_WIN32)
+static inline double tc_wallclock(void) {
+    FILETIME ft;
+    ULARGE_INTEGER t;
+    GetSystemTimePreciseAsFileTime(&ft);
+    t.LowPart = ft.dwLowDateTime;
+    t.HighPart = ft.dwHighDateTime;
+    return (double)(t.QuadPart - 116444736000000000ULL) * 1e-7;
+}
+#else
+static inline double tc_wallclock(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+#endif
+
+/* A little-endian IEEE double at p (struct.unpack("<d")), on any host. */
+static inline double tc_read_le_double(const char *p) {
+    uint64_t u = 0;
+    double d;
+    int i;
+    for (i = 7; i >= 0; i--) u = (u << 8) | (uint64_t)(unsigned char)p[i];
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
 
 /* 1 when _PySys_GetSizeOf (sys.getsizeof's own C function) is exported: CPython 3.8 to 3.12. */
 #if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030D0000 && !defined(PYPY_VERSION)
