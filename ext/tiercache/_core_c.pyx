@@ -1297,6 +1297,9 @@ cdef class ManagerCore:
     cdef bint _l2_path            # get() reads L2 itself after a plain namespace's L1 miss (_l2_plain)
     cdef object _codec_cfg        # the NamespaceConfig whose codec _codec_last is (configs are immutable)
     cdef object _codec_last
+    cdef object _hist_metrics     # the Metrics, namespace and l2_get histogram of the last timed L2 read
+    cdef object _hist_namespace
+    cdef object _hist_l2_get
 
     def __cinit__(self):
         self._fast = {}
@@ -1455,7 +1458,14 @@ cdef object _l2_plain(ManagerCore core, object namespace, object key, object def
         circuit.failure()
         raise
     if metrics is not None:
-        metrics.histogram(namespace, "l2_get").record(tc_monotonic() - t0)
+        if metrics is not core._hist_metrics or namespace is not core._hist_namespace:
+            core._hist_l2_get = metrics.histogram(namespace, "l2_get")
+            core._hist_metrics = metrics
+            core._hist_namespace = namespace
+        if type(core._hist_l2_get) is SampleHistogram:
+            (<SampleHistogram>core._hist_l2_get)._add(tc_monotonic() - t0)
+        else:
+            core._hist_l2_get.record(tc_monotonic() - t0)
     if circuit._failures or circuit.state != "closed":
         circuit.success()
     if self._dropped_keys or self._dropped_namespaces:

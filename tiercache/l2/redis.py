@@ -365,6 +365,13 @@ class RedisL2(_RedisCommands):
     def _c(self) -> Any:
         return self._client
 
+    def get(self, key: str) -> Optional[bytes]:
+        # (_RedisCommands.get without the _c() call: a GET is the L2-hit path, where each frame shows)
+        try:
+            return self._client.get(key)  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail("GET", exc) from exc
+
     def close(self) -> None:
         """Disconnect the pool; later calls raise L2Error. Idempotent."""
         client, self._client = self._client, _Closed(self._where)
