@@ -3,7 +3,7 @@
 
 cimport cython
 from cpython.object cimport PyObject
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 
 cdef extern from "_helpers.h":
@@ -56,6 +56,7 @@ ctypedef struct Slot:
 cdef struct Table:
     # Open addressing with linear probing over tagged slots (_table.pxi).
     Slot* slots
+    uint8_t* ctrl          # a control byte per slot (in the slots' block): 0x80 empty, else 7 tag bits
     size_t mask            # slot count - 1 (a power of two)
     int shift              # 32 - log2(slot count): the home slot is the tag's top bits
 

@@ -24,7 +24,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_EQ
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF, Py_XINCREF
 from libc.math cimport INFINITY, ceil, frexp
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 import sys
 
@@ -235,7 +235,7 @@ cdef class HashCache:
         self.win_count = self.win_bytes = self.prot_count = self.prot_bytes = 0
         self.heap.length = 0
         if self.table.slots != NULL:
-            memset(self.table.slots, 0xFF, (self.table.mask + 1) * sizeof(Slot))
+            table_empty(&self.table)
         self.version += 1
         self._flush()  # destructors run only now, against an empty, consistent cache
 
@@ -249,6 +249,8 @@ cdef class HashCache:
         cdef PyObject* k = <PyObject*>key
         cdef PyObject* stored
         cdef uint32_t tag = hash_tag(h)
+        cdef uint8_t fp = tag_ctrl(tag)
+        cdef uint8_t c
         cdef size_t i
         cdef int32_t idx
         cdef Entry* e
@@ -257,10 +259,11 @@ cdef class HashCache:
         while True:
             i = table_home(&self.table, tag)
             while True:
-                idx = self.table.slots[i].index
-                if idx < 0:
+                c = self.table.ctrl[i]
+                if c == CTRL_EMPTY:
                     return -1
-                if self.table.slots[i].tag == tag:
+                if c == fp and self.table.slots[i].tag == tag:
+                    idx = self.table.slots[i].index
                     e = &self.entries[idx]
                     if e.key == k:
                         return idx
@@ -1065,12 +1068,14 @@ cdef class HashCache:
         assert total == self.bytes, f"bytes {self.bytes} != sum of sizes {total}"
         for i in range(self.table.mask + 1):
             idx = self.table.slots[i].index
+            assert (idx < 0) == (self.table.ctrl[i] == CTRL_EMPTY), f"slot {i}'s control byte says otherwise"
             if idx < 0:
                 continue
             live += 1
             e = &self.entries[idx]
             assert e.key != NULL, f"slot {i} points at free record {idx}"
             assert self.table.slots[i].tag == e.tag & ~<uint32_t>TAG_LOW_BITS, f"slot {i} tag differs from entry {idx}'s"
+            assert self.table.ctrl[i] == tag_ctrl(self.table.slots[i].tag), f"slot {i}'s control byte is stale"
             home = table_home(&self.table, e.tag)
             while home != i:  # every slot from home to i must be occupied
                 assert self.table.slots[home].index >= 0, f"entry {idx} unreachable from its home slot"
