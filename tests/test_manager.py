@@ -782,14 +782,23 @@ def test_promote_plain_twins_agree(impl: Any) -> None:
         def _get_slow(self, namespace: Any, key: Any, default: Any = None) -> Any:
             return default
 
+    def sealed(seconds_left: float, payload: bytes) -> bytes:  # as CacheManager writes a value with a TTL
+        return b"X" + struct.pack("<d", time.time() + seconds_left) + payload
+
     l1 = impl.HashCache(max_bytes=1 << 20)
     found: dict = {}
-    datas = [codec.dumps(1), None, b"X" + b"\x00" * 8 + codec.dumps(2), b"\x00bad", codec.dumps([3]), b""]
-    hits, misses, rest = Manager()._promote_plain(l1, ["a", "b", "c", "d", 5, "f"], datas, codec.loads, 60.0,
-                                                  found)
-    assert (hits, misses, list(rest)) == (2, 1, [2, 3, 5])
-    assert found == {"a": 1, 5: [3]}
-    assert l1.peek("a") == 1 and 0 < l1.ttl(5) <= 60 and l1.stats()["bytes"] == len(datas[0]) + len(datas[4])
+    datas = [codec.dumps(1), None, sealed(-1, codec.dumps(2)), b"\x00bad", codec.dumps([3]), b"",
+             sealed(30, codec.dumps(4)), sealed(1000, codec.dumps(5)), b"X\x00\x01", bytearray(codec.dumps(6)),
+             sealed(30, b"\x00bad")]
+    keys = ["a", "b", "c", "d", 5, "f", "g", "h", "i", "j", "k"]
+    hits, misses, rest = Manager()._promote_plain(l1, keys, datas, codec.loads, 60.0, found)
+    # None and the expired sealed value are misses; unreadable, cut-off and non-bytes ones go back
+    assert (hits, misses, list(rest)) == (4, 2, [3, 5, 8, 9, 10])
+    assert found == {"a": 1, 5: [3], "g": 4, "h": 5}
+    assert l1.peek("a") == 1 and 0 < l1.ttl(5) <= 60
+    assert 25 < l1.ttl("g") <= 30  # no longer than it has left in L2
+    assert 55 < l1.ttl("h") <= 60  # nor than the namespace's L1 TTL
+    assert l1.stats()["bytes"] == sum(len(datas[i]) for i in (0, 4, 6, 7))
 
 
 def test_ttl_jitter_spreads_expiries(sqlite_url: str, clock: Clock) -> None:

@@ -26,6 +26,7 @@ Rules both implementations follow (tests/test_contract.py pins them down):
 from __future__ import annotations
 
 import heapq
+import struct
 import sys
 import threading
 import time
@@ -52,6 +53,7 @@ __all__ = ["FrequencySketch", "HashCache", "ManagerCore", "Ready", "SampleHistog
 
 _MISSING: Any = object()
 _monotonic = time.monotonic
+_EXPIRY = struct.Struct("<d")  # the expiry in front of a sealed L2 value (after b"X"; manager._seal)
 _CONSUMED: Any = object()  # a Ready already awaited
 _ABSENT: Any = object()
 
@@ -982,27 +984,44 @@ class ManagerCore:
                        l1_ttl: Optional[float], found: Dict[Any, Any]) -> Tuple[int, int, List[int]]:
         """get_many's inner loop: decode each L2 answer, copy it into `l1`, add it to `found`.
 
-        Entries that are None count as misses. Sealed ones (carrying an expiry) and unreadable ones are
+        Entries that are None, or carry an expiry that has passed, count as misses; an entry that carries
+        an expiry stays in L1 no longer than it has left in L2 (nor than `l1_ttl`). Unreadable ones are
         left to the caller: their indices come back in `rest`. Returns (hits, misses, rest).
         """
         if len(keys) != len(datas):
             raise ValueError("keys and datas differ in length")
         hits = misses = 0
         rest: List[int] = []
+        now = None
         for i, data in enumerate(datas):
             if data is None:
                 misses += 1
                 continue
-            if type(data) is not bytes or not data or data[0] == 88:  # b"X"
+            if type(data) is not bytes:
                 rest.append(i)
                 continue
+            ttl = l1_ttl
+            if not data or data[0] != 88:  # b"X": no expiry header
+                payload = data
+            elif len(data) < 1 + _EXPIRY.size:
+                rest.append(i)  # (a cut-off header: the caller counts it)
+                continue
+            else:
+                if now is None:
+                    now = time.time()
+                left = _EXPIRY.unpack_from(data, 1)[0] - now
+                if left <= 0:
+                    misses += 1
+                    continue
+                ttl = left if l1_ttl is None or left < l1_ttl else l1_ttl
+                payload = data[1 + _EXPIRY.size:]
             try:
-                value = loads(data)
+                value = loads(payload)
             except SerializationError:
                 rest.append(i)
                 continue
             key = keys[i]
-            l1._promote(key, value, l1_ttl, len(data))
+            l1._promote(key, value, ttl, len(data))
             found[key] = value
             hits += 1
         return hits, misses, rest

@@ -1363,15 +1363,19 @@ cdef class ManagerCore:
     def _promote_plain(self, HashCache l1, list keys, list datas, object loads, object l1_ttl, dict found):
         """get_many's inner loop: decode each L2 answer, copy it into `l1`, add it to `found`.
 
-        Entries that are None count as misses. Sealed ones (carrying an expiry) and unreadable ones are
+        Entries that are None, or carry an expiry that has passed, count as misses; an entry that carries
+        an expiry stays in L1 no longer than it has left in L2 (nor than `l1_ttl`). Unreadable ones are
         left to the caller: their indices come back in `rest`. Returns (hits, misses, rest).
         """
-        cdef Py_ssize_t i, n = len(keys)
+        cdef Py_ssize_t i, n = len(keys), size
         cdef Py_ssize_t hits = 0, misses = 0
         cdef list rest = []
-        cdef object key, data, value
+        cdef object key, data, payload, value
         cdef bint has_ttl = l1_ttl is not None
         cdef double seconds = _ttl_seconds(l1_ttl) if has_ttl else 0.0
+        cdef double left, now = 0.0
+        cdef bint has_now = False
+        cdef const char* p
         if len(datas) != n:
             raise ValueError("keys and datas differ in length")
         for i in range(n):
@@ -1379,16 +1383,37 @@ cdef class ManagerCore:
             if data is None:
                 misses += 1
                 continue
-            if not PyBytes_CheckExact(data) or PyBytes_GET_SIZE(data) == 0 or (<bytes>data)[0] == 88:  # b"X"
+            if not PyBytes_CheckExact(data):
                 rest.append(i)
                 continue
+            p = PyBytes_AS_STRING(data)
+            size = PyBytes_GET_SIZE(data)
+            if size == 0 or p[0] != 88:  # b"X": no expiry header
+                payload = data
+                left = -1.0
+            elif size < 9:
+                rest.append(i)  # (a cut-off header: the caller counts it)
+                continue
+            else:
+                if not has_now:
+                    now = tc_wallclock()
+                    has_now = True
+                left = tc_read_le_double(p + 1) - now
+                if left <= 0:
+                    misses += 1
+                    continue
+                payload = PyBytes_FromStringAndSize(p + 9, size - 9)
             try:
-                value = loads(data)
+                value = loads(payload)
             except _SerializationError:
                 rest.append(i)
                 continue
             key = keys[i]
-            l1._store(key, _hash(key), value, has_ttl, seconds, PyBytes_GET_SIZE(data), True)
+            if left < 0:
+                l1._store(key, _hash(key), value, has_ttl, seconds, size, True)
+            else:
+                l1._store(key, _hash(key), value, True, left if not has_ttl or left < seconds else seconds,
+                          size, True)
             found[key] = value
             hits += 1
         return hits, misses, rest
