@@ -23,7 +23,7 @@ cdef extern from "_helpers.h":
 
 
 # One cache entry. Entries live in one slab (HashCache.entries) and refer to each other by int32 index,
-# so a hit touches one 48-byte record, and the table holds 8-byte (index, tag) slots.
+# so a hit touches one 48-byte record; the table holds 8-byte (index, tag) slots and a control byte each.
 ctypedef struct Entry:
     PyObject* key          # NULL while the record is on the free list
     PyObject* value

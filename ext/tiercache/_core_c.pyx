@@ -1,14 +1,16 @@
 # cython: language_level=3, embedsignature=True, binding=False
 """Compiled HashCache: the L1 hot path of tiercache (twin of tiercache/_core_py.py).
 
+    table.ctrl   [ E |  c  | E |  c  |  c  | E ... ]   a control byte per slot: E(mpty) or 7 tag bits
     table.slots  [ - | 7,t | - | 2,t | 5,t | - ... ]   (entry number, hash tag), open addressing
                        |         |     |
     entries      [ ... {key value expires size prev next heap_pos tag} ... ]   one 48-byte record each
                   recency list threaded through prev/next (lru.head = most recent, lru.tail = next victim)
     heap.items   [ entry numbers ordered by expires ]  only entries that have a TTL
 
-A hit hashes the key, probes slots comparing tags, compares the stored key pointer (then __eq__ only on
-a tag match), checks the expiry only if the entry has one, and relinks the record at the head of the list.
+A hit hashes the key, probes the control bytes, reads a slot only where its byte matches and the record
+only where the slot's tag matches, compares the stored key pointer (then __eq__), checks the expiry only if
+the entry has one, and relinks the record at the head of the list. A miss usually reads one control byte.
 
 Re-entrancy. Python code can run inside a call: a key's __hash__ and __eq__, a user sizer or timer, and
 the destructors of values leaving the cache. Hash, size and (in set) time are computed before the
