@@ -830,3 +830,23 @@ def test_a_key_rewritten_after_an_outage_is_not_repaired_away(redis_server: Any,
         m.set("ns", "k", "after")  # the first successful call: it writes k, then repairs the rest
         assert not m._dropped_keys
         assert redis_server.client().exists(m._l2_key("ns", "k")) == 1
+
+
+def test_get_many_helpers_twins_agree(impl: Any) -> None:
+    """get_many's L1 split and L2 key building, in both implementations: the same keys, in order."""
+
+    class Manager(impl.module.ManagerCore):
+        def _get_slow(self, namespace: Any, key: Any, default: Any = None) -> Any:
+            return default
+
+    m = Manager()
+    l1 = impl.HashCache(max_bytes=1 << 20)
+    l1.set("a", 1)
+    l1.set(2, "two")
+    found: dict = {"x": 0}
+    assert m._split_l1(l1, ["a", "b", 2, 3], found) == ["b", 3]
+    assert found == {"x": 0, "a": 1, 2: "two"}
+    keys = ["plain", "#hash", "ключ", 7, -7, b"\x00b", ""]
+    assert m._l2_keys("p:ns:", keys, encode_key) == ["p:ns:" + encode_key(k) for k in keys]
+    with pytest.raises(TypeError, match="key must be"):
+        m._l2_keys("p:ns:", ["ok", True], encode_key)

@@ -980,6 +980,22 @@ class ManagerCore:
         else:
             self._fast.pop(namespace, None)
 
+    def _split_l1(self, l1: Any, keys: List[Any], found: Dict[Any, Any]) -> List[Any]:
+        """get_many's L1 part for a plain namespace: hits go into `found`; returns the keys L1 missed."""
+        missing = []
+        get = l1.get
+        for key in keys:
+            value = get(key, _MISSING)
+            if value is _MISSING:
+                missing.append(key)
+            else:
+                found[key] = value
+        return missing
+
+    def _l2_keys(self, base: str, keys: List[Any], encode: Callable[[Any], str]) -> List[str]:
+        """base + encode(key) for each key."""
+        return [base + encode(key) for key in keys]
+
     def _promote_plain(self, l1: Any, keys: List[Any], datas: List[Any], loads: Callable[[bytes], Any],
                        l1_ttl: Optional[float], found: Dict[Any, Any]) -> Tuple[int, int, List[int]]:
         """get_many's inner loop: decode each L2 answer, copy it into `l1`, add it to `found`.

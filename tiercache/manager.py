@@ -603,13 +603,7 @@ class CacheManager(ManagerCore):
         missing: List[Any] = []
         stale: Dict[Any, Any] = {}
         if namespace in self._fast:
-            get = l1.get
-            for key in keys:
-                value = get(key, _MISS)
-                if value is _MISS:
-                    missing.append(key)
-                else:
-                    found[key] = value
+            missing = self._split_l1(l1, keys, found)
         else:
             for key in keys:
                 value, old = self._l1_lookup(namespace, key)
@@ -623,7 +617,7 @@ class CacheManager(ManagerCore):
         if not missing or not cfg.persist_to_l2:
             return found
         base = self._l2_key_of(namespace, "")
-        l2_keys = [base + encode_key(key) for key in missing]  # (also rejects non-UTF-8 str keys)
+        l2_keys = self._l2_keys(base, missing, encode_key)  # (encode_key also rejects non-UTF-8 str keys)
         version = self._versions.get(namespace, 0)
         datas = self._l2_call(self.l2.get_many, l2_keys, namespace=namespace, op="l2_get")
         if datas is _FAILED:

@@ -1362,6 +1362,31 @@ cdef class ManagerCore:
         self._last_namespace = None
         self._last_l1 = None
 
+    def _split_l1(self, HashCache l1, list keys, dict found):
+        """get_many's L1 part for a plain namespace: hits go into `found`; returns the keys L1 missed."""
+        cdef list missing = []
+        cdef object key, value
+        for key in keys:
+            value = l1._get(key, _MISSING)
+            if value is _MISSING:
+                missing.append(key)
+            else:
+                found[key] = value
+        return missing
+
+    def _l2_keys(self, str base, list keys, object encode):
+        """base + encode(key) for each key; the usual forms (ASCII str not starting with '#', int) in C."""
+        cdef list out = []
+        cdef object key
+        for key in keys:
+            if type(key) is str and (<str>key).isascii() and not (<str>key).startswith("#"):
+                out.append(base + <str>key)
+            elif type(key) is int:
+                out.append(f"{base}#i:{key}")
+            else:
+                out.append(base + encode(key))
+        return out
+
     def _promote_plain(self, HashCache l1, list keys, list datas, object loads, object l1_ttl, dict found):
         """get_many's inner loop: decode each L2 answer, copy it into `l1`, add it to `found`.
 
