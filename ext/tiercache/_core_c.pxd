@@ -13,6 +13,7 @@ cdef extern from "_helpers.h":
     Py_ssize_t tc_getsizeof(PyObject* o) except -1
     Py_ssize_t tc_int_ndigits(PyObject* o)
     void tc_prefetch(const void* p) nogil
+    void tc_prefetch_read(const void* p) nogil
     void* tc_table_alloc(size_t n) nogil
     void tc_table_free(void* p) nogil
     ctypedef int (*tc_sendfunc)(PyObject*, PyObject*, PyObject**) noexcept
@@ -23,7 +24,7 @@ cdef extern from "_helpers.h":
 
 
 # One cache entry. Entries live in one slab (HashCache.entries) and refer to each other by int32 index,
-# so a hit touches one 48-byte record; the table holds 8-byte (index, tag) slots and a control byte each.
+# so a hit touches one 48-byte record; the table holds a 4-byte index and a control byte per slot.
 ctypedef struct Entry:
     PyObject* key          # NULL while the record is on the free list
     PyObject* value
@@ -48,15 +49,11 @@ cdef enum:
     TAG_LOW_BITS = 15      # the low bits of a tag, always 0 in the table
 
 
-ctypedef struct Slot:
-    int32_t index          # entry index, -1 when the slot is empty
-    uint32_t tag           # the entry's hash tag: most mismatches are settled without reading the entry
-
-
 cdef struct Table:
-    # Open addressing with linear probing over tagged slots (_table.pxi).
-    Slot* slots
-    uint8_t* ctrl          # a control byte per slot (in the slots' block): 0x80 empty, else 7 tag bits
+    # Open addressing with linear probing (_table.pxi): an entry index per slot, and a control byte per
+    # slot in an array of its own, probed first.
+    int32_t* slots         # entry index, -1 when the slot is empty
+    uint8_t* ctrl          # 0x80 when the slot is empty, else 7 bits of the entry's hash tag
     size_t mask            # slot count - 1 (a power of two)
     int shift              # 32 - log2(slot count): the home slot is the tag's top bits
 

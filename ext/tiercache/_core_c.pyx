@@ -260,13 +260,17 @@ cdef class HashCache:
         cdef int same
         while True:
             i = table_home(&self.table, tag)
+            tc_prefetch_read(&self.table.slots[i])  # a hit reads it next: load it with the control byte
             while True:
                 c = self.table.ctrl[i]
                 if c == CTRL_EMPTY:
                     return -1
-                if c == fp and self.table.slots[i].tag == tag:
-                    idx = self.table.slots[i].index
+                if c == fp:
+                    idx = self.table.slots[i]
                     e = &self.entries[idx]
+                    if (e.tag & ~<uint32_t>TAG_LOW_BITS) != tag:
+                        i = (i + 1) & self.table.mask
+                        continue
                     if e.key == k:
                         return idx
                     stored = e.key
@@ -371,7 +375,7 @@ cdef class HashCache:
             self.capacity = capacity
             self.version += 1
         if <size_t>(self.count + 1) * 2 > nslots:  # keep the load factor <= 1/2
-            table_grow(&self.table)
+            table_grow(&self.table, self.entries)
             self.version += 1
         heap_reserve(&self.heap)
         return 0
@@ -409,7 +413,7 @@ cdef class HashCache:
         cdef Entry* e = &self.entries[idx]
         cdef PyObject* key = e.key
         cdef PyObject* value = e.value
-        table_remove(&self.table, <int32_t>idx, e.tag)
+        table_remove(&self.table, self.entries, <int32_t>idx, e.tag)
         lru_unlink(self._list(<int32_t>idx), self.entries, <int32_t>idx)
         if self.policy_id:
             if (e.tag & ENTRY_SEGMENT) == SEG_WINDOW:
@@ -1069,18 +1073,17 @@ cdef class HashCache:
         assert n == self.count, f"list length {n} != count {self.count}"
         assert total == self.bytes, f"bytes {self.bytes} != sum of sizes {total}"
         for i in range(self.table.mask + 1):
-            idx = self.table.slots[i].index
+            idx = self.table.slots[i]
             assert (idx < 0) == (self.table.ctrl[i] == CTRL_EMPTY), f"slot {i}'s control byte says otherwise"
             if idx < 0:
                 continue
             live += 1
             e = &self.entries[idx]
             assert e.key != NULL, f"slot {i} points at free record {idx}"
-            assert self.table.slots[i].tag == e.tag & ~<uint32_t>TAG_LOW_BITS, f"slot {i} tag differs from entry {idx}'s"
-            assert self.table.ctrl[i] == tag_ctrl(self.table.slots[i].tag), f"slot {i}'s control byte is stale"
+            assert self.table.ctrl[i] == tag_ctrl(e.tag), f"slot {i}'s control byte is stale"
             home = table_home(&self.table, e.tag)
             while home != i:  # every slot from home to i must be occupied
-                assert self.table.slots[home].index >= 0, f"entry {idx} unreachable from its home slot"
+                assert self.table.slots[home] >= 0, f"entry {idx} unreachable from its home slot"
                 home = (home + 1) & self.table.mask
         assert live == self.count, f"table holds {live} entries, count is {self.count}"
         for idx in range(self.high_water):

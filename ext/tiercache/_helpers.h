@@ -87,8 +87,10 @@ static inline Py_ssize_t tc_int_ndigits(PyObject *o) {
 /* A hint to start loading memory the call will touch soon (the eviction victim), overlapping the miss. */
 #if defined(__GNUC__) || defined(__clang__)
 #define tc_prefetch(p) __builtin_prefetch((const void *)(p), 1, 3)
+#define tc_prefetch_read(p) __builtin_prefetch((const void *)(p), 0, 3)
 #else
 #define tc_prefetch(p) ((void)(p))
+#define tc_prefetch_read(p) ((void)(p))
 #endif
 
 /* Memory for the hash table. A table of 2 MiB or more is aligned to 2 MiB and offered to the kernel for

@@ -1,15 +1,14 @@
-# The hash table: open addressing, linear probing, backward-shift deletion, over tagged slots with a
-# control byte each.
+# The hash table: open addressing, linear probing, backward-shift deletion, with a control byte per slot.
 #
-# A slot is 8 bytes: an entry index (-1 = empty) and a 32-bit tag, the top half of hash * 2**64/phi
-# (Fibonacci hashing: Python hashes ints to themselves, and the product spreads strided keys). The home
-# slot is the tag's top bits. Beside the slots, one control byte per slot (SwissTable's idea): 0x80 for
-# empty, else 7 more bits of the tag. A probe walks the control bytes (1 byte a slot: an eighth of the
-# slots' memory, so a table of 100k entries probes 256 KiB instead of 2 MiB) and reads a slot only when its
-# byte matches, then the entry only when the slot's tag matches: a miss usually touches neither. Deletion
-# pulls later members of the run back into the hole (no tombstones: a probe ends at the first empty byte),
-# and growing rehashes from the tags alone. These functions never run Python code; comparing keys is the
-# caller's business.
+# A slot is a 4-byte entry index (-1 = empty); the entry holds its 32-bit hash tag, the top half of
+# hash * 2**64/phi (Fibonacci hashing: Python hashes ints to themselves, and the product spreads strided
+# keys), and the home slot is the tag's top bits. Beside the slots, one control byte per slot (SwissTable's
+# idea): 0x80 for empty, else 7 more bits of the tag. A probe walks the control bytes (1 byte a slot: a
+# table of 100k entries probes 256 KiB), reads a slot only where its byte matches and the entry only then:
+# a miss usually touches one byte, a hit one byte, one index and its entry. Deletion pulls later members of
+# the run back into the hole (no tombstones: a probe ends at the first empty byte), reading their entries'
+# tags for their home slots; growing re-places every entry by its tag. These functions never run Python
+# code; comparing keys is the caller's business.
 
 from libc.string cimport memset
 
@@ -36,7 +35,7 @@ cdef inline size_t table_home(const Table* t, uint32_t tag) noexcept nogil:
 cdef int table_alloc(Table* t, size_t nslots) except -1:
     """Point `t` at `nslots` fresh empty slots (`nslots` a power of two, 16 to 2**31), with their control
     bytes in the same block, after the slots."""
-    cdef Slot* slots = <Slot*>tc_table_alloc(nslots * (sizeof(Slot) + 1))
+    cdef int32_t* slots = <int32_t*>tc_table_alloc(nslots * (sizeof(int32_t) + 1))
     cdef int bits = 0
     if slots == NULL:
         raise MemoryError("tiercache: cannot allocate the hash table")
@@ -52,53 +51,52 @@ cdef int table_alloc(Table* t, size_t nslots) except -1:
 
 cdef inline void table_empty(Table* t) noexcept nogil:
     """Mark every slot empty."""
-    memset(t.slots, 0xFF, (t.mask + 1) * sizeof(Slot))
+    memset(t.slots, 0xFF, (t.mask + 1) * sizeof(int32_t))
     memset(t.ctrl, CTRL_EMPTY, t.mask + 1)
 
 
 cdef inline void table_put(Table* t, int32_t idx, uint32_t tag) noexcept nogil:
-    """Place entry `idx` in the first empty slot of its run (its key is known to be absent)."""
+    """Place entry `idx` (hash tag `tag`) in the first empty slot of its run (its key is known to be absent)."""
     cdef size_t mask = t.mask
     cdef size_t i = table_home(t, tag)
     while t.ctrl[i] != CTRL_EMPTY:
         i = (i + 1) & mask
-    t.slots[i].index = idx
-    t.slots[i].tag = tag
+    t.slots[i] = idx
     t.ctrl[i] = tag_ctrl(tag)
 
 
-cdef inline void table_remove(Table* t, int32_t idx, uint32_t tag) noexcept nogil:
+cdef inline void table_remove(Table* t, const Entry* entries, int32_t idx, uint32_t tag) noexcept nogil:
     """Take entry `idx` (whose tag is `tag`) out of the table and close the gap it leaves."""
     cdef size_t mask = t.mask
-    cdef Slot* slots = t.slots
+    cdef int32_t* slots = t.slots
     cdef uint8_t* ctrl = t.ctrl
     cdef size_t i = table_home(t, tag)
     cdef size_t j, home
-    while slots[i].index != idx:
+    while slots[i] != idx:
         i = (i + 1) & mask
     j = i
     while True:
         j = (j + 1) & mask
         if ctrl[j] == CTRL_EMPTY:
             break
-        home = table_home(t, slots[j].tag)
+        home = table_home(t, entries[slots[j]].tag)
         # the slot at j may fill the hole at i unless its home lies cyclically in (i, j]
         if ((j - home) & mask) >= ((j - i) & mask):
             slots[i] = slots[j]
             ctrl[i] = ctrl[j]
             i = j
-    slots[i].index = -1
+    slots[i] = -1
     ctrl[i] = CTRL_EMPTY
 
 
-cdef int table_grow(Table* t) except -1:
+cdef int table_grow(Table* t, const Entry* entries) except -1:
     """Double the slot count, re-placing every entry by its tag."""
-    cdef Slot* old = t.slots
+    cdef int32_t* old = t.slots
     cdef size_t n = t.mask + 1
     cdef size_t i
     table_alloc(t, 2 * n)
     for i in range(n):
-        if old[i].index >= 0:
-            table_put(t, old[i].index, old[i].tag)
+        if old[i] >= 0:
+            table_put(t, old[i], entries[old[i]].tag)
     tc_table_free(old)
     return 0
