@@ -53,7 +53,8 @@ cdef struct Table:
     # Open addressing with linear probing (_table.pxi): an entry index per slot, and a control byte per
     # slot in an array of its own, probed first.
     int32_t* slots         # entry index, -1 when the slot is empty
-    uint8_t* ctrl          # 0x80 when the slot is empty, else 7 bits of the entry's hash tag
+    uint8_t* ctrl          # 0x80 when the slot is empty, else 6 bits of the entry's hash tag and 0x40
+                           # when the entry is not in its home slot
     size_t mask            # slot count - 1 (a power of two)
     int shift              # 32 - log2(slot count): the home slot is the tag's top bits
 

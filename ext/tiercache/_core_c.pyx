@@ -1,16 +1,16 @@
 # cython: language_level=3, embedsignature=True, binding=False
 """Compiled HashCache: the L1 hot path of tiercache (twin of tiercache/_core_py.py).
 
-    table.ctrl   [ E |  c  | E |  c  |  c  | E ... ]   a control byte per slot: E(mpty) or 7 tag bits
-    table.slots  [ - | 7,t | - | 2,t | 5,t | - ... ]   (entry number, hash tag), open addressing
-                       |         |     |
+    table.ctrl   [ E | c | E | c | c | E ... ]   a control byte per slot: E(mpty), or 6 tag bits + away
+    table.slots  [ - | 7 | - | 2 | 5 | - ... ]   entry numbers (4 bytes), open addressing
+                       |       |   |
     entries      [ ... {key value expires size prev next heap_pos tag} ... ]   one 48-byte record each
                   recency list threaded through prev/next (lru.head = most recent, lru.tail = next victim)
     heap.items   [ entry numbers ordered by expires ]  only entries that have a TTL
 
-A hit hashes the key, probes the control bytes, reads a slot only where its byte matches and the record
-only where the slot's tag matches, compares the stored key pointer (then __eq__), checks the expiry only if
-the entry has one, and relinks the record at the head of the list. A miss usually reads one control byte.
+A hit hashes the key, probes the control bytes, reads a slot and its record only where the byte matches,
+compares the record's tag, then the stored key pointer (then __eq__), checks the expiry only if the entry
+has one, and relinks the record at the head of the list. A miss usually reads one control byte.
 
 Re-entrancy. Python code can run inside a call: a key's __hash__ and __eq__, a user sizer or timer, and
 the destructors of values leaving the cache. Hash, size and (in set) time are computed before the
@@ -265,7 +265,7 @@ cdef class HashCache:
                 c = self.table.ctrl[i]
                 if c == CTRL_EMPTY:
                     return -1
-                if c == fp:
+                if (c & CTRL_PRINT) == fp:
                     idx = self.table.slots[i]
                     e = &self.entries[idx]
                     if (e.tag & ~<uint32_t>TAG_LOW_BITS) != tag:
@@ -1080,8 +1080,9 @@ cdef class HashCache:
             live += 1
             e = &self.entries[idx]
             assert e.key != NULL, f"slot {i} points at free record {idx}"
-            assert self.table.ctrl[i] == tag_ctrl(e.tag), f"slot {i}'s control byte is stale"
             home = table_home(&self.table, e.tag)
+            assert self.table.ctrl[i] == tag_ctrl(e.tag) | (CTRL_AWAY if home != i else 0), \
+                f"slot {i}'s control byte is stale"
             while home != i:  # every slot from home to i must be occupied
                 assert self.table.slots[home] >= 0, f"entry {idx} unreachable from its home slot"
                 home = (home + 1) & self.table.mask

@@ -3,18 +3,20 @@
 # A slot is a 4-byte entry index (-1 = empty); the entry holds its 32-bit hash tag, the top half of
 # hash * 2**64/phi (Fibonacci hashing: Python hashes ints to themselves, and the product spreads strided
 # keys), and the home slot is the tag's top bits. Beside the slots, one control byte per slot (SwissTable's
-# idea): 0x80 for empty, else 7 more bits of the tag. A probe walks the control bytes (1 byte a slot: a
-# table of 100k entries probes 256 KiB), reads a slot only where its byte matches and the entry only then:
-# a miss usually touches one byte, a hit one byte, one index and its entry. Deletion pulls later members of
-# the run back into the hole (no tombstones: a probe ends at the first empty byte), reading their entries'
-# tags for their home slots; growing re-places every entry by its tag. These functions never run Python
-# code; comparing keys is the caller's business.
+# idea): 0x80 for empty, else 6 more bits of the tag and a bit saying the entry sits away from its home.
+# A probe walks the control bytes (1 byte a slot: a table of 100k entries probes 256 KiB), reads a slot
+# and its entry only where the bits match: a miss usually touches one byte, a hit one byte, one index and
+# its entry. Deletion pulls later members of the run back into the hole (no tombstones: a probe ends at the
+# first empty byte), reading the tags of those away from home for their home slots; growing re-places
+# every entry by its tag. These functions never run Python code; comparing keys is the caller's business.
 
 from libc.string cimport memset
 
 
 cdef enum:
-    CTRL_EMPTY = 0x80
+    CTRL_EMPTY = 0x80      # an empty slot
+    CTRL_AWAY = 0x40       # an occupied slot whose entry is not in its home slot (deletion reads its tag)
+    CTRL_PRINT = 0x3F      # the 6 tag bits of an occupied slot
 
 
 cdef inline uint32_t hash_tag(Py_hash_t h) noexcept nogil:
@@ -23,9 +25,9 @@ cdef inline uint32_t hash_tag(Py_hash_t h) noexcept nogil:
 
 
 cdef inline uint8_t tag_ctrl(uint32_t tag) noexcept nogil:
-    # bits 4-10 of the tag: below the home bits for tables of up to 2**21 slots, so they sort out most
+    # bits 4-9 of the tag: below the home bits for tables of up to 2**22 slots, so they sort out most
     # members of a run; larger tables share some of them with the home, which only makes matches likelier
-    return <uint8_t>((tag >> 4) & 0x7F)
+    return <uint8_t>((tag >> 4) & CTRL_PRINT)
 
 
 cdef inline size_t table_home(const Table* t, uint32_t tag) noexcept nogil:
@@ -59,10 +61,11 @@ cdef inline void table_put(Table* t, int32_t idx, uint32_t tag) noexcept nogil:
     """Place entry `idx` (hash tag `tag`) in the first empty slot of its run (its key is known to be absent)."""
     cdef size_t mask = t.mask
     cdef size_t i = table_home(t, tag)
+    cdef size_t home = i
     while t.ctrl[i] != CTRL_EMPTY:
         i = (i + 1) & mask
     t.slots[i] = idx
-    t.ctrl[i] = tag_ctrl(tag)
+    t.ctrl[i] = tag_ctrl(tag) | (CTRL_AWAY if i != home else 0)
 
 
 cdef inline void table_remove(Table* t, const Entry* entries, int32_t idx, uint32_t tag) noexcept nogil:
@@ -72,18 +75,22 @@ cdef inline void table_remove(Table* t, const Entry* entries, int32_t idx, uint3
     cdef uint8_t* ctrl = t.ctrl
     cdef size_t i = table_home(t, tag)
     cdef size_t j, home
+    cdef uint8_t c
     while slots[i] != idx:
         i = (i + 1) & mask
     j = i
     while True:
         j = (j + 1) & mask
-        if ctrl[j] == CTRL_EMPTY:
+        c = ctrl[j]
+        if c == CTRL_EMPTY:
             break
+        if not (c & CTRL_AWAY):
+            continue  # in its home slot, which lies in (i, j]: it stays (and its entry is not read)
         home = table_home(t, entries[slots[j]].tag)
         # the slot at j may fill the hole at i unless its home lies cyclically in (i, j]
         if ((j - home) & mask) >= ((j - i) & mask):
             slots[i] = slots[j]
-            ctrl[i] = ctrl[j]
+            ctrl[i] = (c & CTRL_PRINT) | (CTRL_AWAY if i != home else 0)
             i = j
     slots[i] = -1
     ctrl[i] = CTRL_EMPTY
