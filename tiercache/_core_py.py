@@ -491,14 +491,19 @@ class HashCache:
             self._seq += 1
             entry[_SEQ] = self._seq
             heapq.heappush(self._heap, (expires, self._seq, key))
-            if len(self._heap) > 2 * self._n_ttl + 64:
+            if len(self._heap) > 3 * self._n_ttl + 64:  # (rebuilt from the live entries: O(1) a push)
                 self._compact_heap()
 
     def _compact_heap(self) -> None:
-        self._heap = [
-            (e[_EXPIRES], e[_SEQ], k) for k, e in self._data.items() if e[_EXPIRES] is not None
-        ]
-        heapq.heapify(self._heap)
+        heap = []
+        push = heap.append
+        expires_at, seq_at = _EXPIRES, _SEQ
+        for k, e in self._data.items():
+            expires = e[expires_at]
+            if expires is not None:
+                push((expires, e[seq_at], k))
+        heapq.heapify(heap)
+        self._heap = heap
 
     def _find_live(
         self, key: Hashable, now: Optional[float], dropped: List[Any]
@@ -547,12 +552,13 @@ class HashCache:
         if self._policy:
             self._maintain(now, dropped)
             return
-        if not self._over():
+        limit, max_entries = self._byte_limit, self._max_entries  # (_over, spelled out: it runs every set)
+        if self._bytes <= limit and (max_entries is None or len(self._data) <= max_entries):
             return
-        if now is not None and self._n_ttl:
+        if now is not None and self._n_ttl and self._heap and self._heap[0][0] <= now:
             self._drop_expired(now, dropped)
         root = self._root
-        while self._over():
+        while self._bytes > limit or (max_entries is not None and len(self._data) > max_entries):
             victim = root[_NEXT]
             by_size = self._bytes > self._byte_limit
             if self._unlink(victim[_KEY], victim, dropped):
@@ -656,7 +662,7 @@ class HashCache:
         `ttl` defaults to the cache's `default_ttl`; `size` defaults to `sizer(value)`. Least recently used
         entries (expired ones first) are evicted until max_bytes and max_entries hold.
         """
-        ttl = self._ttl_or_default(ttl)
+        ttl = self._default_ttl if ttl is None else check_ttl(ttl)  # (_ttl_or_default, spelled out)
         try:
             h = hash(key)
         except TypeError:
