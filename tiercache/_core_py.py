@@ -572,7 +572,10 @@ class HashCache:
 
     def _weigh(self, value: Any, size: Any) -> int:
         if size is None:
-            return check_size(self._sizer(value), "sizer result")
+            sizer = self._sizer
+            if sizer is default_sizer:  # (a length or sys.getsizeof: always a valid size)
+                return default_sizer(value)
+            return check_size(sizer(value), "sizer result")
         return check_size(size)
 
     def _store(self, key: Hashable, value: Any, ttl: Optional[float], size: int, dropped: List[Any],
