@@ -580,7 +580,11 @@ class HashCache:
 
     def _store(self, key: Hashable, value: Any, ttl: Optional[float], size: int, dropped: List[Any],
                promoted: bool = False, tag: int = 0) -> bool:
-        now = self._now() if (ttl is not None or self._n_ttl) else None
+        if ttl is not None or self._n_ttl:
+            timer = self._timer
+            now = timer() if timer is time.monotonic else self._now()  # (monotonic: a float already)
+        else:
+            now = None
         expires = now + ttl if ttl is not None else None  # type: ignore[operator]
         entry = self._find(key)
         new = None
@@ -615,7 +619,15 @@ class HashCache:
                 self._seg_add(entry[_SEG], 0, size - entry[_SIZE])
             entry[_SIZE] = size
             entry[_FLAGS] = _PROMOTED if promoted else 0  # a new value: its own history
-        if expires is not None or entry[_EXPIRES] is not None:
+        if expires is not None and entry[_EXPIRES] is None:  # (_track_expiry, spelled out for a set)
+            self._n_ttl += 1
+            entry[_EXPIRES] = expires
+            self._seq += 1
+            entry[_SEQ] = self._seq
+            heapq.heappush(self._heap, (expires, self._seq, key))
+            if len(self._heap) > 3 * self._n_ttl + 64:
+                self._compact_heap()
+        elif expires is not None or entry[_EXPIRES] is not None:
             self._track_expiry(key, entry, expires)
         self._sets += 1
         self._promoted += promoted
