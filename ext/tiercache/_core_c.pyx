@@ -1306,11 +1306,9 @@ cdef class ManagerCore:
     cdef dict _samples
     cdef Ready _ready             # reused by _aget while nobody else holds it (saves an allocation a hit)
     cdef bint _l2_path            # get() reads L2 itself after a plain namespace's L1 miss (_l2_plain)
-    cdef object _codec_cfg        # the NamespaceConfig whose codec _codec_last is (configs are immutable)
-    cdef object _codec_last
-    cdef object _hist_metrics     # the Metrics, namespace and l2_get histogram of the last timed L2 read
-    cdef object _hist_namespace
-    cdef object _hist_l2_get
+    # Kept between L2 reads, each as one tuple so a thread never pairs one read's key with another's value:
+    cdef tuple _codec_of          # (NamespaceConfig, its Codec) of the last read (configs are immutable)
+    cdef tuple _l2_get_hist       # (Metrics, namespace, its l2_get histogram) of the last timed read
 
     def __cinit__(self):
         self._fast = {}
@@ -1483,7 +1481,8 @@ cdef object _l2_plain(ManagerCore core, object namespace, object key, object def
     namespaces (_get_l2), data that is not bytes, cut short or unreadable (_l2_found)."""
     cdef object self = core  # the CacheManager: its attributes are Python ones
     cdef object tp = type(key)
-    cdef object part, cfg, circuit, metrics, data, payload, value, counters, l1, base, ttl, codec
+    cdef object part, cfg, circuit, metrics, data, payload, value, counters, l1, base, ttl, codec, hist
+    cdef tuple kept
     cdef object remaining = None
     cdef double t0 = 0.0, left
     cdef const char* p
@@ -1519,14 +1518,16 @@ cdef object _l2_plain(ManagerCore core, object namespace, object key, object def
         circuit.failure()
         raise
     if metrics is not None:
-        if metrics is not core._hist_metrics or namespace is not core._hist_namespace:
-            core._hist_l2_get = metrics.histogram(namespace, "l2_get")
-            core._hist_metrics = metrics
-            core._hist_namespace = namespace
-        if type(core._hist_l2_get) is SampleHistogram:
-            (<SampleHistogram>core._hist_l2_get)._add(tc_monotonic() - t0)
+        kept = core._l2_get_hist
+        if kept is not None and kept[0] is metrics and kept[1] is namespace:
+            hist = kept[2]
         else:
-            core._hist_l2_get.record(tc_monotonic() - t0)
+            hist = metrics.histogram(namespace, "l2_get")
+            core._l2_get_hist = (metrics, namespace, hist)
+        if type(hist) is SampleHistogram:
+            (<SampleHistogram>hist)._add(tc_monotonic() - t0)
+        else:
+            hist.record(tc_monotonic() - t0)
     if circuit._failures or circuit.state != "closed":
         circuit.success()
     if self._dropped_keys or self._dropped_namespaces:
@@ -1548,12 +1549,12 @@ cdef object _l2_plain(ManagerCore core, object namespace, object key, object def
         payload = PyBytes_FromStringAndSize(p + 9, n - 9)
     else:
         return self._l2_found(namespace, key, default, cfg, data, l2_key, version)  # (counted there)
-    if cfg is core._codec_cfg:
-        codec = core._codec_last
+    kept = core._codec_of
+    if kept is not None and kept[0] is cfg:
+        codec = kept[1]
     else:
         codec = self._codec(cfg)
-        core._codec_cfg = cfg
-        core._codec_last = codec
+        core._codec_of = (cfg, codec)
     try:
         value = codec.loads(payload)
     except _SerializationError:
