@@ -18,7 +18,6 @@ import concurrent.futures
 import functools
 import inspect
 import json
-import logging
 import threading
 import time
 import weakref
@@ -30,7 +29,6 @@ from .errors import CircuitOpenError, L2Error
 from .manager import (
     _EXPIRED,
     _FAILED,
-    _KEY_TYPES,
     _MISS,
     CacheManager,
     _call_key,
@@ -137,15 +135,7 @@ class AsyncCacheManager(CacheManager):
                 self.circuit.failure()  # never leave a half-open probe unanswered
             raise
         except Exception as exc:
-            self.circuit.failure()
-            self.counters.add("l2_errors", 1, namespace)
-            if not isinstance(exc, (L2Error, OSError)):
-                log.error("tiercache: unexpected error from the L2 backend", exc_info=True)
-            if self.strict:
-                if isinstance(exc, L2Error):
-                    raise
-                raise L2Error(f"{type(exc).__name__}: {exc}") from exc
-            return _FAILED
+            return self._l2_failed(exc, namespace)
         if t0:
             self.metrics.histogram(namespace, op).record(_perf_counter() - t0)  # type: ignore[union-attr, arg-type]
         self.circuit.success()
@@ -219,59 +209,13 @@ class AsyncCacheManager(CacheManager):
             batcher = self._batchers[loop] = _GetBatcher(self, loop)
         return batcher
 
-    async def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
+    async def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:  # type: ignore[override]
         """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
-        self._check_open()
-        keys = list(dict.fromkeys(keys))
-        if not set(map(type, keys)) <= _KEY_TYPES:
-            for key in keys:
-                encode_key(key)
-        found: Dict[Any, Any] = {}
-        missing: List[Any] = []
-        stale: Dict[Any, Any] = {}
-        for key in keys:
-            value, old = self._l1_lookup(namespace, key)
-            if old is not _MISS:
-                stale[key] = old
-            if value is _MISS:
-                missing.append(key)
-            else:
-                found[key] = value
-        cfg = self.namespace_config(namespace)
-        if not missing or not cfg.persist_to_l2:
-            return found
-        base = self._l2_key_of(namespace, "")
-        l2_keys = [base + encode_key(key) for key in missing]
-        version = self._versions.get(namespace, 0)
-        datas = await self._al2_call(self.l2.get_many, l2_keys, namespace=namespace, op="l2_get")
-        if datas is _FAILED:
-            if stale:
-                self.counters.add("stale_served", len(stale), namespace)
-            found.update(stale)
-            return found
-        overtaken = self._versions.get(namespace, 0) != version
-        hits = misses = skipped = declined = 0
-        for key, l2_key, data in zip(missing, l2_keys, datas):
-            if data is None:
-                misses += 1
-                continue
-            value, remaining = self._decode(namespace, data, l2_key)
-            if value is _EXPIRED:
-                misses += 1
-                continue
-            if value is _MISS:
-                continue
-            hits += 1
-            if overtaken:
-                skipped += 1
-            elif self._promotion.decide(namespace, cfg, self._l1_for(namespace), key, len(data), remaining):
-                self._l1_store(namespace, key, value, len(data), remaining, cfg, promoted=True)
-            else:
-                declined += 1
-            found[key] = value
-        self.counters.add_many(namespace, l2_hits=hits, l2_misses=misses, promotions=hits - skipped - declined,
-                               promotions_skipped_stale=skipped, promotions_declined=declined)
-        return found
+        plan = self._many_from_l1(namespace, keys)
+        if plan.l2_keys is None:
+            return plan.found
+        datas = await self._al2_call(self.l2.get_many, plan.l2_keys, namespace=namespace, op="l2_get")
+        return self._many_from_l2(plan, datas)
 
     # ------------------------------------------------------------------ writes
 

@@ -591,6 +591,15 @@ class CacheManager(ManagerCore):
 
     def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
         """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
+        plan = self._many_from_l1(namespace, keys)
+        if plan.l2_keys is None:
+            return plan.found
+        datas = self._l2_call(self.l2.get_many, plan.l2_keys, namespace=namespace, op="l2_get")
+        return self._many_from_l2(plan, datas)
+
+    def _many_from_l1(self, namespace: str, keys: Iterable[Any]) -> "_ManyPlan":
+        """get_many up to the L2 round trip (shared with AsyncCacheManager): the keys checked, L1's hits
+        in `found`; `l2_keys` None when L2 has nothing to add."""
         self._check_open()
         keys = list(keys)
         if len(set(keys)) != len(keys):
@@ -614,19 +623,25 @@ class CacheManager(ManagerCore):
                 else:
                     found[key] = value
         cfg = self.namespace_config(namespace)
-        if not missing or not cfg.persist_to_l2:
-            return found
-        base = self._l2_key_of(namespace, "")
-        l2_keys = self._l2_keys(base, missing, encode_key)  # (encode_key also rejects non-UTF-8 str keys)
-        version = self._versions.get(namespace, 0)
-        datas = self._l2_call(self.l2.get_many, l2_keys, namespace=namespace, op="l2_get")
+        plan = _ManyPlan(namespace, cfg, l1, found, missing, stale)
+        if missing and cfg.persist_to_l2:
+            # (encode_key also rejects non-UTF-8 str keys)
+            plan.l2_keys = self._l2_keys(self._l2_key_of(namespace, ""), missing, encode_key)
+            plan.version = self._versions.get(namespace, 0)
+        return plan
+
+    def _many_from_l2(self, plan: "_ManyPlan", datas: Any) -> Dict[Any, Any]:
+        """get_many after the L2 round trip answered `datas` (or _FAILED): decode, promote, count."""
+        namespace, cfg, l1, found, missing, l2_keys = (plan.namespace, plan.cfg, plan.l1, plan.found,
+                                                         plan.missing, plan.l2_keys)
+        assert l2_keys is not None
         if datas is _FAILED:
-            if stale:
-                self.counters.add("stale_served", len(stale), namespace)
-            found.update(stale)
+            if plan.stale:
+                self.counters.add("stale_served", len(plan.stale), namespace)
+            found.update(plan.stale)
             return found
         # a write or invalidation that landed while L2 answered: these values may already be old
-        overtaken = self._versions.get(namespace, 0) != version
+        overtaken = self._versions.get(namespace, 0) != plan.version
         loads = self._codec(cfg).loads
         l1_ttl = cfg.l1_ttl
         immediate = resolve_strategy(cfg.promotion, cfg.priority) == "immediate"
@@ -1008,6 +1023,19 @@ def _cap(ttl: Optional[float], namespace_ttl: Optional[float]) -> Optional[float
 def _call_key(name: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> str:
     digest = hashlib.blake2b(repr((args, sorted(kwargs.items()))).encode(), digest_size=16).hexdigest()
     return f"{name}:{digest}"
+
+
+class _ManyPlan:
+    """One get_many between its L1 part and its L2 round trip (CacheManager._many_from_l1)."""
+
+    __slots__ = ("namespace", "cfg", "l1", "found", "missing", "stale", "l2_keys", "version")
+
+    def __init__(self, namespace: str, cfg: NamespaceConfig, l1: Any, found: Dict[Any, Any], missing: List[Any],
+                 stale: Dict[Any, Any]) -> None:
+        self.namespace, self.cfg, self.l1 = namespace, cfg, l1
+        self.found, self.missing, self.stale = found, missing, stale
+        self.l2_keys: Optional[List[str]] = None  # None: L2 has nothing to add
+        self.version = 0
 
 
 class _InvalidationListener:
