@@ -1063,41 +1063,32 @@ class ManagerCore:
             hits += 1
         return hits, misses, rest
 
+    def _l1_fast(self, namespace: str, key: Any) -> Tuple[Any, bool]:
+        """(the L1 value of a plain namespace, else _MISSING; whether L1 was consulted and counted a miss):
+        get and _aget's shared first step, timing one lookup in (_sample_mask + 1)."""
+        l1 = self._fast.get(namespace) if type(namespace) is str else None
+        if l1 is None or type(key) not in _KEY_TYPES:
+            return _MISSING, False
+        if self._sample_mask >= 0:
+            self._tick += 1
+            if not self._tick & self._sample_mask:
+                t0 = _monotonic()
+                value = l1.get(key, _MISSING)
+                self._record_l1_sample(namespace, _monotonic() - t0)
+                return value, True
+        return l1.get(key, _MISSING), True
+
     def _aget(self, namespace: str, key: Any, default: Any = None) -> Any:
         """AsyncCacheManager.get: an L1 hit is a Ready awaitable (no coroutine, no I/O); the rest is the
         subclass's `_aget_slow` coroutine."""
-        l1 = self._fast.get(namespace) if type(namespace) is str else None
-        if l1 is not None and type(key) in _KEY_TYPES:
-            if self._sample_mask >= 0:
-                self._tick += 1
-                if not self._tick & self._sample_mask:
-                    t0 = _monotonic()
-                    value = l1.get(key, _MISSING)
-                    self._record_l1_sample(namespace, _monotonic() - t0)
-                else:
-                    value = l1.get(key, _MISSING)
-            else:
-                value = l1.get(key, _MISSING)
-            if value is not _MISSING:
-                return Ready(value)
-            return self._aget_slow(namespace, key, default, True)  # type: ignore[attr-defined]
-        return self._aget_slow(namespace, key, default, False)  # type: ignore[attr-defined]
+        value, checked = self._l1_fast(namespace, key)
+        if value is not _MISSING:
+            return Ready(value)
+        return self._aget_slow(namespace, key, default, checked)  # type: ignore[attr-defined]
 
     def get(self, namespace: str, key: Any, default: Any = None) -> Any:
         """The value from L1, else L2 (copied into L1), else `default`."""
-        l1 = self._fast.get(namespace) if type(namespace) is str else None
-        if l1 is not None and type(key) in _KEY_TYPES:
-            if self._sample_mask >= 0:
-                self._tick += 1
-                if not self._tick & self._sample_mask:
-                    t0 = _monotonic()
-                    value = l1.get(key, _MISSING)
-                    self._record_l1_sample(namespace, _monotonic() - t0)
-                    if value is not _MISSING:
-                        return value
-                    return self._get_slow(namespace, key, default, True)  # type: ignore[attr-defined]
-            value = l1.get(key, _MISSING)
-            if value is not _MISSING:
-                return value
-            return self._get_slow(namespace, key, default, True)  # type: ignore[attr-defined]  (miss counted)
-        return self._get_slow(namespace, key, default)  # type: ignore[attr-defined]
+        value, checked = self._l1_fast(namespace, key)
+        if value is not _MISSING:
+            return value
+        return self._get_slow(namespace, key, default, checked)  # type: ignore[attr-defined]  (a miss counted)
