@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type
+from typing import Any, Callable, List, Mapping, Optional, Tuple, Type
 
 import redis
 import redis.asyncio as aioredis
@@ -24,7 +24,7 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
 from ..errors import L2Error
-from .redis import HEALTH_CHECK_INTERVAL, _prefix_pattern, _px, _where, cluster_url_to_redis
+from .redis import HEALTH_CHECK_INTERVAL, _prefix_pattern, _px, _RedisBackend, cluster_url_to_redis
 
 __all__ = ["AsyncRedisL2", "AsyncRedisClusterL2", "AsyncSubscription", "ThreadedL2", "from_url"]
 
@@ -82,18 +82,8 @@ class AsyncSubscription:
                 pass
 
 
-class _AsyncRedisCommands:
-    _what = "redis"
-    _where: str
-    _socket_timeout: float
-    _scan_options: Dict[str, Any] = {}
-    _ping_options: Dict[str, Any] = {}
-
-    def _c(self) -> Any:  # pragma: no cover - implemented by the backends
-        raise NotImplementedError
-
-    def _fail(self, op: str, exc: BaseException) -> L2Error:
-        return L2Error(f"{self._what} {op} failed on {self._where}: {exc}")
+class _AsyncRedisCommands(_RedisBackend):
+    """The L2 protocol over a redis.asyncio client, shared by AsyncRedisL2 and AsyncRedisClusterL2."""
 
     async def _mget(self, client: Any, keys: List[str]) -> List[Optional[bytes]]:
         return await client.mget(keys)  # type: ignore[no-any-return]
@@ -184,11 +174,7 @@ class AsyncRedisL2(_AsyncRedisCommands):
 
     def __init__(self, url: str, *, socket_timeout: float = 1.0, socket_connect_timeout: float = 1.0,
                  max_connections: int = 64) -> None:
-        if not isinstance(url, str):
-            raise TypeError(f"url must be a str, got {type(url).__name__} {url!r}")
-        self.url = url
-        self._where = _where(url)
-        self._socket_timeout = socket_timeout
+        self._set_url(url, socket_timeout)
         retry = AsyncRetry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=max_connections, timeout=socket_timeout, socket_timeout=socket_timeout,
@@ -224,11 +210,7 @@ class AsyncRedisClusterL2(_AsyncRedisCommands):
 
     def __init__(self, url: str, *, socket_timeout: float = 1.0, socket_connect_timeout: float = 1.0,
                  max_connections: int = 64) -> None:
-        if not isinstance(url, str):
-            raise TypeError(f"url must be a str, got {type(url).__name__} {url!r}")
-        self.url = url
-        self._where = _where(url)
-        self._socket_timeout = socket_timeout
+        self._set_url(url, socket_timeout)
         self._client: Any = AsyncRedisCluster.from_url(
             cluster_url_to_redis(url), socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout,
             max_connections=max_connections,

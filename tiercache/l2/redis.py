@@ -201,12 +201,10 @@ class _Listener:
                 subscription.close()
 
 
-class _RedisCommands(_Listener):
-    """The L2 protocol over a redis-py client, shared by RedisL2 and RedisClusterL2.
-
-    A subclass supplies `_c()` (the client, connecting if need be) and says where a cluster differs: how
-    MGET spans slots, which pipeline, and which nodes SCAN and PING address.
-    """
+class _RedisBackend:
+    """What the four Redis backends (sync and async, server and cluster) share: the URL they were given,
+    where it points (for messages), the socket timeout, and how a failure is worded. A subclass supplies
+    `_c()` (the client, connecting if need be) and the SCAN and PING options a cluster needs."""
 
     _what = "redis"  # for error messages
     _where: str
@@ -214,17 +212,29 @@ class _RedisCommands(_Listener):
     _scan_options: Dict[str, Any] = {}
     _ping_options: Dict[str, Any] = {}
 
+    def _set_url(self, url: Any, socket_timeout: float) -> None:
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, got {type(url).__name__} {url!r}")
+        self.url = url
+        self._where = _where(url)
+        self._socket_timeout = socket_timeout
+
     def _c(self) -> Any:  # pragma: no cover - implemented by the backends
         raise NotImplementedError
+
+    def _fail(self, op: str, exc: BaseException) -> L2Error:
+        return L2Error(f"{self._what} {op} failed on {self._where}: {exc}")
+
+
+class _RedisCommands(_RedisBackend, _Listener):
+    """The L2 protocol over a redis-py client, shared by RedisL2 and RedisClusterL2; a cluster says where
+    it differs: how MGET spans slots, which pipeline, and which nodes SCAN and PING address."""
 
     def _mget(self, client: Any, keys: List[str]) -> List[Optional[bytes]]:
         return client.mget(keys)  # type: ignore[no-any-return]
 
     def _pipeline(self, client: Any) -> Any:
         return client.pipeline(transaction=False)
-
-    def _fail(self, op: str, exc: BaseException) -> L2Error:
-        return L2Error(f"{self._what} {op} failed on {self._where}: {exc}")
 
     def get(self, key: str) -> Optional[bytes]:
         try:
@@ -336,11 +346,7 @@ class RedisL2(_RedisCommands):
         socket_connect_timeout: float = 1.0,
         max_connections: int = 64,
     ) -> None:
-        if not isinstance(url, str):
-            raise TypeError(f"url must be a str, got {type(url).__name__} {url!r}")
-        self.url = url
-        self._where = _where(url)
-        self._socket_timeout = socket_timeout
+        self._set_url(url, socket_timeout)
         # One immediate retry, on broken connections only: a pooled socket to a restarted server fails once and
         # is replaced; a timeout is not retried, so an unresponsive server costs one socket_timeout, not several.
         retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
@@ -411,12 +417,8 @@ class RedisClusterL2(_RedisCommands):
         socket_connect_timeout: float = 1.0,
         max_connections: int = 64,
     ) -> None:
-        if not isinstance(url, str):
-            raise TypeError(f"url must be a str, got {type(url).__name__} {url!r}")
-        self.url = url
+        self._set_url(url, socket_timeout)
         self._redis_url = cluster_url_to_redis(url)
-        self._where = _where(url)
-        self._socket_timeout = socket_timeout
         self._options = dict(
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_connect_timeout,
