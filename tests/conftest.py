@@ -128,6 +128,12 @@ def fake_timer() -> FakeTimer:
     return FakeTimer()
 
 
+@pytest.fixture
+def clock() -> FakeTimer:
+    """A FakeTimer for the managers' tests (timer=clock): metrics windows, TTLs, promotion windows."""
+    return FakeTimer()
+
+
 @pytest.fixture(scope="session")
 def make_timer() -> "type[FakeTimer]":
     """The FakeTimer class, for tests that need a fresh clock per example or per cache."""

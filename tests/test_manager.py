@@ -20,29 +20,13 @@ from tiercache.errors import ConfigError, L2Error, SerializationError
 from tiercache.manager import CacheManager, decode_key, encode_key
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture
 def sqlite_url(tmp_path: Any) -> str:
     return f"sqlite:///{tmp_path}/l2.sqlite3"
 
 
 @pytest.fixture
-def manager(sqlite_url: str, clock: Clock) -> Iterator[CacheManager]:
+def manager(sqlite_url: str, clock: Any) -> Iterator[CacheManager]:
     with CacheManager(sqlite_url, env="test", timer=clock) as m:
         yield m
 
@@ -116,7 +100,7 @@ def test_environments_isolate_keys(sqlite_url: str) -> None:
         assert p.get("ns", "k") is None
 
 
-def test_l1_ttl_then_l2(sqlite_url: str, clock: Clock) -> None:
+def test_l1_ttl_then_l2(sqlite_url: str, clock: Any) -> None:
     cfg = {"short": NamespaceConfig(l1_ttl=10, l2_ttl=None)}
     with CacheManager(sqlite_url, env="test", config=cfg, timer=clock) as m:
         m.set("short", "k", "v")
@@ -306,7 +290,7 @@ def test_tampered_pickle_is_rejected_never_unpickled(sqlite_url: str) -> None:
 
 # ------------------------------------------------------------------------------- failure behaviour
 
-def test_unreachable_redis_never_raises(clock: Clock) -> None:
+def test_unreachable_redis_never_raises(clock: Any) -> None:
     with CacheManager(free_port_url(), env="test", invalidation=False) as m:
         assert m.set("ns", "k", "v") is True  # L2 write dropped, L1 keeps it
         assert m.get("ns", "k") == "v"
@@ -319,7 +303,7 @@ def test_unreachable_redis_never_raises(clock: Clock) -> None:
         assert stats["circuit"]["state"] == "open" or stats["l2_errors"] < m.circuit.failure_threshold
 
 
-def test_strict_mode_raises(clock: Clock) -> None:
+def test_strict_mode_raises(clock: Any) -> None:
     with CacheManager(free_port_url(), env="test", strict=True, invalidation=False) as m:
         with pytest.raises(L2Error):
             m.set("ns", "k", "v")
@@ -327,7 +311,7 @@ def test_strict_mode_raises(clock: Clock) -> None:
             m.get("ns", "absent")
 
 
-def test_stale_copy_served_when_l2_and_loader_fail(clock: Clock) -> None:
+def test_stale_copy_served_when_l2_and_loader_fail(clock: Any) -> None:
     cfg = {"grace": NamespaceConfig(l1_ttl=10, l1_grace_period=30)}
     with CacheManager(free_port_url(), env="test", config=cfg, timer=clock, invalidation=False) as m:
         m.set("grace", "k", "old")
@@ -354,7 +338,7 @@ def test_stale_copy_served_when_l2_and_loader_fail(clock: Clock) -> None:
 # ------------------------------------------------------------------------------------------- redis
 
 @pytest.fixture
-def redis_manager(redis_url: str, clock: Clock) -> Iterator[CacheManager]:
+def redis_manager(redis_url: str, clock: Any) -> Iterator[CacheManager]:
     with CacheManager(redis_url, env="test") as m:
         yield m
 
@@ -686,11 +670,10 @@ def test_delete_dropped_during_an_outage_is_repaired(redis_server: Any, redis_ur
         assert m.stats()["repaired_after_outage"] == 1
 
 
-def test_promoted_copy_lives_no_longer_than_in_l2(sqlite_url: str) -> None:
+def test_promoted_copy_lives_no_longer_than_in_l2(sqlite_url: str, clock: Any) -> None:
     """A value with a 1 s L2 TTL copied into another process's L1 expires with it, not after l1_ttl."""
     with CacheManager(sqlite_url, env="test", config={"ns": NamespaceConfig(l1_ttl=300)}) as a:
         a.set("ns", "token", "t", ttl=60)
-    clock = Clock()
     with CacheManager(sqlite_url, env="test", config={"ns": NamespaceConfig(l1_ttl=300)}, timer=clock) as b:
         assert b.get("ns", "token") == "t"
         remaining = b._l1_for("ns").ttl("token")
@@ -745,7 +728,7 @@ def test_update_namespace_applies_atomically_and_shrinks_l1(sqlite_url: str) -> 
         assert summary["l1_usage"]["ns"]["entries"] <= 10
 
 
-def test_update_namespace_grace_period_switch(sqlite_url: str, clock: Clock) -> None:
+def test_update_namespace_grace_period_switch(sqlite_url: str, clock: Any) -> None:
     with CacheManager(sqlite_url, env="test", config={"ns": NamespaceConfig(l1_ttl=10)}, timer=clock) as m:
         m.set("ns", "k", "v")
         m.update_namespace("ns", l1_grace_period=30)
@@ -801,7 +784,7 @@ def test_promote_plain_twins_agree(impl: Any) -> None:
     assert l1.stats()["bytes"] == sum(len(datas[i]) for i in (0, 4, 6, 7))
 
 
-def test_ttl_jitter_spreads_expiries(sqlite_url: str, clock: Clock) -> None:
+def test_ttl_jitter_spreads_expiries(sqlite_url: str, clock: Any) -> None:
     cfg = {"ns": NamespaceConfig(l1_ttl=100, l2_ttl=1000, ttl_jitter=0.1)}
     with CacheManager(sqlite_url, env="test", config=cfg, timer=clock) as m:
         m.set_many("ns", {f"k{i}": i for i in range(200)})

@@ -20,31 +20,13 @@ from tiercache.prometheus import exposition
 BIG = {"l1_max_entries": 10_000, "l1_max_bytes": 1 << 24, "l1_ttl": 3600, "l2_ttl": None}
 
 
-class FakeTimer:
-    """A settable clock (snapshot times, TTLs): tests move time, never sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeTimer:
-    return FakeTimer()
-
-
 @pytest.fixture
 def sqlite_url(tmp_path: Any) -> str:
     return f"sqlite:///{tmp_path}/l2.db"
 
 
 @pytest.fixture
-def manager(sqlite_url: str, clock: FakeTimer) -> Iterator[CacheManager]:
+def manager(sqlite_url: str, clock: Any) -> Iterator[CacheManager]:
     config = {"hot": BIG, "thrash": {**BIG, "l1_max_entries": 10, "promotion": "immediate"}}  # (no gate: it thrashes)
     with CacheManager(sqlite_url, config=config, timer=clock, metrics_interval=None, l1_sample_every=1) as m:
         yield m
@@ -141,7 +123,7 @@ def test_idle_deployment_is_idle_not_critical(manager: CacheManager) -> None:
     assert set(h["components"]) == set(health.WEIGHTS)
 
 
-def test_healthy_traffic(manager: CacheManager, clock: FakeTimer) -> None:
+def test_healthy_traffic(manager: CacheManager, clock: Any) -> None:
     for i in range(100):
         manager.set("hot", i, {"v": i})
     for _ in range(10):
@@ -155,7 +137,7 @@ def test_healthy_traffic(manager: CacheManager, clock: FakeTimer) -> None:
     assert h["issues"] == [] and h["recommendations"] == []
 
 
-def test_a_thrashing_namespace_is_named_with_its_figures(manager: CacheManager, clock: FakeTimer) -> None:
+def test_a_thrashing_namespace_is_named_with_its_figures(manager: CacheManager, clock: Any) -> None:
     for i in range(100):
         manager.set("hot", i, i)
         manager.set("thrash", i, i)
@@ -174,7 +156,7 @@ def test_a_thrashing_namespace_is_named_with_its_figures(manager: CacheManager, 
     assert h["status"] in ("degraded", "unhealthy") and h["overall_score"] < 80
 
 
-def test_redis_down_is_reported(redis_server: Any, redis_url: str, clock: FakeTimer) -> None:
+def test_redis_down_is_reported(redis_server: Any, redis_url: str, clock: Any) -> None:
     with CacheManager(redis_url, env="test", config={"ns": BIG}, timer=clock, invalidation=False,
                       metrics_interval=None) as m:
         for i in range(200):
@@ -192,7 +174,7 @@ def test_redis_down_is_reported(redis_server: Any, redis_url: str, clock: FakeTi
     assert any(i["type"] == "l2_unavailable" and i["severity"] == "critical" for i in h["issues"])
 
 
-def test_assessment_window_uses_history(manager: CacheManager, clock: FakeTimer) -> None:
+def test_assessment_window_uses_history(manager: CacheManager, clock: Any) -> None:
     for i in range(200):
         manager.set("hot", i, i)
     for i in range(200, 400):
@@ -219,8 +201,8 @@ def _l1(hits: int, misses: int) -> Dict[str, Any]:
             "bytes": 0, "max_bytes": 100, "max_entries": None}
 
 
-def _replay(rates: List[float]) -> Dict[str, Any]:
-    clock = FakeTimer()
+def _replay(timer_class: Any, rates: List[float]) -> Dict[str, Any]:
+    clock = timer_class()
     totals = {"hits": 0, "misses": 0}
     metrics = Metrics(lambda: {"namespaces": {"ns": _l1(totals["hits"], totals["misses"])},
                                "circuit": {"state": "closed"}}, interval=None, timer=clock)
@@ -233,19 +215,19 @@ def _replay(rates: List[float]) -> Dict[str, Any]:
     return metrics.performance_trends(minutes=60)
 
 
-def test_trend_labels() -> None:
+def test_trend_labels(make_timer: Any) -> None:
     rng = random.Random(3)
-    rising = _replay([0.5 + 0.02 * i for i in range(20)])
-    falling = _replay([0.9 - 0.02 * i for i in range(20)])
-    flat = _replay([0.8 + rng.uniform(-0.01, 0.01) for _ in range(20)])
-    noisy = _replay([0.8 + rng.uniform(-0.2, 0.2) for _ in range(20)])
+    rising = _replay(make_timer, [0.5 + 0.02 * i for i in range(20)])
+    falling = _replay(make_timer, [0.9 - 0.02 * i for i in range(20)])
+    flat = _replay(make_timer, [0.8 + rng.uniform(-0.01, 0.01) for _ in range(20)])
+    noisy = _replay(make_timer, [0.8 + rng.uniform(-0.2, 0.2) for _ in range(20)])
     assert rising["trends"]["l1_hit_rate"]["label"] == "improving"
     assert falling["trends"]["l1_hit_rate"]["label"] == "degrading"
     assert flat["trends"]["l1_hit_rate"]["label"] == "stable"
     assert noisy["trends"]["l1_hit_rate"]["label"] == "stable"
     assert rising["points"] == 20 and len(rising["series"]["l1_hit_rate"]) == 20
     assert rising["series"]["throughput_ops"][0] == pytest.approx(1000 / 60)
-    assert _replay([0.5, 0.9])["trends"]["l1_hit_rate"]["label"] == "stable"  # too few points to judge
+    assert _replay(make_timer, [0.5, 0.9])["trends"]["l1_hit_rate"]["label"] == "stable"  # too few points to judge
 
 
 def test_fit_trend_direction_for_lower_is_better() -> None:
@@ -257,7 +239,7 @@ def test_fit_trend_direction_for_lower_is_better() -> None:
     assert math.isclose(up["slope_per_min"], 0.06)
 
 
-def test_history_is_bounded(clock: FakeTimer) -> None:
+def test_history_is_bounded(clock: Any) -> None:
     metrics = Metrics(lambda: {"namespaces": {}, "circuit": {}}, interval=None, history=5, timer=clock)
     for _ in range(12):
         metrics.snapshot()
@@ -337,9 +319,8 @@ def test_the_cores_l1_histograms_bucket_as_the_python_code(impl: Any) -> None:
     assert state["sum"] == pytest.approx(sum(values)) and state["max"] == max(values)
 
 
-def test_latency_maximum_per_window(impl: Any) -> None:
+def test_latency_maximum_per_window(impl: Any, clock: Any) -> None:
     """Each kept snapshot closes a window: the trend series carry each window's own maximum."""
-    clock = FakeTimer()
     core = impl.module.ManagerCore()
     metrics = Metrics(lambda: {"namespaces": {"ns": _l1(0, 0)}, "circuit": {"state": "closed"}}, interval=None,
                       timer=clock, l1_samples=core._l1_samples, histogram=impl.module.SampleHistogram)

@@ -10,29 +10,13 @@ from tiercache import CacheManager, NamespaceConfig
 from tiercache.promotion import PromotionManager, resolve_strategy
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def ns(strategy: str, priority: str = "medium", entries: int = 10) -> NamespaceConfig:
     return NamespaceConfig(l1_ttl=None, l2_ttl=None, l1_max_entries=entries, l1_max_bytes=1 << 20,
                            priority=priority, promotion=strategy)
 
 
 @pytest.fixture
-def make(tmp_path: Any, clock: Clock) -> Iterator[Any]:
+def make(tmp_path: Any, clock: Any) -> Iterator[Any]:
     managers = []
 
     def factory(config: Dict[str, NamespaceConfig]) -> CacheManager:
@@ -113,7 +97,7 @@ def test_high_priority_bypasses_the_gate(make: Any) -> None:
     assert 60 in m._l1_for("h") and m.promotion_stats()["h"]["gate_bypassed"] == 1
 
 
-def test_lazy_wants_hits_spread_over_time(make: Any, clock: Clock) -> None:
+def test_lazy_wants_hits_spread_over_time(make: Any, clock: Any) -> None:
     m = make({"z": ns("lazy")})
     fill(m, "z", 100)
     for i in range(10):
@@ -126,7 +110,7 @@ def test_lazy_wants_hits_spread_over_time(make: Any, clock: Clock) -> None:
     assert 50 in m._l1_for("z")
 
 
-def test_predictive_learns_from_outcomes(make: Any, clock: Clock) -> None:
+def test_predictive_learns_from_outcomes(make: Any, clock: Any) -> None:
     m = make({"p": ns("predictive")})
     fill(m, "p", 200)
     for i in range(10):
@@ -165,7 +149,7 @@ def test_get_many_goes_through_the_policy(make: Any) -> None:
     assert m.stats()["promotions_declined"] == 3
 
 
-def test_global_l1_cap_evicts_low_priority_first(tmp_path: Any, clock: Clock) -> None:
+def test_global_l1_cap_evicts_low_priority_first(tmp_path: Any, clock: Any) -> None:
     from tiercache.config import CacheConfig
 
     def cfg(priority: str) -> NamespaceConfig:
@@ -189,7 +173,7 @@ def test_global_l1_cap_evicts_low_priority_first(tmp_path: Any, clock: Clock) ->
         assert sum(m._l1_for(n)._held_bytes() for n in ("hi", "mid", "lo")) <= 3000
 
 
-def test_refresh_ahead_serves_the_old_value_and_reloads_in_the_background(tmp_path: Any, clock: Clock) -> None:
+def test_refresh_ahead_serves_the_old_value_and_reloads_in_the_background(tmp_path: Any, clock: Any) -> None:
     import threading
 
     cfg = NamespaceConfig(l1_ttl=100.0, l2_ttl=None, background_refresh=True, refresh_threshold=30.0)
@@ -218,7 +202,7 @@ def test_refresh_ahead_serves_the_old_value_and_reloads_in_the_background(tmp_pa
         assert m.get("r", "k") == "v2" and m.stats()["refreshes"] == 1
 
 
-def test_refresh_ahead_off_and_failures(tmp_path: Any, clock: Clock) -> None:
+def test_refresh_ahead_off_and_failures(tmp_path: Any, clock: Any) -> None:
     off = NamespaceConfig(l1_ttl=100.0, l2_ttl=None, background_refresh=False, refresh_threshold=30.0)
     on = NamespaceConfig(l1_ttl=100.0, l2_ttl=None, background_refresh=True, refresh_threshold=30.0)
     with CacheManager(f"sqlite:///{tmp_path}/l2.db", env="test", config={"off": off, "on": on}, timer=clock,
