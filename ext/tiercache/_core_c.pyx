@@ -485,15 +485,26 @@ cdef class HashCache:
         cdef Entry* e
         cdef PyObject* old
         cdef int32_t victim = self.lru.tail
+        cdef Entry* v
+        cdef size_t home
+        # The new key's control byte: the probe below reads it first (and an insert writes it)
+        tc_prefetch(&self.table.ctrl[table_home(&self.table, hash_tag(h))])
         if has_ttl or self.heap.length > 0:
             now = self._now()
             has_now = True
         if victim >= 0 and not self.policy_id and (self.count >= self.max_entries_ >= 0
                                                  or self.bytes + size > self.max_bytes_):
-            # An eviction is likely: start loading the victim's slot and its successor as tail.
-            tc_prefetch(&self.table.slots[table_home(&self.table, self.entries[victim].tag)])
-            if self.entries[victim].prev >= 0:
-                tc_prefetch(&self.entries[self.entries[victim].prev])
+            # An eviction is likely: start loading all that removing the victim reads, at once — its slot
+            # and control byte, its successor as tail, and its key and value objects (releasing them reads
+            # their reference counts) — instead of one cache miss after another.
+            v = &self.entries[victim]
+            home = table_home(&self.table, v.tag)
+            tc_prefetch(&self.table.slots[home])
+            tc_prefetch(&self.table.ctrl[home])
+            tc_prefetch(v.key)
+            tc_prefetch(v.value)
+            if v.prev >= 0:
+                tc_prefetch(&self.entries[v.prev])
         idx = self._lookup(key, h)
         # From here to _flush() no Python code runs.
         if size > self.max_bytes_:
