@@ -59,7 +59,8 @@ _ABSENT: Any = object()
 
 # Entry fields (a list is the cheapest mutable record in pure Python).
 _VALUE, _SIZE, _EXPIRES, _SEQ, _PREV, _NEXT, _KEY, _FLAGS, _SEG, _TAG = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
-# _SEG: W-TinyLFU's list for the entry; _TAG: the key's 28-bit hash tag, its name in the frequency sketch.
+# _SEG: W-TinyLFU's list for the entry; _TAG: the key's 28-bit hash tag, its name in the frequency sketch (0 under
+# the lru policy, which has no sketch).
 _WINDOW, _PROBATION, _PROTECTED = 0, 1, 2
 # _FLAGS bits (as the compiled core's ENTRY_*): stored by _promote(); a promoted entry hit since.
 _PROMOTED, _HIT = 1, 2
@@ -573,8 +574,11 @@ class HashCache:
     def _weigh(self, value: Any, size: Any) -> int:
         if size is None:
             sizer = self._sizer
-            if sizer is default_sizer:  # (a length or sys.getsizeof: always a valid size)
-                return default_sizer(value)
+            if sizer is default_sizer:  # (default_sizer, spelled out: a valid size, without a call)
+                tp = type(value)
+                if tp is bytes or tp is str or tp is bytearray:
+                    return len(value)
+                return value.nbytes if tp is memoryview else sys.getsizeof(value)
             return check_size(sizer(value), "sizer result")
         return check_size(size)
 
@@ -685,7 +689,7 @@ class HashCache:
         weight = self._weigh(value, size)
         dropped: List[Any] = []
         with self._lock:
-            return self._store(key, value, ttl, weight, dropped, False, _tag(h))
+            return self._store(key, value, ttl, weight, dropped, False, _tag(h) if self._policy else 0)
 
     def _promote(self, key: Hashable, value: Any, ttl: Optional[float] = None, size: Optional[int] = None) -> bool:
         """`set`, marking the entry as promoted from L2: stats() counts it in `promoted`, and its first hit
@@ -698,7 +702,7 @@ class HashCache:
         weight = self._weigh(value, size)
         dropped: List[Any] = []
         with self._lock:
-            return self._store(key, value, ttl, weight, dropped, True, _tag(h))
+            return self._store(key, value, ttl, weight, dropped, True, _tag(h) if self._policy else 0)
 
     def set_many(self, mapping: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]], ttl: Optional[float] = None) -> int:
         """`set` each item with the same ttl; returns how many were stored. Checks every item first."""
@@ -710,7 +714,7 @@ class HashCache:
                 h = hash(key)
             except TypeError:
                 raise unhashable(key) from None
-            weighed.append((key, value, self._weigh(value, None), _tag(h)))
+            weighed.append((key, value, self._weigh(value, None), _tag(h) if self._policy else 0))
         stored = 0
         dropped: List[Any] = []
         with self._lock:
