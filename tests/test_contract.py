@@ -642,6 +642,48 @@ def test_pop(make_cache: Any) -> None:
     assert list(cache) == ["b"]
 
 
+def test_mapping_operators(make_cache: Any, fake_timer: Any) -> None:
+    # cache[k] = v, cache[k], del cache[k]: set/get/delete with the default ttl, raising where those return
+    cache = make_cache(max_bytes=10, default_ttl=5)
+    cache["a"] = b"abc"
+    cache["b"] = b"de"
+    assert cache["a"] == b"abc"  # a hit: "a" is now the most recent
+    assert list(cache) == ["b", "a"]
+    assert cache.ttl("a") == 5.0  # the default ttl applies, as for set()
+    with pytest.raises(KeyError) as info:
+        cache["zz"]
+    assert info.value.args == ("zz",)
+    s = cache.stats()
+    assert (s["hits"], s["misses"], s["sets"], s["bytes"]) == (1, 1, 2, 5)
+    del cache["b"]
+    with pytest.raises(KeyError) as info:
+        del cache["b"]
+    assert info.value.args == ("b",)
+    assert list(cache) == ["a"]
+    fake_timer.advance(5)
+    with pytest.raises(KeyError):
+        cache["a"]  # expired: absent
+    with pytest.raises(KeyError):
+        del cache["a"]
+    with pytest.raises(TypeError, match="unhashable"):
+        cache[[1]] = b"x"
+    with pytest.raises(TypeError, match="unhashable"):
+        cache[[1]]
+    assert len(cache) == 0 and cache.stats()["bytes"] == 0
+
+
+def test_mapping_assignment_of_an_oversize_value(make_cache: Any) -> None:
+    # as set() returning False: a rejection counted, the older value dropped, nothing else touched
+    cache = make_cache(max_bytes=10)
+    cache["a"] = b"aaaa"
+    cache["b"] = b"bbbb"
+    with pytest.raises(ValueError, match=r"max_bytes=10"):
+        cache["b"] = b"x" * 11
+    assert "b" not in cache and list(cache) == ["a"]
+    s = cache.stats()
+    assert (s["rejections"], s["sets"], s["evictions"], s["bytes"], s["entries"]) == (1, 2, 0, 4, 1)
+
+
 def test_delete_present(make_cache: Any) -> None:
     cache = make_cache()
     cache.set("a", b"abc")

@@ -42,6 +42,7 @@ from ._validate import (
     check_max_entries,
     check_size,
     check_ttl,
+    too_heavy,
     unhashable,
 )
 from ._validate import BYTES_CEILING as _BYTES_CEILING
@@ -690,6 +691,30 @@ class HashCache:
         dropped: List[Any] = []
         with self._lock:
             return self._store(key, value, ttl, weight, dropped, False, _tag(h) if self._policy else 0)
+
+    def __setitem__(self, key: Hashable, value: Any) -> None:
+        """`cache[key] = value`: set() with the default ttl; ValueError where set() would return False."""
+        try:  # (set(key, value), spelled out: a call fewer on the path of every assignment)
+            h = hash(key)
+        except TypeError:
+            raise unhashable(key) from None
+        weight = self._weigh(value, None)
+        dropped: List[Any] = []
+        with self._lock:
+            stored = self._store(key, value, self._default_ttl, weight, dropped, False, _tag(h) if self._policy else 0)
+        if not stored:
+            raise too_heavy(self._max_bytes)
+
+    def __getitem__(self, key: Hashable) -> Any:
+        """`cache[key]`: get() (a hit or a miss is counted), but KeyError when absent or expired."""
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __delitem__(self, key: Hashable) -> None:
+        """`del cache[key]`: delete(), but KeyError when absent or expired."""
+        self.pop(key)
 
     def _promote(self, key: Hashable, value: Any, ttl: Optional[float] = None, size: Optional[int] = None) -> bool:
         """`set`, marking the entry as promoted from L2: stats() counts it in `promoted`, and its first hit

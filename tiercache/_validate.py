@@ -112,3 +112,10 @@ def check_size(size: Any, what: str = "size") -> int:
 
 def unhashable(key: Any) -> TypeError:
     return TypeError(f"key must be hashable, got unhashable type {type(key).__name__!r}")
+
+
+def too_heavy(max_bytes: Optional[int]) -> ValueError:
+    """`cache[key] = value` for a value that alone outweighs max_bytes (set() returns False instead)."""
+    return ValueError(
+        f"value outweighs max_bytes={max_bytes!r} on its own: not stored (any older value for the key was dropped)"
+    )

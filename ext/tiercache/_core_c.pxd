@@ -134,6 +134,7 @@ cdef class HashCache:
     cdef int _allocate(self) except -1
     cdef bint _over(self) noexcept
     cdef object _get(self, object key, object default)
+    cdef bint _set(self, object key, object value, object ttl, object size) except -1
     cdef Py_ssize_t _lookup(self, object key, Py_hash_t h) except -2
     cdef Py_ssize_t _find_live(self, object key, Py_hash_t h, double* now, bint* has_now) except -2
     cdef double _now(self) except? -1.0

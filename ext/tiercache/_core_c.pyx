@@ -42,6 +42,7 @@ from tiercache._validate import (
     check_max_entries,
     check_size,
     check_ttl,
+    too_heavy,
     unhashable,
 )
 
@@ -839,6 +840,25 @@ cdef class HashCache:
         `ttl` defaults to the cache's `default_ttl`; `size` defaults to `sizer(value)`. Least recently used
         entries (expired ones first) are evicted until max_bytes and max_entries hold.
         """
+        return self._set(key, value, ttl, size)
+
+    def __setitem__(self, key, value):
+        """`cache[key] = value`: set() with the default ttl; ValueError where set() would return False."""
+        if not self._set(key, value, None, None):
+            raise too_heavy(self.max_bytes)
+
+    def __getitem__(self, key):
+        """`cache[key]`: get() (a hit or a miss is counted), but KeyError when absent or expired."""
+        value = self._get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __delitem__(self, key):
+        """`del cache[key]`: delete(), but KeyError when absent or expired."""
+        self.pop(key)
+
+    cdef bint _set(self, object key, object value, object ttl, object size) except -1:
         cdef bint has_ttl
         cdef double seconds
         if self.count >= self.max_entries_ >= 0 and self.lru.tail >= 0:
