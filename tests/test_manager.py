@@ -257,6 +257,51 @@ def test_corrupt_bytes_in_l2_are_a_counted_miss(manager: CacheManager, sqlite_ur
     assert manager.stats()["corrupt_values"] == 1
 
 
+def _mixed_l2_values(manager: CacheManager) -> "List[tuple]":
+    """(key, stored bytes, expected value or None for corrupt) for every kind of value the decoder meets:
+    good msgpack between bad ones (cut short, trailing bytes, an unknown ext type, unknown flags), json,
+    zlib, a payload longer than the decoding stream takes, and a sealed one."""
+    import msgpack
+    import zlib
+
+    from tiercache.serialization import STREAM_PAYLOAD_LIMIT
+
+    dumps = manager._codec(manager.namespace_config("ns")).dumps
+    good = [{"v": i, "t": (i, "x"), "s": {i}} for i in range(4)]
+    big = "y" * (STREAM_PAYLOAD_LIMIT + 10)
+    rows = [
+        ("g0", dumps(good[0]), good[0]),
+        ("cut", dumps(good[1])[:-3], None),  # the stream would wait for more bytes
+        ("g1", dumps(good[1]), good[1]),
+        ("trail", dumps(good[2]) + b"\x01", None),  # one value, then a stray byte
+        ("g2", dumps(good[2]), good[2]),
+        ("ext", b"M\x00" + msgpack.packb(msgpack.ExtType(99, b"zz")), None),
+        ("flags", b"M\x02" + msgpack.packb(1), None),
+        ("json", b"J\x00" + b'{"a": [1, 2]}', {"a": [1, 2]}),
+        ("zlib", b"M\x01" + zlib.compress(msgpack.packb([1, 2, 3])), [1, 2, 3]),
+        ("big", dumps(big), big),
+        ("sealed", b"X" + struct.pack("<d", time.time() + 60) + dumps(good[3]), good[3]),
+        ("g3", dumps(good[3]), good[3]),
+    ]
+    for key, data, _ in rows:
+        manager.l2.set(manager._l2_key("ns", key), data)
+    return rows
+
+
+def test_every_l2_value_decodes_as_codec_loads_does(manager: CacheManager) -> None:
+    """get and get_many decode through one long-lived msgpack stream; whatever it cannot take cleanly
+    (and what comes after it) still decodes, or is a counted corrupt value, exactly as Codec.loads says."""
+    rows = _mixed_l2_values(manager)
+    expected = {key: value for key, _, value in rows if value is not None}
+    bad = sum(value is None for _, _, value in rows)
+    assert manager.get_many("ns", [key for key, _, _ in rows]) == expected
+    assert manager.stats()["corrupt_values"] == bad
+    manager._l1_for("ns").clear()
+    for key, _, value in rows:
+        assert manager.get("ns", key, "dflt") == ("dflt" if value is None else value)
+    assert manager.stats()["corrupt_values"] == 2 * bad
+
+
 @pytest.mark.parametrize("key", ["plain", "#hash", "ключ", 7, b"\x00b"])
 def test_expiry_header_in_l2_is_honoured_and_checked(manager: CacheManager, key: Any) -> None:
     """The L2-hit path reads the expiry in front of a value: past it is a miss, a cut-off header is a counted

@@ -32,6 +32,8 @@ import sys
 
 from tiercache import _cleanup
 from tiercache.errors import SerializationError as _SerializationError
+from tiercache.serialization import STREAM_PAYLOAD_LIMIT as _STREAM_LIMIT_OBJ
+from tiercache.serialization import msgpack_stream as _msgpack_stream
 from tiercache._validate import BYTES_CEILING
 from tiercache._validate import (
     check_policy,
@@ -82,6 +84,7 @@ include "_sketch.pxi"
 __all__ = ["HashCache", "ManagerCore", "default_sizer"]
 
 cdef object _MISSING = object()
+cdef Py_ssize_t _STREAM_PAYLOAD_LIMIT = _STREAM_LIMIT_OBJ
 cdef object _ABSENT = object()
 cdef object _getsizeof = sys.getsizeof
 cdef int32_t _MIN_SLOTS = 8
@@ -1319,6 +1322,61 @@ cdef int _ready_send(Ready ready, PyObject* arg, PyObject** result) noexcept:
 tc_set_await_self_send(Ready, <tc_sendfunc><void*>_ready_send)
 
 
+@cython.final
+cdef class _StreamDecoder:
+    """Codec.loads for plain msgpack values (b"M\\x00" + payload) through one long-lived msgpack.Unpacker
+    (serialization.msgpack_stream), fed one payload at a time: msgpack.unpackb's per-call set-up, its
+    keyword options (about 2.5k instructions, a quarter of decoding a small dict), is paid once.
+
+    A value is returned only when it decoded cleanly and ends exactly where its payload does. Anything
+    else — another format or flags, a longer payload, an error, trailing or missing bytes, or the stream
+    already in use (decoding runs Python code: ext-type hooks, finalizers, which may switch threads or
+    re-enter) — goes to Codec.loads, and a stream left mid-value is replaced: values and errors are always
+    Codec.loads's."""
+
+    cdef object feed, unpack, tell
+    cdef unsigned long long fed   # payload bytes fed since the stream was made (its tell() when in step)
+    cdef bint busy
+
+    def __cinit__(self):
+        self._renew()
+
+    cdef int _renew(self) except -1:
+        stream = _msgpack_stream()
+        self.feed = stream.feed
+        self.unpack = stream.unpack
+        self.tell = stream.tell
+        self.fed = 0
+        return 0
+
+    cdef object decode(self, object data, object loads):
+        cdef const char* p
+        cdef Py_ssize_t n
+        cdef object value
+        cdef bint clean = False
+        if not PyBytes_CheckExact(data) or self.busy:
+            return loads(data)
+        p = PyBytes_AS_STRING(data)
+        n = PyBytes_GET_SIZE(data)
+        if n < 3 or p[0] != 77 or p[1] != 0 or n - 2 > _STREAM_PAYLOAD_LIMIT:  # b"M", no flags
+            return loads(data)
+        self.busy = True
+        try:
+            self.feed(PyBytes_FromStringAndSize(p + 2, n - 2))
+            self.fed += <unsigned long long>(n - 2)
+            value = self.unpack()
+            clean = self.tell() == self.fed
+        except Exception:
+            pass
+        finally:
+            if not clean:
+                self._renew()
+            self.busy = False
+        if clean:
+            return value
+        return loads(data)
+
+
 cdef class ManagerCore:
     """The L1-hit path of CacheManager, compiled: namespace -> HashCache -> value with no Python frame.
 
@@ -1340,6 +1398,7 @@ cdef class ManagerCore:
     # Kept between L2 reads, each as one tuple so a thread never pairs one read's key with another's value:
     cdef tuple _codec_of          # (NamespaceConfig, its Codec) of the last read (configs are immutable)
     cdef tuple _l2_get_hist       # (Metrics, namespace, its l2_get histogram) of the last timed read
+    cdef _StreamDecoder _decoder  # decodes what L2 answered (made on first use)
 
     def __cinit__(self):
         self._fast = {}
@@ -1438,6 +1497,9 @@ cdef class ManagerCore:
         cdef const char* p
         if len(datas) != n:
             raise ValueError("keys and datas differ in length")
+        if self._decoder is None:
+            self._decoder = _StreamDecoder()
+        cdef _StreamDecoder decoder = self._decoder
         for i in range(n):
             data = datas[i]
             if data is None:
@@ -1464,7 +1526,7 @@ cdef class ManagerCore:
                     continue
                 payload = PyBytes_FromStringAndSize(p + 9, size - 9)
             try:
-                value = loads(payload)
+                value = decoder.decode(payload, loads)
             except _SerializationError:
                 rest.append(i)
                 continue
@@ -1586,8 +1648,10 @@ cdef object _l2_plain(ManagerCore core, object namespace, object key, object def
     else:
         codec = self._codec(cfg)
         core._codec_of = (cfg, codec)
+    if core._decoder is None:
+        core._decoder = _StreamDecoder()
     try:
-        value = codec.loads(payload)
+        value = core._decoder.decode(payload, codec.loads)
     except _SerializationError:
         return self._l2_found(namespace, key, default, cfg, data, l2_key, version)  # (counted and logged there)
     counters = self.counters
