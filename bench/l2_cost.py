@@ -13,6 +13,7 @@ per operation, net of set-up:
     manager.get L2 hit     CacheManager.get where L1 holds one entry, so every get reads L2 and promotes
     raw MGET (100)         per batch of 100 keys
     raw MGET + decode      per batch of 100 keys
+    raw MGET + unpackb     the same with bare msgpack.unpackb (no header, no options): what decoding alone costs
     manager.get_many(100)  per batch of 100 keys, L1 emptied before each
 
 Needs valgrind and the redis-server binary.
@@ -28,12 +29,14 @@ import subprocess
 import sys
 import tempfile
 
-MODES = ("raw_get", "pooled_get", "manager_get", "raw_mget", "raw_mget_decode", "manager_get_many")
+MODES = ("raw_get", "pooled_get", "manager_get", "raw_mget", "raw_mget_decode", "raw_mget_unpackb",
+         "manager_get_many")
 VALUE = {"id": 12345, "name": "market data", "prices": [101.5, 101.75, 102.0], "ok": True, "note": "x" * 40}
 
 
 def workload(mode: str, n: int, url: str) -> None:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    import msgpack
     import redis
 
     from tiercache.config import NamespaceConfig
@@ -72,6 +75,10 @@ def workload(mode: str, n: int, url: str) -> None:
             for b in l2_batches:
                 l1.clear()
                 [loads(_unseal(d)[0]) for d in raw.mget(b)]
+        elif mode == "raw_mget_unpackb":  # the floor: bare msgpack.unpackb, no tiercache code (no ext types here)
+            for b in l2_batches:
+                l1.clear()
+                [msgpack.unpackb(d[2:]) for d in raw.mget(b)]
         elif mode == "manager_get_many":
             for b in batches:
                 l1.clear()
@@ -114,14 +121,15 @@ def main(argv: object = None) -> int:
         per = {}
         for mode in MODES:
             net = count(mode, args.gets, url) - count(mode, 0, url)
-            batch = mode.endswith(("mget", "mget_decode", "get_many"))
+            batch = mode.endswith(("mget", "mget_decode", "mget_unpackb", "get_many"))
             ops = args.gets // 100 if batch else args.gets
             per[mode] = net / ops
             print(f"{mode + (' (per 100 keys)' if batch else ''):<32}{per[mode]:>14,.0f}")
         print(f"manager.get L2 hit over raw GET + decode: {per['manager_get'] / per['raw_get']:.3f}x "
               f"(pooled client alone {per['pooled_get'] / per['raw_get']:.3f}x)")
         print(f"get_many(100) over MGET + decode: {per['manager_get_many'] / per['raw_mget_decode']:.3f}x; "
-              f"over bare MGET: {per['manager_get_many'] / per['raw_mget']:.3f}x")
+              f"over bare MGET: {per['manager_get_many'] / per['raw_mget']:.3f}x; the decoding floor, MGET + "
+              f"bare unpackb, over bare MGET: {per['raw_mget_unpackb'] / per['raw_mget']:.3f}x")
     finally:
         if server is not None:
             server.stop()
