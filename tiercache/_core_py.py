@@ -584,7 +584,8 @@ class HashCache:
         return check_size(size)
 
     def _store(self, key: Hashable, value: Any, ttl: Optional[float], size: int, dropped: List[Any],
-               promoted: bool = False, tag: int = 0) -> bool:
+               promoted: bool = False, h: int = 0) -> bool:
+        """`h` is hash(key), for the hash tag of a new entry (tinylfu's name for it; lru keeps none)."""
         if ttl is not None or self._n_ttl:
             timer = self._timer
             now = timer() if timer is time.monotonic else self._now()  # (monotonic: a float already)
@@ -599,6 +600,7 @@ class HashCache:
             self._rejections += 1
             return False
         if entry is None:
+            tag = _tag(h) if self._policy else 0
             new = [value, size, None, 0, None, None, key, _PROMOTED if promoted else 0, _WINDOW, tag]
             data = self._data
             entry = data.setdefault(key, new)
@@ -690,7 +692,7 @@ class HashCache:
         weight = self._weigh(value, size)
         dropped: List[Any] = []
         with self._lock:
-            return self._store(key, value, ttl, weight, dropped, False, _tag(h) if self._policy else 0)
+            return self._store(key, value, ttl, weight, dropped, False, h)
 
     def __setitem__(self, key: Hashable, value: Any) -> None:
         """`cache[key] = value`: set() with the default ttl; ValueError where set() would return False."""
@@ -701,7 +703,7 @@ class HashCache:
         weight = self._weigh(value, None)
         dropped: List[Any] = []
         with self._lock:
-            stored = self._store(key, value, self._default_ttl, weight, dropped, False, _tag(h) if self._policy else 0)
+            stored = self._store(key, value, self._default_ttl, weight, dropped, False, h)
         if not stored:
             raise too_heavy(self._max_bytes)
 
@@ -727,7 +729,7 @@ class HashCache:
         weight = self._weigh(value, size)
         dropped: List[Any] = []
         with self._lock:
-            return self._store(key, value, ttl, weight, dropped, True, _tag(h) if self._policy else 0)
+            return self._store(key, value, ttl, weight, dropped, True, h)
 
     def set_many(self, mapping: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]], ttl: Optional[float] = None) -> int:
         """`set` each item with the same ttl; returns how many were stored. Checks every item first."""
@@ -739,12 +741,12 @@ class HashCache:
                 h = hash(key)
             except TypeError:
                 raise unhashable(key) from None
-            weighed.append((key, value, self._weigh(value, None), _tag(h) if self._policy else 0))
+            weighed.append((key, value, self._weigh(value, None), h))
         stored = 0
         dropped: List[Any] = []
         with self._lock:
-            for key, value, weight, tag in weighed:
-                stored += self._store(key, value, ttl, weight, dropped, False, tag)
+            for key, value, weight, h in weighed:
+                stored += self._store(key, value, ttl, weight, dropped, False, h)
         return stored
 
     def get_many(self, keys: Iterable[Hashable]) -> Dict[Hashable, Any]:
