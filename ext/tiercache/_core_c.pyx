@@ -1398,7 +1398,7 @@ cdef class ManagerCore:
     # Kept between L2 reads, each as one tuple so a thread never pairs one read's key with another's value:
     cdef tuple _codec_of          # (NamespaceConfig, its Codec) of the last read (configs are immutable)
     cdef tuple _l2_get_hist       # (Metrics, namespace, its l2_get histogram) of the last timed read
-    cdef _StreamDecoder _decoder  # decodes what L2 answered (made on first use)
+    cdef _StreamDecoder _decoder  # decodes what L2 answered
 
     def __cinit__(self):
         self._fast = {}
@@ -1408,6 +1408,7 @@ cdef class ManagerCore:
         self._tick = 0
         self._samples = {}
         self._ready = Ready.__new__(Ready)
+        self._decoder = _StreamDecoder()
 
     def _set_l2_path(self, enabled):
         """Whether get() may read L2 itself after an L1 miss of a plain namespace (_l2_plain); the subclass
@@ -1497,8 +1498,6 @@ cdef class ManagerCore:
         cdef const char* p
         if len(datas) != n:
             raise ValueError("keys and datas differ in length")
-        if self._decoder is None:
-            self._decoder = _StreamDecoder()
         cdef _StreamDecoder decoder = self._decoder
         for i in range(n):
             data = datas[i]
@@ -1648,8 +1647,6 @@ cdef object _l2_plain(ManagerCore core, object namespace, object key, object def
     else:
         codec = self._codec(cfg)
         core._codec_of = (cfg, codec)
-    if core._decoder is None:
-        core._decoder = _StreamDecoder()
     try:
         value = core._decoder.decode(payload, codec.loads)
     except _SerializationError:
