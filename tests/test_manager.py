@@ -11,7 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-from typing import Any, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
@@ -300,6 +300,139 @@ def test_every_l2_value_decodes_as_codec_loads_does(manager: CacheManager) -> No
     for key, _, value in rows:
         assert manager.get("ns", key, "dflt") == ("dflt" if value is None else value)
     assert manager.stats()["corrupt_values"] == 2 * bad
+
+
+_ABSENT = object()
+
+
+def _scalar_payloads() -> "List[bytes]":
+    """msgpack payloads of one scalar in every format, at the edges of each, and near misses: lengths
+    that do not match, invalid UTF-8, a lone surrogate (which tiercache writes with surrogatepass)."""
+    import msgpack
+
+    values: List[Any] = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1, -1, -32, -33,
+                         -128, -129, -32768, -32769, -2**31, -2**31 - 1, -2**63, 0.0, -2.5, 1e300, float("inf"),
+                         None, True, False, "", "a", "x" * 31, "x" * 32, "é" * 200, "y" * 70000, b"", b"\x00",
+                         b"z" * 255, b"z" * 256, b"z" * 70000]
+    payloads = [msgpack.packb(v, use_bin_type=True) for v in values]
+    payloads += [b"\xca" + struct.pack(">f", 1.5), b"\xcc\x05", b"\xcd\x00\x05", b"\xd0\x80", b"\xd1\x80\x00",
+                 b"\xd9\x01a", b"\xda\x00\x01a", b"\xdb\x00\x00\x00\x01a", b"\xc4\x01z", b"\xc5\x00\x01z",
+                 b"\xa3" + "\ud800".encode("utf-8", "surrogatepass")]
+    # near misses: Codec.loads rejects each, so the fast path must not read them
+    payloads += [b"\xa2\xff\xfe", b"\xa2a", b"\xa1ab", b"\xc4\x02z", b"\xc4\x01zz", b"\xc5\x00", b"\xcd\x05",
+                 b"\xcc\x05\x00", b"\x05\x00", b"\xff\x00", b"\xc0\x00", b"\xc3\x00", b"\xcb\x00", b"\xd9",
+                 b"\xc1", b"\xdb\xff\xff\xff\xffa"]
+    return payloads
+
+
+def test_scalar_l2_values_decode_as_codec_loads_does(manager: CacheManager) -> None:
+    """A value that is one msgpack scalar is read without msgpack's unpacker: the same value and type as
+    Codec.loads for every format, plain and behind an expiry header; what Codec.loads rejects is a
+    counted corrupt value (a miss), through get and get_many alike."""
+    from tiercache.errors import SerializationError
+
+    codec = manager._codec(manager.namespace_config("ns"))
+    expected: Dict[str, Any] = {}
+    keys = []
+    for i, payload in enumerate(_scalar_payloads()):
+        for sealed in (False, True):
+            key = f"s{i}{'x' if sealed else ''}"
+            data = b"M\x00" + payload
+            try:
+                expected[key] = codec.loads(data)
+            except SerializationError:
+                pass
+            if sealed:
+                data = b"X" + struct.pack("<d", time.time() + 60) + data
+            manager.l2.set(manager._l2_key("ns", key), data)
+            keys.append(key)
+    bad = len(keys) - len(expected)
+    assert bad == 32  # (16 near misses, each plain and sealed)
+
+    def same(got: Dict[Any, Any]) -> None:
+        assert got.keys() == expected.keys()
+        for key, value in expected.items():
+            assert type(got[key]) is type(value) and (got[key] == value or value != value), key
+
+    same(manager.get_many("ns", keys))
+    assert manager.stats()["corrupt_values"] == bad
+    manager._l1_for("ns").clear()
+    same({key: value for key in keys if (value := manager.get("ns", key, _ABSENT)) is not _ABSENT})
+    assert manager.stats()["corrupt_values"] == 2 * bad
+
+
+def _get_many_story(m: CacheManager) -> List[Any]:
+    """A run of get_many calls covering the compiled path and each way out of it; what each returned, then
+    the counters, L1's stats and contents."""
+    dumps = m._codec(m.namespace_config("hot")).dumps
+    m.set_many("hot", {f"k{i}": {"v": i} for i in range(12)})
+    m.set_many("hot", {i: [i] for i in range(4)})
+    m.set_many("hot", {"#h": 1, "é": 2, b"b": 3})
+    m.set_many("gated", {f"k{i}": i for i in range(6)})
+    m.set_many("other", {f"k{i}": i for i in range(6)})
+    m.l2.set(m._l2_key("hot", "bad"), b"M\x00\xc1")
+    m.l2.set(m._l2_key("hot", "old"), b"X" + struct.pack("<d", time.time() - 5) + dumps(1))
+    m.l2.set(m._l2_key("hot", "soon"), b"X" + struct.pack("<d", time.time() + 60) + dumps("s"))
+    for name in ("hot", "gated", "other"):
+        m._l1_for(name).clear()
+    keys = [f"k{i}" for i in range(12)]
+    out: List[Any] = [
+        m.get_many("hot", keys[:6]),  # all from L2
+        m.get_many("hot", keys[3:9] + ["absent", 2, 3]),  # L1 hits, L2 hits, a miss, int keys
+        m.get_many("hot", tuple(keys[:4])),  # all L1 hits (a tuple)
+        m.get_many("hot", keys[9:] + ["k9", 1]),  # a key twice
+        m.get_many("hot", ["#h", "é", b"b", "k0"]),  # encoded key forms
+        m.get_many("hot", ["bad", "old", "soon", "k10", "k11"]),  # corrupt, expired, sealed
+        m.get_many("hot", iter(["k1", "k2", 0])),  # not a list
+        m.get_many("gated", ["k0", "k1", "k2"]),  # a namespace whose promotion is gated
+        m.get_many("other", ["k0", "k1", "k9"]),  # default settings
+        m.get_many("hot", []),
+    ]
+    real = m.l2.get_many
+
+    def overtaken(l2_keys: List[str]) -> Any:
+        datas = real(l2_keys)
+        m.delete("hot", "k5")  # a write lands while L2 answers: nothing read may go into L1
+        return datas
+
+    m._l1_for("hot").clear()
+    m.l2.get_many = overtaken  # type: ignore[method-assign]
+    out.append(m.get_many("hot", ["k4", "k6"]))
+    m.l2.get_many = real  # type: ignore[method-assign]
+    stats = m.stats()
+    hot = m._l1_for("hot")
+    held = [k for k in keys + ["bad", "old", "soon", "absent", 0, 1, 2, 3, "#h", "é", b"b"]
+            if hot.peek(k, _ABSENT) is not _ABSENT]
+    return out + [stats, m.counters.by_namespace(), held]
+
+
+def test_get_many_compiled_path_counts_as_the_general_one(tmp_path: Any, clock: Any) -> None:
+    """The compiled get_many (the common case in C) and the general one return the same values and leave
+    the same counters and L1 behind, call for call, including the calls it hands back."""
+    cfg = {"hot": NamespaceConfig(promotion="immediate", l1_max_entries=64),
+           "gated": NamespaceConfig(promotion="conditional")}
+    runs = []
+    for fast in (True, False):
+        with CacheManager(f"sqlite:///{tmp_path}/{fast}.db", env="test", config=cfg, timer=clock) as m:
+            m._set_l2_path(fast)
+            runs.append(_get_many_story(m))
+    assert runs[0] == runs[1]
+    assert runs[0][0] == {f"k{i}": {"v": i} for i in range(6)}
+    assert runs[0][5] == {"soon": "s", "k10": {"v": 10}, "k11": {"v": 11}}
+    stats = runs[0][-3]
+    assert stats["corrupt_values"] == 1 and stats["promotions_skipped_stale"] == 2
+
+
+def test_get_many_on_a_failing_l2_counts_the_error_and_returns_l1(clock: Any) -> None:
+    """An L2 that fails during get_many: what L1 holds comes back, the error is counted once, both ways."""
+    cfg = {"hot": NamespaceConfig(promotion="immediate", persist_to_l2=True)}
+    for fast in (True, False):
+        with CacheManager(free_port_url(), env="test", config=cfg, invalidation=False, timer=clock) as m:
+            m._set_l2_path(fast)
+            m.set("hot", "a", 1)
+            assert m.get_many("hot", ["a", "b", "c"]) == {"a": 1}
+            stats = m.stats()
+            assert stats["l2_errors"] == 2 and stats["l2_hits"] == 0  # (the set, then the get_many)
 
 
 @pytest.mark.parametrize("key", ["plain", "#hash", "ключ", 7, b"\x00b"])

@@ -591,6 +591,9 @@ class CacheManager(ManagerCore):
 
     def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
         """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
+        found = self._many_plain(namespace, keys)  # (the common case, compiled; None: not that case)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
         plan = self._many_from_l1(namespace, keys)
         if plan.l2_keys is None:
             return plan.found
@@ -630,7 +633,24 @@ class CacheManager(ManagerCore):
             plan.version = self._versions.get(namespace, 0)
         return plan
 
-    def _many_from_l2(self, plan: "_ManyPlan", datas: Any) -> Dict[Any, Any]:
+    def _many_loads(self, cfg: NamespaceConfig) -> Optional[Callable[[bytes], Any]]:
+        """For the compiled get_many (ManagerCore._many_plain): the namespace's Codec.loads when its
+        get_many is the common case — immediate promotion, no TTL jitter, persisted to L2 — else None."""
+        if cfg.ttl_jitter or not cfg.persist_to_l2 or resolve_strategy(cfg.promotion, cfg.priority) != "immediate":
+            return None
+        return self._codec(cfg).loads
+
+    def _many_rest(self, namespace: str, cfg: NamespaceConfig, l1: Any, found: Dict[Any, Any], missing: List[Any],
+                   l2_keys: List[str], version: int, datas: Any, todo: Optional[List[int]], hits: int,
+                   misses: int) -> Dict[Any, Any]:
+        """The compiled get_many's way back after the round trip: finish as _many_from_l2 does, with the
+        answers at `todo` still to read and the hits and misses counted so far (todo None: all of them)."""
+        plan = _ManyPlan(namespace, cfg, l1, found, missing, {})
+        plan.l2_keys, plan.version = l2_keys, version
+        return self._many_from_l2(plan, datas, todo, hits, misses)
+
+    def _many_from_l2(self, plan: "_ManyPlan", datas: Any, todo: Optional[Iterable[int]] = None, hits: int = 0,
+                      misses: int = 0) -> Dict[Any, Any]:
         """get_many after the L2 round trip answered `datas` (or _FAILED): decode, promote, count."""
         namespace, cfg, l1, found, missing, l2_keys = (plan.namespace, plan.cfg, plan.l1, plan.found,
                                                          plan.missing, plan.l2_keys)
@@ -646,11 +666,12 @@ class CacheManager(ManagerCore):
         l1_ttl = cfg.l1_ttl
         immediate = resolve_strategy(cfg.promotion, cfg.priority) == "immediate"
         store = l1._promote if namespace in self._fast and not cfg.ttl_jitter and immediate else None
-        hits = misses = skipped = declined = 0
-        todo: Iterable[int] = range(len(missing))
-        if store is not None and not overtaken and type(l1) is HashCache and type(datas) is list:
-            # the common case, compiled: plain values into a plain namespace; the rest comes back
-            hits, misses, todo = self._promote_plain(l1, missing, datas, loads, l1_ttl, found)
+        skipped = declined = 0
+        if todo is None:
+            todo = range(len(missing))
+            if store is not None and not overtaken and type(l1) is HashCache and type(datas) is list:
+                # the common case, compiled: plain values into a plain namespace; the rest comes back
+                hits, misses, todo = self._promote_plain(l1, missing, datas, loads, l1_ttl, found)
         for i in todo:
             key, l2_key, data = missing[i], l2_keys[i], datas[i]
             if data is None:

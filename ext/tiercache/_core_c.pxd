@@ -10,6 +10,9 @@ cdef extern from "_helpers.h":
     double tc_monotonic() nogil
     double tc_wallclock() nogil
     double tc_read_le_double(const char* p) nogil
+    uint64_t tc_read_be_uint(const char* p, int width) nogil
+    double tc_read_be_double(const char* p) nogil
+    double tc_read_be_float(const char* p) nogil
     Py_ssize_t tc_getsizeof(PyObject* o) except -1
     Py_ssize_t tc_int_ndigits(PyObject* o)
     void tc_prefetch(const void* p) nogil

@@ -21,12 +21,13 @@ the structure is consistent. So another thread, or the same one re-entering, alw
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from cpython.exc cimport PyErr_SetString
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_EQ
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF, Py_XINCREF
 from libc.math cimport INFINITY, ceil, frexp
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 import sys
 
@@ -63,6 +64,8 @@ cdef extern from "Python.h":
     bint PyBytes_CheckExact(object o)
     Py_ssize_t PyBytes_GET_SIZE(object o)
     bint PyUnicode_CheckExact(object o)
+    bint PyUnicode_IS_ASCII(object o)
+    Py_UCS4 PyUnicode_READ_CHAR(object o, Py_ssize_t index)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
     bint PyByteArray_CheckExact(object o)
     Py_ssize_t PyByteArray_GET_SIZE(object o)
@@ -1322,11 +1325,74 @@ cdef int _ready_send(Ready ready, PyObject* arg, PyObject** result) noexcept:
 tc_set_await_self_send(Ready, <tc_sendfunc><void*>_ready_send)
 
 
+cdef object _msgpack_scalar(const char* p, Py_ssize_t n):
+    """The value of a msgpack payload that is exactly one scalar — bin, str, int, float, nil, bool — read
+    in C as msgpack.unpackb with the options of every read (serialization._UNPACK_OPTIONS) reads it: bin
+    as bytes, str as UTF-8 with surrogatepass. _MISSING for anything else (a container, an ext type, a
+    length that does not match the payload's) and for a str that is not valid UTF-8: Codec.loads then
+    decodes it, or says why it cannot."""
+    cdef unsigned char b
+    cdef Py_ssize_t head, length
+    if n < 1:
+        return _MISSING
+    b = <unsigned char>p[0]
+    if b <= 0x7f:  # positive fixint
+        return <long>b if n == 1 else _MISSING
+    if b >= 0xe0:  # negative fixint
+        return <long>(<signed char>b) if n == 1 else _MISSING
+    if 0xa0 <= b <= 0xbf:  # fixstr
+        head, length = 1, b & 0x1f
+    elif b == 0xd9 or b == 0xda or b == 0xdb:  # str 8 / 16 / 32
+        head = 1 + (1 << (b - 0xd9))
+        if n < head:
+            return _MISSING
+        length = <Py_ssize_t>tc_read_be_uint(p + 1, <int>(head - 1))
+    elif b == 0xc4 or b == 0xc5 or b == 0xc6:  # bin 8 / 16 / 32
+        head = 1 + (1 << (b - 0xc4))
+        if n < head:
+            return _MISSING
+        length = <Py_ssize_t>tc_read_be_uint(p + 1, <int>(head - 1))
+        return PyBytes_FromStringAndSize(p + head, length) if n - head == length else _MISSING
+    elif 0xcc <= b <= 0xcf:  # uint 8 / 16 / 32 / 64
+        head = 1 << (b - 0xcc)
+        if n != 1 + head:
+            return _MISSING
+        return tc_read_be_uint(p + 1, <int>head)
+    elif 0xd0 <= b <= 0xd3:  # int 8 / 16 / 32 / 64
+        head = 1 << (b - 0xd0)
+        if n != 1 + head:
+            return _MISSING
+        if head == 1:
+            return <long>(<signed char>p[1])
+        if head == 2:
+            return <long>(<int16_t>tc_read_be_uint(p + 1, 2))
+        if head == 4:
+            return <long>(<int32_t>tc_read_be_uint(p + 1, 4))
+        return <long long>(<int64_t>tc_read_be_uint(p + 1, 8))
+    elif b == 0xcb:  # float 64
+        return tc_read_be_double(p + 1) if n == 9 else _MISSING
+    elif b == 0xca:  # float 32
+        return tc_read_be_float(p + 1) if n == 5 else _MISSING
+    elif n == 1 and b == 0xc0:
+        return None
+    elif n == 1 and (b == 0xc2 or b == 0xc3):
+        return b == 0xc3
+    else:
+        return _MISSING
+    if n - head != length:
+        return _MISSING
+    try:
+        return PyUnicode_DecodeUTF8(p + head, length, b"surrogatepass")
+    except UnicodeDecodeError:
+        return _MISSING
+
+
 @cython.final
 cdef class _StreamDecoder:
-    """Codec.loads for plain msgpack values (b"M\\x00" + payload) through one long-lived msgpack.Unpacker
-    (serialization.msgpack_stream), fed one payload at a time: msgpack.unpackb's per-call set-up, its
-    keyword options (about 2.5k instructions, a quarter of decoding a small dict), is paid once.
+    """Codec.loads for plain msgpack values (b"M\\x00" + payload), without msgpack.unpackb's per-call
+    set-up (its keyword options: about 2.5k instructions, a quarter of decoding a small dict). A payload
+    that is one scalar (bytes, str, int...) is read in C (_msgpack_scalar); any other goes through one
+    long-lived msgpack.Unpacker (serialization.msgpack_stream), fed one payload at a time.
 
     A value is returned only when it decoded cleanly and ends exactly where its payload does. Anything
     else — another format or flags, a longer payload, an error, trailing or missing bytes, or the stream
@@ -1349,17 +1415,19 @@ cdef class _StreamDecoder:
         self.fed = 0
         return 0
 
-    cdef object decode(self, object data, object loads):
-        cdef const char* p
-        cdef Py_ssize_t n
+    cdef object decode(self, object data, Py_ssize_t start, object loads):
+        """loads(data[start:]) for bytes `data` (start: where the value begins, after any expiry header)."""
+        cdef const char* p = PyBytes_AS_STRING(data) + start
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data) - start
         cdef object value
         cdef bint clean = False
-        if not PyBytes_CheckExact(data) or self.busy:
-            return loads(data)
-        p = PyBytes_AS_STRING(data)
-        n = PyBytes_GET_SIZE(data)
-        if n < 3 or p[0] != 77 or p[1] != 0 or n - 2 > _STREAM_PAYLOAD_LIMIT:  # b"M", no flags
-            return loads(data)
+        if n < 3 or p[0] != 77 or p[1] != 0:  # b"M", no flags
+            return loads(data if start == 0 else PyBytes_FromStringAndSize(p, n))
+        value = _msgpack_scalar(p + 2, n - 2)
+        if value is not _MISSING:
+            return value
+        if self.busy or n - 2 > _STREAM_PAYLOAD_LIMIT:
+            return loads(data if start == 0 else PyBytes_FromStringAndSize(p, n))
         self.busy = True
         try:
             self.feed(PyBytes_FromStringAndSize(p + 2, n - 2))
@@ -1374,7 +1442,7 @@ cdef class _StreamDecoder:
             self.busy = False
         if clean:
             return value
-        return loads(data)
+        return loads(data if start == 0 else PyBytes_FromStringAndSize(p, n))
 
 
 cdef class ManagerCore:
@@ -1399,6 +1467,7 @@ cdef class ManagerCore:
     cdef tuple _codec_of          # (NamespaceConfig, its Codec) of the last read (configs are immutable)
     cdef tuple _l2_get_hist       # (Metrics, namespace, its l2_get histogram) of the last timed read
     cdef _StreamDecoder _decoder  # decodes what L2 answered
+    cdef tuple _many_cfg          # (NamespaceConfig, CacheManager._many_loads of it) of the last _many_plain
 
     def __cinit__(self):
         self._fast = {}
@@ -1487,57 +1556,18 @@ cdef class ManagerCore:
         an expiry stays in L1 no longer than it has left in L2 (nor than `l1_ttl`). Unreadable ones are
         left to the caller: their indices come back in `rest`. Returns (hits, misses, rest).
         """
-        cdef Py_ssize_t i, n = len(keys), size
         cdef Py_ssize_t hits = 0, misses = 0
-        cdef list rest = []
-        cdef object key, data, payload, value
-        cdef bint has_ttl = l1_ttl is not None
-        cdef double seconds = _ttl_seconds(l1_ttl) if has_ttl else 0.0
-        cdef double left, now = 0.0
-        cdef bint has_now = False
-        cdef const char* p
-        if len(datas) != n:
+        if len(datas) != len(keys):
             raise ValueError("keys and datas differ in length")
-        cdef _StreamDecoder decoder = self._decoder
-        for i in range(n):
-            data = datas[i]
-            if data is None:
-                misses += 1
-                continue
-            if not PyBytes_CheckExact(data):
-                rest.append(i)
-                continue
-            p = PyBytes_AS_STRING(data)
-            size = PyBytes_GET_SIZE(data)
-            if size == 0 or p[0] != 88:  # b"X": no expiry header
-                payload = data
-                left = -1.0
-            elif size < 9:
-                rest.append(i)  # (a cut-off header: the caller counts it)
-                continue
-            else:
-                if not has_now:
-                    now = tc_wallclock()
-                    has_now = True
-                left = tc_read_le_double(p + 1) - now
-                if left <= 0:
-                    misses += 1
-                    continue
-                payload = PyBytes_FromStringAndSize(p + 9, size - 9)
-            try:
-                value = decoder.decode(payload, loads)
-            except _SerializationError:
-                rest.append(i)
-                continue
-            key = keys[i]
-            if left < 0:
-                l1._store(key, _hash(key), value, has_ttl, seconds, size, True)
-            else:
-                l1._store(key, _hash(key), value, True, left if not has_ttl or left < seconds else seconds,
-                          size, True)
-            found[key] = value
-            hits += 1
+        rest = _promote_into(self._decoder, l1, keys, datas, loads, l1_ttl, found, &hits, &misses)
         return hits, misses, rest
+
+    def _many_plain(self, namespace, keys):
+        """get_many of a plain namespace in C (see _many_plain below), or None: the case is not the common
+        one, nothing has happened yet, and the caller goes the general way."""
+        if not self._l2_path:
+            return None
+        return _many_plain(self, namespace, keys)
 
     def get(self, namespace, key, default=None):
         """The value from L1, else L2 (copied into L1), else `default`."""
@@ -1566,6 +1596,168 @@ cdef class ManagerCore:
         return self._aget_slow(namespace, key, default, checked)
 
 
+cdef list _promote_into(_StreamDecoder decoder, HashCache l1, list keys, list datas, object loads,
+                        object l1_ttl, dict found, Py_ssize_t* hits, Py_ssize_t* misses):
+    """ManagerCore._promote_plain's loop (len(datas) == len(keys) checked by the caller)."""
+    cdef Py_ssize_t i, n = len(keys), size, start
+    cdef list rest = []
+    cdef object key, data, value
+    cdef bint has_ttl = l1_ttl is not None
+    cdef double seconds = _ttl_seconds(l1_ttl) if has_ttl else 0.0
+    cdef double left, now = 0.0
+    cdef bint has_now = False
+    cdef const char* p
+    for i in range(n):
+        data = datas[i]
+        if data is None:
+            misses[0] += 1
+            continue
+        if not PyBytes_CheckExact(data):
+            rest.append(i)
+            continue
+        p = PyBytes_AS_STRING(data)
+        size = PyBytes_GET_SIZE(data)
+        if size == 0 or p[0] != 88:  # b"X": no expiry header
+            start = 0
+            left = -1.0
+        elif size < 9:
+            rest.append(i)  # (a cut-off header: the caller counts it)
+            continue
+        else:
+            if not has_now:
+                now = tc_wallclock()
+                has_now = True
+            left = tc_read_le_double(p + 1) - now
+            if left <= 0:
+                misses[0] += 1
+                continue
+            start = 9
+        try:
+            value = decoder.decode(data, start, loads)
+        except _SerializationError:
+            rest.append(i)
+            continue
+        key = keys[i]
+        if left < 0:
+            l1._store(key, _hash(key), value, has_ttl, seconds, size, True)
+        else:
+            l1._store(key, _hash(key), value, True, left if not has_ttl or left < seconds else seconds,
+                      size, True)
+        found[key] = value
+        hits[0] += 1
+    return rest
+
+
+cdef object _many_plain(ManagerCore core, object namespace, object keys):
+    """CacheManager.get_many in C for the common case: a plain namespace with immediate promotion and no
+    TTL jitter, a list or tuple of distinct keys that are ASCII str (not starting with '#') or int, the
+    manager open and its circuit closed. The same steps, checks and counts as the Python methods (see
+    manager.py); None for any other case, before anything has happened (the caller goes the general way).
+    After the round trip, whatever is not the common case — a write that overtook the read, an answer that
+    is not a list of bytes, an unreadable value — is finished by CacheManager._many_rest."""
+    cdef object self = core  # the CacheManager: its attributes are Python ones
+    cdef object key, tp, cfg, loads, circuit, metrics, datas, hist, counters, value, version
+    cdef HashCache l1
+    cdef PyObject* item
+    cdef Py_ssize_t n
+    cdef Py_ssize_t hits = 0, misses = 0
+    cdef dict found
+    cdef list missing, l2_keys, rest
+    cdef tuple kept
+    cdef str base
+    cdef double t0 = 0.0
+    tp = type(keys)
+    if (tp is not list and tp is not tuple) or type(namespace) is not str:
+        return None
+    item = PyDict_GetItem(core._fast, namespace)
+    if item == NULL or type(<object>item) is not HashCache:
+        return None
+    l1 = <HashCache>item
+    if self._closed:
+        return None
+    circuit = self.circuit
+    if circuit.state != "closed":
+        return None
+    cfg = self.config.namespaces.get(namespace)  # (a read-only mapping)
+    if cfg is None:
+        cfg = self.namespace_config(namespace)  # the default settings (or ConfigError when strict)
+    kept = core._many_cfg
+    if kept is None or kept[0] is not cfg:
+        kept = (cfg, self._many_loads(cfg))
+        core._many_cfg = kept
+    loads = kept[1]
+    if loads is None:
+        return None
+    n = len(keys)
+    seen = set()
+    for key in keys:
+        tp = type(key)
+        if tp is str:
+            if not PyUnicode_IS_ASCII(key) or (PyUnicode_GET_LENGTH(key) and PyUnicode_READ_CHAR(key, 0) == 35):
+                return None  # ('#' starts the encoded forms; non-ASCII is encoded too)
+        elif tp is not int:
+            return None
+        seen.add(key)
+    if len(seen) != n:
+        return None  # (a key twice: the general way takes each once)
+    found = {}
+    missing = []
+    for key in keys:
+        value = l1._get(key, _MISSING)
+        if value is _MISSING:
+            missing.append(key)
+        else:
+            found[key] = value
+    if not missing:
+        return found
+    base = f"{self._prefix}{namespace}:"
+    l2_keys = []
+    for key in missing:
+        if type(key) is str:
+            l2_keys.append(base + <str>key)
+        else:
+            l2_keys.append(f"{base}#i:{key}")
+    version = self._versions.get(namespace, 0)
+    metrics = self.metrics
+    if metrics is not None:
+        t0 = tc_monotonic()
+    try:
+        datas = self.l2.get_many(l2_keys)
+    except Exception as exc:
+        self._l2_failed(exc, namespace)
+        return found
+    except BaseException:
+        circuit.failure()
+        raise
+    if metrics is not None:
+        kept = core._l2_get_hist
+        if kept is not None and kept[0] is metrics and kept[1] is namespace:
+            hist = kept[2]
+        else:
+            hist = metrics.histogram(namespace, "l2_get")
+            core._l2_get_hist = (metrics, namespace, hist)
+        if type(hist) is SampleHistogram:
+            (<SampleHistogram>hist)._add(tc_monotonic() - t0)
+        else:
+            hist.record(tc_monotonic() - t0)
+    if circuit._failures or circuit.state != "closed":
+        circuit.success()
+    if self._dropped_keys or self._dropped_namespaces:
+        self._repair()
+    if type(datas) is not list or len(<list>datas) != len(missing) or self._versions.get(namespace, 0) != version \
+            or PyDict_GetItem(core._fast, namespace) != <PyObject*>l1:
+        return self._many_rest(namespace, cfg, l1, found, missing, l2_keys, version, datas, None, 0, 0)
+    rest = _promote_into(core._decoder, l1, missing, <list>datas, loads, cfg.l1_ttl, found,
+                         &hits, &misses)
+    if rest:
+        return self._many_rest(namespace, cfg, l1, found, missing, l2_keys, version, datas, rest, hits, misses)
+    counters = self.counters
+    counters.add_many(namespace, l2_hits=hits, l2_misses=misses, promotions=hits)
+    if self.config.l1_max_bytes is not None:
+        self._enforce_global_cap()  # (the promotion loop stores without _l1_store)
+    return found
+
+
 cdef object _l2_plain(ManagerCore core, object namespace, object key, object default):
     """CacheManager._get_l2 in C: a plain namespace's L1 missed; read L2, decode, promote. The same steps,
     checks and counts (see manager.py); whatever is not the common case goes back to the Python methods:
@@ -1573,7 +1765,8 @@ cdef object _l2_plain(ManagerCore core, object namespace, object key, object def
     namespaces (_get_l2), data that is not bytes, cut short or unreadable (_l2_found)."""
     cdef object self = core  # the CacheManager: its attributes are Python ones
     cdef object tp = type(key)
-    cdef object part, cfg, circuit, metrics, data, payload, value, counters, l1, base, ttl, codec, hist
+    cdef object part, cfg, circuit, metrics, data, value, counters, l1, base, ttl, codec, hist
+    cdef Py_ssize_t start
     cdef tuple kept
     cdef object remaining = None
     cdef double t0 = 0.0, left
@@ -1632,13 +1825,13 @@ cdef object _l2_plain(ManagerCore core, object namespace, object key, object def
     p = PyBytes_AS_STRING(data)
     n = PyBytes_GET_SIZE(data)
     if n == 0 or p[0] != 88:  # b"X": no expiry header
-        payload = data
+        start = 0
     elif n >= 9:
         left = tc_read_le_double(p + 1) - tc_wallclock()
         if left <= 0:
             return default
         remaining = left
-        payload = PyBytes_FromStringAndSize(p + 9, n - 9)
+        start = 9
     else:
         return self._l2_found(namespace, key, default, cfg, data, l2_key, version)  # (counted there)
     kept = core._codec_of
@@ -1648,7 +1841,7 @@ cdef object _l2_plain(ManagerCore core, object namespace, object key, object def
         codec = self._codec(cfg)
         core._codec_of = (cfg, codec)
     try:
-        value = core._decoder.decode(payload, codec.loads)
+        value = core._decoder.decode(data, start, codec.loads)
     except _SerializationError:
         return self._l2_found(namespace, key, default, cfg, data, l2_key, version)  # (counted and logged there)
     counters = self.counters

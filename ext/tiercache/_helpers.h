@@ -58,6 +58,29 @@ static inline double tc_read_le_double(const char *p) {
     return d;
 }
 
+/* The big-endian unsigned integer of `width` bytes at p (msgpack's lengths and integers). */
+static inline uint64_t tc_read_be_uint(const char *p, int width) {
+    uint64_t u = 0;
+    int i;
+    for (i = 0; i < width; i++) u = (u << 8) | (uint64_t)(unsigned char)p[i];
+    return u;
+}
+
+/* A big-endian IEEE double / float at p (msgpack's float 64 / float 32). */
+static inline double tc_read_be_double(const char *p) {
+    uint64_t u = tc_read_be_uint(p, 8);
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static inline double tc_read_be_float(const char *p) {
+    uint32_t u = (uint32_t)tc_read_be_uint(p, 4);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return (double)f;
+}
+
 /* 1 when _PySys_GetSizeOf (sys.getsizeof's own C function) is exported: CPython 3.8 to 3.12. */
 #if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030D0000 && !defined(PYPY_VERSION)
 #define TC_HAVE_GETSIZEOF 1
