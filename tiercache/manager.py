@@ -589,11 +589,10 @@ class CacheManager(ManagerCore):
             self._publish(namespace, [part])
         return found
 
-    def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
-        """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
-        found = self._many_plain(namespace, keys)  # (the common case, compiled; None: not that case)
-        if found is not None:
-            return found  # type: ignore[no-any-return]
+    # get_many (ManagerCore): the common case compiled (a plain namespace with immediate promotion, ASCII
+    # or int keys), everything else here
+    def _get_many_slow(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
+        """get_many's general way: any namespace, any keys."""
         plan = self._many_from_l1(namespace, keys)
         if plan.l2_keys is None:
             return plan.found
@@ -634,7 +633,7 @@ class CacheManager(ManagerCore):
         return plan
 
     def _many_loads(self, cfg: NamespaceConfig) -> Optional[Callable[[bytes], Any]]:
-        """For the compiled get_many (ManagerCore._many_plain): the namespace's Codec.loads when its
+        """For the compiled get_many (ManagerCore.get_many): the namespace's Codec.loads when its
         get_many is the common case — immediate promotion, no TTL jitter, persisted to L2 — else None."""
         if cfg.ttl_jitter or not cfg.persist_to_l2 or resolve_strategy(cfg.promotion, cfg.priority) != "immediate":
             return None

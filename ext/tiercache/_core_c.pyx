@@ -27,6 +27,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_EQ
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF, Py_XINCREF
 from libc.math cimport INFINITY, ceil, frexp
+from libc.string cimport memcpy
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 import sys
@@ -53,6 +54,8 @@ cdef extern from "Python.h":
     # Declared here without Cython's exception propagation: the callers check and clean up first.
     Py_hash_t tc_object_hash "PyObject_Hash"(object o)
     int tc_rich_compare_bool "PyObject_RichCompareBool"(PyObject* a, PyObject* b, int op)
+    int tc_compare_eq "PyObject_RichCompareBool"(PyObject* a, PyObject* b, int op) except -1
+    PyObject** PySequence_Fast_ITEMS(object o)
     bint PyErr_Occurred()
     int PyErr_ExceptionMatches(object exc)
     void PyErr_Clear()
@@ -65,6 +68,8 @@ cdef extern from "Python.h":
     Py_ssize_t PyBytes_GET_SIZE(object o)
     bint PyUnicode_CheckExact(object o)
     bint PyUnicode_IS_ASCII(object o)
+    str PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object o)
     Py_UCS4 PyUnicode_READ_CHAR(object o, Py_ssize_t index)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
     bint PyByteArray_CheckExact(object o)
@@ -1562,12 +1567,14 @@ cdef class ManagerCore:
         rest = _promote_into(self._decoder, l1, keys, datas, loads, l1_ttl, found, &hits, &misses)
         return hits, misses, rest
 
-    def _many_plain(self, namespace, keys):
-        """get_many of a plain namespace in C (see _many_plain below), or None: the case is not the common
-        one, nothing has happened yet, and the caller goes the general way."""
-        if not self._l2_path:
-            return None
-        return _many_plain(self, namespace, keys)
+    def get_many(self, namespace, keys):
+        """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
+        cdef object found
+        if self._l2_path:
+            found = _many_plain(self, namespace, keys)  # (the common case; None: not that case)
+            if found is not None:
+                return found
+        return self._get_many_slow(namespace, keys)
 
     def get(self, namespace, key, default=None):
         """The value from L1, else L2 (copied into L1), else `default`."""
@@ -1648,6 +1655,59 @@ cdef list _promote_into(_StreamDecoder decoder, HashCache l1, list keys, list da
     return rest
 
 
+cdef inline str _ascii_concat(str a, str b):
+    """a + b for two ASCII strs: one allocation and two copies, without the general concatenation's checks."""
+    cdef Py_ssize_t na = PyUnicode_GET_LENGTH(a), nb = PyUnicode_GET_LENGTH(b)
+    cdef str out = PyUnicode_New(na + nb, 127)
+    cdef char* data = <char*>PyUnicode_DATA(out)
+    memcpy(data, PyUnicode_DATA(a), na)
+    memcpy(data + na, PyUnicode_DATA(b), nb)
+    return out
+
+
+cdef int _distinct(object keys, Py_ssize_t n) except -1:
+    """1 when the n keys of the list or tuple `keys` are distinct (as set() counts them), else 0: an
+    open-addressing table of their hashes, compared by value only where two hashes meet."""
+    cdef Py_ssize_t stack_slots[256]
+    cdef Py_hash_t stack_hashes[256]
+    cdef Py_ssize_t* slots = stack_slots
+    cdef Py_hash_t* hashes = stack_hashes
+    cdef Py_ssize_t cap = 16, i, j, mask
+    cdef Py_hash_t h
+    cdef PyObject** items = PySequence_Fast_ITEMS(keys)
+    cdef int result = 1, same
+    while cap < 2 * n:
+        cap <<= 1
+    if cap > 256:
+        slots = <Py_ssize_t*>PyMem_Malloc(cap * sizeof(Py_ssize_t))
+        hashes = <Py_hash_t*>PyMem_Malloc(cap * sizeof(Py_hash_t))
+        if slots == NULL or hashes == NULL:
+            PyMem_Free(slots)
+            PyMem_Free(hashes)
+            raise MemoryError()
+    try:
+        mask = cap - 1
+        for i in range(cap):
+            slots[i] = -1
+        for i in range(n):
+            h = _hash(<object>items[i])
+            j = <Py_ssize_t>(<size_t>h & <size_t>mask)
+            while slots[j] >= 0:
+                if hashes[j] == h:
+                    same = tc_compare_eq(items[slots[j]], items[i], Py_EQ)
+                    if same:
+                        result = 0
+                        return result
+                j = (j + 1) & mask
+            slots[j] = i
+            hashes[j] = h
+        return result
+    finally:
+        if slots != stack_slots:
+            PyMem_Free(slots)
+            PyMem_Free(hashes)
+
+
 cdef object _many_plain(ManagerCore core, object namespace, object keys):
     """CacheManager.get_many in C for the common case: a plain namespace with immediate promotion and no
     TTL jitter, a list or tuple of distinct keys that are ASCII str (not starting with '#') or int, the
@@ -1659,12 +1719,13 @@ cdef object _many_plain(ManagerCore core, object namespace, object keys):
     cdef object key, tp, cfg, loads, circuit, metrics, datas, hist, counters, value, version
     cdef HashCache l1
     cdef PyObject* item
-    cdef Py_ssize_t n
+    cdef Py_ssize_t i, n
     cdef Py_ssize_t hits = 0, misses = 0
     cdef dict found
     cdef list missing, l2_keys, rest
     cdef tuple kept
     cdef str base
+    cdef bint ascii_base
     cdef double t0 = 0.0
     tp = type(keys)
     if (tp is not list and tp is not tuple) or type(namespace) is not str:
@@ -1689,7 +1750,6 @@ cdef object _many_plain(ManagerCore core, object namespace, object keys):
     if loads is None:
         return None
     n = len(keys)
-    seen = set()
     for key in keys:
         tp = type(key)
         if tp is str:
@@ -1697,10 +1757,9 @@ cdef object _many_plain(ManagerCore core, object namespace, object keys):
                 return None  # ('#' starts the encoded forms; non-ASCII is encoded too)
         elif tp is not int:
             return None
-        seen.add(key)
-    if len(seen) != n:
+    if not _distinct(keys, n):  # (exact str and int: no Python code runs while it hashes and compares)
         return None  # (a key twice: the general way takes each once)
-    found = {}
+    found = tc_dict_presized(n)
     missing = []
     for key in keys:
         value = l1._get(key, _MISSING)
@@ -1711,12 +1770,16 @@ cdef object _many_plain(ManagerCore core, object namespace, object keys):
     if not missing:
         return found
     base = f"{self._prefix}{namespace}:"
-    l2_keys = []
-    for key in missing:
-        if type(key) is str:
-            l2_keys.append(base + <str>key)
+    ascii_base = PyUnicode_IS_ASCII(base)
+    l2_keys = [None] * len(missing)
+    for i in range(len(missing)):
+        key = missing[i]
+        if type(key) is not str:
+            l2_keys[i] = f"{base}#i:{key}"
+        elif ascii_base:
+            l2_keys[i] = _ascii_concat(base, key)
         else:
-            l2_keys.append(f"{base}#i:{key}")
+            l2_keys[i] = base + <str>key
     version = self._versions.get(namespace, 0)
     metrics = self.metrics
     if metrics is not None:

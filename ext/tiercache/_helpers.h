@@ -81,6 +81,16 @@ static inline double tc_read_be_float(const char *p) {
     return (double)f;
 }
 
+/* An empty dict with room for n items (no resizing while they go in), where the interpreter offers one. */
+static inline PyObject *tc_dict_presized(Py_ssize_t n) {
+#if PY_VERSION_HEX < 0x030D0000 && !defined(PYPY_VERSION)
+    return _PyDict_NewPresized(n);
+#else
+    (void)n;
+    return PyDict_New();
+#endif
+}
+
 /* 1 when _PySys_GetSizeOf (sys.getsizeof's own C function) is exported: CPython 3.8 to 3.12. */
 #if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030D0000 && !defined(PYPY_VERSION)
 #define TC_HAVE_GETSIZEOF 1
