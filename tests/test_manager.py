@@ -387,6 +387,8 @@ def _get_many_story(m: CacheManager) -> List[Any]:
         m.get_many("gated", ["k0", "k1", "k2"]),  # a namespace whose promotion is gated
         m.get_many("other", ["k0", "k1", "k9"]),  # default settings
         m.get_many("hot", []),
+        m.get_many("hot", [f"m{i}" for i in range(300)] + keys),  # more keys than the stack table holds
+        m.get_many("hot", [f"m{i}" for i in range(300)] + ["m7"]),  # ... and one of them twice
     ]
     real = m.l2.get_many
 
