@@ -232,13 +232,11 @@ def _msgpack_ext_hook(code: int, data: bytes) -> Any:
     return decode(data)
 
 
-# The options every msgpack read takes (see _msgpack_unpackb for why).
+# The options every msgpack read takes (see _msgpack_unpackb for why). The compiled core reads the common
+# values of L2 itself the same way (ext/tiercache/_msgpack.pxi): change one, change both.
 _UNPACK_OPTIONS: Dict[str, Any] = dict(
     ext_hook=_msgpack_ext_hook, raw=False, use_list=True, strict_map_key=False, unicode_errors="surrogatepass"
 )
-# A msgpack_stream() holds at most this much: longer payloads are decoded one call each (their set-up is
-# negligible beside them, and the stream's buffer would keep their size).
-STREAM_PAYLOAD_LIMIT = 1 << 16
 
 
 def _make_fast_unpackb() -> Any:
@@ -246,13 +244,6 @@ def _make_fast_unpackb() -> Any:
     import functools
 
     return functools.partial(msgpack.unpackb, **_UNPACK_OPTIONS)
-
-
-def msgpack_stream() -> "msgpack.Unpacker":
-    """A msgpack.Unpacker with the options of every msgpack read, for decoding one payload after another
-    (feed, unpack): unpackb's per-call set-up is paid once. The compiled core's decoder uses it and checks
-    each value ends where its payload does; whatever does not decode cleanly goes to Codec.loads."""
-    return msgpack.Unpacker(max_buffer_size=STREAM_PAYLOAD_LIMIT, **_UNPACK_OPTIONS)
 
 
 def _msgpack_unpackb(data: bytes) -> Any:

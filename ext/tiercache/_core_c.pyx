@@ -34,8 +34,6 @@ import sys
 
 from tiercache import _cleanup
 from tiercache.errors import SerializationError as _SerializationError
-from tiercache.serialization import STREAM_PAYLOAD_LIMIT as _STREAM_LIMIT_OBJ
-from tiercache.serialization import msgpack_stream as _msgpack_stream
 from tiercache._validate import BYTES_CEILING
 from tiercache._validate import (
     check_policy,
@@ -92,7 +90,6 @@ include "_sketch.pxi"
 __all__ = ["HashCache", "ManagerCore", "default_sizer"]
 
 cdef object _MISSING = object()
-cdef Py_ssize_t _STREAM_PAYLOAD_LIMIT = _STREAM_LIMIT_OBJ
 cdef object _ABSENT = object()
 cdef object _getsizeof = sys.getsizeof
 cdef int32_t _MIN_SLOTS = 8
@@ -1330,124 +1327,7 @@ cdef int _ready_send(Ready ready, PyObject* arg, PyObject** result) noexcept:
 tc_set_await_self_send(Ready, <tc_sendfunc><void*>_ready_send)
 
 
-cdef object _msgpack_scalar(const char* p, Py_ssize_t n):
-    """The value of a msgpack payload that is exactly one scalar — bin, str, int, float, nil, bool — read
-    in C as msgpack.unpackb with the options of every read (serialization._UNPACK_OPTIONS) reads it: bin
-    as bytes, str as UTF-8 with surrogatepass. _MISSING for anything else (a container, an ext type, a
-    length that does not match the payload's) and for a str that is not valid UTF-8: Codec.loads then
-    decodes it, or says why it cannot."""
-    cdef unsigned char b
-    cdef Py_ssize_t head, length
-    if n < 1:
-        return _MISSING
-    b = <unsigned char>p[0]
-    if b <= 0x7f:  # positive fixint
-        return <long>b if n == 1 else _MISSING
-    if b >= 0xe0:  # negative fixint
-        return <long>(<signed char>b) if n == 1 else _MISSING
-    if 0xa0 <= b <= 0xbf:  # fixstr
-        head, length = 1, b & 0x1f
-    elif b == 0xd9 or b == 0xda or b == 0xdb:  # str 8 / 16 / 32
-        head = 1 + (1 << (b - 0xd9))
-        if n < head:
-            return _MISSING
-        length = <Py_ssize_t>tc_read_be_uint(p + 1, <int>(head - 1))
-    elif b == 0xc4 or b == 0xc5 or b == 0xc6:  # bin 8 / 16 / 32
-        head = 1 + (1 << (b - 0xc4))
-        if n < head:
-            return _MISSING
-        length = <Py_ssize_t>tc_read_be_uint(p + 1, <int>(head - 1))
-        return PyBytes_FromStringAndSize(p + head, length) if n - head == length else _MISSING
-    elif 0xcc <= b <= 0xcf:  # uint 8 / 16 / 32 / 64
-        head = 1 << (b - 0xcc)
-        if n != 1 + head:
-            return _MISSING
-        return tc_read_be_uint(p + 1, <int>head)
-    elif 0xd0 <= b <= 0xd3:  # int 8 / 16 / 32 / 64
-        head = 1 << (b - 0xd0)
-        if n != 1 + head:
-            return _MISSING
-        if head == 1:
-            return <long>(<signed char>p[1])
-        if head == 2:
-            return <long>(<int16_t>tc_read_be_uint(p + 1, 2))
-        if head == 4:
-            return <long>(<int32_t>tc_read_be_uint(p + 1, 4))
-        return <long long>(<int64_t>tc_read_be_uint(p + 1, 8))
-    elif b == 0xcb:  # float 64
-        return tc_read_be_double(p + 1) if n == 9 else _MISSING
-    elif b == 0xca:  # float 32
-        return tc_read_be_float(p + 1) if n == 5 else _MISSING
-    elif n == 1 and b == 0xc0:
-        return None
-    elif n == 1 and (b == 0xc2 or b == 0xc3):
-        return b == 0xc3
-    else:
-        return _MISSING
-    if n - head != length:
-        return _MISSING
-    try:
-        return PyUnicode_DecodeUTF8(p + head, length, b"surrogatepass")
-    except UnicodeDecodeError:
-        return _MISSING
-
-
-@cython.final
-cdef class _StreamDecoder:
-    """Codec.loads for plain msgpack values (b"M\\x00" + payload), without msgpack.unpackb's per-call
-    set-up (its keyword options: about 2.5k instructions, a quarter of decoding a small dict). A payload
-    that is one scalar (bytes, str, int...) is read in C (_msgpack_scalar); any other goes through one
-    long-lived msgpack.Unpacker (serialization.msgpack_stream), fed one payload at a time.
-
-    A value is returned only when it decoded cleanly and ends exactly where its payload does. Anything
-    else — another format or flags, a longer payload, an error, trailing or missing bytes, or the stream
-    already in use (decoding runs Python code: ext-type hooks, finalizers, which may switch threads or
-    re-enter) — goes to Codec.loads, and a stream left mid-value is replaced: values and errors are always
-    Codec.loads's."""
-
-    cdef object feed, unpack, tell
-    cdef unsigned long long fed   # payload bytes fed since the stream was made (its tell() when in step)
-    cdef bint busy
-
-    def __cinit__(self):
-        self._renew()
-
-    cdef int _renew(self) except -1:
-        stream = _msgpack_stream()
-        self.feed = stream.feed
-        self.unpack = stream.unpack
-        self.tell = stream.tell
-        self.fed = 0
-        return 0
-
-    cdef object decode(self, object data, Py_ssize_t start, object loads):
-        """loads(data[start:]) for bytes `data` (start: where the value begins, after any expiry header)."""
-        cdef const char* p = PyBytes_AS_STRING(data) + start
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(data) - start
-        cdef object value
-        cdef bint clean = False
-        if n < 3 or p[0] != 77 or p[1] != 0:  # b"M", no flags
-            return loads(data if start == 0 else PyBytes_FromStringAndSize(p, n))
-        value = _msgpack_scalar(p + 2, n - 2)
-        if value is not _MISSING:
-            return value
-        if self.busy or n - 2 > _STREAM_PAYLOAD_LIMIT:
-            return loads(data if start == 0 else PyBytes_FromStringAndSize(p, n))
-        self.busy = True
-        try:
-            self.feed(PyBytes_FromStringAndSize(p + 2, n - 2))
-            self.fed += <unsigned long long>(n - 2)
-            value = self.unpack()
-            clean = self.tell() == self.fed
-        except Exception:
-            pass
-        finally:
-            if not clean:
-                self._renew()
-            self.busy = False
-        if clean:
-            return value
-        return loads(data if start == 0 else PyBytes_FromStringAndSize(p, n))
+include "_msgpack.pxi"
 
 
 cdef class ManagerCore:
@@ -1471,7 +1351,6 @@ cdef class ManagerCore:
     # Kept between L2 reads, each as one tuple so a thread never pairs one read's key with another's value:
     cdef tuple _codec_of          # (NamespaceConfig, its Codec) of the last read (configs are immutable)
     cdef tuple _l2_get_hist       # (Metrics, namespace, its l2_get histogram) of the last timed read
-    cdef _StreamDecoder _decoder  # decodes what L2 answered
     cdef tuple _many_cfg          # (NamespaceConfig, CacheManager._many_loads of it) of the last _many_plain
 
     def __cinit__(self):
@@ -1482,7 +1361,6 @@ cdef class ManagerCore:
         self._tick = 0
         self._samples = {}
         self._ready = Ready.__new__(Ready)
-        self._decoder = _StreamDecoder()
 
     def _set_l2_path(self, enabled):
         """Whether get() may read L2 itself after an L1 miss of a plain namespace (_l2_plain); the subclass
@@ -1564,7 +1442,7 @@ cdef class ManagerCore:
         cdef Py_ssize_t hits = 0, misses = 0
         if len(datas) != len(keys):
             raise ValueError("keys and datas differ in length")
-        rest = _promote_into(self._decoder, l1, keys, datas, loads, l1_ttl, found, &hits, &misses)
+        rest = _promote_into(l1, keys, datas, loads, l1_ttl, found, &hits, &misses)
         return hits, misses, rest
 
     def get_many(self, namespace, keys):
@@ -1603,8 +1481,8 @@ cdef class ManagerCore:
         return self._aget_slow(namespace, key, default, checked)
 
 
-cdef list _promote_into(_StreamDecoder decoder, HashCache l1, list keys, list datas, object loads,
-                        object l1_ttl, dict found, Py_ssize_t* hits, Py_ssize_t* misses):
+cdef list _promote_into(HashCache l1, list keys, list datas, object loads, object l1_ttl, dict found,
+                        Py_ssize_t* hits, Py_ssize_t* misses):
     """ManagerCore._promote_plain's loop (len(datas) == len(keys) checked by the caller)."""
     cdef Py_ssize_t i, n = len(keys), size, start
     cdef list rest = []
@@ -1640,7 +1518,7 @@ cdef list _promote_into(_StreamDecoder decoder, HashCache l1, list keys, list da
                 continue
             start = 9
         try:
-            value = decoder.decode(data, start, loads)
+            value = _decode_l2(data, start, loads)
         except _SerializationError:
             rest.append(i)
             continue
@@ -1810,7 +1688,7 @@ cdef object _many_plain(ManagerCore core, object namespace, object keys):
     if type(datas) is not list or len(<list>datas) != len(missing) or self._versions.get(namespace, 0) != version \
             or PyDict_GetItem(core._fast, namespace) != <PyObject*>l1:
         return self._many_rest(namespace, cfg, l1, found, missing, l2_keys, version, datas, None, 0, 0)
-    rest = _promote_into(core._decoder, l1, missing, <list>datas, loads, cfg.l1_ttl, found,
+    rest = _promote_into(l1, missing, <list>datas, loads, cfg.l1_ttl, found,
                          &hits, &misses)
     if rest:
         return self._many_rest(namespace, cfg, l1, found, missing, l2_keys, version, datas, rest, hits, misses)
@@ -1904,7 +1782,7 @@ cdef object _l2_plain(ManagerCore core, object namespace, object key, object def
         codec = self._codec(cfg)
         core._codec_of = (cfg, codec)
     try:
-        value = core._decoder.decode(data, start, codec.loads)
+        value = _decode_l2(data, start, codec.loads)
     except _SerializationError:
         return self._l2_found(namespace, key, default, cfg, data, l2_key, version)  # (counted and logged there)
     counters = self.counters

@@ -91,6 +91,13 @@ static inline PyObject *tc_dict_presized(Py_ssize_t n) {
 #endif
 }
 
+/* The interned str equal to the str s, as a new reference (s itself stays the caller's). */
+static inline PyObject *tc_intern(PyObject *s) {
+    Py_INCREF(s);
+    PyUnicode_InternInPlace(&s);
+    return s;
+}
+
 /* 1 when _PySys_GetSizeOf (sys.getsizeof's own C function) is exported: CPython 3.8 to 3.12. */
 #if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030D0000 && !defined(PYPY_VERSION)
 #define TC_HAVE_GETSIZEOF 1

@@ -1,0 +1,189 @@
+# Reading msgpack values from L2 in C: the decoder behind every L2 read of a plain msgpack namespace.
+#
+# msgpack.unpackb pays a set-up per call (its keyword options, an Unpacker context: about a quarter of
+# decoding a small dict) and then builds the objects. Here the common values — nil, bool, int, float, str,
+# bin, arrays and maps of them, ext types through the same ext hook — are read straight into Python
+# objects, the way msgpack.unpackb with serialization._UNPACK_OPTIONS reads them: arrays as lists, bin as
+# bytes, str as UTF-8 with surrogatepass, str map keys interned, ext types handed to
+# serialization._msgpack_ext_hook. Anything else — a payload cut short or with bytes left over, a byte
+# msgpack never uses, nesting deeper than _MAX_DEPTH, msgpack's own timestamp type, or an error raised
+# while building (invalid UTF-8, an unhashable map key, an ext hook's error) — is handed to Codec.loads,
+# so the values and the errors are always Codec.loads's.
+
+from tiercache.serialization import _msgpack_ext_hook
+
+cdef object _ext_hook = _msgpack_ext_hook
+cdef int _MAX_DEPTH = 32
+
+
+cdef inline Py_ssize_t _mp_length(const char* p, Py_ssize_t n, Py_ssize_t* pos, int width):
+    """The big-endian length of `width` bytes at p[pos]; pos moves past it. -1 when they are not all there."""
+    cdef Py_ssize_t i = pos[0]
+    if n - i < width:
+        return -1
+    pos[0] = i + width
+    return <Py_ssize_t>tc_read_be_uint(p + i, width)
+
+
+cdef object _mp_read(const char* p, Py_ssize_t n, Py_ssize_t* pos, int depth):
+    """The msgpack object at p[pos] (pos moves past it), or _MISSING when it cannot be read here."""
+    cdef Py_ssize_t i = pos[0], length, count
+    cdef unsigned char b
+    cdef int width
+    if i >= n:
+        return _MISSING
+    b = <unsigned char>p[i]
+    i += 1
+    pos[0] = i
+    if b <= 0x7f:  # positive fixint
+        return <long>b
+    if b >= 0xe0:  # negative fixint
+        return <long>(<signed char>b)
+    if b >= 0xa0 and b <= 0xbf:  # fixstr
+        length = b & 0x1f
+    elif b >= 0x90 and b <= 0x9f:  # fixarray
+        return _mp_array(p, n, pos, b & 0x0f, depth)
+    elif b >= 0x80 and b <= 0x8f:  # fixmap
+        return _mp_map(p, n, pos, b & 0x0f, depth)
+    elif b == 0xc0:
+        return None
+    elif b == 0xc2:
+        return False
+    elif b == 0xc3:
+        return True
+    elif b == 0xd9 or b == 0xda or b == 0xdb:  # str 8 / 16 / 32
+        length = _mp_length(p, n, pos, 1 << (b - 0xd9))
+    elif b == 0xc4 or b == 0xc5 or b == 0xc6:  # bin 8 / 16 / 32
+        length = _mp_length(p, n, pos, 1 << (b - 0xc4))
+        i = pos[0]
+        if length < 0 or n - i < length:
+            return _MISSING
+        pos[0] = i + length
+        return PyBytes_FromStringAndSize(p + i, length)
+    elif b >= 0xcc and b <= 0xcf:  # uint 8 / 16 / 32 / 64
+        width = 1 << (b - 0xcc)
+        if n - i < width:
+            return _MISSING
+        pos[0] = i + width
+        return tc_read_be_uint(p + i, width)
+    elif b >= 0xd0 and b <= 0xd3:  # int 8 / 16 / 32 / 64
+        width = 1 << (b - 0xd0)
+        if n - i < width:
+            return _MISSING
+        pos[0] = i + width
+        if width == 1:
+            return <long>(<signed char>p[i])
+        if width == 2:
+            return <long>(<int16_t>tc_read_be_uint(p + i, 2))
+        if width == 4:
+            return <long>(<int32_t>tc_read_be_uint(p + i, 4))
+        return <long long>(<int64_t>tc_read_be_uint(p + i, 8))
+    elif b == 0xcb:  # float 64
+        if n - i < 8:
+            return _MISSING
+        pos[0] = i + 8
+        return tc_read_be_double(p + i)
+    elif b == 0xca:  # float 32
+        if n - i < 4:
+            return _MISSING
+        pos[0] = i + 4
+        return tc_read_be_float(p + i)
+    elif b == 0xdc or b == 0xdd:  # array 16 / 32
+        count = _mp_length(p, n, pos, 2 if b == 0xdc else 4)
+        return _MISSING if count < 0 else _mp_array(p, n, pos, count, depth)
+    elif b == 0xde or b == 0xdf:  # map 16 / 32
+        count = _mp_length(p, n, pos, 2 if b == 0xde else 4)
+        return _MISSING if count < 0 else _mp_map(p, n, pos, count, depth)
+    elif b >= 0xd4 and b <= 0xd8:  # fixext 1 / 2 / 4 / 8 / 16
+        return _mp_ext(p, n, pos, 1 << (b - 0xd4))
+    elif b == 0xc7 or b == 0xc8 or b == 0xc9:  # ext 8 / 16 / 32
+        length = _mp_length(p, n, pos, 1 << (b - 0xc7))
+        return _MISSING if length < 0 else _mp_ext(p, n, pos, length)
+    else:  # 0xc1: never used
+        return _MISSING
+    # a str of `length` bytes at pos
+    i = pos[0]
+    if length < 0 or n - i < length:
+        return _MISSING
+    pos[0] = i + length
+    return PyUnicode_DecodeUTF8(p + i, length, b"surrogatepass")
+
+
+cdef object _mp_array(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t count, int depth):
+    cdef Py_ssize_t k
+    cdef list items
+    cdef object value
+    if depth >= _MAX_DEPTH or count > n - pos[0]:  # (each item takes a byte at least)
+        return _MISSING
+    items = [None] * count
+    for k in range(count):
+        value = _mp_read(p, n, pos, depth + 1)
+        if value is _MISSING:
+            return _MISSING
+        items[k] = value
+    return items
+
+
+cdef object _mp_map(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t count, int depth):
+    cdef Py_ssize_t k
+    cdef dict mapping
+    cdef object key, value
+    if depth >= _MAX_DEPTH or count > (n - pos[0]) // 2:  # (each pair takes two bytes at least)
+        return _MISSING
+    mapping = tc_dict_presized(count)
+    for k in range(count):
+        key = _mp_read(p, n, pos, depth + 1)
+        if key is _MISSING:
+            return _MISSING
+        if PyUnicode_CheckExact(key):
+            key = tc_intern(key)  # (as msgpack does: map keys repeat from value to value)
+        value = _mp_read(p, n, pos, depth + 1)
+        if value is _MISSING:
+            return _MISSING
+        mapping[key] = value
+    return mapping
+
+
+cdef object _mp_ext(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t length):
+    """An ext type: its code byte, then `length` bytes of data, to the ext hook (as msgpack does)."""
+    cdef Py_ssize_t i = pos[0]
+    cdef signed char code
+    if n - i < 1 + length:
+        return _MISSING
+    code = <signed char>p[i]
+    if code == -1:
+        return _MISSING  # (msgpack's own timestamp type, which msgpack reads itself)
+    pos[0] = i + 1 + length
+    return _ext_hook(code, PyBytes_FromStringAndSize(p + i + 1, length))
+
+
+cdef object _msgpack_value(const char* p, Py_ssize_t n):
+    """The value of the msgpack payload p[:n] when it is read here whole, else _MISSING."""
+    cdef Py_ssize_t pos = 0
+    cdef object value
+    try:
+        value = _mp_read(p, n, &pos, 0)
+    except Exception:
+        return _MISSING  # (Codec.loads meets the same error and reports it)
+    return value if pos == n else _MISSING
+
+
+cdef object _decode_l2(object data, Py_ssize_t start, object loads):
+    """loads(data[start:]) for the bytes `data` an L2 read answered (start: past any expiry header), a
+    plain msgpack value (b"M\\x00" + payload) read here when it can be, everything else by loads."""
+    cdef const char* p = PyBytes_AS_STRING(data) + start
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data) - start
+    cdef object value
+    if n >= 3 and p[0] == 77 and p[1] == 0:  # b"M", no flags
+        value = _msgpack_value(p + 2, n - 2)
+        if value is not _MISSING:
+            return value
+    return loads(data if start == 0 else PyBytes_FromStringAndSize(p, n))
+
+
+def _read_l2_value(data, loads):
+    """loads(data) for the bytes of an L2 value, read as the L2 paths read it (for the tests: the pure
+    twin's is loads itself)."""
+    if type(data) is not bytes:
+        raise TypeError(f"L2 values are bytes, got {type(data).__name__}")
+    return _decode_l2(data, 0, loads)
