@@ -15,6 +15,8 @@ per operation, net of set-up:
     raw MGET + decode      per batch of 100 keys
     raw MGET + unpackb     the same with bare msgpack.unpackb (no header, no options): what decoding alone costs
     manager.get_many(100)  per batch of 100 keys, L1 emptied before each
+    raw MGET (100), bytes  per batch of 100 keys holding 100-byte bytes values (the issue's reference size)
+    get_many(100), bytes   the same through manager.get_many: what the manager adds beside decoding
 
 Needs valgrind and the redis-server binary.
 """
@@ -30,7 +32,7 @@ import sys
 import tempfile
 
 MODES = ("raw_get", "pooled_get", "manager_get", "raw_mget", "raw_mget_decode", "raw_mget_unpackb",
-         "manager_get_many")
+         "manager_get_many", "raw_mget_blob", "manager_get_many_blob")
 VALUE = {"id": 12345, "name": "market data", "prices": [101.5, 101.75, 102.0], "ok": True, "note": "x" * 40}
 
 
@@ -43,10 +45,13 @@ def workload(mode: str, n: int, url: str) -> None:
     from tiercache.manager import CacheManager, _unseal
 
     raw = redis.Redis.from_url(url)
-    cfg = {"thin": NamespaceConfig(l1_max_entries=1, l1_ttl=None, promotion="immediate")}
+    cfg = {"thin": NamespaceConfig(l1_max_entries=1, l1_ttl=None, promotion="immediate"),
+           "blob": NamespaceConfig(l1_ttl=None, promotion="immediate")}
     m = CacheManager(url, env="test", config=cfg, invalidation=False)
     keys = [f"item:{i}" for i in range(1000)]
     m.set_many("thin", {k: VALUE for k in keys})
+    m.set_many("blob", {k: bytes(range(100)) for k in keys})
+    l1_blob = m._l1_for("blob")
     l2_keys = [m._l2_key("thin", k) for k in keys]
     loads = m._codec(m.namespace_config("thin")).loads
     l1 = m._l1_for("thin")
@@ -56,6 +61,11 @@ def workload(mode: str, n: int, url: str) -> None:
     rounds = n // len(keys)
     batches = [keys[i:i + 100] for i in range(0, len(keys), 100)]
     l2_batches = [l2_keys[i:i + 100] for i in range(0, len(l2_keys), 100)]
+    blob_batches = [[m._l2_key("blob", k) for k in b] for b in batches]
+    for b in batches[:3]:
+        l1_blob.clear()
+        m.get_many("blob", b)
+        raw.mget(blob_batches[0])
     for _ in range(rounds):
         if mode == "raw_get":
             for k in l2_keys:
@@ -83,6 +93,14 @@ def workload(mode: str, n: int, url: str) -> None:
             for b in batches:
                 l1.clear()
                 m.get_many("thin", b)
+        elif mode == "raw_mget_blob":
+            for b in blob_batches:
+                l1_blob.clear()
+                raw.mget(b)
+        elif mode == "manager_get_many_blob":
+            for b in batches:
+                l1_blob.clear()
+                m.get_many("blob", b)
     m.close()
 
 
@@ -121,7 +139,7 @@ def main(argv: object = None) -> int:
         per = {}
         for mode in MODES:
             net = count(mode, args.gets, url) - count(mode, 0, url)
-            batch = mode.endswith(("mget", "mget_decode", "mget_unpackb", "get_many"))
+            batch = "mget" in mode or "get_many" in mode
             ops = args.gets // 100 if batch else args.gets
             per[mode] = net / ops
             print(f"{mode + (' (per 100 keys)' if batch else ''):<32}{per[mode]:>14,.0f}")
@@ -130,6 +148,8 @@ def main(argv: object = None) -> int:
         print(f"get_many(100) over MGET + decode: {per['manager_get_many'] / per['raw_mget_decode']:.3f}x; "
               f"over bare MGET: {per['manager_get_many'] / per['raw_mget']:.3f}x; the decoding floor, MGET + "
               f"bare unpackb, over bare MGET: {per['raw_mget_unpackb'] / per['raw_mget']:.3f}x")
+        print(f"get_many(100) of 100-byte bytes values over their bare MGET: "
+              f"{per['manager_get_many_blob'] / per['raw_mget_blob']:.3f}x")
     finally:
         if server is not None:
             server.stop()
