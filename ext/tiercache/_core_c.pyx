@@ -1597,7 +1597,7 @@ cdef object _many_plain(ManagerCore core, object namespace, object keys):
     cdef object key, tp, cfg, loads, circuit, metrics, datas, hist, counters, value, version
     cdef HashCache l1
     cdef PyObject* item
-    cdef Py_ssize_t i, n
+    cdef Py_ssize_t n
     cdef Py_ssize_t hits = 0, misses = 0
     cdef dict found
     cdef list missing, l2_keys, rest
@@ -1639,25 +1639,23 @@ cdef object _many_plain(ManagerCore core, object namespace, object keys):
         return None  # (a key twice: the general way takes each once)
     found = tc_dict_presized(n)
     missing = []
-    for key in keys:
-        value = l1._get(key, _MISSING)
-        if value is _MISSING:
-            missing.append(key)
-        else:
-            found[key] = value
-    if not missing:
-        return found
+    l2_keys = []
     base = f"{self._prefix}{namespace}:"
     ascii_base = PyUnicode_IS_ASCII(base)
-    l2_keys = [None] * len(missing)
-    for i in range(len(missing)):
-        key = missing[i]
+    for key in keys:
+        value = l1._get(key, _MISSING)
+        if value is not _MISSING:
+            found[key] = value
+            continue
+        missing.append(key)
         if type(key) is not str:
-            l2_keys[i] = f"{base}#i:{key}"
+            l2_keys.append(f"{base}#i:{key}")
         elif ascii_base:
-            l2_keys[i] = _ascii_concat(base, key)
+            l2_keys.append(_ascii_concat(base, key))
         else:
-            l2_keys[i] = base + <str>key
+            l2_keys.append(base + <str>key)
+    if not missing:
+        return found
     version = self._versions.get(namespace, 0)
     metrics = self.metrics
     if metrics is not None:

@@ -157,26 +157,19 @@ cdef object _mp_ext(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t len
     return _ext_hook(code, PyBytes_FromStringAndSize(p + i + 1, length))
 
 
-cdef object _msgpack_value(const char* p, Py_ssize_t n):
-    """The value of the msgpack payload p[:n] when it is read here whole, else _MISSING."""
-    cdef Py_ssize_t pos = 0
-    cdef object value
-    try:
-        value = _mp_read(p, n, &pos, 0)
-    except Exception:
-        return _MISSING  # (Codec.loads meets the same error and reports it)
-    return value if pos == n else _MISSING
-
-
 cdef object _decode_l2(object data, Py_ssize_t start, object loads):
     """loads(data[start:]) for the bytes `data` an L2 read answered (start: past any expiry header), a
-    plain msgpack value (b"M\\x00" + payload) read here when it can be, everything else by loads."""
+    plain msgpack value (b"M\\x00" + payload) read here when it can be read whole, everything else by loads."""
     cdef const char* p = PyBytes_AS_STRING(data) + start
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data) - start
+    cdef Py_ssize_t pos = 2
     cdef object value
     if n >= 3 and p[0] == 77 and p[1] == 0:  # b"M", no flags
-        value = _msgpack_value(p + 2, n - 2)
-        if value is not _MISSING:
+        try:
+            value = _mp_read(p, n, &pos, 0)
+        except Exception:
+            value = _MISSING  # (Codec.loads meets the same error and reports it)
+        if value is not _MISSING and pos == n:
             return value
     return loads(data if start == 0 else PyBytes_FromStringAndSize(p, n))
 
