@@ -718,3 +718,22 @@ def test_l2_reader_formats_and_edges(impl: Any) -> None:
     assert next(iter(got)) is key  # (as msgpack does: map keys repeat from value to value)
     with pytest.raises(TypeError):
         impl.module._read_l2_value(bytearray(b"M\x00\x01"), msgpack_codec().loads)
+
+
+def test_l2_reader_map_keys_are_the_interned_strs(impl: Any) -> None:
+    """Every str map key comes back as the interned str of its text, whether it is read for the first time
+    or again, whatever else the compiled reader's key table holds in its slot (more keys than it has
+    slots), ASCII or not, short or long; str values with non-ASCII characters anywhere read as they were."""
+    import sys
+
+    codec = msgpack_codec()
+    keys = [f"k{i}" for i in range(1500)] + ["", "é", "ключ", "\ud800", "a\x00b", "x" * 31, "y" * 32, "z" * 40,
+                                            "w" * 41, "v" * 300]
+    texts = ["a" * n for n in range(20)] + ["a" * n + "é" + "b" * m for n in range(10) for m in (0, 1, 7, 8, 9)]
+    for _ in range(2):
+        for start in range(0, len(keys), 100):
+            value = {k: texts[i % len(texts)] for i, k in enumerate(keys[start:start + 100])}
+            got = impl.module._read_l2_value(codec.dumps(value), codec.loads)
+            assert got == value
+            for k in got:
+                assert k is sys.intern((k + ".")[:-1]), k  # (a fresh equal str interns to the same object)

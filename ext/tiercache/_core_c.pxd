@@ -15,6 +15,8 @@ cdef extern from "_helpers.h":
     double tc_read_be_float(const char* p) nogil
     dict tc_dict_presized(Py_ssize_t n)
     object tc_intern(object s)
+    object tc_intern_key(const char* p, Py_ssize_t n)
+    object tc_decode_str(const char* p, Py_ssize_t n)
     Py_ssize_t tc_getsizeof(PyObject* o) except -1
     Py_ssize_t tc_int_ndigits(PyObject* o)
     void tc_prefetch(const void* p) nogil

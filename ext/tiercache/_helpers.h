@@ -98,6 +98,77 @@ static inline PyObject *tc_intern(PyObject *s) {
     return s;
 }
 
+/* The str of the n bytes at p when they are all ASCII, as a new reference; NULL, with no error set, when
+ * one is not (the caller then decodes them as UTF-8). A word at a time, then one copy. */
+static inline PyObject *tc_ascii_str(const char *p, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    uint64_t bits = 0, w;
+    PyObject *s;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        bits |= w;
+    }
+    for (; i < n; i++) bits |= (unsigned char)p[i];
+    if (bits & 0x8080808080808080ULL) return NULL;
+    s = PyUnicode_New(n, 127);
+    if (s != NULL) memcpy(PyUnicode_DATA(s), p, (size_t)n);
+    return s;
+}
+
+/* The str of the UTF-8 bytes at p (surrogatepass, as msgpack reads str), as a new reference; NULL with an
+ * error set when they do not decode. ASCII, the usual case, skips the general decoder's layers. */
+static inline PyObject *tc_decode_str(const char *p, Py_ssize_t n) {
+    PyObject *s = tc_ascii_str(p, n);
+    if (s != NULL || PyErr_Occurred()) return s;
+    return PyUnicode_DecodeUTF8(p, n, "surrogatepass");
+}
+
+/* Interned map keys by their bytes: msgpack interns every str map key, which costs a UTF-8 decode and a
+ * lookup in the interpreter's table of interned strings per key, although the same few keys come back in
+ * every value. A direct-mapped table remembers the interned str of each short ASCII key it met; a key
+ * whose bytes equal its slot's str is that str (the same object interning would return: the table holds
+ * a reference, so the str stays the interned one). Only ASCII keys are kept, so a str's characters are
+ * its bytes and one memcmp decides. Read and written with the GIL held; no Python code runs in between. */
+#define TC_KEY_SLOTS 512
+#define TC_KEY_MAX 40
+static PyObject *tc_key_table[TC_KEY_SLOTS];
+
+/* The interned str of the UTF-8 key of n bytes at p (surrogatepass), as a new reference; NULL with an
+ * error set when the bytes do not decode. */
+static inline PyObject *tc_intern_key(const char *p, Py_ssize_t n) {
+    uint64_t h = 14695981039346656037ULL ^ (uint64_t)n;
+    Py_ssize_t i;
+    size_t slot;
+    PyObject *hit, *s, *old;
+    if (n > TC_KEY_MAX) {
+        s = PyUnicode_DecodeUTF8(p, n, "surrogatepass");
+        if (s != NULL) PyUnicode_InternInPlace(&s);
+        return s;
+    }
+    for (i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    slot = (size_t)(h ^ (h >> 29)) & (TC_KEY_SLOTS - 1);
+    hit = tc_key_table[slot];
+    if (hit != NULL && PyUnicode_GET_LENGTH(hit) == n && memcmp(PyUnicode_DATA(hit), p, (size_t)n) == 0) {
+        Py_INCREF(hit);
+        return hit;
+    }
+    s = tc_ascii_str(p, n);
+    if (s == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        s = PyUnicode_DecodeUTF8(p, n, "surrogatepass");  /* not ASCII: interned, never kept */
+        if (s != NULL) PyUnicode_InternInPlace(&s);
+        return s;
+    }
+    PyUnicode_InternInPlace(&s);
+    if (PyUnicode_IS_ASCII(s)) {
+        old = tc_key_table[slot];  /* (read again: nothing may have run, but the slot is the truth) */
+        Py_INCREF(s);
+        tc_key_table[slot] = s;
+        Py_XDECREF(old);
+    }
+    return s;
+}
+
 /* 1 when _PySys_GetSizeOf (sys.getsizeof's own C function) is exported: CPython 3.8 to 3.12. */
 #if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030D0000 && !defined(PYPY_VERSION)
 #define TC_HAVE_GETSIZEOF 1

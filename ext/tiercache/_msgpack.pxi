@@ -106,7 +106,7 @@ cdef object _mp_read(const char* p, Py_ssize_t n, Py_ssize_t* pos, int depth):
     if length < 0 or n - i < length:
         return _MISSING
     pos[0] = i + length
-    return PyUnicode_DecodeUTF8(p + i, length, b"surrogatepass")
+    return tc_decode_str(p + i, length)
 
 
 cdef object _mp_array(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t count, int depth):
@@ -125,18 +125,33 @@ cdef object _mp_array(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t c
 
 
 cdef object _mp_map(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t count, int depth):
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k, i, length
+    cdef unsigned char b
     cdef dict mapping
     cdef object key, value
     if depth >= _MAX_DEPTH or count > (n - pos[0]) // 2:  # (each pair takes two bytes at least)
         return _MISSING
     mapping = tc_dict_presized(count)
     for k in range(count):
-        key = _mp_read(p, n, pos, depth + 1)
-        if key is _MISSING:
-            return _MISSING
-        if PyUnicode_CheckExact(key):
-            key = tc_intern(key)  # (as msgpack does: map keys repeat from value to value)
+        i = pos[0]
+        b = <unsigned char>p[i] if i < n else 0xc1
+        if (b >= 0xa0 and b <= 0xbf) or b == 0xd9:  # fixstr, str 8: the usual keys, interned through the table
+            if b == 0xd9:
+                length = <unsigned char>p[i + 1] if i + 1 < n else -1
+                i += 2
+            else:
+                length = b & 0x1f
+                i += 1
+            if length < 0 or n - i < length:
+                return _MISSING
+            pos[0] = i + length
+            key = tc_intern_key(p + i, length)  # (as msgpack does: map keys repeat from value to value)
+        else:
+            key = _mp_read(p, n, pos, depth + 1)
+            if key is _MISSING:
+                return _MISSING
+            if PyUnicode_CheckExact(key):
+                key = tc_intern(key)
         value = _mp_read(p, n, pos, depth + 1)
         if value is _MISSING:
             return _MISSING
