@@ -438,6 +438,85 @@ def test_redis_survives_a_server_restart(redis_url: str, redis_server: Any) -> N
         l2.close()
 
 
+@pytest.mark.parametrize("args", [[], ["k"], ["tiercache:v1:test:ns:item:1"] * 100, ["é€😀", "", "a b\r\n"],
+                                  [b"", b"\x00\xff\r\n", "x" * 70_000], ("t", b"u")])
+def test_resp_command_is_what_redis_py_sends(impl: Any, args: Any) -> None:
+    """RedisL2 packs GET and MGET itself: byte for byte what redis-py's connection sends for them."""
+    import redis
+
+    packer = redis.Connection()  # (not connected: only its command packer is used)
+    for name in ("GET", "MGET"):
+        expected = b"".join(packer.pack_command(name, *args))
+        assert impl.module.resp_command(name.encode(), args) == expected
+
+
+def test_resp_command_rejects_what_it_cannot_send(impl: Any) -> None:
+    resp_command = impl.module.resp_command
+    with pytest.raises(TypeError, match="str or bytes, got int 1"):
+        resp_command(b"MGET", ["a", 1])
+    with pytest.raises(TypeError, match="args must be a list or tuple, got str"):
+        resp_command(b"GET", "abc")
+    with pytest.raises(UnicodeEncodeError):
+        resp_command(b"GET", ["\ud800"])
+
+
+def test_redis_reads_retry_once_on_a_dropped_connection(redis_url: str, redis_server: Any) -> None:
+    """A pooled connection that breaks under a read costs no error: GET and MGET go again on a new one.
+    (The pool itself replaces a connection the server closed while it was idle, so the socket is shut here
+    after the pool handed it out: the break a server restart or an idle timeout causes mid-command.)"""
+    from tiercache.l2 import RedisL2
+
+    l2 = RedisL2(redis_url, max_connections=1)
+    pool = l2._pool
+    handed_out = pool.get_connection
+    breaks: List[int] = []
+
+    def breaking_once() -> Any:
+        conn = handed_out()
+        if not breaks:
+            breaks.append(1)
+            conn._sock.shutdown(socket.SHUT_RDWR)
+        return conn
+
+    try:
+        l2.set("t:drop", b"v")
+        for read, expected in ((lambda: l2.get("t:drop"), b"v"),
+                               (lambda: l2.get_many(["t:drop", "t:no"]), [b"v", None])):
+            breaks.clear()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(pool, "get_connection", breaking_once)
+                assert read() == expected
+            assert breaks == [1]
+    finally:
+        l2.close()
+
+
+def test_redis_read_errors_keep_the_pool_whole(redis_url: str, redis_server: Any) -> None:
+    """A server error on a read is an L2Error naming the command; the connection goes back to the pool (with
+    one connection, the next read would otherwise wait for it and fail)."""
+    from tiercache.l2 import RedisL2
+
+    l2 = RedisL2(redis_url, max_connections=1, socket_timeout=0.5)
+    raw = redis_server.client()
+    try:
+        raw.rpush("t:list", "x")
+        l2.set("t:str", b"v")
+        for _ in range(3):
+            with pytest.raises(L2Error, match="GET failed.*WRONGTYPE"):
+                l2.get("t:list")
+            assert l2.get_many(["t:list", "t:str"]) == [None, b"v"]  # (MGET answers nil for other types)
+            assert l2.get("t:str") == b"v"
+        assert l2.get_many(iter(["t:str"])) == [b"v"]  # (any iterable of keys, as redis-py's mget takes)
+        l2.close()
+        with pytest.raises(L2Error, match="is closed"):
+            l2.get("t:str")
+        with pytest.raises(L2Error, match="is closed"):
+            l2.get_many(["t:str"])
+    finally:
+        raw.close()
+        l2.close()
+
+
 def test_listen_delivers_and_reports_reconnects(redis_url: str, redis_server: Any) -> None:
     from tiercache.l2 import RedisL2
 

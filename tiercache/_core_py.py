@@ -50,7 +50,7 @@ from .errors import SerializationError
 from .metrics import Histogram
 from .metrics import Histogram as SampleHistogram  # (the compiled core counts in C)
 
-__all__ = ["FrequencySketch", "HashCache", "ManagerCore", "Ready", "SampleHistogram", "default_sizer"]
+__all__ = ["FrequencySketch", "HashCache", "ManagerCore", "Ready", "SampleHistogram", "default_sizer", "resp_command"]
 
 _MISSING: Any = object()
 _monotonic = time.monotonic
@@ -74,6 +74,23 @@ def _read_l2_value(data: bytes, loads: Callable[[bytes], Any]) -> Any:
     if type(data) is not bytes:
         raise TypeError(f"L2 values are bytes, got {type(data).__name__}")
     return loads(data)
+
+
+def resp_command(name: bytes, args: Union[List[Any], Tuple[Any, ...]]) -> bytes:
+    """The RESP bytes of the command `name` with the str or bytes arguments `args` (a list or tuple), as
+    redis-py's connection sends name(*args). TypeError for any other argument; str must encode as UTF-8."""
+    if type(args) is not list and type(args) is not tuple:
+        raise TypeError(f"args must be a list or tuple, got {type(args).__name__}")
+    parts = [b"*%d\r\n$%d\r\n%s\r\n" % (len(args) + 1, len(name), name)]
+    for arg in args:
+        if isinstance(arg, str):
+            data = arg.encode("utf-8")
+        elif isinstance(arg, bytes):
+            data = arg
+        else:
+            raise TypeError(f"Redis command arguments here are str or bytes, got {type(arg).__name__} {arg!r}")
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 def default_sizer(value: Any) -> int:

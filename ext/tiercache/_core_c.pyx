@@ -21,7 +21,6 @@ the structure is consistent. So another thread, or the same one re-entering, alw
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.unicode cimport PyUnicode_DecodeUTF8
 from cpython.exc cimport PyErr_SetString
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_EQ
@@ -64,8 +63,11 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
     bint PyBytes_CheckExact(object o)
     Py_ssize_t PyBytes_GET_SIZE(object o)
+    bint PyBytes_Check(object o)
     bint PyUnicode_CheckExact(object o)
+    bint PyUnicode_Check(object o)
     bint PyUnicode_IS_ASCII(object o)
+    const char* PyUnicode_AsUTF8AndSize(object o, Py_ssize_t* size) except NULL
     str PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     void* PyUnicode_DATA(object o)
     Py_UCS4 PyUnicode_READ_CHAR(object o, Py_ssize_t index)
@@ -1328,6 +1330,7 @@ tc_set_await_self_send(Ready, <tc_sendfunc><void*>_ready_send)
 
 
 include "_msgpack.pxi"
+include "_resp.pxi"
 
 
 cdef class ManagerCore:
