@@ -9,9 +9,10 @@ against one redis-server (its own, on a free loopback port, unless --redis-url) 
 per operation, net of set-up:
 
     raw GET + decode       redis-py's default client: GET, expiry header, msgpack decode (the anchor)
-    pooled GET + decode    the same through tiercache's RedisL2 client (BlockingConnectionPool, timeouts)
+    RedisL2.get + decode   the same through tiercache's backend (GET packed by tiercache, BlockingConnectionPool)
     manager.get L2 hit     CacheManager.get where L1 holds one entry, so every get reads L2 and promotes
     raw MGET (100)         per batch of 100 keys
+    RedisL2.get_many(100)  the same MGET through tiercache's backend (packed by tiercache), no decoding
     raw MGET + decode      per batch of 100 keys
     raw MGET + unpackb     the same with bare msgpack.unpackb (no header, no options): decoding written by hand
     manager.get_many(100)  per batch of 100 keys, L1 emptied before each
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 
-MODES = ("raw_get", "pooled_get", "manager_get", "raw_mget", "raw_mget_decode", "raw_mget_unpackb",
+MODES = ("raw_get", "l2_get", "manager_get", "raw_mget", "l2_mget", "raw_mget_decode", "raw_mget_unpackb",
          "manager_get_many", "raw_mget_blob", "manager_get_many_blob")
 VALUE = {"id": 12345, "name": "market data", "prices": [101.5, 101.75, 102.0], "ok": True, "note": "x" * 40}
 
@@ -70,8 +71,8 @@ def workload(mode: str, n: int, url: str) -> None:
         if mode == "raw_get":
             for k in l2_keys:
                 loads(_unseal(raw.get(k))[0])
-        elif mode == "pooled_get":
-            get = m.l2.client.get
+        elif mode == "l2_get":
+            get = m.l2.get
             for k in l2_keys:
                 loads(_unseal(get(k))[0])
         elif mode == "manager_get":
@@ -81,6 +82,10 @@ def workload(mode: str, n: int, url: str) -> None:
             for b in l2_batches:
                 l1.clear()
                 raw.mget(b)
+        elif mode == "l2_mget":
+            for b in l2_batches:
+                l1.clear()
+                m.l2.get_many(b)
         elif mode == "raw_mget_decode":
             for b in l2_batches:
                 l1.clear()
@@ -135,16 +140,17 @@ def main(argv: object = None) -> int:
     url = args.redis_url or server.url  # type: ignore[union-attr]
     try:
         print(f"command:  python bench/l2_cost.py --gets {args.gets}")
-        print(f"{'mode':<24}{'instructions per op':>22}")
+        print(f"{'mode':<30}{'instructions per op':>20}")
         per = {}
         for mode in MODES:
             net = count(mode, args.gets, url) - count(mode, 0, url)
             batch = "mget" in mode or "get_many" in mode
             ops = args.gets // 100 if batch else args.gets
             per[mode] = net / ops
-            print(f"{mode + (' (per 100 keys)' if batch else ''):<32}{per[mode]:>14,.0f}")
+            print(f"{mode + (' (per 100 keys)' if batch else ''):<38}{per[mode]:>12,.0f}")
         print(f"manager.get L2 hit over raw GET + decode: {per['manager_get'] / per['raw_get']:.3f}x "
-              f"(pooled client alone {per['pooled_get'] / per['raw_get']:.3f}x)")
+              f"(RedisL2.get alone {per['l2_get'] / per['raw_get']:.3f}x)")
+        print(f"RedisL2.get_many(100) over raw MGET: {per['l2_mget'] / per['raw_mget']:.3f}x")
         print(f"get_many(100) over MGET + decode: {per['manager_get_many'] / per['raw_mget_decode']:.3f}x; "
               f"over bare MGET: {per['manager_get_many'] / per['raw_mget']:.3f}x; over MGET + bare unpackb "
               f"(by hand): {per['manager_get_many'] / per['raw_mget_unpackb']:.3f}x, which is "
