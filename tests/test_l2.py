@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import signal
 import socket
 import sqlite3
 import threading
@@ -458,6 +459,9 @@ def test_resp_command_rejects_what_it_cannot_send(impl: Any) -> None:
         resp_command(b"GET", "abc")
     with pytest.raises(UnicodeEncodeError):
         resp_command(b"GET", ["\ud800"])
+    for name in (None, "GET", bytearray(b"GET")):
+        with pytest.raises(TypeError, match="name must be bytes"):
+            resp_command(name, [])
 
 
 def test_redis_reads_retry_once_on_a_dropped_connection(redis_url: str, redis_server: Any) -> None:
@@ -488,6 +492,79 @@ def test_redis_reads_retry_once_on_a_dropped_connection(redis_url: str, redis_se
                 assert read() == expected
             assert breaks == [1]
     finally:
+        l2.close()
+
+
+def _counting_sends(patch: pytest.MonkeyPatch) -> List[int]:
+    """Every write to a Redis socket from now on, counted (each command attempt is one write)."""
+    import redis.connection
+
+    sends: List[int] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        sends.append(1)
+        original(self, command, check_health)
+
+    patch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    return sends
+
+
+@pytest.mark.parametrize("query, attempts", [("", 1), ("?retry_on_timeout=true", 2)])
+def test_redis_read_timeouts_follow_the_connections_retry(redis_url: str, redis_server: Any, query: str,
+                                                          attempts: int) -> None:
+    """A read that times out is not sent again (an unresponsive server costs one socket timeout), unless
+    the URL asks redis-py to retry on timeouts; either way the timed-out connection is not reused with its
+    reply still pending."""
+    from tiercache.l2 import RedisL2
+
+    l2 = RedisL2(redis_url + query, max_connections=1, socket_timeout=0.2)
+    try:
+        l2.set("t:slow", b"v")
+        assert l2.get("t:slow") == b"v"  # (connected)
+        def sends_of(read: Callable[[], Any], error: Any) -> int:
+            """Socket writes (command attempts, and any reconnect's handshake) of `read` against a stopped server."""
+            redis_server.process.send_signal(signal.SIGSTOP)
+            try:
+                with pytest.MonkeyPatch.context() as patch:
+                    sends = _counting_sends(patch)
+                    with pytest.raises(error, match="Timeout"):
+                        read()
+            finally:
+                redis_server.process.send_signal(signal.SIGCONT)
+            assert l2.get("t:slow") == b"v" and l2.get_many(["t:slow", "t:no"]) == [b"v", None]
+            return len(sends)
+
+        import redis
+
+        # The same writes as redis-py's own client makes for the same read on the same pool.
+        by_client = sends_of(lambda: l2.client.get("t:slow"), redis.TimeoutError)
+        assert (by_client == 1) == (attempts == 1)
+        assert sends_of(lambda: l2.get("t:slow"), L2Error) == by_client
+        assert sends_of(lambda: l2.client.mget(["t:slow"]), redis.TimeoutError) == by_client
+        assert sends_of(lambda: l2.get_many(["t:slow"]), L2Error) == by_client
+    finally:
+        l2.close()
+
+
+def test_redis_reads_of_other_keys_go_through_the_client(redis_url: str, redis_server: Any) -> None:
+    """Keys the packer does not take (int, a str given as the whole key list) and URLs that choose another
+    key encoding are read by redis-py's client, as before: the same keys as its writes."""
+    from tiercache.l2 import RedisL2
+
+    l2 = RedisL2(redis_url)
+    latin = RedisL2(redis_url + "?encoding=latin-1")
+    try:
+        l2.set("7", b"seven")
+        l2.set("abc", b"whole")
+        assert l2.get(7) == b"seven"  # type: ignore[arg-type]
+        assert l2.get_many([7, "abc"]) == [b"seven", b"whole"]  # type: ignore[list-item]
+        assert l2.get_many("abc") == [b"whole"]  # type: ignore[arg-type]
+        assert latin._pack_reads is False and l2._pack_reads is True
+        latin.set("t:é", b"latin")
+        assert latin.get("t:é") == b"latin" and latin.get_many(["t:é"]) == [b"latin"]
+    finally:
+        latin.close()
         l2.close()
 
 

@@ -79,6 +79,8 @@ def _read_l2_value(data: bytes, loads: Callable[[bytes], Any]) -> Any:
 def resp_command(name: bytes, args: Union[List[Any], Tuple[Any, ...]]) -> bytes:
     """The RESP bytes of the command `name` with the str or bytes arguments `args` (a list or tuple), as
     redis-py's connection sends name(*args). TypeError for any other argument; str must encode as UTF-8."""
+    if not isinstance(name, bytes):
+        raise TypeError(f"name must be bytes, got {type(name).__name__}")
     if type(args) is not list and type(args) is not tuple:
         raise TypeError(f"args must be a list or tuple, got {type(args).__name__}")
     parts = [b"*%d\r\n$%d\r\n%s\r\n" % (len(args) + 1, len(name), name)]

@@ -16,6 +16,7 @@ cdef extern from "_helpers.h":
     dict tc_dict_presized(Py_ssize_t n)
     object tc_intern(object s)
     object tc_intern_key(const char* p, Py_ssize_t n)
+    void tc_key_table_reset()
     object tc_decode_str(const char* p, Py_ssize_t n)
     Py_ssize_t tc_getsizeof(PyObject* o) except -1
     Py_ssize_t tc_int_ndigits(PyObject* o)

@@ -64,6 +64,7 @@ cdef extern from "Python.h":
     bint PyBytes_CheckExact(object o)
     Py_ssize_t PyBytes_GET_SIZE(object o)
     bint PyBytes_Check(object o)
+    enum: PY_SSIZE_T_MAX
     bint PyUnicode_CheckExact(object o)
     bint PyUnicode_Check(object o)
     bint PyUnicode_IS_ASCII(object o)

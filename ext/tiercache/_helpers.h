@@ -133,6 +133,12 @@ static inline PyObject *tc_decode_str(const char *p, Py_ssize_t n) {
 #define TC_KEY_MAX 40
 static PyObject *tc_key_table[TC_KEY_SLOTS];
 
+/* Forget the table (at module initialization: an interpreter finalized and started again in this process
+ * may have freed the strs it pointed to, so they are dropped, not released). */
+static inline void tc_key_table_reset(void) {
+    memset(tc_key_table, 0, sizeof(tc_key_table));
+}
+
 /* The interned str of the UTF-8 key of n bytes at p (surrogatepass), as a new reference; NULL with an
  * error set when the bytes do not decode. */
 static inline PyObject *tc_intern_key(const char *p, Py_ssize_t n) {

@@ -13,6 +13,7 @@
 from tiercache.serialization import _msgpack_ext_hook
 
 cdef object _ext_hook = _msgpack_ext_hook
+tc_key_table_reset()
 cdef int _MAX_DEPTH = 32
 
 

@@ -37,21 +37,31 @@ cdef inline const char* _resp_arg(object arg, Py_ssize_t* size) except NULL:
     raise TypeError(f"Redis command arguments here are str or bytes, got {type(arg).__name__} {arg!r}")
 
 
-def resp_command(bytes name, args):
-    """The RESP bytes of the command `name` with the str or bytes arguments `args` (a list or tuple), as
-    redis-py's connection sends name(*args). TypeError for any other argument; str must encode as UTF-8."""
+cdef inline Py_ssize_t _resp_add(Py_ssize_t total, Py_ssize_t size) except -1:
+    """total plus one bulk string of `size` bytes ($, length, CRLF, the bytes, CRLF)."""
+    cdef Py_ssize_t piece = 1 + _resp_digits(size) + 2 + 2
+    if size > PY_SSIZE_T_MAX - piece or total > PY_SSIZE_T_MAX - piece - size:
+        raise OverflowError("the Redis command is too large to pack")
+    return total + piece + size
+
+
+def resp_command(name, args):
+    """The RESP bytes of the command `name` (bytes) with the str or bytes arguments `args` (a list or tuple),
+    as redis-py's connection sends name(*args). TypeError for any other argument; str must encode as UTF-8."""
     cdef Py_ssize_t n, i, size, total
     cdef const char* p
     cdef char* out
     cdef bytes packed
+    if not PyBytes_Check(name):
+        raise TypeError(f"name must be bytes, got {type(name).__name__}")
     if type(args) is not list and type(args) is not tuple:
         raise TypeError(f"args must be a list or tuple, got {type(args).__name__}")
     n = len(args)
-    size = PyBytes_GET_SIZE(name)
-    total = 1 + _resp_digits(n + 1) + 2 + 1 + _resp_digits(size) + 2 + size + 2
+    total = 1 + _resp_digits(n + 1) + 2
+    total = _resp_add(total, PyBytes_GET_SIZE(name))
     for i in range(n):
         _resp_arg(args[i], &size)
-        total += 1 + _resp_digits(size) + 2 + size + 2
+        total = _resp_add(total, size)
     packed = PyBytes_FromStringAndSize(NULL, total)
     out = PyBytes_AS_STRING(packed)
     out = _resp_put_len(out, 42, n + 1)  # '*'

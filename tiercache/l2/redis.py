@@ -74,6 +74,11 @@ def _prefix_pattern(prefix: str) -> str:
     return glob_escape(prefix) + "*"
 
 
+def _send_and_read(conn: Any, packed: bytes) -> Any:
+    conn.send_packed_command((packed,))
+    return conn.read_response()
+
+
 class _Closed:
     """Stands in for the client after close(): every use raises L2Error, at no cost to the open path."""
 
@@ -361,6 +366,11 @@ class RedisL2(_RedisCommands):
         )
         self._client: Any = redis.Redis.from_pool(pool)
         self._pool: Any = pool
+        # GET and MGET of str keys are packed here (resp_command: UTF-8, strictly), so only while the client
+        # would send the same bytes for them; a URL asking for another key encoding leaves them to the client.
+        options = pool.connection_kwargs
+        self._pack_reads = (str(options.get("encoding", "utf-8")).lower().replace("_", "-") in ("utf-8", "utf8")
+                            and options.get("encoding_errors", "strict") == "strict")
 
     def __repr__(self) -> str:
         return f"RedisL2({self._where!r})"
@@ -373,10 +383,13 @@ class RedisL2(_RedisCommands):
     def _c(self) -> Any:
         return self._client
 
-    # GET and MGET, the read paths, are sent already packed (resp_command) on a pooled connection: what the
-    # client does for a command — connection from the pool, the one retry on a broken connection, the
-    # reply read (a server error raised), the connection back — without the client's per-command packing
-    # and bookkeeping, which cost about as much as the rest of an MGET of 100 keys. Writes go through it.
+    # GET and MGET of str keys, the read paths, are sent already packed (resp_command) on a pooled
+    # connection: what the client does for a command — a connection from the pool, the connection's own
+    # Retry (one retry on a broken connection, or what the URL asks for), the reply read (a server error
+    # raised), the connection back — without its per-command packing and bookkeeping, which cost about as
+    # much as the rest of an MGET of 100 keys. They skip what else the client would add: redis-py's
+    # observability hooks and any response callback set on `client`. Other key types and writes go
+    # through the client.
 
     def _roundtrip(self, packed: bytes) -> Any:
         pool = self._pool
@@ -385,26 +398,37 @@ class RedisL2(_RedisCommands):
             try:
                 conn.send_packed_command((packed,))
                 return conn.read_response()
-            except redis.ConnectionError:  # (a broken connection: once more on a new one, as Retry does)
-                conn.disconnect()
-                conn.send_packed_command((packed,))
-                return conn.read_response()
+            except Exception as exc:  # the connection's Retry decides what follows, this failure counted
+                failed = [exc]
+
+                def attempt() -> Any:
+                    if failed:
+                        raise failed.pop()
+                    return _send_and_read(conn, packed)
+
+                return conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
         finally:
             pool.release(conn)
 
     def get(self, key: str) -> Optional[bytes]:
         try:
-            return self._roundtrip(resp_command(b"GET", (key,)))  # type: ignore[no-any-return]
+            if type(key) is str and self._pack_reads:
+                return self._roundtrip(resp_command(b"GET", (key,)))  # type: ignore[no-any-return]
+            return self._client.get(key)  # type: ignore[no-any-return]
         except _ERRORS as exc:
             raise self._fail("GET", exc) from exc
 
     def get_many(self, keys: List[str]) -> List[Optional[bytes]]:
-        if type(keys) is not list and type(keys) is not tuple:
-            keys = list(keys)
         if not keys:
             return []
         try:
-            return self._roundtrip(resp_command(b"MGET", keys))  # type: ignore[no-any-return]
+            if (type(keys) is list or type(keys) is tuple) and self._pack_reads:
+                try:
+                    packed = resp_command(b"MGET", keys)
+                except TypeError:  # (keys other than str and bytes: the client encodes those its own way)
+                    return self._client.mget(keys)  # type: ignore[no-any-return]
+                return self._roundtrip(packed)  # type: ignore[no-any-return]
+            return self._client.mget(keys)  # type: ignore[no-any-return]
         except _ERRORS as exc:
             raise self._fail("MGET", exc) from exc
 
@@ -498,6 +522,5 @@ class RedisClusterL2(_RedisCommands):
         """Disconnect from every node; later calls raise L2Error. Idempotent."""
         with self._lock:
             client, self._client = self._client, _Closed(self._where)
-        self._pool = client if isinstance(client, _Closed) else _Closed(self._where)
         if client is not None and not isinstance(client, _Closed):
             client.close()
