@@ -296,8 +296,6 @@ def test_redis_sets_the_ttl_in_milliseconds(redis_backend: Backend) -> None:
 
 
 def test_many_key_calls_take_one_round_trip(redis_backend: Backend) -> None:
-    import redis.connection
-
     l2 = redis_backend.l2
     keys = [f"t:rt:{i}" for i in range(100)]
     l2.ping()  # connect (and, for the cluster, learn the slot map) before counting
@@ -305,15 +303,8 @@ def test_many_key_calls_take_one_round_trip(redis_backend: Backend) -> None:
 
     def sends_during(call: Callable[[], Any]) -> int:
         """How many times `call` wrote to a socket (each pipelined batch is written at once)."""
-        sends: List[int] = []
-        original = redis.connection.AbstractConnection.send_packed_command
-
-        def counting(self: Any, command: Any, check_health: bool = True) -> None:
-            sends.append(1)
-            original(self, command, check_health)
-
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+            sends = _counting_sends(patch)
             call()
         return len(sends)
 

@@ -144,30 +144,22 @@ static inline void tc_key_table_reset(void) {
 static inline PyObject *tc_intern_key(const char *p, Py_ssize_t n) {
     uint64_t h = 14695981039346656037ULL ^ (uint64_t)n;
     Py_ssize_t i;
-    size_t slot;
+    size_t slot = 0;
     PyObject *hit, *s, *old;
-    if (n > TC_KEY_MAX) {
-        s = PyUnicode_DecodeUTF8(p, n, "surrogatepass");
-        if (s != NULL) PyUnicode_InternInPlace(&s);
-        return s;
+    if (n <= TC_KEY_MAX) {
+        for (i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+        slot = (size_t)(h ^ (h >> 29)) & (TC_KEY_SLOTS - 1);
+        hit = tc_key_table[slot];
+        if (hit != NULL && PyUnicode_GET_LENGTH(hit) == n && memcmp(PyUnicode_DATA(hit), p, (size_t)n) == 0) {
+            Py_INCREF(hit);
+            return hit;
+        }
     }
-    for (i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    slot = (size_t)(h ^ (h >> 29)) & (TC_KEY_SLOTS - 1);
-    hit = tc_key_table[slot];
-    if (hit != NULL && PyUnicode_GET_LENGTH(hit) == n && memcmp(PyUnicode_DATA(hit), p, (size_t)n) == 0) {
-        Py_INCREF(hit);
-        return hit;
-    }
-    s = tc_ascii_str(p, n);
-    if (s == NULL) {
-        if (PyErr_Occurred()) return NULL;
-        s = PyUnicode_DecodeUTF8(p, n, "surrogatepass");  /* not ASCII: interned, never kept */
-        if (s != NULL) PyUnicode_InternInPlace(&s);
-        return s;
-    }
+    s = tc_decode_str(p, n);
+    if (s == NULL) return NULL;
     PyUnicode_InternInPlace(&s);
-    if (PyUnicode_IS_ASCII(s)) {
-        old = tc_key_table[slot];  /* (read again: nothing may have run, but the slot is the truth) */
+    if (n <= TC_KEY_MAX && PyUnicode_IS_ASCII(s)) {  /* (long and non-ASCII keys are interned, never kept) */
+        old = tc_key_table[slot];
         Py_INCREF(s);
         tc_key_table[slot] = s;
         Py_XDECREF(old);

@@ -24,6 +24,15 @@ cdef inline char* _resp_put_len(char* out, char mark, Py_ssize_t v):
     return out + d + 3
 
 
+cdef inline char* _resp_put_bulk(char* out, const char* p, Py_ssize_t size):
+    """One bulk string ($, length, CRLF, the `size` bytes at p, CRLF) at out; returns the end."""
+    out = _resp_put_len(out, 36, size)  # '$'
+    memcpy(out, p, size)
+    out[size] = 13
+    out[size + 1] = 10
+    return out + size + 2
+
+
 cdef inline const char* _resp_arg(object arg, Py_ssize_t* size) except NULL:
     """The bytes redis-py would send for one argument (str: UTF-8, strictly; bytes as they are)."""
     if PyUnicode_Check(arg):
@@ -65,17 +74,8 @@ def resp_command(name, args):
     packed = PyBytes_FromStringAndSize(NULL, total)
     out = PyBytes_AS_STRING(packed)
     out = _resp_put_len(out, 42, n + 1)  # '*'
-    size = PyBytes_GET_SIZE(name)
-    out = _resp_put_len(out, 36, size)  # '$'
-    memcpy(out, PyBytes_AS_STRING(name), size)
-    out[size] = 13
-    out[size + 1] = 10
-    out += size + 2
+    out = _resp_put_bulk(out, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
     for i in range(n):
         p = _resp_arg(args[i], &size)
-        out = _resp_put_len(out, 36, size)
-        memcpy(out, p, size)
-        out[size] = 13
-        out[size + 1] = 10
-        out += size + 2
+        out = _resp_put_bulk(out, p, size)
     return packed

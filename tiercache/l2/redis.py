@@ -396,8 +396,7 @@ class RedisL2(_RedisCommands):
         conn = pool.get_connection()
         try:
             try:
-                conn.send_packed_command((packed,))
-                return conn.read_response()
+                return _send_and_read(conn, packed)
             except Exception as exc:  # the connection's Retry decides what follows, this failure counted
                 failed = [exc]
 
