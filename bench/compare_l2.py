@@ -143,7 +143,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             batches = [keys[i:i + 100] for i in range(0, len(keys), 100)]
             raw_batches = [raw_keys[i:i + 100] for i in range(0, len(raw_keys), 100)]
-            l1_thin = m._l1_for("thin")
+            l1_thin = m.l1("thin")
 
             def manager_get_many() -> int:
                 for batch in batches:
@@ -179,7 +179,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             m.set_many("blob", {k: BLOB for k in keys})
             blob_batches = batches
             blob_raw_batches = [[m._l2_key("blob", k) for k in b] for b in batches]
-            l1_blob = m._l1_for("blob")
+            l1_blob = m.l1("blob")
 
             def manager_get_many_blob() -> int:
                 for batch in blob_batches:
@@ -195,7 +195,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             hot_keys = [f"hot:{i}" for i in range(1000)]
             m.set_many("bench", {k: i for i, k in enumerate(hot_keys)})
-            l1 = m._l1_for("bench")
+            l1 = m.l1("bench")
             plain = HashCache(max_bytes=1 << 30)
             for i, k in enumerate(hot_keys):
                 plain.set(k, i)

@@ -43,7 +43,12 @@ def workload(mode: str, n: int, url: str) -> None:
     import redis
 
     from tiercache.config import NamespaceConfig
-    from tiercache.manager import CacheManager, _unseal
+    from tiercache.manager import CacheManager
+    from tiercache.wire import open_sealed
+
+    def _unseal(data: bytes) -> tuple:
+        start, _ = open_sealed(data, 0.0)
+        return (data[start:],)
 
     raw = redis.Redis.from_url(url)
     cfg = {"thin": NamespaceConfig(l1_max_entries=1, l1_ttl=None, promotion="immediate"),
@@ -52,10 +57,10 @@ def workload(mode: str, n: int, url: str) -> None:
     keys = [f"item:{i}" for i in range(1000)]
     m.set_many("thin", {k: VALUE for k in keys})
     m.set_many("blob", {k: bytes(range(100)) for k in keys})
-    l1_blob = m._l1_for("blob")
+    l1_blob = m.l1("blob")
     l2_keys = [m._l2_key("thin", k) for k in keys]
     loads = m._codec(m.namespace_config("thin")).loads
-    l1 = m._l1_for("thin")
+    l1 = m.l1("thin")
     for k in keys[:50]:  # connections opened, first-call caches filled, before the counted part
         raw.get(l2_keys[0])
         m.get("thin", k)

@@ -75,8 +75,8 @@ def replay(strategy: str, keys: int, trace: List[int]) -> Dict[str, Any]:
                          priority="medium", promotion=strategy)
     with CacheManager(l2, env="test", config={strategy: ns}, invalidation=False, enable_metrics=False) as m:
         m.set_many(strategy, {k: k for k in range(keys)})
-        m._l1_for(strategy).clear()  # L1 starts empty: everything it holds was earned by promotion
-        l1 = m._l1_for(strategy)
+        m.l1(strategy).clear()  # L1 starts empty: everything it holds was earned by promotion
+        l1 = m.l1(strategy)
         before = dict(l1.stats())
         get = m.get
         t0 = time.perf_counter()

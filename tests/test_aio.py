@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable, List
 
 import pytest
 
-from tiercache import AsyncCacheManager, CacheManager
+from tiercache import AsyncCacheManager, CacheManager, NamespaceConfig
 from tiercache.errors import CircuitOpenError, L2Error
 from tiercache.l2.aio import AsyncRedisL2, ThreadedL2
 
@@ -41,7 +41,7 @@ def test_the_two_tier_contract(l2_url: str) -> None:
             assert await m.get("ns", "a") == {"x": 1}
             assert await m.get("ns", "absent", "d") == "d"
             assert await m.set_many("ns", {1: "one", b"b": (1, 2)}) == 2
-            m._l1_for("ns").clear()  # from L2 now
+            m.l1("ns").clear()  # from L2 now
             assert await m.get_many("ns", [1, b"b", "a", "nope"]) == {1: "one", b"b": (1, 2), "a": {"x": 1}}
             assert await m.get("ns", 1) == "one"  # promoted into L1 by get_many
             assert await m.delete("ns", "a") is True and await m.get("ns", "a") is None
@@ -158,7 +158,7 @@ def test_concurrent_misses_go_to_redis_as_one_mget(redis_server: Any, redis_url:
     async def main() -> None:
         async with AsyncCacheManager(redis_url, env="test", config={"ns": BIG}, invalidation=False) as m:
             await m.set_many("ns", {i: i for i in range(200)})
-            m._l1_for("ns").clear()
+            m.l1("ns").clear()
             client = redis_server.client()
             client.config_resetstat()
             values = await asyncio.gather(*[m.get("ns", i % 100) for i in range(1000)])
@@ -208,11 +208,11 @@ def test_invalidation_reaches_another_manager(redis_url: str) -> None:
                 assert b.get("ns", "k") == "v1"  # now in b's L1
                 await a.set("ns", "k", "v2")  # a publishes; b drops its copy
                 deadline = time.monotonic() + 5
-                while "k" in b._l1_for("ns") and time.monotonic() < deadline:
+                while "k" in b.l1("ns") and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
                 assert b.get("ns", "k") == "v2"
                 b.set("ns", "k", "v3")  # and the other way round: a's listener task
-                while "k" in a._l1_for("ns") and time.monotonic() < deadline:
+                while "k" in a.l1("ns") and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
                 assert await a.get("ns", "k") == "v3"
                 assert a.stats()["invalidations_received"] >= 1
@@ -278,9 +278,9 @@ def test_redis_cluster_backend(redis_cluster_url: str) -> None:
         async with AsyncCacheManager(redis_cluster_url, env="test", config={"ns": BIG}) as m:
             assert m.l2.kind == "redis-cluster"
             await m.set_many("ns", {f"k{i}": i for i in range(50)})  # keys across many slots
-            m._l1_for("ns").clear()
+            m.l1("ns").clear()
             assert await m.get_many("ns", [f"k{i}" for i in range(50)]) == {f"k{i}": i for i in range(50)}
-            m._l1_for("ns").clear()
+            m.l1("ns").clear()
             assert await asyncio.gather(*[m.get("ns", f"k{i}") for i in range(50)]) == list(range(50))
             assert await m.clear("ns") == 50
             assert await m.get("ns", "k1") is None and await m.ping() is True
@@ -288,24 +288,30 @@ def test_redis_cluster_backend(redis_cluster_url: str) -> None:
     run(main())
 
 
+def read_path(impl: Any) -> Any:
+    """A ReadPath over one plain namespace "ns" (its HashCache returned beside it); misses answer the default."""
+
+    async def amiss(namespace: str, key: Any, default: Any, checked: bool) -> Any:
+        return default
+
+    l1 = impl.HashCache()
+    spaces = {"ns": impl.module.NamespaceState("ns", l1, NamespaceConfig(), lambda b: b, True, "p:ns:")}
+    return impl.module.ReadPath(spaces, None, amiss, None, None, time.monotonic), l1
+
+
 def test_an_awaited_hit_cannot_be_awaited_again(impl: Any) -> None:
     """Like a coroutine: a second await of the same L1-hit result is an error, not a silent None."""
 
-    class Core(impl.module.ManagerCore):
-        async def _aget_slow(self, namespace: str, key: Any, default: Any, checked: bool) -> Any:
-            return default
-
-    core = Core()
-    core._fast["ns"] = impl.HashCache()
-    core._fast["ns"].set("k", "v")
+    core, l1 = read_path(impl)
+    l1.set("k", "v")
 
     async def main() -> None:
-        hit = core._aget("ns", "k")
+        hit = core.aget("ns", "k")
         assert await hit == "v"
         with pytest.raises(RuntimeError, match="already awaited"):
             await hit
-        assert await core._aget("ns", "k") == "v"  # (a fresh result each call)
-        a, b = core._aget("ns", "k"), core._aget("ns", "k")
+        assert await core.aget("ns", "k") == "v"  # (a fresh result each call)
+        a, b = core.aget("ns", "k"), core.aget("ns", "k")
         assert a is not b and (await b, await a) == ("v", "v")
 
     run(main())
@@ -314,15 +320,10 @@ def test_an_awaited_hit_cannot_be_awaited_again(impl: Any) -> None:
 def test_an_l1_hit_result_keeps_no_value_alive(impl: Any) -> None:
     """An awaited result lets go of its value at once; a result dropped unawaited, by the next hit."""
 
-    class Core(impl.module.ManagerCore):
-        async def _aget_slow(self, namespace: str, key: Any, default: Any, checked: bool) -> Any:
-            return default
-
     class Value:
         pass
 
-    core = Core()
-    l1 = core._fast["ns"] = impl.HashCache()
+    core, l1 = read_path(impl)
     first, second = Value(), Value()
     l1.set("a", first, size=1)
     l1.set("b", second, size=1)
@@ -330,13 +331,13 @@ def test_an_l1_hit_result_keeps_no_value_alive(impl: Any) -> None:
     del first, second
 
     async def main() -> None:
-        assert isinstance(await core._aget("ns", "a"), Value)
+        assert isinstance(await core.aget("ns", "a"), Value)
         l1.delete("a")
         assert refs[0]() is None  # the awaited result held no reference
-        core._aget("ns", "b")  # dropped without an await
-        assert await core._aget("ns", "missing", "d") == "d"  # a miss takes no hit result
+        core.aget("ns", "b")  # dropped without an await
+        assert await core.aget("ns", "missing", "d") == "d"  # a miss takes no hit result
         l1.set("c", "v")
-        assert await core._aget("ns", "c") == "v"
+        assert await core.aget("ns", "c") == "v"
         l1.delete("b")
         assert refs[1]() is None
 

@@ -1347,8 +1347,8 @@ def test_evictions_by_cause(HashCache: Any) -> None:
 
 def test_promoted_entries_and_their_first_hits(HashCache: Any) -> None:
     cache = HashCache()
-    cache._promote("a", 1)
-    cache._promote("b", 2, size=5)
+    cache.promote("a", 1)
+    cache.promote("b", 2, size=5)
     cache.set("c", 3)
     assert cache.get("a") == 1 and cache.get("a") == 1  # two hits, one promoted entry hit
     cache.get("c")  # a plain entry: not a promotion
@@ -1357,7 +1357,7 @@ def test_promoted_entries_and_their_first_hits(HashCache: Any) -> None:
     assert (stats["promoted"], stats["promoted_hits"], stats["sets"]) == (2, 1, 3)
     cache.set("a", 10)  # a plain write replaces the promoted entry: later hits are not the promotion's
     cache.get("a")
-    cache._promote("b", 20)  # promoted again: a new entry history
+    cache.promote("b", 20)  # promoted again: a new entry history
     cache.get("b")
     stats = cache.stats()
     assert (stats["promoted"], stats["promoted_hits"], stats["bytes"]) == (3, 2, cache.stats()["bytes"])
@@ -1367,10 +1367,10 @@ def test_promoted_entries_and_their_first_hits(HashCache: Any) -> None:
 def test_promote_rejects_bad_input_like_set(HashCache: Any) -> None:
     cache = HashCache(max_bytes=10)
     with pytest.raises(TypeError):
-        cache._promote([], 1)
+        cache.promote([], 1)
     with pytest.raises(ValueError, match="ttl"):
-        cache._promote("k", 1, ttl=-1)
-    assert cache._promote("k", b"x" * 11) is False
+        cache.promote("k", 1, ttl=-1)
+    assert cache.promote("k", b"x" * 11) is False
     assert cache.stats()["promoted"] == 0 and len(cache) == 0
 
 

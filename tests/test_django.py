@@ -97,7 +97,7 @@ def test_data_types(cache: TierCacheBackend) -> None:
              "dict": {"A": 1, "B": 2}, "function": len, "class": Unpicklable, "decimal": decimal.Decimal("1.5"),
              "when": datetime.datetime(2026, 11, 24, 12, 0, tzinfo=datetime.timezone.utc), "set": {1, 2}}
     cache.set("stuff", stuff)
-    cache.manager._l1_for(cache.namespace).clear()  # read back from Redis, unpickled
+    cache.manager.l1(cache.namespace).clear()  # read back from Redis, unpickled
     assert cache.get("stuff") == stuff
     with pytest.raises(Exception):
         cache.set("unpicklable", Unpicklable())

@@ -294,7 +294,7 @@ def test_every_l2_value_decodes_as_codec_loads_does(manager: CacheManager) -> No
     bad = sum(value is None for _, _, value in rows)
     assert manager.get_many("ns", [key for key, _, _ in rows]) == expected
     assert manager.stats()["corrupt_values"] == bad
-    manager._l1_for("ns").clear()
+    manager.l1("ns").clear()
     for key, _, value in rows:
         assert manager.get("ns", key, "dflt") == ("dflt" if value is None else value)
     assert manager.stats()["corrupt_values"] == 2 * bad
@@ -354,7 +354,7 @@ def test_scalar_l2_values_decode_as_codec_loads_does(manager: CacheManager) -> N
 
     same(manager.get_many("ns", keys))
     assert manager.stats()["corrupt_values"] == bad
-    manager._l1_for("ns").clear()
+    manager.l1("ns").clear()
     same({key: value for key in keys if (value := manager.get("ns", key, _ABSENT)) is not _ABSENT})
     assert manager.stats()["corrupt_values"] == 2 * bad
 
@@ -372,7 +372,7 @@ def _get_many_story(m: CacheManager) -> List[Any]:
     m.l2.set(m._l2_key("hot", "old"), b"X" + struct.pack("<d", time.time() - 5) + dumps(1))
     m.l2.set(m._l2_key("hot", "soon"), b"X" + struct.pack("<d", time.time() + 60) + dumps("s"))
     for name in ("hot", "gated", "other"):
-        m._l1_for(name).clear()
+        m.l1(name).clear()
     keys = [f"k{i}" for i in range(12)]
     out: List[Any] = [
         m.get_many("hot", keys[:6]),  # all from L2
@@ -395,12 +395,12 @@ def _get_many_story(m: CacheManager) -> List[Any]:
         m.delete("hot", "k5")  # a write lands while L2 answers: nothing read may go into L1
         return datas
 
-    m._l1_for("hot").clear()
+    m.l1("hot").clear()
     m.l2.get_many = overtaken  # type: ignore[method-assign]
     out.append(m.get_many("hot", ["k4", "k6"]))
     m.l2.get_many = real  # type: ignore[method-assign]
     stats = m.stats()
-    hot = m._l1_for("hot")
+    hot = m.l1("hot")
     held = [k for k in keys + ["bad", "old", "soon", "absent", 0, 1, 2, 3, "#h", "é", b"b"]
             if hot.peek(k, _ABSENT) is not _ABSENT]
     return out + [stats, m.counters.by_namespace(), held]
@@ -414,7 +414,6 @@ def test_get_many_compiled_path_counts_as_the_general_one(tmp_path: Any, clock: 
     runs = []
     for fast in (True, False):
         with CacheManager(f"sqlite:///{tmp_path}/{fast}.db", env="test", config=cfg, timer=clock) as m:
-            m._set_l2_path(fast)
             runs.append(_get_many_story(m))
     assert runs[0] == runs[1]
     assert runs[0][0] == {f"k{i}": {"v": i} for i in range(6)}
@@ -428,7 +427,6 @@ def test_get_many_on_a_failing_l2_counts_the_error_and_returns_l1(clock: Any) ->
     cfg = {"hot": NamespaceConfig(promotion="immediate", persist_to_l2=True)}
     for fast in (True, False):
         with CacheManager(free_port_url(), env="test", config=cfg, invalidation=False, timer=clock) as m:
-            m._set_l2_path(fast)
             m.set("hot", "a", 1)
             assert m.get_many("hot", ["a", "b", "c"]) == {"a": 1}
             stats = m.stats()
@@ -448,7 +446,7 @@ def test_expiry_header_in_l2_is_honoured_and_checked(manager: CacheManager, key:
     assert manager.stats()["corrupt_values"] == 1
     manager.l2.set(l2_key, b"X" + struct.pack("<d", time.time() + 30) + payload)
     assert manager.get("ns", key) == {"v": 1}
-    left = manager._l1_for("ns").ttl(key)
+    left = manager.l1("ns").ttl(key)
     assert left is not None and 0 < left <= 30
     assert manager.stats()["corrupt_values"] == 1
 
@@ -461,7 +459,7 @@ def test_tampered_pickle_is_rejected_never_unpickled(sqlite_url: str) -> None:
         data = bytearray(m.l2.get(key))
         data[-1] ^= 0xFF
         m.l2.set(key, bytes(data))
-        m._l1_for("objs").clear()
+        m.l1("objs").clear()
         assert m.get("objs", "k") is None
         assert m.stats()["corrupt_values"] == 1
 
@@ -537,7 +535,7 @@ def test_redis_many_key_calls_take_one_round_trip(redis_manager: CacheManager, r
     client = redis_server.client()
     client.config_resetstat()
     redis_manager.set_many("ns", {f"k{i}": i for i in range(100)})
-    redis_manager._l1_for("ns").clear()
+    redis_manager.l1("ns").clear()
     assert redis_manager.get_many("ns", [f"k{i}" for i in range(100)]) == {f"k{i}": i for i in range(100)}
     assert command_calls(client, "mget") == 1
     assert command_calls(client, "get") == 0
@@ -571,14 +569,14 @@ def test_invalidation_between_managers(redis_url: str) -> None:
         a.set("ns", "k", "v1")
         assert b.get("ns", "k") == "v1"  # now in b's L1
         a.set("ns", "k", "v2")
-        assert wait_for(lambda: "k" not in b._l1_for("ns"))
+        assert wait_for(lambda: "k" not in b.l1("ns"))
         assert b.get("ns", "k") == "v2"
         a.delete("ns", "k")
-        assert wait_for(lambda: "k" not in b._l1_for("ns"))
+        assert wait_for(lambda: "k" not in b.l1("ns"))
         b.set("ns", "x", 1)
         a.get("ns", "x")
         b.clear("ns")
-        assert wait_for(lambda: len(a._l1_for("ns")) == 0)
+        assert wait_for(lambda: len(a.l1("ns")) == 0)
 
 
 def test_invalidation_across_processes(redis_url: str) -> None:
@@ -591,10 +589,10 @@ def test_invalidation_across_processes(redis_url: str) -> None:
             while not b._listener.connected.is_set():
                 time.sleep(0.005)
             b.set("ns", "shared", "old")
-            assert "shared" in b._l1_for("ns")
+            assert "shared" in b.l1("ns")
             print("ready", flush=True)
             deadline = time.monotonic() + 10
-            while "shared" in b._l1_for("ns") and time.monotonic() < deadline:
+            while "shared" in b.l1("ns") and time.monotonic() < deadline:
                 time.sleep(0.0005)
             gone_at = time.time()
             print(f"{{gone_at:.6f}} {{b.get('ns', 'shared')}}", flush=True)
@@ -653,17 +651,17 @@ def test_redis_outage_survived(redis_server: Any, redis_url: str) -> None:
         assert redis_server.client().exists(m._l2_key("ns", "after")) == 1
         # the listener reconnected and flushed L1: nothing cached before the outage is served from L1
         assert wait_for(lambda: m.stats()["invalidation_flushes"] >= 1, 10)
-        assert "during-outage" not in m._l1_for("ns")
+        assert "during-outage" not in m.l1("ns")
 
 
 def test_redis_cluster_backend(redis_cluster: Any) -> None:
     with CacheManager(redis_cluster.url, env="test", invalidation=False) as m:
         assert m.stats()["l2"] == "redis-cluster"
         m.set_many("ns", {f"key{i}": i for i in range(100)})  # spread over all slots
-        m._l1_for("ns").clear()
+        m.l1("ns").clear()
         assert m.get_many("ns", [f"key{i}" for i in range(100)]) == {f"key{i}": i for i in range(100)}
         assert m.clear("ns") == 100
-        m._l1_for("ns").clear()
+        m.l1("ns").clear()
         assert m.get("ns", "key1") is None
 
 
@@ -687,53 +685,6 @@ def test_l2_url_from_environment(tmp_path: Any, monkeypatch: Any) -> None:
     with CacheManager(env="test") as m:
         m.set("ns", "k", 1)
     assert (tmp_path / "env.db").exists()
-
-
-def test_manager_core_twins_agree(impl: Any) -> None:
-    """ManagerCore.get (the L1-hit path behind CacheManager.get) behaves the same in both implementations."""
-    calls: List[Any] = []
-
-    class Manager(impl.module.ManagerCore):
-        def __init__(self) -> None:
-            super().__init__()
-            self._fast["ns"] = impl.HashCache(max_bytes=1 << 20)
-
-        def _get_slow(self, namespace: Any, key: Any, default: Any = None, l1_missed: bool = False) -> Any:
-            calls.append((namespace, key, default, l1_missed))
-            return default
-
-    m = Manager()
-    m._fast["ns"].set("k", "v")
-    m._fast["ns"].set(1, "one")
-    assert m.get("ns", "k") == "v" and m.get("ns", 1) == "one"
-    assert m.get("ns", "absent", "d") == "d"
-    assert m.get("other", "k", "d2") == "d2"
-    assert m.get("ns", 1.0, "d3") == "d3"  # not a key type: the slow path decides (and raises there)
-    assert m.get("ns", ["unhashable"]) is None
-    # only the first looked in L1 (and counted its miss there): the slow path must not count it again
-    assert calls == [("ns", "absent", "d", True), ("other", "k", "d2", False), ("ns", 1.0, "d3", False),
-                     ("ns", ["unhashable"], None, False)]
-    assert m._fast["ns"].stats()["hits"] == 2 and m._fast["ns"].stats()["misses"] == 1
-    # sampling: every lookup timed here, the same answers and counts, one sample per L1 lookup
-    assert m._l1_samples() == {}
-    m._set_sampling(1)
-    assert m.get("ns", "k") == "v" and m.get("ns", "absent2", "d") == "d"
-    assert calls[-1] == ("ns", "absent2", "d", True)
-    assert m._fast["ns"].stats()["hits"] == 3 and m._fast["ns"].stats()["misses"] == 2
-    samples = m._l1_samples()
-    assert list(samples) == ["ns"] and samples["ns"]["count"] == 2 == sum(samples["ns"]["counts"])
-    m._set_sampling(2)
-    for _ in range(4):
-        m.get("ns", "k")
-    assert m._l1_samples()["ns"]["count"] == 4
-    m._set_sampling(0)
-    m.get("ns", "k")
-    assert m._l1_samples()["ns"]["count"] == 4
-    m._record_l1_sample("other", 2.0 ** -20)  # bucketed as tiercache.metrics does it
-    from tiercache.metrics import bucket_of
-    assert m._l1_samples()["other"]["counts"][bucket_of(2.0 ** -20)] == 1
-    with pytest.raises(ValueError, match="power of two"):
-        m._set_sampling(3)
 
 
 def test_cli_bench_runs_on_the_embedded_store(tmp_path: Any, capsys: Any) -> None:
@@ -830,7 +781,7 @@ def test_malformed_invalidation_messages_are_ignored(manager: CacheManager) -> N
         manager._on_invalidation(raw)
     assert manager.get("ns", "k") == 1
     manager._on_invalidation(b'{"o": "someone-else", "n": "ns", "k": ["k"]}')
-    assert "k" not in manager._l1_for("ns")
+    assert "k" not in manager.l1("ns")
 
 
 def test_delete_dropped_during_an_outage_is_repaired(redis_server: Any, redis_url: str) -> None:
@@ -842,7 +793,7 @@ def test_delete_dropped_during_an_outage_is_repaired(redis_server: Any, redis_ur
             assert m.stats()["l2_writes_dropped"] == 1
         finally:
             redis_server.start()
-        assert wait_for(lambda: (m.ping() and m.get("ns", "other")) is None and not m._dropped_keys, 10)
+        assert wait_for(lambda: (m.ping() and m.get("ns", "other")) is None and m._gate.owed() == (0, 0), 10)
         assert redis_server.client().exists(m._l2_key("ns", "gone")) == 0
         assert m.get("ns", "gone") is None
         assert m.stats()["repaired_after_outage"] == 1
@@ -854,10 +805,10 @@ def test_promoted_copy_lives_no_longer_than_in_l2(sqlite_url: str, clock: Any) -
         a.set("ns", "token", "t", ttl=60)
     with CacheManager(sqlite_url, env="test", config={"ns": NamespaceConfig(l1_ttl=300)}, timer=clock) as b:
         assert b.get("ns", "token") == "t"
-        remaining = b._l1_for("ns").ttl("token")
+        remaining = b.l1("ns").ttl("token")
         assert 0 < remaining <= 60
         clock.advance(61)
-        assert "token" not in b._l1_for("ns")
+        assert "token" not in b.l1("ns")
 
 
 def test_sealed_header_cut_short_is_corrupt(manager: CacheManager) -> None:
@@ -872,7 +823,7 @@ def test_invalidation_on_redis_cluster(redis_cluster: Any) -> None:
         a.set("ns", "k", "v1")
         assert b.get("ns", "k") == "v1"
         a.set("ns", "k", "v2")
-        assert wait_for(lambda: "k" not in b._l1_for("ns"))
+        assert wait_for(lambda: "k" not in b.l1("ns"))
         assert b.get("ns", "k") == "v2"
 
 
@@ -915,58 +866,11 @@ def test_update_namespace_grace_period_switch(sqlite_url: str, clock: Any) -> No
         assert m.get("ns", "k") == "v"
 
 
-def test_manager_core_forgets_unregistered_namespaces(impl: Any) -> None:
-    class Manager(impl.module.ManagerCore):
-        def _get_slow(self, namespace: Any, key: Any, default: Any = None, l1_missed: bool = False) -> Any:
-            return ("slow", default)
-
-    m = Manager()
-    l1 = impl.HashCache(max_bytes=1 << 20)
-    l1.set("k", "v")
-    ns = "ns"
-    m._register_fast(ns, l1)
-    assert m.get(ns, "k") == "v" and m.get(ns, "k") == "v"  # the second through the shortcut
-    m._unregister_fast(ns)
-    assert m.get(ns, "k") == ("slow", None)
-    m._register_fast(ns, l1)
-    assert m.get(ns, "k") == "v"
-    m._unregister_fast()
-    assert m.get(ns, "k", 1) == ("slow", 1)
-
-
-def test_promote_plain_twins_agree(impl: Any) -> None:
-    from tiercache.serialization import Codec
-
-    codec = Codec("msgpack")
-
-    class Manager(impl.module.ManagerCore):
-        def _get_slow(self, namespace: Any, key: Any, default: Any = None) -> Any:
-            return default
-
-    def sealed(seconds_left: float, payload: bytes) -> bytes:  # as CacheManager writes a value with a TTL
-        return b"X" + struct.pack("<d", time.time() + seconds_left) + payload
-
-    l1 = impl.HashCache(max_bytes=1 << 20)
-    found: dict = {}
-    datas = [codec.dumps(1), None, sealed(-1, codec.dumps(2)), b"\x00bad", codec.dumps([3]), b"",
-             sealed(30, codec.dumps(4)), sealed(1000, codec.dumps(5)), b"X\x00\x01", bytearray(codec.dumps(6)),
-             sealed(30, b"\x00bad")]
-    keys = ["a", "b", "c", "d", 5, "f", "g", "h", "i", "j", "k"]
-    hits, misses, rest = Manager()._promote_plain(l1, keys, datas, codec.loads, 60.0, found)
-    # None and the expired sealed value are misses; unreadable, cut-off and non-bytes ones go back
-    assert (hits, misses, list(rest)) == (4, 2, [3, 5, 8, 9, 10])
-    assert found == {"a": 1, 5: [3], "g": 4, "h": 5}
-    assert l1.peek("a") == 1 and 0 < l1.ttl(5) <= 60
-    assert 25 < l1.ttl("g") <= 30  # no longer than it has left in L2
-    assert 55 < l1.ttl("h") <= 60  # nor than the namespace's L1 TTL
-    assert l1.stats()["bytes"] == sum(len(datas[i]) for i in (0, 4, 6, 7))
-
-
 def test_ttl_jitter_spreads_expiries(sqlite_url: str, clock: Any) -> None:
     cfg = {"ns": NamespaceConfig(l1_ttl=100, l2_ttl=1000, ttl_jitter=0.1)}
     with CacheManager(sqlite_url, env="test", config=cfg, timer=clock) as m:
         m.set_many("ns", {f"k{i}": i for i in range(200)})
-        l1 = m._l1_for("ns")
+        l1 = m.l1("ns")
         ttls = [l1.ttl(f"k{i}") for i in range(200)]
         assert all(90 <= t <= 110 for t in ttls)
         assert max(ttls) - min(ttls) > 5  # spread, not all alike
@@ -974,7 +878,7 @@ def test_ttl_jitter_spreads_expiries(sqlite_url: str, clock: Any) -> None:
         assert l1.ttl("short") <= 10
     with CacheManager(sqlite_url, env="test", config={"ns": NamespaceConfig(l1_ttl=100)}, timer=clock) as m:
         m.set("ns", "exact", 1)
-        assert m._l1_for("ns").ttl("exact") == 100
+        assert m.l1("ns").ttl("exact") == 100
 
 
 def test_a_key_rewritten_after_an_outage_is_not_repaired_away(redis_server: Any, redis_url: str) -> None:
@@ -989,25 +893,5 @@ def test_a_key_rewritten_after_an_outage_is_not_repaired_away(redis_server: Any,
         assert wait_for(lambda: m.ping(), 10)
         m.circuit.success()  # (closed, as a successful probe would leave it)
         m.set("ns", "k", "after")  # the first successful call: it writes k, then repairs the rest
-        assert not m._dropped_keys
+        assert m._gate.owed() == (0, 0)
         assert redis_server.client().exists(m._l2_key("ns", "k")) == 1
-
-
-def test_get_many_helpers_twins_agree(impl: Any) -> None:
-    """get_many's L1 split and L2 key building, in both implementations: the same keys, in order."""
-
-    class Manager(impl.module.ManagerCore):
-        def _get_slow(self, namespace: Any, key: Any, default: Any = None) -> Any:
-            return default
-
-    m = Manager()
-    l1 = impl.HashCache(max_bytes=1 << 20)
-    l1.set("a", 1)
-    l1.set(2, "two")
-    found: dict = {"x": 0}
-    assert m._split_l1(l1, ["a", "b", 2, 3], found) == ["b", 3]
-    assert found == {"x": 0, "a": 1, 2: "two"}
-    keys = ["plain", "#hash", "ключ", 7, -7, b"\x00b", ""]
-    assert m._l2_keys("p:ns:", keys, encode_key) == ["p:ns:" + encode_key(k) for k in keys]
-    with pytest.raises(TypeError, match="key must be"):
-        m._l2_keys("p:ns:", ["ok", True], encode_key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 import socket
 import urllib.request
 from typing import Any, Dict, Iterator, List
@@ -306,29 +307,29 @@ def test_start_http_server_serves_the_metrics(manager: CacheManager) -> None:
 
 def test_the_cores_l1_histograms_bucket_as_the_python_code(impl: Any) -> None:
     """The compiled core counts timed L1 lookups in C: its buckets must be tiercache.metrics' buckets."""
-    core = impl.module.ManagerCore()
+    core = impl.module.ReadPath({}, None, None, None, None, time.monotonic)
     rng = random.Random(11)
     values = [2.0 ** e for e in range(-30, 12)] + [10 ** rng.uniform(-9, 3) for _ in range(3000)] + [0.0]
     for v in values:
-        core._record_l1_sample("ns", v)
+        core.record_l1_sample("ns", v)
     expected = [0] * len(Histogram.BOUNDS)
     for v in values:
         expected[bucket_of(v)] += 1
-    state = core._l1_samples()["ns"]
+    state = core.l1_samples()["ns"]
     assert state["counts"] == expected and state["count"] == len(values)
     assert state["sum"] == pytest.approx(sum(values)) and state["max"] == max(values)
 
 
 def test_latency_maximum_per_window(impl: Any, clock: Any) -> None:
     """Each kept snapshot closes a window: the trend series carry each window's own maximum."""
-    core = impl.module.ManagerCore()
+    core = impl.module.ReadPath({}, None, None, None, None, time.monotonic)
     metrics = Metrics(lambda: {"namespaces": {"ns": _l1(0, 0)}, "circuit": {"state": "closed"}}, interval=None,
-                      timer=clock, l1_samples=core._l1_samples, histogram=impl.module.SampleHistogram)
+                      timer=clock, l1_samples=core.l1_samples, histogram=impl.module.SampleHistogram)
     metrics.snapshot()
     for window_max in (0.004, 0.001, 0.002):
         for seconds in (0.0005, window_max, 0.0007):
             metrics.record("ns", "l2_get", seconds)
-            core._record_l1_sample("ns", seconds / 1000)
+            core.record_l1_sample("ns", seconds / 1000)
         clock.advance(60)
         metrics.snapshot()
     series = metrics.performance_trends(minutes=60)["series"]

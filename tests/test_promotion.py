@@ -33,7 +33,7 @@ def make(tmp_path: Any, clock: Any) -> Iterator[Any]:
 
 def fill(m: CacheManager, namespace: str, n: int) -> None:
     m.set_many(namespace, {i: i for i in range(n)})
-    m._l1_for(namespace).clear()
+    m.l1(namespace).clear()
 
 
 def test_auto_resolves_by_priority() -> None:
@@ -48,7 +48,7 @@ def test_with_room_every_l2_hit_is_promoted(make: Any) -> None:
         assert m.get("c", i) == i
     stats = m.promotion_stats()["c"]
     assert stats["promoted"] == stats["promoted_with_room"] == 5
-    assert all(i in m._l1_for("c") for i in range(5))
+    assert all(i in m.l1("c") for i in range(5))
 
 
 def test_immediate_promotes_everything_and_lru_evicts(make: Any) -> None:
@@ -56,8 +56,8 @@ def test_immediate_promotes_everything_and_lru_evicts(make: Any) -> None:
     fill(m, "i", 30)
     for i in range(30):
         m.get("i", i)
-    assert m._l1_for("i").policy == "lru"
-    assert list(m._l1_for("i")) == list(range(20, 30))
+    assert m.l1("i").policy == "lru"
+    assert list(m.l1("i")) == list(range(20, 30))
     assert m.promotion_stats()["i"]["promoted"] == 30
 
 
@@ -71,14 +71,14 @@ def test_conditional_needs_repeated_hits_when_l1_is_full(make: Any) -> None:
             m.get("c", i)
     m.get("c", 50)  # one L2 hit: not a candidate yet
     stats = m.promotion_stats()["c"]
-    assert stats["skipped_by_strategy"] == 1 and 50 not in m._l1_for("c")
+    assert stats["skipped_by_strategy"] == 1 and 50 not in m.l1("c")
     for _ in range(3):
         m.get("c", 60)  # a candidate from its second hit on, but colder than every resident: the gate says no
     stats = m.promotion_stats()["c"]
-    assert stats["rejected_by_gate"] >= 1 and 60 not in m._l1_for("c")
+    assert stats["rejected_by_gate"] >= 1 and 60 not in m.l1("c")
     for _ in range(12):
         m.get("c", 70)  # hotter than the coldest resident: admitted
-    assert 70 in m._l1_for("c")
+    assert 70 in m.l1("c")
     stats = m.promotion_stats()["c"]
     assert m.stats()["promotions_declined"] == stats["skipped_by_strategy"] + stats["rejected_by_gate"]
     assert stats["candidates"] == stats["promoted"] + stats["skipped_by_strategy"] + stats["rejected_by_gate"]
@@ -94,7 +94,7 @@ def test_high_priority_bypasses_the_gate(make: Any) -> None:
             m.get("h", i)
     m.get("h", 60)
     m.get("h", 60)  # second hit: a candidate, colder than the residents, but high priority skips the gate
-    assert 60 in m._l1_for("h") and m.promotion_stats()["h"]["gate_bypassed"] == 1
+    assert 60 in m.l1("h") and m.promotion_stats()["h"]["gate_bypassed"] == 1
 
 
 def test_lazy_wants_hits_spread_over_time(make: Any, clock: Any) -> None:
@@ -104,10 +104,10 @@ def test_lazy_wants_hits_spread_over_time(make: Any, clock: Any) -> None:
         m.get("z", i)
     for _ in range(5):
         m.get("z", 50)  # a burst within one bucket: not consistent access
-    assert 50 not in m._l1_for("z") and m.promotion_stats()["z"]["skipped_by_strategy"] == 5
+    assert 50 not in m.l1("z") and m.promotion_stats()["z"]["skipped_by_strategy"] == 5
     clock.advance(16)  # the next 15 s bucket
     m.get("z", 50)  # seen in two buckets now: a candidate (and, hit 6 times, hotter than a resident)
-    assert 50 in m._l1_for("z")
+    assert 50 in m.l1("z")
 
 
 def test_predictive_learns_from_outcomes(make: Any, clock: Any) -> None:
@@ -145,7 +145,7 @@ def test_get_many_goes_through_the_policy(make: Any) -> None:
         m.get_many("c", list(range(10)))  # fills L1, then hits
     found = m.get_many("c", [50, 51, 52])
     assert found == {50: 50, 51: 51, 52: 52}
-    assert not any(k in m._l1_for("c") for k in (50, 51, 52))
+    assert not any(k in m.l1("c") for k in (50, 51, 52))
     assert m.stats()["promotions_declined"] == 3
 
 
@@ -162,15 +162,15 @@ def test_global_l1_cap_evicts_low_priority_first(tmp_path: Any, clock: Any) -> N
                       metrics_interval=None) as m:
         for name in ("hi", "mid", "lo"):
             m.set_many(name, {i: "x" * 90 for i in range(10)})  # ~100 bytes each, 1000 per namespace
-        held = {name: m._l1_for(name)._held_bytes() for name in ("hi", "mid", "lo")}
+        held = {name: m.l1(name).held_bytes() for name in ("hi", "mid", "lo")}
         assert sum(held.values()) <= 3000 and held["hi"] >= held["mid"] >= held["lo"]
         m.set("hi", "big", "y" * 1500)  # pressure from a high-priority namespace: low pays first, then medium
-        held = {name: m._l1_for(name)._held_bytes() for name in ("hi", "mid", "lo")}
+        held = {name: m.l1(name).held_bytes() for name in ("hi", "mid", "lo")}
         assert sum(held.values()) <= 3000
         assert held["lo"] == 0 and held["hi"] > held["mid"]
-        assert "big" in m._l1_for("hi") and m.stats()["global_cap_evictions"] > 0
+        assert "big" in m.l1("hi") and m.stats()["global_cap_evictions"] > 0
         m.get_many("lo", list(range(10)))  # promotions through get_many respect the cap too
-        assert sum(m._l1_for(n)._held_bytes() for n in ("hi", "mid", "lo")) <= 3000
+        assert sum(m.l1(n).held_bytes() for n in ("hi", "mid", "lo")) <= 3000
 
 
 def test_refresh_ahead_serves_the_old_value_and_reloads_in_the_background(tmp_path: Any, clock: Any) -> None:

@@ -179,7 +179,7 @@ class CacheMachine(RuleBasedStateMachine):
     def promote(self, key: Any, value: bytes, ttl: Optional[float], dt: float) -> None:
         now = self.now(dt)
         expected = self.model.set(key, value, ttl, len(value), now, promoted=True)
-        assert self.cache._promote(key, value, ttl=ttl) is expected
+        assert self.cache.promote(key, value, ttl=ttl) is expected
 
     @rule(items=st.lists(st.tuples(KEYS, VALUES), max_size=4), ttl=TTLS, dt=DT)
     def set_many(self, items: List[Any], ttl: Optional[float], dt: float) -> None:

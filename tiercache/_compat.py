@@ -13,17 +13,18 @@ NO_EXTENSIONS = os.environ.get("TIERCACHE_NO_EXTENSIONS", "") not in ("", "0")
 IS_CPYTHON = platform.python_implementation() == "CPython"
 
 if NO_EXTENSIONS or not IS_CPYTHON:
-    from ._core_py import FrequencySketch, HashCache, ManagerCore, Ready, SampleHistogram, default_sizer, resp_command
+    from ._core_py import (FrequencySketch, HashCache, MISSING, NamespaceState, ReadPath, Ready, SampleHistogram, decode_l2, default_sizer, jittered, resp_command)
 
     IMPLEMENTATION = "python"
 else:
     try:
-        from ._core_c import FrequencySketch, HashCache, ManagerCore, Ready, SampleHistogram, default_sizer, resp_command  # type: ignore[no-redef]
+        from ._core_c import (FrequencySketch, HashCache, MISSING, NamespaceState, ReadPath, Ready, SampleHistogram, decode_l2, default_sizer, jittered, resp_command)  # type: ignore[no-redef]
 
         IMPLEMENTATION = "compiled"
     except ImportError:  # extension not built: same behaviour, slower
-        from ._core_py import FrequencySketch, HashCache, ManagerCore, Ready, SampleHistogram, default_sizer, resp_command
+        from ._core_py import (FrequencySketch, HashCache, MISSING, NamespaceState, ReadPath, Ready, SampleHistogram, decode_l2, default_sizer, jittered, resp_command)
 
         IMPLEMENTATION = "python"
 
-__all__ = ["FrequencySketch", "HashCache", "ManagerCore", "Ready", "SampleHistogram", "default_sizer", "resp_command", "IMPLEMENTATION", "NO_EXTENSIONS"]
+__all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram",
+           "decode_l2", "default_sizer", "jittered", "resp_command", "IMPLEMENTATION", "NO_EXTENSIONS"]

@@ -49,13 +49,16 @@ from ._validate import BYTES_CEILING as _BYTES_CEILING
 from .errors import SerializationError
 from .metrics import Histogram
 from .metrics import Histogram as SampleHistogram  # (the compiled core counts in C)
+from ._msgpack_py import _read_l2_value, decode_l2  # noqa: F401  (the twins of the compiled core's units)
+from ._readpath_py import MISSING, NamespaceState, ReadPath, Ready, jittered  # noqa: F401
+from ._resp_py import resp_command  # noqa: F401
+from .wire import WIRE_CONSTANTS  # noqa: F401
 
-__all__ = ["FrequencySketch", "HashCache", "ManagerCore", "Ready", "SampleHistogram", "default_sizer", "resp_command"]
+__all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram", "WIRE_CONSTANTS",
+           "decode_l2", "default_sizer", "jittered", "resp_command"]
 
 _MISSING: Any = object()
 _monotonic = time.monotonic
-_EXPIRY = struct.Struct("<d")  # the expiry in front of a sealed L2 value (after b"X"; manager._seal)
-_CONSUMED: Any = object()  # a Ready already awaited
 _ABSENT: Any = object()
 
 # Entry fields (a list is the cheapest mutable record in pure Python).
@@ -66,33 +69,6 @@ _WINDOW, _PROBATION, _PROTECTED = 0, 1, 2
 # _FLAGS bits (as the compiled core's ENTRY_*): stored by _promote(); a promoted entry hit since.
 _PROMOTED, _HIT = 1, 2
 
-
-
-def _read_l2_value(data: bytes, loads: Callable[[bytes], Any]) -> Any:
-    """loads(data) for the bytes of an L2 value, read as the L2 paths read it: here loads itself (the
-    compiled core reads the common msgpack values in C, with the same results; the tests compare)."""
-    if type(data) is not bytes:
-        raise TypeError(f"L2 values are bytes, got {type(data).__name__}")
-    return loads(data)
-
-
-def resp_command(name: bytes, args: Union[List[Any], Tuple[Any, ...]]) -> bytes:
-    """The RESP bytes of the command `name` with the str or bytes arguments `args` (a list or tuple), as
-    redis-py's connection sends name(*args). TypeError for any other argument; str must encode as UTF-8."""
-    if not isinstance(name, bytes):
-        raise TypeError(f"name must be bytes, got {type(name).__name__}")
-    if type(args) is not list and type(args) is not tuple:
-        raise TypeError(f"args must be a list or tuple, got {type(args).__name__}")
-    parts = [b"*%d\r\n$%d\r\n%s\r\n" % (len(args) + 1, len(name), name)]
-    for arg in args:
-        if isinstance(arg, str):
-            data = arg.encode("utf-8")
-        elif isinstance(arg, bytes):
-            data = arg
-        else:
-            raise TypeError(f"Redis command arguments here are str or bytes, got {type(arg).__name__} {arg!r}")
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
 
 
 def default_sizer(value: Any) -> int:
@@ -394,7 +370,7 @@ class HashCache:
         self._cap = cap
         self._wmax = self._wmax * cap // old
 
-    def _admits(self, key: Hashable, size: int) -> bool:
+    def admits(self, key: Hashable, size: int) -> bool:
         """Whether storing `key` (weighing `size`) now would displace nothing, or (policy "tinylfu") the
         sketch rates `key` above the entry that would go first. The promotion gate (tiercache.promotion)."""
         weight = check_size(size)
@@ -416,25 +392,25 @@ class HashCache:
             assert sketch is not None
             return sketch.frequency_tag(tag) > sketch.frequency_tag(victim[_TAG])
 
-    def _room(self, size: int) -> bool:
+    def has_room(self, size: int) -> bool:
         """Whether an entry weighing `size` fits now without displacing another."""
         weight = check_size(size)
         with self._lock:
             return ((self._max_entries is None or len(self._data) < self._max_entries)
                     and self._bytes + weight <= self._byte_limit)
 
-    def _was_hit(self, key: Hashable) -> Optional[bool]:
+    def was_hit(self, key: Hashable) -> Optional[bool]:
         """For a promoted entry: whether it has been hit since (None when `key` is not held)."""
         dropped: List[Any] = []
         with self._lock:
             entry, _ = self._find_live(key, None, dropped)
             return None if entry is None else bool(entry[_FLAGS] & _HIT)
 
-    def _held_bytes(self) -> int:
+    def held_bytes(self) -> int:
         """Bytes held now (expired entries not yet dropped included): cheap, for the manager's global cap."""
         return self._bytes
 
-    def _evict_one(self) -> Optional[int]:
+    def evict_one(self) -> Optional[int]:
         """Evict the entry this policy would evict next; returns its weight, or None when empty. Counted as
         an eviction for size (the manager's global L1 cap)."""
         dropped: List[Any] = []
@@ -452,7 +428,7 @@ class HashCache:
                 self._evictions_by_size += 1
             return size  # type: ignore[no-any-return]
 
-    def _count(self, key: Hashable) -> None:
+    def record_use(self, key: Hashable) -> None:
         """Count a use of `key` that did not reach this cache (an L1 miss served by L2), so the sketch
         judges a candidate by all its uses (policy "tinylfu"; nothing under "lru")."""
         if self._policy:
@@ -460,7 +436,7 @@ class HashCache:
             with self._lock:
                 self._sketch.increment_tag(tag)  # type: ignore[union-attr]
 
-    def _frequency(self, key: Hashable) -> int:
+    def frequency(self, key: Hashable) -> int:
         """The sketch's estimate of `key`'s recent uses (policy "tinylfu"; 0 under "lru")."""
         if not self._policy:
             return 0
@@ -745,7 +721,7 @@ class HashCache:
         """`del cache[key]`: delete(), but KeyError when absent or expired."""
         self.pop(key)
 
-    def _promote(self, key: Hashable, value: Any, ttl: Optional[float] = None, size: Optional[int] = None) -> bool:
+    def promote(self, key: Hashable, value: Any, ttl: Optional[float] = None, size: Optional[int] = None) -> bool:
         """`set`, marking the entry as promoted from L2: stats() counts it in `promoted`, and its first hit
         in `promoted_hits` (the promotion's precision). For CacheManager."""
         ttl = self._ttl_or_default(ttl)
@@ -990,169 +966,3 @@ class HashCache:
 
 
 _KEY_TYPES = frozenset((str, int, bytes))
-
-
-class Ready:
-    """An awaitable that already holds its result: what AsyncCacheManager.get returns on an L1 hit."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __await__(self) -> Iterator[Any]:
-        if self.value is _CONSUMED:
-            raise RuntimeError("cannot reuse an already awaited tiercache result")
-        value, self.value = self.value, _CONSUMED
-        return value
-        yield  # (a generator that returns at once)
-
-
-class ManagerCore:
-    """The L1-hit path of CacheManager (pure twin of the compiled ManagerCore).
-
-    CacheManager subclasses this; `_fast` maps the namespaces whose L1 values are plain (no grace-period
-    wrapper) to their HashCache (changed only through `_register_fast` / `_unregister_fast`), and every
-    other case goes to the subclass's `_get_slow`.
-    """
-
-    def __init__(self) -> None:
-        self._fast: Dict[str, Any] = {}
-        self._sample_mask = -1  # L1 latency sampling: see _set_sampling
-        self._tick = 0
-        self._samples: Dict[str, Histogram] = {}
-        self._l2_path = False  # see _set_l2_path
-
-    def _set_l2_path(self, enabled: bool) -> None:
-        """Whether get() may read L2 itself after an L1 miss of a plain namespace, as the compiled core does
-        (the subclass then provides _get_l2's methods and attributes). Here every such miss goes to
-        _get_slow, which comes to the same _get_l2."""
-        self._l2_path = bool(enabled)
-
-    def _set_sampling(self, every: int) -> None:
-        """Time one L1 lookup in `every` (a power of two); 0 turns sampling off."""
-        if every == 0:
-            self._sample_mask = -1
-            return
-        if every < 1 or every & (every - 1):
-            raise ValueError(f"l1 sampling needs a power of two, got {every!r}")
-        self._sample_mask = every - 1
-
-    def _record_l1_sample(self, namespace: str, seconds: float) -> None:
-        """Add one timed L1 lookup of `namespace` (the manager's Python paths time theirs too)."""
-        h = self._samples.get(namespace)
-        if h is None:
-            h = self._samples.setdefault(namespace, Histogram())
-        h.record(seconds)
-
-    def _l1_samples(self, reset_window: bool = False) -> Dict[str, Dict[str, Any]]:
-        """{namespace: {counts, count, sum, max, window_max}} of the timed L1 lookups."""
-        return {ns: h.state(reset_window) for ns, h in list(self._samples.items())}
-
-    def _register_fast(self, namespace: str, l1: Any) -> None:
-        self._fast[namespace] = l1
-
-    def _unregister_fast(self, namespace: Optional[str] = None) -> None:
-        """Forget `namespace` (every namespace when None)."""
-        if namespace is None:
-            self._fast.clear()
-        else:
-            self._fast.pop(namespace, None)
-
-    def _split_l1(self, l1: Any, keys: List[Any], found: Dict[Any, Any]) -> List[Any]:
-        """get_many's L1 part for a plain namespace: hits go into `found`; returns the keys L1 missed."""
-        missing = []
-        get = l1.get
-        for key in keys:
-            value = get(key, _MISSING)
-            if value is _MISSING:
-                missing.append(key)
-            else:
-                found[key] = value
-        return missing
-
-    def _l2_keys(self, base: str, keys: List[Any], encode: Callable[[Any], str]) -> List[str]:
-        """base + encode(key) for each key."""
-        return [base + encode(key) for key in keys]
-
-    def _promote_plain(self, l1: Any, keys: List[Any], datas: List[Any], loads: Callable[[bytes], Any],
-                       l1_ttl: Optional[float], found: Dict[Any, Any]) -> Tuple[int, int, List[int]]:
-        """get_many's inner loop: decode each L2 answer, copy it into `l1`, add it to `found`.
-
-        Entries that are None, or carry an expiry that has passed, count as misses; an entry that carries
-        an expiry stays in L1 no longer than it has left in L2 (nor than `l1_ttl`). Unreadable ones are
-        left to the caller: their indices come back in `rest`. Returns (hits, misses, rest).
-        """
-        if len(keys) != len(datas):
-            raise ValueError("keys and datas differ in length")
-        hits = misses = 0
-        rest: List[int] = []
-        now = None
-        for i, data in enumerate(datas):
-            if data is None:
-                misses += 1
-                continue
-            if type(data) is not bytes:
-                rest.append(i)
-                continue
-            ttl = l1_ttl
-            if not data or data[0] != 88:  # b"X": no expiry header
-                payload = data
-            elif len(data) < 1 + _EXPIRY.size:
-                rest.append(i)  # (a cut-off header: the caller counts it)
-                continue
-            else:
-                if now is None:
-                    now = time.time()
-                left = _EXPIRY.unpack_from(data, 1)[0] - now
-                if left <= 0:
-                    misses += 1
-                    continue
-                ttl = left if l1_ttl is None or left < l1_ttl else l1_ttl
-                payload = data[1 + _EXPIRY.size:]
-            try:
-                value = loads(payload)
-            except SerializationError:
-                rest.append(i)
-                continue
-            key = keys[i]
-            l1._promote(key, value, ttl, len(data))
-            found[key] = value
-            hits += 1
-        return hits, misses, rest
-
-    def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
-        """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
-        # (the compiled core does the common case itself; the subclass's general way comes to the same
-        # values and counts)
-        return self._get_many_slow(namespace, keys)  # type: ignore[attr-defined, no-any-return]
-
-    def _l1_fast(self, namespace: str, key: Any) -> Tuple[Any, bool]:
-        """(the L1 value of a plain namespace, else _MISSING; whether L1 was consulted and counted a miss):
-        get and _aget's shared first step, timing one lookup in (_sample_mask + 1)."""
-        l1 = self._fast.get(namespace) if type(namespace) is str else None
-        if l1 is None or type(key) not in _KEY_TYPES:
-            return _MISSING, False
-        if self._sample_mask >= 0:
-            self._tick += 1
-            if not self._tick & self._sample_mask:
-                t0 = _monotonic()
-                value = l1.get(key, _MISSING)
-                self._record_l1_sample(namespace, _monotonic() - t0)
-                return value, True
-        return l1.get(key, _MISSING), True
-
-    def _aget(self, namespace: str, key: Any, default: Any = None) -> Any:
-        """AsyncCacheManager.get: an L1 hit is a Ready awaitable (no coroutine, no I/O); the rest is the
-        subclass's `_aget_slow` coroutine."""
-        value, checked = self._l1_fast(namespace, key)
-        if value is not _MISSING:
-            return Ready(value)
-        return self._aget_slow(namespace, key, default, checked)  # type: ignore[attr-defined]
-
-    def get(self, namespace: str, key: Any, default: Any = None) -> Any:
-        """The value from L1, else L2 (copied into L1), else `default`."""
-        value, checked = self._l1_fast(namespace, key)
-        if value is not _MISSING:
-            return value
-        return self._get_slow(namespace, key, default, checked)  # type: ignore[attr-defined]  (a miss counted)

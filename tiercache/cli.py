@@ -129,7 +129,7 @@ def bench_two_tier(quick: bool, l2_url: Optional[str]) -> Tuple[str, List[tuple]
                 return n
 
             def get_many() -> int:
-                thin = m._l1_for(namespace + "-thin")
+                thin = m.l1(namespace + "-thin")
                 for i in range(0, n, 100):
                     thin.clear()
                     m.get_many(namespace + "-thin", keys[i:i + 100])

@@ -140,15 +140,20 @@ class PromotionManager:
                                                     self.bucket_seconds)
         return t
 
+    def promoted_immediately(self, namespace: str, n: int = 1) -> None:
+        """Count `n` L2 hits of an `immediate` namespace, promoted without a decision (nothing to track or
+        weigh: the read path copies them straight into its LRU L1)."""
+        with self._lock:
+            stats = self._stats.get(namespace)
+            if stats is None or stats.strategy != "immediate":
+                stats = self._stats[namespace] = _Stats("immediate")
+            stats.candidates += n
+            stats.promoted += n
+
     def decide(self, namespace: str, cfg: Any, l1: Any, key: Any, size: int, remaining: Optional[float]) -> bool:
         strategy = resolve_strategy(cfg.promotion, cfg.priority)
-        if strategy == "immediate":  # nothing to track or weigh (or time): the L2 hit goes into (LRU) L1
-            with self._lock:
-                stats = self._stats.get(namespace)
-                if stats is None or stats.strategy != strategy:
-                    stats = self._stats[namespace] = _Stats(strategy)
-                stats.candidates += 1
-                stats.promoted += 1
+        if strategy == "immediate":
+            self.promoted_immediately(namespace)
             return True
         t0 = time.perf_counter()
         with self._lock:
@@ -167,11 +172,11 @@ class PromotionManager:
         freq, seen = self._tracker(namespace, cfg).touch(key, now)
         if strategy == "predictive":
             self._learn(namespace, l1, now)
-        if l1._admits(key, size) and (strategy == "immediate" or l1._room(size)):  # room: nothing displaced
+        if l1.admits(key, size) and (strategy == "immediate" or l1.has_room(size)):  # room: nothing displaced
             stats.room += 1
             stats.promoted += 1
             return True
-        l1._count(key)  # this L2 hit is a use: the gate weighs it against the residents' uses
+        l1.record_use(key)  # this L2 hit is a use: the gate weighs it against the residents' uses
         if strategy == "immediate":
             candidate = True
         elif strategy == "conditional":
@@ -193,7 +198,7 @@ class PromotionManager:
             return False
         if cfg.priority == "high":
             stats.bypassed += 1
-        elif strategy != "immediate" and not l1._admits(key, size):
+        elif strategy != "immediate" and not l1.admits(key, size):
             stats.rejected += 1
             return False
         stats.promoted += 1
@@ -210,7 +215,7 @@ class PromotionManager:
             if not pending or now - pending[0][0] < self.horizon:
                 break
             _, key, cache, x = pending.popleft()
-            hit = cache._was_hit(key)
+            hit = cache.was_hit(key)
             model.learn(x, 1.0 if hit else 0.0)
 
     def stats(self, l1_stats: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Dict[str, Any]]:

@@ -1,11 +1,8 @@
 """Values to bytes and back for the shared (L2) tier.
 
-Wire format (the L2 key's version segment, `tiercache:v1:...`, versions all of it)::
-
-    byte 0      format tag: b"M" msgpack, b"J" json, b"P" pickle
-    byte 1      flags: bit 0 = payload is zlib-compressed; any other bit set -> SerializationError
-    [32 bytes]  pickle only: HMAC-SHA256(key, tag + flags + payload)
-    payload     the encoded value (compressed when bit 0 is set)
+The envelope is defined in tiercache.wire: a format tag (b"M" msgpack, b"J" json, b"P" pickle), a flags byte
+(bit 0: the payload is zlib-compressed; any other bit set -> SerializationError), for pickle an
+HMAC-SHA256 over tag + flags + payload, then the payload.
 
 A Codec writes one format but reads every format it can (msgpack and json always, pickle only with a key),
 so a namespace can change serializer without misreading what is already stored.
@@ -54,6 +51,7 @@ from typing import Any, Callable, Dict, Optional, Union
 
 import msgpack
 
+from . import wire
 from .errors import ConfigError, IntegrityError, SerializationError
 
 __all__ = ["Codec", "get_codec", "SERIALIZERS", "COMPRESSIONS", "HMAC_KEY_ENV"]
@@ -62,11 +60,11 @@ SERIALIZERS = ("msgpack", "json", "pickle")
 COMPRESSIONS = (None, "zlib")
 HMAC_KEY_ENV = "TIERCACHE_HMAC_KEY"
 
-_TAGS = {"msgpack": ord("M"), "json": ord("J"), "pickle": ord("P")}
-_TAG_MSGPACK, _TAG_JSON, _TAG_PICKLE = _TAGS["msgpack"], _TAGS["json"], _TAGS["pickle"]
-_FLAG_ZLIB = 0x01
-_HEADER_SIZE = 2
-_MAC_SIZE = 32  # HMAC-SHA256
+_TAGS = {"msgpack": wire.TAG_MSGPACK, "json": wire.TAG_JSON, "pickle": wire.TAG_PICKLE}
+_TAG_MSGPACK, _TAG_JSON, _TAG_PICKLE = wire.TAG_MSGPACK, wire.TAG_JSON, wire.TAG_PICKLE
+_FLAG_ZLIB = wire.FLAG_ZLIB
+_HEADER_SIZE = wire.FORMAT_HEADER_SIZE
+_MAC_SIZE = wire.MAC_SIZE
 # Level 1: cached values are written on the request path, and level 6 buys only a few percent on typical
 # JSON-like data for several times the CPU.
 _ZLIB_LEVEL = 1

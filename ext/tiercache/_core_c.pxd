@@ -169,3 +169,18 @@ cdef class HashCache:
     cdef void _defer(self, PyObject* obj) noexcept
     cdef void _flush(self) noexcept
     cdef void _release_all(self) noexcept
+
+
+@cython.final
+cdef class NamespaceState:
+    # One namespace for the read path (tiercache/_readpath_py.py documents the fields).
+    cdef public str name
+    cdef public HashCache l1
+    cdef public object cfg             # NamespaceConfig (immutable)
+    cdef public object loads           # the namespace's Codec.loads
+    cdef public bint plain             # no grace period: L1 holds the values themselves
+    cdef public bint immediate         # every L2 hit is promoted (no decision)
+    cdef public bint persist           # the namespace writes to and reads from L2
+    cdef public uint64_t version       # bumped by every write and invalidation
+    cdef public str l2_base            # the L2 key prefix of the namespace
+

@@ -29,11 +29,20 @@ from libc.math cimport INFINITY, ceil, frexp
 from libc.string cimport memcpy
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
+from tiercache._wire cimport (
+    WIRE_EXPIRY_HEADER_SIZE,
+    WIRE_EXPIRY_TAG,
+    WIRE_FORMAT_HEADER_SIZE,
+    WIRE_KEY_MARK,
+    WIRE_TAG_MSGPACK,
+)
+
 import sys
 
 from tiercache import _cleanup
 from tiercache.errors import SerializationError as _SerializationError
 from tiercache._validate import BYTES_CEILING
+from tiercache.wire import encode_key as _encode_key
 from tiercache._validate import (
     check_policy,
     check_callable,
@@ -90,7 +99,7 @@ include "_lru.pxi"
 include "_ttl.pxi"
 include "_sketch.pxi"
 
-__all__ = ["HashCache", "ManagerCore", "default_sizer"]
+__all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram", "decode_l2", "default_sizer", "jittered", "resp_command"]
 
 cdef object _MISSING = object()
 cdef object _ABSENT = object()
@@ -718,7 +727,7 @@ cdef class HashCache:
         self.wmax = self.wmax * cap // old
         return 0
 
-    def _admits(self, key, size):
+    def admits(self, key, size):
         """Whether storing `key` (weighing `size`) now would displace nothing, or the sketch (policy
         "tinylfu") rates `key` above the entry that would go first; always True under "lru", which has no
         sketch. The promotion gate (tiercache.promotion)."""
@@ -737,13 +746,13 @@ cdef class HashCache:
         return (sketch_frequency(&self.sketch, tag)
                 > sketch_frequency(&self.sketch, self.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS))
 
-    def _room(self, size):
+    def has_room(self, size):
         """Whether an entry weighing `size` fits now without displacing another."""
         cdef int64_t weight = _size_value(size, "size")
         return ((self.max_entries_ < 0 or self.count < self.max_entries_)
                 and self.bytes + weight <= self.max_bytes_)
 
-    def _was_hit(self, key):
+    def was_hit(self, key):
         """For a promoted entry: whether it has been hit since (None when `key` is not held)."""
         cdef double now = 0.0
         cdef bint has_now = False
@@ -753,11 +762,11 @@ cdef class HashCache:
             return None
         return bool(self.entries[idx].tag & ENTRY_HIT)
 
-    def _held_bytes(self):
+    def held_bytes(self):
         """Bytes held now (expired entries not yet dropped included): cheap, for the manager's global cap."""
         return self.bytes
 
-    def _evict_one(self):
+    def evict_one(self):
         """Evict the entry this policy would evict next; returns its weight, or None when empty. Counted as
         an eviction for size (the manager's global L1 cap)."""
         cdef int32_t victim
@@ -776,13 +785,13 @@ cdef class HashCache:
         self._flush()
         return size
 
-    def _count(self, key):
+    def record_use(self, key):
         """Count a use of `key` that did not reach this cache (an L1 miss served by L2), so the sketch
         judges a candidate by all its uses (policy "tinylfu"; nothing under "lru")."""
         if self.policy_id:
             sketch_increment(&self.sketch, hash_tag(_hash(key)))
 
-    def _frequency(self, key):
+    def frequency(self, key):
         """The sketch's estimate of `key`'s recent uses (policy "tinylfu"; 0 under "lru")."""
         if not self.policy_id:
             return 0
@@ -879,7 +888,7 @@ cdef class HashCache:
         cdef int64_t weight = self._weigh(value, size)
         return self._store(key, h, value, has_ttl, seconds, weight)
 
-    def _promote(self, key, value, ttl=None, size=None):
+    def promote(self, key, value, ttl=None, size=None):
         """`set`, marking the entry as promoted from L2: stats() counts it in `promoted`, and its first hit
         in `promoted_hits` (the promotion's precision). For CacheManager."""
         cdef bint has_ttl
@@ -1334,209 +1343,6 @@ include "_msgpack.pxi"
 include "_resp.pxi"
 
 
-cdef class ManagerCore:
-    """The L1-hit path of CacheManager, compiled: namespace -> HashCache -> value with no Python frame.
-
-    CacheManager subclasses this; `_fast` maps the namespaces whose L1 values are plain (no grace-period
-    wrapper) to their HashCache (changed only through `_register_fast` / `_unregister_fast`, which keep the
-    last-namespace shortcut right), and every other case goes to the subclass's `_get_slow`.
-    """
-
-    cdef public dict _fast
-    cdef object _last_namespace   # the namespace of the previous hit (callers repeat the same str object)
-    cdef HashCache _last_l1
-    # L1 latency sampling: one L1 lookup in (_sample_mask + 1) is timed into _samples[namespace] (a
-    # SampleHistogram, counted in C); _sample_mask < 0 turns it off (then the hit path pays one compare)
-    cdef int64_t _sample_mask
-    cdef uint64_t _tick
-    cdef dict _samples
-    cdef Ready _ready             # reused by _aget while nobody else holds it (saves an allocation a hit)
-    cdef bint _l2_path            # get() reads L2 itself after a plain namespace's L1 miss (_l2_plain)
-    # Kept between L2 reads, each as one tuple so a thread never pairs one read's key with another's value:
-    cdef tuple _codec_of          # (NamespaceConfig, its Codec) of the last read (configs are immutable)
-    cdef tuple _l2_get_hist       # (Metrics, namespace, its l2_get histogram) of the last timed read
-    cdef tuple _many_cfg          # (NamespaceConfig, CacheManager._many_loads of it) of the last _many_plain
-
-    def __cinit__(self):
-        self._fast = {}
-        self._last_namespace = None
-        self._last_l1 = None
-        self._sample_mask = -1
-        self._tick = 0
-        self._samples = {}
-        self._ready = Ready.__new__(Ready)
-
-    def _set_l2_path(self, enabled):
-        """Whether get() may read L2 itself after an L1 miss of a plain namespace (_l2_plain); the subclass
-        then provides the attributes and methods it uses (CacheManager does). Off: such misses go to
-        _get_slow, like every other case."""
-        self._l2_path = bool(enabled)
-
-    def _set_sampling(self, every):
-        """Time one L1 lookup in `every` (a power of two); 0 turns sampling off."""
-        if every == 0:
-            self._sample_mask = -1
-            return
-        if every < 1 or every & (every - 1):
-            raise ValueError(f"l1 sampling needs a power of two, got {every!r}")
-        self._sample_mask = every - 1
-
-    cdef SampleHistogram _histogram(self, object namespace):
-        cdef PyObject* found = PyDict_GetItem(self._samples, namespace)
-        if found != NULL:
-            return <SampleHistogram>found
-        h = SampleHistogram()
-        self._samples[namespace] = h
-        return h
-
-    def _record_l1_sample(self, namespace, double seconds):
-        """Add one timed L1 lookup of `namespace` (the manager's Python paths time theirs too)."""
-        self._histogram(namespace)._add(seconds)
-
-    def _l1_samples(self, reset_window=False):
-        """{namespace: {counts, count, sum, max, window_max}} of the timed L1 lookups."""
-        return {ns: (<SampleHistogram>h).state(reset_window) for ns, h in list(self._samples.items())}
-
-    def _register_fast(self, namespace, l1):
-        self._fast[namespace] = l1
-        self._last_namespace = None
-        self._last_l1 = None
-
-    def _unregister_fast(self, namespace=None):
-        """Forget `namespace` (every namespace when None)."""
-        if namespace is None:
-            self._fast.clear()
-        else:
-            self._fast.pop(namespace, None)
-        self._last_namespace = None
-        self._last_l1 = None
-
-    def _split_l1(self, HashCache l1, list keys, dict found):
-        """get_many's L1 part for a plain namespace: hits go into `found`; returns the keys L1 missed."""
-        cdef list missing = []
-        cdef object key, value
-        for key in keys:
-            value = l1._get(key, _MISSING)
-            if value is _MISSING:
-                missing.append(key)
-            else:
-                found[key] = value
-        return missing
-
-    def _l2_keys(self, str base, list keys, object encode):
-        """base + encode(key) for each key; the usual forms (ASCII str not starting with '#', int) in C."""
-        cdef list out = []
-        cdef object key
-        for key in keys:
-            if type(key) is str and (<str>key).isascii() and not (<str>key).startswith("#"):
-                out.append(base + <str>key)
-            elif type(key) is int:
-                out.append(f"{base}#i:{key}")
-            else:
-                out.append(base + encode(key))
-        return out
-
-    def _promote_plain(self, HashCache l1, list keys, list datas, object loads, object l1_ttl, dict found):
-        """get_many's inner loop: decode each L2 answer, copy it into `l1`, add it to `found`.
-
-        Entries that are None, or carry an expiry that has passed, count as misses; an entry that carries
-        an expiry stays in L1 no longer than it has left in L2 (nor than `l1_ttl`). Unreadable ones are
-        left to the caller: their indices come back in `rest`. Returns (hits, misses, rest).
-        """
-        cdef Py_ssize_t hits = 0, misses = 0
-        if len(datas) != len(keys):
-            raise ValueError("keys and datas differ in length")
-        rest = _promote_into(l1, keys, datas, loads, l1_ttl, found, &hits, &misses)
-        return hits, misses, rest
-
-    def get_many(self, namespace, keys):
-        """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
-        cdef object found
-        if self._l2_path:
-            found = _many_plain(self, namespace, keys)  # (the common case; None: not that case)
-            if found is not None:
-                return found
-        return self._get_many_slow(namespace, keys)
-
-    def get(self, namespace, key, default=None):
-        """The value from L1, else L2 (copied into L1), else `default`."""
-        cdef bint checked = False
-        cdef object value = _l1_fast(self, namespace, key, &checked)
-        if value is not _MISSING:
-            return value
-        if checked and self._l2_path:
-            return _l2_plain(self, namespace, key, default)
-        return self._get_slow(namespace, key, default, checked)
-
-    def _aget(self, namespace, key, default=None):
-        """AsyncCacheManager.get: an L1 hit is a Ready awaitable (no coroutine, no I/O); the rest is the
-        subclass's `_aget_slow` coroutine."""
-        cdef bint checked = False
-        cdef object value = _l1_fast(self, namespace, key, &checked)
-        cdef Ready ready
-        if value is not _MISSING:
-            if Py_REFCNT(<PyObject*>self._ready) == 1:  # nobody else holds the last one: reuse it
-                ready = self._ready
-            else:  # the last one is still held (not awaited yet, or kept): a fresh one
-                ready = Ready.__new__(Ready)
-                self._ready = ready
-            ready._hold(value)
-            return ready
-        return self._aget_slow(namespace, key, default, checked)
-
-
-cdef list _promote_into(HashCache l1, list keys, list datas, object loads, object l1_ttl, dict found,
-                        Py_ssize_t* hits, Py_ssize_t* misses):
-    """ManagerCore._promote_plain's loop (len(datas) == len(keys) checked by the caller)."""
-    cdef Py_ssize_t i, n = len(keys), size, start
-    cdef list rest = []
-    cdef object key, data, value
-    cdef bint has_ttl = l1_ttl is not None
-    cdef double seconds = _ttl_seconds(l1_ttl) if has_ttl else 0.0
-    cdef double left, now = 0.0
-    cdef bint has_now = False
-    cdef const char* p
-    for i in range(n):
-        data = datas[i]
-        if data is None:
-            misses[0] += 1
-            continue
-        if not PyBytes_CheckExact(data):
-            rest.append(i)
-            continue
-        p = PyBytes_AS_STRING(data)
-        size = PyBytes_GET_SIZE(data)
-        if size == 0 or p[0] != 88:  # b"X": no expiry header
-            start = 0
-            left = -1.0
-        elif size < 9:
-            rest.append(i)  # (a cut-off header: the caller counts it)
-            continue
-        else:
-            if not has_now:
-                now = tc_wallclock()
-                has_now = True
-            left = tc_read_le_double(p + 1) - now
-            if left <= 0:
-                misses[0] += 1
-                continue
-            start = 9
-        try:
-            value = _decode_l2(data, start, loads)
-        except _SerializationError:
-            rest.append(i)
-            continue
-        key = keys[i]
-        if left < 0:
-            l1._store(key, _hash(key), value, has_ttl, seconds, size, True)
-        else:
-            l1._store(key, _hash(key), value, True, left if not has_ttl or left < seconds else seconds,
-                      size, True)
-        found[key] = value
-        hits[0] += 1
-    return rest
-
-
 cdef inline str _ascii_concat(str a, str b):
     """a + b for two ASCII strs: one allocation and two copies, without the general concatenation's checks."""
     cdef Py_ssize_t na = PyUnicode_GET_LENGTH(a), nb = PyUnicode_GET_LENGTH(b)
@@ -1590,259 +1396,7 @@ cdef int _distinct(object keys, Py_ssize_t n) except -1:
             PyMem_Free(hashes)
 
 
-cdef object _many_plain(ManagerCore core, object namespace, object keys):
-    """CacheManager.get_many in C for the common case: a plain namespace with immediate promotion and no
-    TTL jitter, a list or tuple of distinct keys that are ASCII str (not starting with '#') or int, the
-    manager open and its circuit closed. The same steps, checks and counts as the Python methods (see
-    manager.py); None for any other case, before anything has happened (the caller goes the general way).
-    After the round trip, whatever is not the common case — a write that overtook the read, an answer that
-    is not a list of bytes, an unreadable value — is finished by CacheManager._many_rest."""
-    cdef object self = core  # the CacheManager: its attributes are Python ones
-    cdef object key, tp, cfg, loads, circuit, metrics, datas, hist, counters, value, version
-    cdef HashCache l1
-    cdef PyObject* item
-    cdef Py_ssize_t n
-    cdef Py_ssize_t hits = 0, misses = 0
-    cdef dict found
-    cdef list missing, l2_keys, rest
-    cdef tuple kept
-    cdef str base
-    cdef bint ascii_base
-    cdef double t0 = 0.0
-    tp = type(keys)
-    if (tp is not list and tp is not tuple) or type(namespace) is not str:
-        return None
-    item = PyDict_GetItem(core._fast, namespace)
-    if item == NULL or type(<object>item) is not HashCache:
-        return None
-    l1 = <HashCache>item
-    if self._closed:
-        return None
-    circuit = self.circuit
-    if circuit.state != "closed":
-        return None
-    cfg = self.config.namespaces.get(namespace)  # (a read-only mapping)
-    if cfg is None:
-        cfg = self.namespace_config(namespace)  # the default settings (or ConfigError when strict)
-    kept = core._many_cfg
-    if kept is None or kept[0] is not cfg:
-        kept = (cfg, self._many_loads(cfg))
-        core._many_cfg = kept
-    loads = kept[1]
-    if loads is None:
-        return None
-    n = len(keys)
-    for key in keys:
-        tp = type(key)
-        if tp is str:
-            if not PyUnicode_IS_ASCII(key) or (PyUnicode_GET_LENGTH(key) and PyUnicode_READ_CHAR(key, 0) == 35):
-                return None  # ('#' starts the encoded forms; non-ASCII is encoded too)
-        elif tp is not int:
-            return None
-    if not _distinct(keys, n):  # (exact str and int: no Python code runs while it hashes and compares)
-        return None  # (a key twice: the general way takes each once)
-    found = tc_dict_presized(n)
-    missing = []
-    l2_keys = []
-    base = f"{self._prefix}{namespace}:"
-    ascii_base = PyUnicode_IS_ASCII(base)
-    for key in keys:
-        value = l1._get(key, _MISSING)
-        if value is not _MISSING:
-            found[key] = value
-            continue
-        missing.append(key)
-        if type(key) is not str:
-            l2_keys.append(f"{base}#i:{key}")
-        elif ascii_base:
-            l2_keys.append(_ascii_concat(base, key))
-        else:
-            l2_keys.append(base + <str>key)
-    if not missing:
-        return found
-    version = self._versions.get(namespace, 0)
-    metrics = self.metrics
-    if metrics is not None:
-        t0 = tc_monotonic()
-    try:
-        datas = self.l2.get_many(l2_keys)
-    except Exception as exc:
-        self._l2_failed(exc, namespace)
-        return found
-    except BaseException:
-        circuit.failure()
-        raise
-    if metrics is not None:
-        kept = core._l2_get_hist
-        if kept is not None and kept[0] is metrics and kept[1] is namespace:
-            hist = kept[2]
-        else:
-            hist = metrics.histogram(namespace, "l2_get")
-            core._l2_get_hist = (metrics, namespace, hist)
-        if type(hist) is SampleHistogram:
-            (<SampleHistogram>hist)._add(tc_monotonic() - t0)
-        else:
-            hist.record(tc_monotonic() - t0)
-    if circuit._failures or circuit.state != "closed":
-        circuit.success()
-    if self._dropped_keys or self._dropped_namespaces:
-        self._repair()
-    if type(datas) is not list or len(<list>datas) != len(missing) or self._versions.get(namespace, 0) != version \
-            or PyDict_GetItem(core._fast, namespace) != <PyObject*>l1:
-        return self._many_rest(namespace, cfg, l1, found, missing, l2_keys, version, datas, None, 0, 0)
-    rest = _promote_into(l1, missing, <list>datas, loads, cfg.l1_ttl, found,
-                         &hits, &misses)
-    if rest:
-        return self._many_rest(namespace, cfg, l1, found, missing, l2_keys, version, datas, rest, hits, misses)
-    counters = self.counters
-    counters.add_many(namespace, l2_hits=hits, l2_misses=misses, promotions=hits)
-    if self.config.l1_max_bytes is not None:
-        self._enforce_global_cap()  # (the promotion loop stores without _l1_store)
-    return found
-
-
-cdef object _l2_plain(ManagerCore core, object namespace, object key, object default):
-    """CacheManager._get_l2 in C: a plain namespace's L1 missed; read L2, decode, promote. The same steps,
-    checks and counts (see manager.py); whatever is not the common case goes back to the Python methods:
-    a closed manager or a circuit not closed (_get_slow), bytes or non-ASCII or '#' keys and jittered
-    namespaces (_get_l2), data that is not bytes, cut short or unreadable (_l2_found)."""
-    cdef object self = core  # the CacheManager: its attributes are Python ones
-    cdef object tp = type(key)
-    cdef object part, cfg, circuit, metrics, data, value, counters, l1, base, ttl, codec, hist
-    cdef Py_ssize_t start
-    cdef tuple kept
-    cdef object remaining = None
-    cdef double t0 = 0.0, left
-    cdef const char* p
-    cdef Py_ssize_t n
-    cdef PyObject* found
-    if self._closed:
-        return self._get_slow(namespace, key, default, True)
-    circuit = self.circuit
-    if circuit.state != "closed":
-        return self._get_slow(namespace, key, default, True)
-    if tp is str and (<str>key).isascii() and not (<str>key).startswith("#"):
-        part = key
-    elif tp is int:
-        part = "#i:%d" % key
-    else:
-        return self._get_l2(namespace, key, default)
-    cfg = self.config.namespaces.get(namespace)  # (a read-only mapping)
-    if cfg is None:
-        cfg = self.namespace_config(namespace)  # the default settings (or ConfigError when strict)
-    if cfg.ttl_jitter or not cfg.persist_to_l2:
-        return self._get_l2(namespace, key, default)
-    l2_key = f"{self._prefix}{namespace}:{part}"
-    version = self._versions.get(namespace, 0)
-    metrics = self.metrics
-    if metrics is not None:
-        t0 = tc_monotonic()
-    try:
-        data = self.l2.get(l2_key)
-    except Exception as exc:
-        self._l2_failed(exc, namespace)
-        return default
-    except BaseException:
-        circuit.failure()
-        raise
-    if metrics is not None:
-        kept = core._l2_get_hist
-        if kept is not None and kept[0] is metrics and kept[1] is namespace:
-            hist = kept[2]
-        else:
-            hist = metrics.histogram(namespace, "l2_get")
-            core._l2_get_hist = (metrics, namespace, hist)
-        if type(hist) is SampleHistogram:
-            (<SampleHistogram>hist)._add(tc_monotonic() - t0)
-        else:
-            hist.record(tc_monotonic() - t0)
-    if circuit._failures or circuit.state != "closed":
-        circuit.success()
-    if self._dropped_keys or self._dropped_namespaces:
-        self._repair()
-    if data is None:
-        self.counters.add("l2_misses", 1, namespace)
-        return default
-    if type(data) is not bytes:
-        return self._l2_found(namespace, key, default, cfg, data, l2_key, version)
-    p = PyBytes_AS_STRING(data)
-    n = PyBytes_GET_SIZE(data)
-    if n == 0 or p[0] != 88:  # b"X": no expiry header
-        start = 0
-    elif n >= 9:
-        left = tc_read_le_double(p + 1) - tc_wallclock()
-        if left <= 0:
-            return default
-        remaining = left
-        start = 9
-    else:
-        return self._l2_found(namespace, key, default, cfg, data, l2_key, version)  # (counted there)
-    kept = core._codec_of
-    if kept is not None and kept[0] is cfg:
-        codec = kept[1]
-    else:
-        codec = self._codec(cfg)
-        core._codec_of = (cfg, codec)
-    try:
-        value = _decode_l2(data, start, codec.loads)
-    except _SerializationError:
-        return self._l2_found(namespace, key, default, cfg, data, l2_key, version)  # (counted and logged there)
-    counters = self.counters
-    if self._versions.get(namespace, 0) != version:  # a write or invalidation came in while L2 answered
-        counters.add_pair(namespace, "l2_hits", "promotions_skipped_stale")
-        return value
-    found = PyDict_GetItem(core._fast, namespace)
-    if found == NULL or type(<object>found) is not HashCache:  # (dropped or reconfigured meanwhile)
-        self._promote(namespace, key, value, n, remaining, cfg, counted=("l2_hits",))
-        return value
-    l1 = <object>found
-    if not self._promotion.decide(namespace, cfg, l1, key, n, remaining):
-        counters.add_pair(namespace, "l2_hits", "promotions_declined")
-        return value
-    base = cfg.l1_ttl
-    if remaining is None:
-        ttl = base
-    elif base is None:
-        ttl = remaining
-    else:
-        ttl = min(remaining, base)
-    (<HashCache>l1)._promote(key, value, ttl, n)
-    if self.config.l1_max_bytes is not None:
-        self._enforce_global_cap()
-    counters.add_pair(namespace, "l2_hits", "promotions")
-    return value
-
-
-cdef inline object _l1_fast(ManagerCore self, object namespace, object key, bint* checked):
-    """The L1 value of a plain namespace, else _MISSING; `checked`: L1 was consulted (and counted a miss)."""
-    cdef HashCache l1 = None
-    cdef PyObject* found
-    cdef object value
-    cdef object tp = type(key)
-    cdef double t0
-    if tp is str or tp is int or tp is bytes:
-        if namespace is self._last_namespace:
-            l1 = self._last_l1
-        elif type(namespace) is str:
-            found = PyDict_GetItem(self._fast, namespace)
-            if found != NULL and type(<object>found) is HashCache:
-                l1 = <HashCache>found
-                self._last_namespace = namespace
-                self._last_l1 = l1
-        if l1 is not None:
-            checked[0] = True
-            if self._sample_mask >= 0:
-                self._tick += 1
-                if (self._tick & <uint64_t>self._sample_mask) == 0:
-                    t0 = tc_monotonic()
-                    value = l1._get(key, _MISSING)
-                    self._histogram(namespace)._add(tc_monotonic() - t0)
-                    return value
-            return l1._get(key, _MISSING)
-    return _MISSING
-
-
-
+include "_readpath.pxi"
 
 
 # The slab holds references Cython cannot see: teach the garbage collector about them, so a value that

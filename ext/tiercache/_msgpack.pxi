@@ -178,9 +178,9 @@ cdef object _decode_l2(object data, Py_ssize_t start, object loads):
     plain msgpack value (b"M\\x00" + payload) read here when it can be read whole, everything else by loads."""
     cdef const char* p = PyBytes_AS_STRING(data) + start
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data) - start
-    cdef Py_ssize_t pos = 2
+    cdef Py_ssize_t pos = WIRE_FORMAT_HEADER_SIZE
     cdef object value
-    if n >= 3 and p[0] == 77 and p[1] == 0:  # b"M", no flags
+    if n > WIRE_FORMAT_HEADER_SIZE and p[0] == WIRE_TAG_MSGPACK and p[1] == 0:  # msgpack, no flags
         try:
             value = _mp_read(p, n, &pos, 0)
         except Exception:
@@ -196,3 +196,23 @@ def _read_l2_value(data, loads):
     if type(data) is not bytes:
         raise TypeError(f"L2 values are bytes, got {type(data).__name__}")
     return _decode_l2(data, 0, loads)
+
+
+def decode_l2(data, Py_ssize_t start, loads):
+    """loads(data[start:]) for the bytes of an L2 value (start: past any expiry header), plain msgpack values
+    read in C with the same results as msgpack (the tests compare)."""
+    if type(data) is not bytes:
+        raise TypeError(f"L2 values are bytes, got {type(data).__name__}")
+    if not 0 <= start <= PyBytes_GET_SIZE(data):
+        raise ValueError(f"start {start} is outside the value")
+    return _decode_l2(data, start, loads)
+
+
+# The wire format's numbers as compiled in (tests/test_wire.py compares them with tiercache.wire).
+WIRE_CONSTANTS = {
+    "EXPIRY_TAG": WIRE_EXPIRY_TAG,
+    "EXPIRY_HEADER_SIZE": WIRE_EXPIRY_HEADER_SIZE,
+    "TAG_MSGPACK": WIRE_TAG_MSGPACK,
+    "FORMAT_HEADER_SIZE": WIRE_FORMAT_HEADER_SIZE,
+    "KEY_MARK": WIRE_KEY_MARK,
+}

@@ -142,7 +142,7 @@ class TierCacheBackend(BaseCache):
                 raise ValueError(f"Key '{key}' not found")
             new = value + delta
             try:
-                remaining = self._manager._l1_for(self.namespace).ttl(k)  # (the get above put it in L1)
+                remaining = self._manager.l1(self.namespace).ttl(k)  # (the get above put it in L1)
             except KeyError:
                 remaining = None
             self._manager.set(self.namespace, k, new, remaining)  # the entry keeps its expiry

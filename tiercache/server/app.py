@@ -245,7 +245,7 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
             "version": __version__, "implementation": IMPLEMENTATION, "environment": manager.env,
             "l2": {"kind": getattr(manager.l2, "kind", type(manager.l2).__name__),
                    "circuit": manager.circuit.snapshot(), "reachable": await manager.ping()},
-            "namespaces": sorted(set(manager.config.namespaces) | set(manager._l1)),
+            "namespaces": sorted(set(manager.config.namespaces) | set(manager.namespaces())),
             "uptime_seconds": round(time.monotonic() - started, 3),
         }
 

@@ -1,0 +1,158 @@
+"""A/B of the manager's data paths, the working tree's against an earlier checkout, in one process.
+
+    git worktree add /tmp/old <rev> && (cd /tmp/old && python setup.py build_ext --inplace)
+    python bench/ab_manager.py /tmp/old [--rounds 15]
+
+The earlier checkout's package is loaded under another name beside the working tree's `tiercache`. Both
+managers run over one redis-server started here on a free loopback port (Redis paths) and hold the same
+values; a round times each path on both, in a random order, and records the ratio new/old. Medians and
+quartiles over the rounds are printed, with the L1-hit cost of `manager.get` beside `HashCache.get` of the
+same value in the same loop (new build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+VALUE = {"id": 12345, "name": "user-12345", "email": "u12345@example.com", "score": 0.97, "tags": ["a", "b", "c"]}
+
+
+def load_old(checkout: str) -> Any:
+    """The earlier checkout's package, imported as `tiercache_ab_old` (its absolute imports rewritten)."""
+    root = tempfile.mkdtemp(prefix="tiercache-ab-")
+    dest = os.path.join(root, "tiercache_ab_old")
+    shutil.copytree(os.path.join(checkout, "tiercache"), dest)
+    for folder, _, files in os.walk(dest):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+                text = text.replace("from tiercache.", "from tiercache_ab_old.").replace("import tiercache.",
+                                                                                        "import tiercache_ab_old.")
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text)
+    sys.path.insert(0, root)
+    return importlib.import_module("tiercache_ab_old")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def per_op(fn: Callable[[], int]) -> float:
+    t0 = time.perf_counter_ns()
+    n = fn()
+    return (time.perf_counter_ns() - t0) / n
+
+
+def quartiles(values: List[float]) -> str:
+    q = statistics.quantiles(values, n=4)
+    return f"{statistics.median(values):.3f} [{q[0]:.3f}-{q[2]:.3f}]"
+
+
+def paths(pkg: Any, url: str) -> Dict[str, Callable[[], int]]:
+    """The timed paths of one build: each returns the number of operations it made."""
+    cfg = {"hot": pkg.NamespaceConfig(promotion="immediate", l1_max_entries=100_000),
+           "thin": pkg.NamespaceConfig(promotion="immediate", l1_max_entries=1)}
+    m = pkg.CacheManager(url, env="test", config=cfg, invalidation=False)
+    keys = [f"user:{i}" for i in range(2000)]
+    m.set_many("hot", {k: VALUE for k in keys})
+    m.set_many("thin", {k: VALUE for k in keys})
+    l1 = pkg.HashCache(max_bytes=1 << 30)
+    for k in keys:
+        l1.set(k, VALUE)
+    get, l1get = m.get, l1.get
+    for k in keys:
+        get("hot", k)
+
+    def l1_hit() -> int:
+        for _ in range(10):
+            for k in keys:
+                get("hot", k)
+        return 10 * len(keys)
+
+    def hashcache_hit() -> int:
+        for _ in range(10):
+            for k in keys:
+                l1get(k)
+        return 10 * len(keys)
+
+    def l2_hit() -> int:
+        for k in keys[:300]:
+            get("thin", k)
+        return 300
+
+    def get_many() -> int:
+        for i in range(0, 1000, 100):
+            m.l1("thin").clear() if hasattr(m, "l1") else m._l1_for("thin").clear()
+            m.get_many("thin", keys[i:i + 100])
+        return 10
+
+    def set_() -> int:
+        for k in keys[:300]:
+            m.set("thin", k, VALUE)
+        return 300
+
+    return {"HashCache.get hit": hashcache_hit, "manager.get L1 hit": l1_hit, "manager.get L2 hit": l2_hit,
+            "get_many(100) from L2": get_many, "set": set_}
+
+
+def main(argv: Any = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("old", help="an earlier checkout with its extension built in place")
+    ap.add_argument("--rounds", type=int, default=15)
+    args = ap.parse_args(argv)
+    import tiercache as new
+
+    old = load_old(args.old)
+    if new.IMPLEMENTATION != "compiled" or old.IMPLEMENTATION != "compiled":
+        sys.exit(f"both builds must be compiled (new: {new.IMPLEMENTATION}, old: {old.IMPLEMENTATION})")
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        url = f"redis://127.0.0.1:{port}/"  # (a database of its own for each build)
+        builds = {"old": paths(old, url + "1"), "new": paths(new, url + "2")}
+        rnd = random.Random(1)
+        ratios: Dict[str, List[float]] = {name: [] for name in builds["new"]}
+        l1_over_hashcache: List[float] = []
+        gc.disable()
+        for _ in range(args.rounds):
+            for name in ratios:
+                order = ["old", "new"]
+                rnd.shuffle(order)
+                t = {b: per_op(builds[b][name]) for b in order}
+                ratios[name].append(t["new"] / t["old"])
+            l1_over_hashcache.append(per_op(builds["new"]["manager.get L1 hit"])
+                                     / per_op(builds["new"]["HashCache.get hit"]))
+        gc.enable()
+        print(f"new: {new.__file__}\nold: {old.__file__}\n{args.rounds} rounds; new/old median [quartiles]")
+        for name, values in ratios.items():
+            print(f"  {name:<24} {quartiles(values)}")
+        print(f"  manager.get L1 hit / HashCache.get hit (new): {quartiles(l1_over_hashcache)}")
+    finally:
+        server.terminate()
+        server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

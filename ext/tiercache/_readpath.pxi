@@ -1,0 +1,323 @@
+# The read path's I/O-free steps, compiled (twin of tiercache/_readpath_py.py, which documents them).
+#
+#   get(ns, key) ──> _front: last namespace, or the dict of NamespaceState ──> a plain namespace's HashCache
+#                      │ hit: the value, no Python frame         │ miss: the manager's `miss` callable
+#   get_many     ──> plan_many ──> (the manager's L2 round trip) ──> finish
+#
+# The manager builds the NamespaceState objects and hands this class its collaborators as callables; no
+# attribute of the manager is read here. finish is the one place where L2 bytes become a value in L1.
+
+cdef object _random = __import__("random").random
+
+MISSING = _MISSING  # what lookup() answers for "not in L1"
+
+
+cdef inline object _jittered(object seconds, object jitter):
+    if seconds is None or not jitter:
+        return seconds
+    return seconds * (1.0 + jitter * (2.0 * _random() - 1.0))
+
+
+def jittered(seconds, jitter):
+    """`seconds` spread by ± `jitter` (a fraction), so entries written together do not expire together."""
+    return _jittered(seconds, jitter)
+
+
+@cython.final
+cdef class NamespaceState:
+    """One namespace as the read and write paths see it: its L1, settings, codec and write version.
+
+    Built by the manager, replaced whole when the namespace's settings change; `version` is bumped by every
+    write and invalidation, so a read that an update overtook does not copy its old value into L1."""
+
+    def __init__(self, str name, HashCache l1, cfg, loads, immediate, str l2_base):
+        self.name = name
+        self.l1 = l1
+        self.cfg = cfg
+        self.loads = loads
+        self.plain = not cfg.l1_grace_period
+        self.immediate = bool(immediate)
+        self.persist = bool(cfg.persist_to_l2)
+        self.version = 0
+        self.l2_base = l2_base
+
+    def bump(self):
+        self.version += 1
+
+
+@cython.final
+cdef class ReadPath:
+    """The steps of a read that do no I/O, over the manager's namespaces (see the pure twin for the
+    arguments: spaces, miss, amiss, decide, corrupt, timer)."""
+
+    cdef:
+        # -- what the manager hands over
+        dict _spaces
+        object _miss, _amiss, _decide, _corrupt, _timer
+        # -- the namespace of the previous hit (callers repeat the same str object) and its L1
+        object _last_namespace
+        HashCache _last_l1
+        # -- L1 latency sampling: one lookup in (_sample_mask + 1) timed into _samples[namespace];
+        #    _sample_mask < 0 turns it off (the hit path then pays one compare)
+        int64_t _sample_mask
+        uint64_t _tick
+        dict _samples
+        Ready _ready                   # reused by aget while nobody else holds it
+
+    def __cinit__(self):
+        self._sample_mask = -1
+        self._tick = 0
+        self._samples = {}
+        self._ready = Ready.__new__(Ready)
+
+    def __init__(self, dict spaces, miss, amiss, decide, corrupt, timer):
+        self._spaces = spaces
+        self._miss = miss
+        self._amiss = amiss
+        self._decide = decide
+        self._corrupt = corrupt
+        self._timer = timer
+        self._last_namespace = None
+        self._last_l1 = None
+
+    # ------------------------------------------------------------------ L1 latency sampling
+
+    def set_sampling(self, every):
+        """Time one L1 lookup in `every` (a power of two); 0 turns sampling off."""
+        if every == 0:
+            self._sample_mask = -1
+            return
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1 or every & (every - 1):
+            raise ValueError(f"l1 sampling needs a power of two, got {every!r}")
+        self._sample_mask = every - 1
+
+    cdef SampleHistogram _histogram(self, object namespace):
+        cdef PyObject* found = PyDict_GetItem(self._samples, namespace)
+        if found != NULL:
+            return <SampleHistogram>found
+        h = SampleHistogram()
+        self._samples[namespace] = h
+        return h
+
+    def record_l1_sample(self, namespace, double seconds):
+        """Add one timed L1 lookup of `namespace`."""
+        self._histogram(namespace)._add(seconds)
+
+    def l1_samples(self, reset_window=False):
+        """{namespace: {counts, count, sum, max, window_max}} of the timed L1 lookups."""
+        return {ns: (<SampleHistogram>h).state(reset_window) for ns, h in list(self._samples.items())}
+
+    def forget(self):
+        """The namespaces changed (one replaced or dropped): drop the shortcut to the last one."""
+        self._last_namespace = None
+        self._last_l1 = None
+
+    cdef inline object _sampled_get(self, object namespace, HashCache l1, object key):
+        cdef double t0
+        cdef object value
+        if self._sample_mask >= 0:
+            self._tick += 1
+            if (self._tick & <uint64_t>self._sample_mask) == 0:
+                t0 = tc_monotonic()
+                value = l1._get(key, _MISSING)
+                self._histogram(namespace)._add(tc_monotonic() - t0)
+                return value
+        return l1._get(key, _MISSING)
+
+    # ------------------------------------------------------------------ get's L1 step
+
+    cdef inline object _front(self, object namespace, object key, bint* checked):
+        """The L1 value of a plain namespace, else _MISSING; `checked`: L1 was consulted (a miss counted)."""
+        cdef HashCache l1 = None
+        cdef PyObject* found
+        cdef object tp = type(key)
+        if tp is str or tp is int or tp is bytes:
+            if namespace is self._last_namespace:
+                l1 = self._last_l1
+            elif type(namespace) is str:
+                found = PyDict_GetItem(self._spaces, namespace)
+                if found != NULL and type(<object>found) is NamespaceState and (<NamespaceState>found).plain:
+                    l1 = (<NamespaceState>found).l1
+                    self._last_namespace = namespace
+                    self._last_l1 = l1
+            if l1 is not None:
+                checked[0] = True
+                return self._sampled_get(namespace, l1, key)
+        return _MISSING
+
+    def get(self, namespace, key, default=None):
+        """The value from L1, else L2 (copied into L1), else `default`."""
+        cdef bint checked = False
+        cdef object value = self._front(namespace, key, &checked)
+        if value is not _MISSING:
+            return value
+        return self._miss(namespace, key, default, checked)
+
+    def aget(self, namespace, key, default=None):
+        """get() for the async manager: an L1 hit is a Ready awaitable (no coroutine, no I/O)."""
+        cdef bint checked = False
+        cdef object value = self._front(namespace, key, &checked)
+        cdef Ready ready
+        if value is not _MISSING:
+            if Py_REFCNT(<PyObject*>self._ready) == 1:  # nobody else holds the last one: reuse it
+                ready = self._ready
+            else:  # the last one is still held (not awaited yet, or kept): a fresh one
+                ready = Ready.__new__(Ready)
+                self._ready = ready
+            ready._hold(value)
+            return ready
+        return self._amiss(namespace, key, default, checked)
+
+    # ------------------------------------------------------------------ plans
+
+    def lookup(self, NamespaceState state, key, bint count=True):
+        """(fresh L1 value or MISSING, stale value within the grace period or MISSING); `count=False`
+        peeks (no hit or miss counted, no sample)."""
+        cdef object entry
+        if count:
+            entry = self._sampled_get(state.name, state.l1, key)
+        else:
+            entry = state.l1.peek(key, _MISSING)
+        if entry is _MISSING or state.plain:
+            return entry, _MISSING
+        value, fresh_until = entry
+        if fresh_until is None or self._timer() < fresh_until:
+            return value, _MISSING
+        return _MISSING, value
+
+    def plan_many(self, NamespaceState state, keys):
+        """get_many's L1 step: (found in L1, missing, stale copies, their L2 keys or None when L2 has nothing
+        to add). Each key once, in order; TypeError / ValueError for the first bad key, before anything."""
+        cdef Py_ssize_t n
+        cdef object key, tp, value, old
+        cdef dict found, stale = {}
+        cdef list missing = [], l2_keys = [], parts
+        cdef str base = state.l2_base
+        cdef bint simple = True, ascii_base = PyUnicode_IS_ASCII(base)
+        cdef HashCache l1 = state.l1
+        if type(keys) is not list and type(keys) is not tuple:
+            keys = list(keys)
+        n = len(keys)
+        for key in keys:
+            tp = type(key)
+            if tp is str:
+                if not PyUnicode_IS_ASCII(key) or (PyUnicode_GET_LENGTH(key) and
+                                                    PyUnicode_READ_CHAR(key, 0) == WIRE_KEY_MARK):
+                    simple = False
+            elif tp is not int:
+                simple = False
+        if not simple:
+            parts = [_encode_key(key) for key in keys]  # (raises for the first bad key)
+        if not _distinct(keys, n):
+            keys = list(dict.fromkeys(keys))  # each key once, in order
+            if not simple:
+                parts = [_encode_key(key) for key in keys]
+        found = tc_dict_presized(len(keys))
+        for i, key in enumerate(keys):
+            if state.plain:
+                value = l1._get(key, _MISSING)
+            else:
+                value, old = self.lookup(state, key)
+                if old is not _MISSING:
+                    stale[key] = old
+            if value is not _MISSING:
+                found[key] = value
+                continue
+            missing.append(key)
+            if not state.persist:
+                continue
+            if not simple:
+                l2_keys.append(base + <str>parts[i])
+            elif type(key) is not str:
+                l2_keys.append(f"{base}#i:{key}")
+            elif ascii_base:
+                l2_keys.append(_ascii_concat(base, key))
+            else:
+                l2_keys.append(base + <str>key)
+        return found, missing, stale, (l2_keys if missing and state.persist else None)
+
+    # ------------------------------------------------------------------ finish
+
+    def finish(self, NamespaceState state, keys, l2_keys, datas, version, dict found):
+        """What happens to the bytes L2 answered: `datas[i]` for `keys[i]` (None: L2 does not hold it).
+        See the pure twin for the rules. Returns (hits, misses, skipped, declined)."""
+        cdef Py_ssize_t i, n = len(keys), size, start
+        cdef Py_ssize_t hits = 0, misses = 0, skipped = 0, declined = 0
+        cdef object key, data, value, remaining
+        cdef double left, now = 0.0
+        cdef bint has_now = False
+        cdef bint overtaken = state.version != version
+        cdef const char* p
+        if len(datas) != n or len(l2_keys) != n:
+            raise ValueError("keys, l2_keys and datas differ in length")
+        for i in range(n):
+            data = datas[i]
+            if data is None:
+                misses += 1
+                continue
+            try:
+                if not PyBytes_CheckExact(data):
+                    raise _SerializationError(f"L2 answered {type(data).__name__}, not bytes")
+                p = PyBytes_AS_STRING(data)
+                size = PyBytes_GET_SIZE(data)
+                remaining = None
+                start = 0
+                if size and <unsigned char>p[0] == WIRE_EXPIRY_TAG:
+                    if size < WIRE_EXPIRY_HEADER_SIZE:
+                        raise _SerializationError("truncated expiry header")
+                    if not has_now:
+                        now = tc_wallclock()
+                        has_now = True
+                    left = tc_read_le_double(p + 1) - now
+                    if left != left or left == INFINITY or left == -INFINITY:
+                        raise _SerializationError("expiry header is not a finite time")
+                    if left <= 0:
+                        misses += 1
+                        continue
+                    remaining = left
+                    start = WIRE_EXPIRY_HEADER_SIZE
+                value = _decode_l2(data, start, state.loads)
+            except _SerializationError as exc:
+                self._corrupt(state.name, l2_keys[i], exc)
+                continue
+            key = keys[i]
+            found[key] = value
+            hits += 1
+            if overtaken:
+                skipped += 1
+            elif not state.immediate and not self._decide(state.name, state.cfg, state.l1, key, size, remaining):
+                declined += 1
+            else:
+                self._store(state, key, value, size, remaining, True)
+        return hits, misses, skipped, declined
+
+    def store(self, NamespaceState state, key, value, size, ttl, bint promoted=False):
+        """Put `value` into the namespace's L1 for no longer than `ttl` (None: no limit of its own) nor the
+        namespace's (jittered) L1 TTL; with a grace period it is kept, stale, that much longer. `promoted`:
+        an L2 hit copied up (HashCache.promote), else a write (HashCache.set)."""
+        self._store(state, key, value, size, ttl, promoted)
+
+    cdef int _store(self, NamespaceState state, object key, object value, object size, object ttl,
+                    bint promoted) except -1:
+        cdef object cfg = state.cfg
+        cdef object base = cfg.l1_ttl
+        cdef object fresh_until
+        cdef double seconds = 0.0
+        cdef bint has_ttl
+        cdef HashCache l1 = state.l1
+        if cfg.ttl_jitter:
+            base = _jittered(base, cfg.ttl_jitter)
+        if ttl is None:
+            ttl = base
+        elif base is not None and base < ttl:
+            ttl = base
+        if not state.plain:
+            fresh_until = None if ttl is None else self._timer() + ttl
+            value = (value, fresh_until)
+            if ttl is not None:
+                ttl = ttl + cfg.l1_grace_period
+        has_ttl = ttl is not None
+        if has_ttl:
+            seconds = _ttl_seconds(ttl)
+        l1._store(key, _hash(key), value, has_ttl, seconds, l1._weigh(value, size), promoted)
+        return 0

@@ -1,0 +1,621 @@
+"""What CacheManager and AsyncCacheManager share: namespaces, and every operation written once as steps.
+
+    get(ns, key) ──> ReadPath (compiled): L1 hit? ──yes──> value
+                       │ no
+                       └──> _read_steps: L2 through the gate ──hit──> ReadPath.finish: decode, promote ──> value
+                                   │ miss                    │ failed / circuit open
+                                   └──> default              └──> stale L1 copy within grace, else default
+    set(ns, key, v) ──> _set_steps: encode ──> L2 (write-through; dropped writes remembered) ──> L1 ──>
+                        invalidate other processes
+
+Each `_*_steps` method is a generator that yields the I/O it needs (tiercache.steps): the sync manager runs
+it with plain calls, the async one awaits. The L2 wire format is tiercache.wire's; the gate (circuit
+breaker, counting, repair) is tiercache.gate's; the I/O-free read steps are the ReadPath's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+from . import health, wire
+from ._compat import MISSING, HashCache, NamespaceState, ReadPath, SampleHistogram, jittered
+from .circuit import CircuitBreaker
+from .config import (
+    DEFAULT_NAMESPACE,
+    CacheConfig,
+    NamespaceConfig,
+    apply_env_overrides,
+    build_namespaces,
+    check_namespace,
+    resolve_env,
+)
+from .gate import FAILED, L2Gate
+from .invalidation import decode_message, encode_message
+from .metrics import Counters, Metrics
+from .promotion import PromotionManager, resolve_strategy
+from .serialization import Codec
+from .steps import Steps
+
+__all__ = ["BaseManager", "MAX_TTL"]
+
+log = logging.getLogger("tiercache")
+
+MAX_TTL = 10 * 365 * 24 * 3600.0
+_perf_counter = time.perf_counter
+
+
+def _cap(ttl: Optional[float], namespace_ttl: Optional[float]) -> Optional[float]:
+    """A per-call ttl caps the namespace's TTL; it never extends it."""
+    if ttl is None:
+        return namespace_ttl
+    return ttl if namespace_ttl is None else min(ttl, namespace_ttl)
+
+
+def call_key(name: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> str:
+    """The default key of `cached`: the function's name and a digest of the arguments' repr."""
+    digest = hashlib.blake2b(repr((args, sorted(kwargs.items()))).encode(), digest_size=16).hexdigest()
+    return f"{name}:{digest}"
+
+
+def check_ttl(ttl: Any) -> None:
+    if ttl is None:
+        return
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not (0 < ttl <= MAX_TTL):
+        raise ValueError(f"ttl must be a number of seconds in (0, {MAX_TTL:.0f}] (10 years) or None, got {ttl!r}")
+
+
+def check_arguments(l1_sample_every: Any, health_thresholds: Optional[Mapping[str, float]]) -> Dict[str, float]:
+    """The managers' arguments that are checked before anything is opened; the health thresholds in force."""
+    if (isinstance(l1_sample_every, bool) or not isinstance(l1_sample_every, int) or l1_sample_every < 1
+            or l1_sample_every & (l1_sample_every - 1)):
+        raise ValueError(f"l1_sample_every must be a power of two >= 1, got {l1_sample_every!r}")
+    return health.thresholds(health_thresholds)
+
+
+class BaseManager:
+    """Namespaces over L1 and L2; the public managers add how I/O is done (see their docstrings)."""
+
+    def __init__(
+        self,
+        l2: Any,
+        owns_l2: bool,
+        env: Optional[str],
+        config: Union[None, CacheConfig, str, "os.PathLike[str]", Mapping[str, Any]],
+        *,
+        default_config: NamespaceConfig = DEFAULT_NAMESPACE,
+        strict: bool = False,
+        hmac_key: Union[None, str, bytes] = None,
+        invalidation: bool = True,
+        circuit: Optional[CircuitBreaker] = None,
+        timer: Optional[Callable[[], float]] = None,
+        enable_metrics: bool = True,
+        metrics_interval: Optional[float] = 10.0,
+        metrics_history: int = 360,
+        l1_sample_every: int = 64,
+        health_thresholds: Optional[Mapping[str, float]] = None,
+        amiss: Optional[Callable[..., Any]] = None,
+    ) -> None:
+        self.health_thresholds = check_arguments(l1_sample_every, health_thresholds)
+        if config is None:
+            cache_config = apply_env_overrides(CacheConfig.default(env))
+        elif isinstance(config, CacheConfig):
+            cache_config = config
+        elif isinstance(config, (str, os.PathLike)):
+            cache_config = apply_env_overrides(CacheConfig.from_toml(config, env))
+        else:
+            cache_config = CacheConfig(env=resolve_env(env), namespaces=build_namespaces(config),
+                                       default_namespace=default_config)
+        self.config: CacheConfig = cache_config
+        self.env = cache_config.env
+        self.strict = bool(strict)
+        self._hmac_key = hmac_key
+        self._timer = timer or time.monotonic
+        self._lock = threading.RLock()
+        self._spaces: Dict[str, NamespaceState] = {}  # every live namespace
+        self._codecs: Dict[Tuple[str, Optional[str], int], Codec] = {}
+        for name, cfg in self.config.namespaces.items():
+            try:
+                self._codec(cfg)  # a pickle namespace without an HMAC key fails here, not on first use
+            except Exception as exc:
+                raise type(exc)(f"namespace {name!r}: {exc}") from None
+        self.counters = Counters()  # slow-path counters: always on
+        self._promotion = PromotionManager(timer=self._timer)
+        self._read = ReadPath(self._spaces, self._get_missed, amiss, self._decide, self._corrupt,
+                              self._timer)
+        # Metrics (latency histograms, history) are optional and cost the L1 hit path nothing when off.
+        self.metrics: Optional[Metrics] = None
+        self._sample_every = l1_sample_every if enable_metrics else 0
+        if enable_metrics:
+            self.metrics = Metrics(self._metrics_state, interval=metrics_interval, history=metrics_history,
+                                   timer=self._timer, counters=self.counters, l1_samples=self._read.l1_samples,
+                                   histogram=SampleHistogram)
+            self._read.set_sampling(l1_sample_every)
+        self.l2 = l2
+        self._owns_l2 = owns_l2
+        self.circuit = circuit or CircuitBreaker(name=getattr(l2, "kind", "l2"))
+        self._gate = L2Gate(self.circuit, self.counters, self.metrics, self.strict)
+        self._refreshing: set = set()  # (namespace, key) being reloaded by refresh-ahead
+        self._id = uuid.uuid4().hex
+        self._prefix = wire.key_prefix(self.env)
+        self._channel = wire.channel(self.env)
+        self._closed = False
+        self._invalidation = bool(invalidation and hasattr(l2, "subscribe") and hasattr(l2, "publish"))
+
+    # ------------------------------------------------------------------ namespaces
+
+    def namespace_config(self, namespace: str) -> NamespaceConfig:
+        """The settings in force for `namespace` (ConfigError for an unknown one under strict_namespaces)."""
+        cfg = self.config.namespaces.get(namespace)
+        return cfg if cfg is not None else self.config.namespace(namespace)
+
+    def update_namespace(self, namespace: str, **changes: Any) -> NamespaceConfig:
+        """Validate `changes` and apply them at once; a rejected update (ConfigError listing every problem)
+        changes nothing. A smaller L1 budget evicts down to it; other processes are not told."""
+        with self._lock:
+            new_config = self.config.updated(namespace, **changes)
+            new, old = new_config.namespace(namespace), self.namespace_config(namespace)
+            self._codec(new)  # e.g. pickle without an HMAC key: refuse before applying anything
+            self.config = new_config
+            state = self._spaces.get(namespace)
+            if state is not None:
+                state.bump()  # reads in flight were planned under the old settings: no promotion
+                l1 = state.l1
+                if bool(new.l1_grace_period) != bool(old.l1_grace_period):
+                    l1 = None  # L1 values are stored differently with and without a grace period: start afresh
+                    state.l1.close()
+                    state.l1.clear()
+                else:
+                    l1.set_limits(max_bytes=new.l1_max_bytes, max_entries=new.l1_max_entries)
+                self._spaces[namespace] = self._new_space(namespace, new, l1, state.version + 1)
+                self._read.forget()
+            return new
+
+    def config_summary(self) -> Dict[str, Any]:
+        """The configuration in force, JSON-serializable, with each live namespace's L1 use."""
+        summary = self.config.summary()
+        summary["l1_usage"] = {ns: {"entries": st["entries"], "bytes": st["bytes"]}
+                               for ns, st in self._l1_stats().items()}
+        return summary
+
+    def namespaces(self) -> List[str]:
+        """The namespaces this manager has used (each has an L1), sorted."""
+        return sorted(self._spaces)
+
+    def l1(self, namespace: str) -> Any:
+        """The namespace's L1 (a HashCache), for inspection: what is written to it directly bypasses L2 and
+        other processes."""
+        return self._space(namespace).l1
+
+    @property
+    def _l1(self) -> Dict[str, Any]:
+        return {ns: st.l1 for ns, st in list(self._spaces.items())}
+
+    def _l1_stats(self) -> Dict[str, Dict[str, Any]]:
+        return {ns: st.l1.stats() for ns, st in list(self._spaces.items())}
+
+    def _space(self, namespace: str) -> NamespaceState:
+        state = self._spaces.get(namespace)
+        if state is not None:
+            return state
+        check_namespace(namespace)
+        with self._lock:
+            state = self._spaces.get(namespace)
+            if state is None:
+                state = self._spaces[namespace] = self._new_space(namespace, self.namespace_config(namespace))
+        return state
+
+    def _new_space(self, namespace: str, cfg: NamespaceConfig, l1: Any = None, version: int = 0) -> NamespaceState:
+        strategy = resolve_strategy(cfg.promotion, cfg.priority)
+        if l1 is None:
+            # A gated promotion strategy needs L1's own frequency sketch (it counts L1 hits too): W-TinyLFU.
+            l1 = HashCache(max_bytes=cfg.l1_max_bytes, max_entries=cfg.l1_max_entries, timer=self._timer,
+                           policy="lru" if strategy == "immediate" else "tinylfu")
+        state = NamespaceState(namespace, l1, cfg, self._codec(cfg).loads, strategy == "immediate",
+                               self._prefix + namespace + ":")
+        state.version = version
+        return state
+
+    def _codec(self, cfg: NamespaceConfig) -> Codec:
+        k = (cfg.serializer, cfg.compression, cfg.compress_threshold)
+        codec = self._codecs.get(k)
+        if codec is None:
+            codec = Codec(cfg.serializer, compression=cfg.compression, compress_threshold=cfg.compress_threshold,
+                          hmac_key=self._hmac_key)
+            self._codecs[k] = codec
+        return codec
+
+    def _l2_key(self, namespace: str, key: Any) -> str:
+        return f"{self._prefix}{namespace}:{wire.encode_key(key)}"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+
+    # ------------------------------------------------------------------ L2 through the gate
+
+    def _l2_steps(self, fn: Callable[..., Any], *args: Any, namespace: str = "", op: Optional[str] = None,
+                  written: Iterable[str] = ()) -> Steps:
+        """fn(*args) through the gate: its answer, or FAILED (raises instead when strict)."""
+        gate = self._gate
+        if not gate.enter(namespace):
+            return FAILED
+        t0 = gate.clock(op)
+        try:
+            result = yield fn, args
+        except Exception as exc:
+            return gate.failed(exc, namespace)
+        except BaseException:
+            gate.interrupted()
+            raise
+        if gate.passed(namespace, op, t0, written):
+            yield from self._repair_steps()
+        return result
+
+    def _repair_steps(self) -> Steps:
+        todo = self._gate.take_repairs()
+        if todo is None:
+            return
+        keys, prefixes = todo
+        try:
+            for key in keys:
+                yield self.l2.delete, (key,)
+            for prefix in prefixes:
+                yield self.l2.clear_namespace, (prefix,)
+        except Exception:
+            self._gate.repair_failed(keys, prefixes)
+        else:
+            self._gate.repaired(keys, prefixes)
+
+    def _fetch_steps(self, state: NamespaceState, l2_key: str) -> Steps:
+        """One L2 read for get (the async manager batches these)."""
+        return (yield from self._l2_steps(self.l2.get, l2_key, namespace=state.name, op="l2_get"))
+
+    # ------------------------------------------------------------------ reads
+
+    def _get_missed(self, namespace: str, key: Any, default: Any, l1_missed: bool) -> Any:
+        """get() past the ReadPath's L1 step."""
+        raise NotImplementedError
+
+    def _get_steps(self, namespace: str, key: Any, default: Any, l1_missed: bool) -> Steps:
+        self._check_open()
+        value, stale = yield from self._lookup_steps(namespace, key, l1_missed)
+        if value is not MISSING:
+            return value
+        if stale is MISSING:
+            return default
+        self.counters.add("stale_served", 1, namespace)
+        return stale
+
+    def _lookup_steps(self, namespace: str, key: Any, l1_missed: bool = False) -> Steps:
+        """(value or MISSING, stale value to serve on failure or MISSING), from L1, else L2."""
+        part = wire.encode_key(key)  # (the type check, before anything happens)
+        state = self._space(namespace)
+        value, stale = (MISSING, MISSING) if l1_missed else self._read.lookup(state, key)
+        if value is not MISSING or not state.persist:
+            return value, MISSING
+        l2_key = state.l2_base + part
+        version = state.version
+        data = yield from self._fetch_steps(state, l2_key)
+        if data is FAILED:
+            return MISSING, stale
+        found: Dict[Any, Any] = {}
+        self._finish(state, [key], [l2_key], [data], version, found)
+        return found.get(key, MISSING), MISSING
+
+    def _get_many_steps(self, namespace: str, keys: Iterable[Any]) -> Steps:
+        self._check_open()
+        state = self._space(namespace)
+        found, missing, stale, l2_keys = self._read.plan_many(state, keys)
+        if l2_keys is None:
+            return found
+        version = state.version
+        datas = yield from self._l2_steps(self.l2.get_many, l2_keys, namespace=namespace, op="l2_get")
+        if datas is FAILED:
+            if stale:
+                self.counters.add("stale_served", len(stale), namespace)
+            found.update(stale)
+            return found
+        self._finish(state, missing, l2_keys, datas, version, found)
+        return found
+
+    def _finish(self, state: NamespaceState, keys: List[Any], l2_keys: List[str], datas: Any, version: int,
+                found: Dict[Any, Any]) -> None:
+        """ReadPath.finish, counted; an answer of the wrong shape is an L2 failure."""
+        if type(datas) is not list:
+            datas = list(datas)
+        if len(datas) != len(keys):
+            self._gate.failed(ValueError(f"L2 answered {len(datas)} values for {len(keys)} keys"), state.name)
+            return
+        hits, misses, skipped, declined = self._read.finish(state, keys, l2_keys, datas, version, found)
+        if state.immediate and hits > skipped:
+            self._promotion.promoted_immediately(state.name, hits - skipped)
+        counters = self.counters
+        if not (skipped or declined or (hits and misses)):
+            if hits == 1:
+                counters.add_pair(state.name, "l2_hits", "promotions")
+                return self._after_store()
+            if misses == 1 and not hits:
+                return counters.add("l2_misses", 1, state.name)
+        counters.add_many(state.name, l2_hits=hits, l2_misses=misses, promotions=hits - skipped - declined,
+                          promotions_skipped_stale=skipped, promotions_declined=declined)
+        if hits > skipped + declined:
+            self._after_store()
+
+    def _decide(self, namespace: str, cfg: NamespaceConfig, l1: Any, key: Any, size: int,
+                remaining: Optional[float]) -> bool:
+        return self._promotion.decide(namespace, cfg, l1, key, size, remaining)
+
+    def _corrupt(self, namespace: str, l2_key: str, exc: Exception) -> None:
+        self.counters.add("corrupt_values", 1, namespace)
+        log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
+
+    def _after_store(self) -> None:
+        if self.config.l1_max_bytes is not None:
+            self._enforce_global_cap()
+
+    def _enforce_global_cap(self) -> None:
+        """Keep all namespaces' L1 within the config's global l1_max_bytes: evict from low-priority
+        namespaces first, then medium, then high (within a priority, the largest holder first)."""
+        cap = self.config.l1_max_bytes
+        if cap is None:
+            return
+        caches = [(ns, st.l1) for ns, st in list(self._spaces.items())]
+        total = sum(l1.held_bytes() for _, l1 in caches)
+        if total <= cap:
+            return
+        rank = {"low": 0, "medium": 1, "high": 2}
+        caches.sort(key=lambda item: (rank.get(self.namespace_config(item[0]).priority, 1), -item[1].held_bytes()))
+        evicted = 0
+        for _, l1 in caches:
+            while total > cap:
+                freed = l1.evict_one()
+                if freed is None:
+                    break
+                total -= freed
+                evicted += 1
+            if total <= cap:
+                break
+        if evicted:
+            self.counters.add("global_cap_evictions", evicted)
+
+    # ------------------------------------------------------------------ writes
+
+    def _set_many_steps(self, namespace: str, mapping: Any, ttl: Optional[float], single: bool = False) -> Steps:
+        """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip."""
+        self._check_open()
+        check_ttl(ttl)
+        state = self._space(namespace)
+        codec = self._codec(state.cfg)
+        items = mapping if single else list(mapping.items())
+        encoded = [(key, wire.encode_key(key), value, codec.dumps(value)) for key, value in items]
+        self._bump(state)
+        if state.persist and encoded:
+            l2_ttl = _cap(ttl, jittered(state.cfg.l2_ttl, state.cfg.ttl_jitter))
+            now = time.time()
+            l2_items = {state.l2_base + part: wire.seal(data, l2_ttl, now) for _, part, _, data in encoded}
+            if single:
+                ((l2_key, data),) = l2_items.items()
+                result = yield from self._l2_steps(self.l2.set, l2_key, data, l2_ttl, namespace=namespace,
+                                                   op="l2_set", written=(l2_key,))
+            else:
+                result = yield from self._l2_steps(self.l2.set_many, l2_items, l2_ttl, namespace=namespace,
+                                                   op="l2_set", written=l2_items)
+            if result is FAILED:
+                self._gate.dropped(namespace, state.l2_base, l2_items)
+        for key, _, value, data in encoded:
+            self._read.store(state, key, value, len(data), ttl)
+        self._after_store()
+        self.counters.add("sets", len(encoded), namespace)
+        if state.persist and encoded:
+            yield from self._publish_steps(namespace, [part for _, part, _, _ in encoded])  # one message
+        return len(encoded)
+
+    def _set_steps(self, namespace: str, key: Any, value: Any, ttl: Optional[float]) -> Steps:
+        yield from self._set_many_steps(namespace, ((key, value),), ttl, single=True)
+        return True
+
+    def _delete_steps(self, namespace: str, key: Any) -> Steps:
+        self._check_open()
+        part = wire.encode_key(key)
+        state = self._space(namespace)
+        self._bump(state)
+        found = bool(state.l1.delete(key))
+        self.counters.add("deletes", 1, namespace)
+        if state.persist:
+            l2_key = state.l2_base + part
+            result = yield from self._l2_steps(self.l2.delete, l2_key, namespace=namespace, op="l2_set")
+            if result is FAILED:
+                self._gate.dropped(namespace, state.l2_base, [l2_key])
+            else:
+                found = found or bool(result)
+            yield from self._publish_steps(namespace, [part])
+        return found
+
+    def _clear_steps(self, namespace: str) -> Steps:
+        self._check_open()
+        state = self._space(namespace)
+        self._bump(state)
+        state.l1.clear()
+        removed = 0
+        if state.persist:
+            result = yield from self._l2_steps(self.l2.clear_namespace, state.l2_base, namespace=namespace)
+            if result is FAILED:
+                self._gate.dropped_namespace(namespace, state.l2_base)
+            else:
+                removed = int(result)
+            yield from self._publish_steps(namespace, None)
+        return removed
+
+    def _bump(self, state: NamespaceState) -> None:
+        with self._lock:
+            state.bump()
+
+    # ------------------------------------------------------------------ loads
+
+    def _load_steps(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float],
+                    refresh: bool = False) -> Steps:
+        """Run the loader (once per call: single-flight is the manager's) and store its result. A refresh
+        (refresh-ahead, in the background) reloads a key that is still cached; it never raises."""
+        if not refresh:
+            again, _ = self._read.lookup(self._space(namespace), key, False)  # another leader may have filled it
+            if again is not MISSING:
+                return again
+        self.counters.add("loader_calls", 1, namespace)
+        t0 = _perf_counter()
+        try:
+            result = yield loader, ()
+        except Exception:
+            self.counters.add("loader_errors", 1, namespace)
+            if not refresh:
+                raise
+            log.warning("tiercache: background refresh of %s:%r failed", namespace, key, exc_info=True)
+            return None
+        finally:
+            if self.metrics is not None:
+                self.metrics.record(namespace, "loader", _perf_counter() - t0)
+        if refresh and self._closed:
+            return None
+        yield from self._set_steps(namespace, key, result, ttl)
+        if refresh:
+            self.counters.add("refreshes", 1, namespace)
+        return result
+
+    # Refresh-ahead: get_or_set on an entry older than its namespace's refresh_threshold serves it and reloads
+    # it in the background (once per key at a time), when the namespace has background_refresh on. The age is
+    # read from L1: the namespace's L1 TTL (plus grace period) minus the time the entry has left.
+
+    def _claim_refresh(self, namespace: str, key: Any) -> bool:
+        """Whether a background refresh of the key is due now (and claimed: release with _refreshed)."""
+        cfg = self.namespace_config(namespace)
+        if not cfg.background_refresh or cfg.l1_ttl is None:
+            return False
+        try:
+            remaining = self._space(namespace).l1.ttl(key)
+        except KeyError:
+            return False
+        if remaining is None or cfg.l1_ttl + (cfg.l1_grace_period or 0.0) - remaining < cfg.refresh_threshold:
+            return False
+        with self._lock:
+            if (namespace, key) in self._refreshing or self._closed:
+                return False
+            self._refreshing.add((namespace, key))
+            return True
+
+    def _refreshed(self, namespace: str, key: Any) -> None:
+        with self._lock:
+            self._refreshing.discard((namespace, key))
+
+    # ------------------------------------------------------------------ invalidation
+
+    def _publish_steps(self, namespace: str, key_parts: Optional[List[str]]) -> Steps:
+        """Tell other processes to drop `key_parts` of `namespace` from L1 (None: the whole namespace)."""
+        if not self._invalidation:
+            return
+        message = encode_message(self._id, namespace, key_parts)
+        result = yield from self._l2_steps(self.l2.publish, self._channel, message, namespace=namespace)
+        if result is not FAILED:
+            self.counters.add("invalidations_sent", 1, namespace)
+
+    def _on_invalidation(self, message: bytes) -> None:
+        decoded = decode_message(message, self._id)
+        if decoded is None:
+            return
+        namespace, keys = decoded
+        self.counters.add("invalidations_received", 1, namespace)
+        state = self._spaces.get(namespace)
+        if state is None:
+            return
+        self._bump(state)
+        if keys is None:
+            state.l1.clear()
+        else:
+            for key in keys:
+                state.l1.delete(key)
+
+    def _flush_l1(self) -> None:
+        """After the listener lost its connection: any L1 copy may have missed an invalidation."""
+        for state in list(self._spaces.values()):
+            state.l1.clear()
+        self.counters.add("invalidation_flushes")
+
+    def _close_l1(self) -> bool:
+        """The shared part of closing: False when already closed."""
+        if self._closed:
+            return False
+        self._closed = True
+        if self.metrics is not None:
+            self.metrics.stop()
+        return True
+
+    def _release_l1(self) -> None:
+        for state in list(self._spaces.values()):
+            state.l1.close()
+            state.l1.clear()
+
+    # ------------------------------------------------------------------ observability
+
+    def promotion_stats(self) -> Dict[str, Dict[str, Any]]:
+        """Per namespace: strategy, candidates, promoted, skipped by the strategy, rejected by the gate,
+        promoted-then-hit and precision, time spent deciding (see tiercache.promotion)."""
+        return self._promotion.stats(self._l1_stats())
+
+    def stats(self) -> Dict[str, Any]:
+        """Manager counters, the circuit state and each namespace's L1 stats."""
+        return {
+            **self.counters.totals(),
+            "circuit": self.circuit.snapshot(),
+            "l2": getattr(self.l2, "kind", type(self.l2).__name__),
+            "env": self.env,
+            "namespaces": self._l1_stats(),
+        }
+
+    def _metrics_state(self) -> Dict[str, Any]:
+        return {"namespaces": self._l1_stats(), "circuit": self.circuit.snapshot()}
+
+    def _require_metrics(self) -> Metrics:
+        if self.metrics is None:
+            raise RuntimeError("metrics are off for this manager (enable_metrics=False)")
+        return self.metrics
+
+    def metrics_snapshot(self) -> Dict[str, Any]:
+        """Counters, L1 stats and latency summaries (p50/p90/p99/max, seconds) per namespace, now."""
+        from .metrics import summarize
+
+        snap = self._require_metrics().snapshot(keep=False)
+        latency: Dict[str, Dict[str, Any]] = {}
+        for (ns, op), state in snap["histograms"].items():
+            latency.setdefault(ns, {})[op] = summarize(state)
+        l1 = [entry["l1"] for entry in snap["namespaces"].values() if entry.get("l1")]
+        return {
+            "uptime_seconds": snap["time"] - snap["started"],
+            "l1_entries": sum(s["entries"] for s in l1),
+            "l1_bytes": sum(s["bytes"] for s in l1),
+            "totals": snap["totals"],
+            "circuit": snap["circuit"],
+            "l1_sample_every": self._sample_every,
+            "namespaces": {ns: {**entry, "latency": latency.get(ns, {})} for ns, entry in snap["namespaces"].items()},
+        }
+
+    def _assess(self, window: Optional[float]) -> Dict[str, Any]:
+        metrics = self._require_metrics()
+        seconds = self.health_thresholds["window"] if window is None else window
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise ValueError(f"window must be a positive number of seconds, got {window!r}")
+        now, base = metrics.window(seconds)
+        configs = {ns: self.namespace_config(ns) for ns in now["namespaces"]}
+        result = health.assess(now, base, self.health_thresholds, configs)
+        result["l2"] = getattr(self.l2, "kind", type(self.l2).__name__)
+        result["env"] = self.env
+        return result
+
+    def performance_trends(self, minutes: float = 60) -> Dict[str, Any]:
+        """Series of hit rates, throughput and latency percentiles over the kept snapshots of the last
+        `minutes`, each labelled improving / stable / degrading."""
+        return self._require_metrics().performance_trends(minutes)
+

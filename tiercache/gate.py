@@ -1,0 +1,137 @@
+"""The L2 gate: every L2 call passes the circuit breaker, is counted and timed here, and writes that could
+not reach L2 are remembered for repair.
+
+Failures of L2 never raise out of the data calls unless `strict=True`: the call answers FAILED, reads fall
+back to L1, writes are counted as dropped. Writes dropped during an outage leave L2 older than this
+process's view (a deleted key, or the value before a set, would come back once L1 lets go): their keys are
+removed from L2 as soon as it answers again, so other processes miss and reload instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Iterable, List, Optional, Set, Tuple
+
+from .circuit import CLOSED, CircuitBreaker
+from .errors import CircuitOpenError, L2Error
+from .metrics import Counters, Metrics
+
+__all__ = ["FAILED", "L2Gate"]
+
+log = logging.getLogger("tiercache")
+
+FAILED: Any = object()  # what a gated call answers when L2 failed or the circuit is open
+MAX_DROPPED = 10_000  # keys remembered for repair after an outage; beyond that, whole namespaces
+_perf_counter = time.perf_counter
+
+
+class L2Gate:
+    """The circuit breaker, the L2 counters and timings, strict mode and the repair list, for one manager."""
+
+    def __init__(self, circuit: CircuitBreaker, counters: Counters, metrics: Optional[Metrics],
+                 strict: bool) -> None:
+        self.circuit = circuit
+        self.counters = counters
+        self.metrics = metrics
+        self.strict = strict
+        self._lock = threading.Lock()
+        self._dropped_keys: Set[str] = set()
+        self._dropped_prefixes: Set[str] = set()
+        self._repairing = False
+
+    # ------------------------------------------------------------------ around one call
+
+    def enter(self, namespace: str) -> bool:
+        """Whether to make the call now; False (counted) while the circuit is open. CircuitOpenError when
+        strict."""
+        if self.circuit.allow():
+            return True
+        self.counters.add("l2_short_circuited", 1, namespace)
+        if self.strict:
+            raise CircuitOpenError("L2 circuit is open")
+        return False
+
+    def clock(self, op: Optional[str]) -> float:
+        """A start time when the call is timed (metrics on and an `op` histogram named), else 0."""
+        return _perf_counter() if op is not None and self.metrics is not None else 0.0
+
+    def passed(self, namespace: str, op: Optional[str], t0: float, written: Iterable[str]) -> bool:
+        """The call answered: time it, close the circuit; True when dropped writes are owed a repair."""
+        if t0:
+            self.metrics.histogram(namespace, op).record(_perf_counter() - t0)  # type: ignore[union-attr, arg-type]
+        self.circuit.success()
+        if not (self._dropped_keys or self._dropped_prefixes):
+            return False
+        if written:
+            with self._lock:  # keys just written are no longer owed a repair (it would delete the new value)
+                self._dropped_keys.difference_update(written)
+        return not self._repairing
+
+    def failed(self, exc: BaseException, namespace: str) -> Any:
+        """The call raised `exc`: count it against the circuit and the namespace; FAILED (or raise when
+        strict). Backends wrap their client's errors in L2Error; anything else is unexpected, but an L2
+        call must still not break the caller (nor leave a half-open probe unanswered): count, log, go on."""
+        self.circuit.failure()
+        self.counters.add("l2_errors", 1, namespace)
+        if not isinstance(exc, (L2Error, OSError)):
+            log.error("tiercache: unexpected error from the L2 backend", exc_info=exc)
+        if self.strict:
+            if isinstance(exc, L2Error):
+                raise exc
+            raise L2Error(f"{type(exc).__name__}: {exc}") from exc
+        return FAILED
+
+    def interrupted(self) -> None:
+        """The call was cancelled or interrupted (KeyboardInterrupt, task cancellation): the server is not
+        to blame, but a half-open probe must still be answered."""
+        if self.circuit.state != CLOSED:
+            self.circuit.failure()
+
+    # ------------------------------------------------------------------ dropped writes
+
+    def dropped(self, namespace: str, prefix: str, l2_keys: Iterable[str]) -> None:
+        """Writes of `l2_keys` (in the namespace whose keys start with `prefix`) did not reach L2."""
+        l2_keys = list(l2_keys)
+        self.counters.add("l2_writes_dropped", len(l2_keys), namespace)
+        with self._lock:
+            if prefix in self._dropped_prefixes:
+                return
+            self._dropped_keys.update(l2_keys)
+            if len(self._dropped_keys) > MAX_DROPPED:
+                self._dropped_keys = {k for k in self._dropped_keys if not k.startswith(prefix)}
+                self._dropped_prefixes.add(prefix)
+
+    def dropped_namespace(self, namespace: str, prefix: str) -> None:
+        """A clear of the namespace whose keys start with `prefix` did not reach L2."""
+        self.counters.add("l2_writes_dropped", 1, namespace)
+        with self._lock:
+            self._dropped_prefixes.add(prefix)
+
+    def owed(self) -> Tuple[int, int]:
+        """(keys, namespaces) owed a repair."""
+        return len(self._dropped_keys), len(self._dropped_prefixes)
+
+    def take_repairs(self) -> Optional[Tuple[List[str], List[str]]]:
+        """The keys and namespace prefixes to remove from L2 now (None when there are none, or a repair is
+        under way); give them back with `repair_failed` if that fails."""
+        with self._lock:
+            if self._repairing or not (self._dropped_keys or self._dropped_prefixes):
+                return None
+            keys, prefixes = list(self._dropped_keys), list(self._dropped_prefixes)
+            self._dropped_keys, self._dropped_prefixes = set(), set()
+            self._repairing = True
+            return keys, prefixes
+
+    def repaired(self, keys: List[str], prefixes: List[str]) -> None:
+        with self._lock:
+            self._repairing = False
+        self.counters.add("repaired_after_outage", len(keys) + len(prefixes))
+
+    def repair_failed(self, keys: List[str], prefixes: List[str]) -> None:
+        """Still failing: keep what is left for the next success."""
+        with self._lock:
+            self._repairing = False
+            self._dropped_keys.update(keys)
+            self._dropped_prefixes.update(prefixes)

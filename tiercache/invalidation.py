@@ -1,0 +1,116 @@
+"""Cross-process invalidation: the message every write publishes, and the listener that applies them.
+
+    message   JSON {"o": sender id, "n": namespace, "k": [encoded key parts] or null (the whole namespace)}
+
+A listener that lost its connection flushes L1 once it is back, since invalidations sent meanwhile were
+lost; it retries with exponential backoff (Backoff, shared by the thread here and the async manager's task).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any, Callable, List, Optional, Tuple
+
+from .wire import decode_key
+
+__all__ = ["Backoff", "InvalidationListener", "decode_message", "encode_message"]
+
+log = logging.getLogger("tiercache")
+
+
+def encode_message(sender: str, namespace: str, key_parts: Optional[List[str]]) -> bytes:
+    return json.dumps({"o": sender, "n": namespace, "k": key_parts}, separators=(",", ":")).encode()
+
+
+def decode_message(message: bytes, own_id: str) -> Optional[Tuple[str, Optional[List[Any]]]]:
+    """(namespace, user keys or None for all of it); None for this process's own message or a malformed
+    one (logged)."""
+    try:
+        data = json.loads(message)
+        if data.get("o") == own_id:
+            return None
+        namespace, parts = data["n"], data.get("k")
+        if not isinstance(namespace, str) or not (parts is None or isinstance(parts, list)):
+            raise TypeError("bad field types")
+        return namespace, None if parts is None else [decode_key(p) for p in parts]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warning("tiercache: ignoring a malformed invalidation message")
+        return None
+
+
+class Backoff:
+    """Reconnect delays: 50 ms, doubling up to 2 s; back to the start after a connection succeeds."""
+
+    FIRST, LAST = 0.05, 2.0
+
+    def __init__(self) -> None:
+        self.delay = self.FIRST
+        self.lost = False
+
+    def connected(self) -> bool:
+        """The connection is (back) up: True when it had been lost (L1 must be flushed)."""
+        lost, self.lost, self.delay = self.lost, False, self.FIRST
+        return lost
+
+    def failed(self, exc: BaseException) -> float:
+        """The connection failed: the seconds to wait before the next try (logged once per outage)."""
+        if not self.lost:
+            log.warning("tiercache: invalidation listener lost its connection (%s); L1 will be flushed once "
+                        "it is back", exc)
+        self.lost = True
+        delay, self.delay = self.delay, min(self.delay * 2, self.LAST)
+        return delay
+
+
+class InvalidationListener:
+    """A daemon thread subscribed to `channel` through `subscribe`; hands every message to `apply` and
+    calls `flush` after every reconnect."""
+
+    def __init__(self, subscribe: Callable[[str], Any], channel: str, apply: Callable[[bytes], None],
+                 flush: Callable[[], None]) -> None:
+        self._subscribe, self._channel, self._apply, self._flush = subscribe, channel, apply, flush
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tiercache-invalidation", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        backoff = Backoff()
+        while not self._stop.is_set():
+            sub = None
+            try:
+                sub = self._subscribe(self._channel)
+                if backoff.connected():
+                    self._flush()
+                self.connected.set()
+                while not self._stop.is_set():
+                    message = sub.get_message(timeout=0.2)
+                    if isinstance(message, dict):  # a raw redis-py PubSub message
+                        message = message.get("data") if message.get("type") == "message" else None
+                    if message is not None:
+                        apply_safely(self._apply, message)
+            except Exception as exc:  # connection lost: any exception from the client
+                self.connected.clear()
+                self._stop.wait(backoff.failed(exc))
+            finally:
+                if sub is not None:
+                    try:
+                        sub.close()
+                    except Exception:  # closing a broken connection may fail too; nothing to do
+                        pass
+
+
+def apply_safely(apply: Callable[[bytes], None], message: bytes) -> None:
+    """A bug handling one message is not a lost connection: log it and go on."""
+    try:
+        apply(message)
+    except Exception:
+        log.exception("tiercache: failed to apply an invalidation message")
