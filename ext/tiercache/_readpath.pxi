@@ -46,6 +46,18 @@ cdef class NamespaceState:
 
 
 @cython.final
+@cython.freelist(8)
+cdef class _L1Ttl:
+    """A namespace's L1 TTL settings, read once per finish rather than once per value."""
+    cdef object l1_ttl, jitter, grace
+
+    def __cinit__(self, cfg):
+        self.l1_ttl = cfg.l1_ttl
+        self.jitter = cfg.ttl_jitter
+        self.grace = cfg.l1_grace_period
+
+
+@cython.final
 cdef class ReadPath:
     """The steps of a read that do no I/O, over the manager's namespaces (see the pure twin for the
     arguments: spaces, miss, amiss, decide, corrupt, timer)."""
@@ -248,6 +260,7 @@ cdef class ReadPath:
         cdef bint has_now = False
         cdef bint overtaken = state.version != version
         cdef const char* p
+        cdef _L1Ttl rule = _L1Ttl(state.cfg)
         if len(datas) != n or len(l2_keys) != n:
             raise ValueError("keys, l2_keys and datas differ in length")
         for i in range(n):
@@ -288,36 +301,32 @@ cdef class ReadPath:
             elif not state.immediate and not self._decide(state.name, state.cfg, state.l1, key, size, remaining):
                 declined += 1
             else:
-                self._store(state, key, value, size, remaining, True)
+                self._put(state, rule, key, value, size, remaining, True)
         return hits, misses, skipped, declined
 
     def store(self, NamespaceState state, key, value, size, ttl, bint promoted=False):
         """Put `value` into the namespace's L1 for no longer than `ttl` (None: no limit of its own) nor the
         namespace's (jittered) L1 TTL; with a grace period it is kept, stale, that much longer. `promoted`:
         an L2 hit copied up (HashCache.promote), else a write (HashCache.set)."""
-        self._store(state, key, value, size, ttl, promoted)
+        self._put(state, _L1Ttl(state.cfg), key, value, size, ttl, promoted)
 
-    cdef int _store(self, NamespaceState state, object key, object value, object size, object ttl,
-                    bint promoted) except -1:
-        cdef object cfg = state.cfg
-        cdef object base = cfg.l1_ttl
-        cdef object fresh_until
+    cdef int _put(self, NamespaceState state, _L1Ttl rule, object key, object value, object size, object ttl,
+                  bint promoted) except -1:
+        cdef object base = _jittered(rule.l1_ttl, rule.jitter) if rule.jitter else rule.l1_ttl
         cdef double seconds = 0.0
         cdef bint has_ttl
         cdef HashCache l1 = state.l1
-        if cfg.ttl_jitter:
-            base = _jittered(base, cfg.ttl_jitter)
         if ttl is None:
             ttl = base
         elif base is not None and base < ttl:
             ttl = base
         if not state.plain:
-            fresh_until = None if ttl is None else self._timer() + ttl
-            value = (value, fresh_until)
+            value = (value, None if ttl is None else self._timer() + ttl)
             if ttl is not None:
-                ttl = ttl + cfg.l1_grace_period
+                ttl = ttl + rule.grace
         has_ttl = ttl is not None
         if has_ttl:
             seconds = _ttl_seconds(ttl)
         l1._store(key, _hash(key), value, has_ttl, seconds, l1._weigh(value, size), promoted)
         return 0
+
