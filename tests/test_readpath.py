@@ -135,8 +135,12 @@ def test_plan_many(impl: Any) -> None:
     assert missing == ["b", 3, "#hash", "ключ", -7, b"\x00b", ""]
     assert l2_keys == ["p:ns:" + wire.encode_key(k) for k in missing]
     assert path.plan_many(state, iter(["a"])) == ({"a": 1}, [], {}, None)
+    before = state.l1.stats()
     with pytest.raises(TypeError, match="key must be"):
         path.plan_many(state, ["ok", True])
+    with pytest.raises(TypeError, match="key must be"):  # (the same error in both, before any hashing)
+        path.plan_many(state, ["ok", ["unhashable"]])
+    assert state.l1.stats() == before  # nothing was looked up for the rejected calls
 
 
 def test_store_caps_the_ttl_and_wraps_for_a_grace_period(impl: Any) -> None:

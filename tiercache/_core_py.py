@@ -26,7 +26,6 @@ Rules both implementations follow (tests/test_contract.py pins them down):
 from __future__ import annotations
 
 import heapq
-import struct
 import sys
 import threading
 import time
@@ -46,8 +45,6 @@ from ._validate import (
     unhashable,
 )
 from ._validate import BYTES_CEILING as _BYTES_CEILING
-from .errors import SerializationError
-from .metrics import Histogram
 from .metrics import Histogram as SampleHistogram  # (the compiled core counts in C)
 from ._msgpack_py import _read_l2_value, decode_l2  # noqa: F401  (the twins of the compiled core's units)
 from ._readpath_py import MISSING, NamespaceState, ReadPath, Ready, jittered  # noqa: F401
@@ -964,5 +961,3 @@ class HashCache:
             assert self._max_bytes is None or self._bytes <= self._max_bytes, "max_bytes exceeded"
             assert self._max_entries is None or len(data) <= self._max_entries, "max_entries exceeded"
 
-
-_KEY_TYPES = frozenset((str, int, bytes))

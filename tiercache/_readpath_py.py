@@ -181,9 +181,10 @@ class ReadPath:
         """get_many's L1 step: (found in L1, missing, stale copies, their L2 keys or None when L2 has nothing
         to add). Each key once, in order; TypeError / ValueError for the first bad key, before anything."""
         keys = list(keys)
+        parts = [wire.encode_key(key) for key in keys]  # (raises for the first bad key, as the compiled twin)
         if len(set(keys)) != len(keys):
             keys = list(dict.fromkeys(keys))  # each key once, in order
-        parts = [wire.encode_key(key) for key in keys]  # (raises for the first bad key)
+            parts = [wire.encode_key(key) for key in keys]
         found: Dict[Any, Any] = {}
         stale: Dict[Any, Any] = {}
         missing: List[Any] = []
