@@ -45,14 +45,15 @@ class NamespaceState:
     Built by the manager, replaced whole when the namespace's settings change; `version` is bumped by every
     write and invalidation, so a read that an update overtook does not copy its old value into L1."""
 
-    __slots__ = ("name", "l1", "cfg", "loads", "plain", "immediate", "persist", "version", "l2_base")
+    __slots__ = ("name", "l1", "cfg", "loads", "codec", "plain", "immediate", "persist", "version", "l2_base")
 
     def __init__(self, name: str, l1: Any, cfg: Any, loads: Callable[[bytes], Any], immediate: bool,
-                 l2_base: str) -> None:
+                 l2_base: str, codec: Any = None) -> None:
         self.name = name
         self.l1 = l1
         self.cfg = cfg
         self.loads = loads
+        self.codec = codec  # the namespace's Codec (None where only loads is needed)
         self.plain = not cfg.l1_grace_period  # L1 holds values as they are (else (value, fresh_until))
         self.immediate = bool(immediate)  # every L2 hit is promoted, no decision to ask for
         self.persist = bool(cfg.persist_to_l2)
@@ -175,6 +176,10 @@ class ReadPath:
         if fresh_until is None or self._timer() < fresh_until:
             return value, MISSING
         return MISSING, value
+
+    def l2_key(self, state: NamespaceState, key: Any) -> str:
+        """The L2 key of `key` in the namespace (TypeError / ValueError for a key L2 cannot hold)."""
+        return state.l2_base + wire.encode_key(key)
 
     def plan_many(self, state: NamespaceState, keys: Any) -> Tuple[Dict[Any, Any], List[Any], Dict[Any, Any],
                                                                    Optional[List[str]]]:

@@ -210,7 +210,7 @@ class AsyncCacheManager(BaseManager):
 
     async def set(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None) -> bool:
         """Write through to L2 and L1 (ttl caps the namespace's TTLs); other processes drop their copy."""
-        return await arun(self._set_steps(namespace, key, value, ttl))  # type: ignore[no-any-return]
+        return bool(await arun(self._set_steps(namespace, key, value, ttl)))
 
     async def set_many(self, namespace: str, mapping: Mapping[Any, Any], ttl: Optional[float] = None) -> int:
         """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip."""

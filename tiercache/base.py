@@ -216,8 +216,9 @@ class BaseManager:
             # A gated promotion strategy needs L1's own frequency sketch (it counts L1 hits too): W-TinyLFU.
             l1 = HashCache(max_bytes=cfg.l1_max_bytes, max_entries=cfg.l1_max_entries, timer=self._timer,
                            policy="lru" if strategy == "immediate" else "tinylfu")
-        state = NamespaceState(namespace, l1, cfg, self._codec(cfg).loads, strategy == "immediate",
-                               self._prefix + namespace + ":")
+        codec = self._codec(cfg)
+        state = NamespaceState(namespace, l1, cfg, codec.loads, strategy == "immediate",
+                               self._prefix + namespace + ":", codec)
         state.version = version
         return state
 
@@ -243,9 +244,9 @@ class BaseManager:
                   written: Iterable[str] = ()) -> Steps:
         """fn(*args) through the gate: its answer, or FAILED (raises instead when strict)."""
         gate = self._gate
-        if not gate.enter(namespace):
+        t0 = gate.start(namespace, op)
+        if t0 is None:
             return FAILED
-        t0 = gate.clock(op)
         try:
             result = yield fn, args
         except Exception as exc:
@@ -274,7 +275,7 @@ class BaseManager:
 
     def _fetch_steps(self, state: NamespaceState, l2_key: str) -> Steps:
         """One L2 read for get (the async manager batches these)."""
-        return (yield from self._l2_steps(self.l2.get, l2_key, namespace=state.name, op="l2_get"))
+        return self._l2_steps(self.l2.get, l2_key, namespace=state.name, op="l2_get")
 
     # ------------------------------------------------------------------ reads
 
@@ -283,7 +284,8 @@ class BaseManager:
         raise NotImplementedError
 
     def _get_steps(self, namespace: str, key: Any, default: Any, l1_missed: bool) -> Steps:
-        self._check_open()
+        if self._closed:
+            self._check_open()
         value, stale = yield from self._lookup_steps(namespace, key, l1_missed)
         if value is not MISSING:
             return value
@@ -294,12 +296,14 @@ class BaseManager:
 
     def _lookup_steps(self, namespace: str, key: Any, l1_missed: bool = False) -> Steps:
         """(value or MISSING, stale value to serve on failure or MISSING), from L1, else L2."""
-        part = wire.encode_key(key)  # (the type check, before anything happens)
-        state = self._space(namespace)
+        state = self._spaces.get(namespace)
+        if state is None:
+            wire.encode_key(key)  # (a bad key is rejected before its namespace is created)
+            state = self._space(namespace)
+        l2_key = self._read.l2_key(state, key)
         value, stale = (MISSING, MISSING) if l1_missed else self._read.lookup(state, key)
         if value is not MISSING or not state.persist:
             return value, MISSING
-        l2_key = state.l2_base + part
         version = state.version
         data = yield from self._fetch_steps(state, l2_key)
         if data is FAILED:
@@ -309,7 +313,8 @@ class BaseManager:
         return found.get(key, MISSING), MISSING
 
     def _get_many_steps(self, namespace: str, keys: Iterable[Any]) -> Steps:
-        self._check_open()
+        if self._closed:
+            self._check_open()
         state = self._space(namespace)
         found, missing, stale, l2_keys = self._read.plan_many(state, keys)
         if l2_keys is None:
@@ -339,7 +344,9 @@ class BaseManager:
         if not (skipped or declined or (hits and misses)):
             if hits == 1:
                 counters.add_pair(state.name, "l2_hits", "promotions")
-                return self._after_store()
+                if self.config.l1_max_bytes is not None:
+                    self._enforce_global_cap()
+                return None
             if misses == 1 and not hits:
                 return counters.add("l2_misses", 1, state.name)
         counters.add_many(state.name, l2_hits=hits, l2_misses=misses, promotions=hits - skipped - declined,
@@ -388,10 +395,12 @@ class BaseManager:
 
     def _set_many_steps(self, namespace: str, mapping: Any, ttl: Optional[float], single: bool = False) -> Steps:
         """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip."""
-        self._check_open()
-        check_ttl(ttl)
-        state = self._space(namespace)
-        codec = self._codec(state.cfg)
+        if self._closed:
+            self._check_open()
+        if ttl is not None:
+            check_ttl(ttl)
+        state = self._spaces.get(namespace) or self._space(namespace)
+        codec = state.codec
         items = mapping if single else list(mapping.items())
         encoded = [(key, wire.encode_key(key), value, codec.dumps(value)) for key, value in items]
         self._bump(state)
@@ -410,18 +419,20 @@ class BaseManager:
                 self._gate.dropped(namespace, state.l2_base, l2_items)
         for key, _, value, data in encoded:
             self._read.store(state, key, value, len(data), ttl)
-        self._after_store()
+        if self.config.l1_max_bytes is not None:
+            self._enforce_global_cap()
         self.counters.add("sets", len(encoded), namespace)
-        if state.persist and encoded:
+        if state.persist and encoded and self._invalidation:
             yield from self._publish_steps(namespace, [part for _, part, _, _ in encoded])  # one message
         return len(encoded)
 
     def _set_steps(self, namespace: str, key: Any, value: Any, ttl: Optional[float]) -> Steps:
-        yield from self._set_many_steps(namespace, ((key, value),), ttl, single=True)
-        return True
+        """set's steps (their result: 1, the number of items written)."""
+        return self._set_many_steps(namespace, ((key, value),), ttl, single=True)
 
     def _delete_steps(self, namespace: str, key: Any) -> Steps:
-        self._check_open()
+        if self._closed:
+            self._check_open()
         part = wire.encode_key(key)
         state = self._space(namespace)
         self._bump(state)
@@ -438,7 +449,8 @@ class BaseManager:
         return found
 
     def _clear_steps(self, namespace: str) -> Steps:
-        self._check_open()
+        if self._closed:
+            self._check_open()
         state = self._space(namespace)
         self._bump(state)
         state.l1.clear()

@@ -39,6 +39,7 @@ class CircuitBreaker:
         self._backoff = backoff
         self._retry_at = 0.0
         self._probing = False
+        self.healthy = True  # closed with no failure since the last success: success() has nothing to do
         self.transitions: Dict[str, int] = {"opened": 0, "half_opened": 0, "closed": 0}
 
     def allow(self) -> bool:
@@ -56,10 +57,11 @@ class CircuitBreaker:
             return False
 
     def success(self) -> None:
-        if self.state == CLOSED and not self._failures:
+        if self.healthy:
             return
         with self._lock:
             self._failures = 0
+            self.healthy = True
             self._probing = False
             if self.state != CLOSED:
                 self.state = CLOSED
@@ -70,6 +72,7 @@ class CircuitBreaker:
     def failure(self) -> None:
         with self._lock:
             self._failures += 1
+            self.healthy = False
             if self.state == HALF_OPEN:
                 self._probing = False
                 self._backoff = min(self._backoff * 2, self.max_backoff)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from .circuit import CLOSED, CircuitBreaker
 from .errors import CircuitOpenError, L2Error
@@ -40,28 +40,29 @@ class L2Gate:
         self._dropped_keys: Set[str] = set()
         self._dropped_prefixes: Set[str] = set()
         self._repairing = False
+        self._recorders: Dict[Tuple[str, Optional[str]], Any] = {}  # (namespace, op): its histogram's record
 
     # ------------------------------------------------------------------ around one call
 
-    def enter(self, namespace: str) -> bool:
-        """Whether to make the call now; False (counted) while the circuit is open. CircuitOpenError when
-        strict."""
-        if self.circuit.allow():
-            return True
-        self.counters.add("l2_short_circuited", 1, namespace)
-        if self.strict:
-            raise CircuitOpenError("L2 circuit is open")
-        return False
-
-    def clock(self, op: Optional[str]) -> float:
-        """A start time when the call is timed (metrics on and an `op` histogram named), else 0."""
+    def start(self, namespace: str, op: Optional[str]) -> Optional[float]:
+        """None (counted) while the circuit is open: do not make the call; else its start time when it is
+        timed (metrics on and an `op` histogram named) or 0.0. CircuitOpenError when strict."""
+        if self.circuit.state is not CLOSED and not self.circuit.allow():
+            self.counters.add("l2_short_circuited", 1, namespace)
+            if self.strict:
+                raise CircuitOpenError("L2 circuit is open")
+            return None
         return _perf_counter() if op is not None and self.metrics is not None else 0.0
 
     def passed(self, namespace: str, op: Optional[str], t0: float, written: Iterable[str]) -> bool:
         """The call answered: time it, close the circuit; True when dropped writes are owed a repair."""
         if t0:
-            self.metrics.histogram(namespace, op).record(_perf_counter() - t0)  # type: ignore[union-attr, arg-type]
-        self.circuit.success()
+            record = self._recorders.get((namespace, op))
+            if record is None:
+                record = self._recorders[(namespace, op)] = self.metrics.histogram(namespace, op).record  # type: ignore[union-attr, arg-type]
+            record(_perf_counter() - t0)
+        if not self.circuit.healthy:
+            self.circuit.success()
         if not (self._dropped_keys or self._dropped_prefixes):
             return False
         if written:

@@ -111,7 +111,7 @@ cdef class HashCache:
         bint has_default_ttl
         double default_ttl_
         object sizer           # None: the built-in default sizer
-        object timer           # None: the C monotonic clock
+        object timer           # None: the C monotonic clock (also for time.monotonic itself)
         # -- re-entrancy: bumped by every insert, removal and resize; a lookup that ran Python code
         #    (__eq__, a user timer) restarts when it changed meanwhile
         uint64_t version
@@ -178,6 +178,7 @@ cdef class NamespaceState:
     cdef public HashCache l1
     cdef public object cfg             # NamespaceConfig (immutable)
     cdef public object loads           # the namespace's Codec.loads
+    cdef public object codec           # the namespace's Codec (None where only loads is needed)
     cdef public bint plain             # no grace period: L1 holds the values themselves
     cdef public bint immediate         # every L2 hit is promoted (no decision)
     cdef public bint persist           # the namespace writes to and reads from L2

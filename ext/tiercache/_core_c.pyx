@@ -104,6 +104,7 @@ __all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPat
 cdef object _MISSING = object()
 cdef object _ABSENT = object()
 cdef object _getsizeof = sys.getsizeof
+cdef object _monotonic = __import__("time").monotonic  # read through the C clock, not a Python call
 cdef int32_t _MIN_SLOTS = 8
 
 
@@ -208,7 +209,7 @@ cdef class HashCache:
         self.has_default_ttl = default_ttl is not None
         self.default_ttl_ = default_ttl if default_ttl is not None else 0.0
         self.sizer = sizer
-        self.timer = timer
+        self.timer = None if timer is _monotonic else timer
         self.policy_id = policy_code
         self._allocate()
         if self.policy_id:

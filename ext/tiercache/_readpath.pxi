@@ -30,11 +30,12 @@ cdef class NamespaceState:
     Built by the manager, replaced whole when the namespace's settings change; `version` is bumped by every
     write and invalidation, so a read that an update overtook does not copy its old value into L1."""
 
-    def __init__(self, str name, HashCache l1, cfg, loads, immediate, str l2_base):
+    def __init__(self, str name, HashCache l1, cfg, loads, immediate, str l2_base, codec=None):
         self.name = name
         self.l1 = l1
         self.cfg = cfg
         self.loads = loads
+        self.codec = codec
         self.plain = not cfg.l1_grace_period
         self.immediate = bool(immediate)
         self.persist = bool(cfg.persist_to_l2)
@@ -48,13 +49,15 @@ cdef class NamespaceState:
 @cython.final
 @cython.freelist(8)
 cdef class _L1Ttl:
-    """A namespace's L1 TTL settings, read once per finish rather than once per value."""
-    cdef object l1_ttl, jitter, grace
+    """A namespace's L1 TTL settings as C numbers, read once per finish rather than once per value."""
+    cdef bint has_l1_ttl
+    cdef double l1_ttl, jitter, grace
 
     def __cinit__(self, cfg):
-        self.l1_ttl = cfg.l1_ttl
-        self.jitter = cfg.ttl_jitter
-        self.grace = cfg.l1_grace_period
+        self.has_l1_ttl = cfg.l1_ttl is not None
+        self.l1_ttl = cfg.l1_ttl if self.has_l1_ttl else 0.0
+        self.jitter = cfg.ttl_jitter or 0.0
+        self.grace = cfg.l1_grace_period or 0.0
 
 
 @cython.final
@@ -197,17 +200,25 @@ cdef class ReadPath:
             return value, _MISSING
         return _MISSING, value
 
+    def l2_key(self, NamespaceState state, key):
+        """The L2 key of `key` in the namespace (TypeError / ValueError for a key L2 cannot hold)."""
+        cdef object tp = type(key)
+        if tp is str and PyUnicode_IS_ASCII(key) and PyUnicode_IS_ASCII(state.l2_base) and not (
+                PyUnicode_GET_LENGTH(key) and PyUnicode_READ_CHAR(key, 0) == WIRE_KEY_MARK):
+            return _ascii_concat(state.l2_base, key)
+        return state.l2_base + <str>_encode_key(key)
+
     def plan_many(self, NamespaceState state, keys):
         """get_many's L1 step: (found in L1, missing, stale copies, their L2 keys or None when L2 has nothing
         to add). Each key once, in order; TypeError / ValueError for the first bad key, before anything."""
-        cdef Py_ssize_t n
+        cdef Py_ssize_t i, n
         cdef object key, tp, value, old
         cdef dict found, stale = {}
-        cdef list missing = [], l2_keys = [], parts
+        cdef list missing = [], l2_keys = [], parts, todo
         cdef str base = state.l2_base
         cdef bint simple = True, ascii_base = PyUnicode_IS_ASCII(base)
         cdef HashCache l1 = state.l1
-        if type(keys) is not list and type(keys) is not tuple:
+        if type(keys) is not list:
             keys = list(keys)
         n = len(keys)
         for key in keys:
@@ -224,8 +235,10 @@ cdef class ReadPath:
             keys = list(dict.fromkeys(keys))  # each key once, in order
             if not simple:
                 parts = [_encode_key(key) for key in keys]
-        found = tc_dict_presized(len(keys))
-        for i, key in enumerate(keys):
+        todo = keys
+        found = tc_dict_presized(len(todo))
+        for i in range(len(todo)):
+            key = todo[i]
             if state.plain:
                 value = l1._get(key, _MISSING)
             else:
@@ -250,14 +263,14 @@ cdef class ReadPath:
 
     # ------------------------------------------------------------------ finish
 
-    def finish(self, NamespaceState state, keys, l2_keys, datas, version, dict found):
+    def finish(self, NamespaceState state, list keys, list l2_keys, list datas, version, dict found):
         """What happens to the bytes L2 answered: `datas[i]` for `keys[i]` (None: L2 does not hold it).
         See the pure twin for the rules. Returns (hits, misses, skipped, declined)."""
         cdef Py_ssize_t i, n = len(keys), size, start
         cdef Py_ssize_t hits = 0, misses = 0, skipped = 0, declined = 0
-        cdef object key, data, value, remaining
-        cdef double left, now = 0.0
-        cdef bint has_now = False
+        cdef object key, data, value
+        cdef double left = 0.0, now = 0.0
+        cdef bint has_now = False, expires
         cdef bint overtaken = state.version != version
         cdef const char* p
         cdef _L1Ttl rule = _L1Ttl(state.cfg)
@@ -273,7 +286,7 @@ cdef class ReadPath:
                     raise _SerializationError(f"L2 answered {type(data).__name__}, not bytes")
                 p = PyBytes_AS_STRING(data)
                 size = PyBytes_GET_SIZE(data)
-                remaining = None
+                expires = False
                 start = 0
                 if size and <unsigned char>p[0] == WIRE_EXPIRY_TAG:
                     if size < WIRE_EXPIRY_HEADER_SIZE:
@@ -287,7 +300,7 @@ cdef class ReadPath:
                     if left <= 0:
                         misses += 1
                         continue
-                    remaining = left
+                    expires = True
                     start = WIRE_EXPIRY_HEADER_SIZE
                 value = _decode_l2(data, start, state.loads)
             except _SerializationError as exc:
@@ -298,35 +311,37 @@ cdef class ReadPath:
             hits += 1
             if overtaken:
                 skipped += 1
-            elif not state.immediate and not self._decide(state.name, state.cfg, state.l1, key, size, remaining):
+            elif not state.immediate and not self._decide(state.name, state.cfg, state.l1, key, size,
+                                                          left if expires else None):
                 declined += 1
             else:
-                self._put(state, rule, key, value, size, remaining, True)
+                self._put(state, rule, key, value, size, expires, left, True)
         return hits, misses, skipped, declined
 
     def store(self, NamespaceState state, key, value, size, ttl, bint promoted=False):
         """Put `value` into the namespace's L1 for no longer than `ttl` (None: no limit of its own) nor the
         namespace's (jittered) L1 TTL; with a grace period it is kept, stale, that much longer. `promoted`:
         an L2 hit copied up (HashCache.promote), else a write (HashCache.set)."""
-        self._put(state, _L1Ttl(state.cfg), key, value, size, ttl, promoted)
+        cdef bint has_ttl = ttl is not None
+        cdef double seconds = _ttl_seconds(ttl) if has_ttl else 0.0
+        self._put(state, _L1Ttl(state.cfg), key, value, state.l1._weigh(value, size), has_ttl, seconds,
+                  promoted)
 
-    cdef int _put(self, NamespaceState state, _L1Ttl rule, object key, object value, object size, object ttl,
-                  bint promoted) except -1:
-        cdef object base = _jittered(rule.l1_ttl, rule.jitter) if rule.jitter else rule.l1_ttl
-        cdef double seconds = 0.0
-        cdef bint has_ttl
-        cdef HashCache l1 = state.l1
-        if ttl is None:
-            ttl = base
-        elif base is not None and base < ttl:
-            ttl = base
+    cdef int _put(self, NamespaceState state, _L1Ttl rule, object key, object value, int64_t size,
+                  bint has_ttl, double ttl, bint promoted) except -1:
+        cdef double base
+        if rule.has_l1_ttl:
+            base = rule.l1_ttl
+            if rule.jitter:
+                base = base * (1.0 + rule.jitter * (2.0 * _random() - 1.0))
+            if not has_ttl or base < ttl:
+                ttl = base
+                has_ttl = True
         if not state.plain:
-            value = (value, None if ttl is None else self._timer() + ttl)
-            if ttl is not None:
+            value = (value, self._timer() + ttl if has_ttl else None)
+            if has_ttl:
                 ttl = ttl + rule.grace
-        has_ttl = ttl is not None
-        if has_ttl:
-            seconds = _ttl_seconds(ttl)
-        l1._store(key, _hash(key), value, has_ttl, seconds, l1._weigh(value, size), promoted)
+        if has_ttl and not (ttl > 0.0 and ttl < INFINITY):
+            check_ttl(ttl)  # raises: the same message as for any other bad TTL
+        state.l1._store(key, _hash(key), value, has_ttl, ttl, size, promoted)
         return 0
-
