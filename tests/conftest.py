@@ -22,6 +22,7 @@ import pytest
 pytest_plugins = ["redis_servers"]  # real redis-server / 3-node cluster fixtures
 
 MODULES = {"compiled": "tiercache._core_c", "python": "tiercache._core_py"}
+RESP_MODULES = {"compiled": "tiercache.l2._resp_c", "python": "tiercache.l2._resp_py"}  # the RESP packer's twins
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,6 +47,11 @@ class Implementation:
     @property
     def default_sizer(self) -> Callable[[Any], int]:
         return self.module.default_sizer
+
+    @property
+    def resp(self) -> ModuleType:
+        """The Redis command packer of this implementation (an extension of its own, beside RedisL2)."""
+        return importlib.import_module(RESP_MODULES[self.name])
 
     def __str__(self) -> str:
         return self.name

@@ -439,11 +439,11 @@ def test_resp_command_is_what_redis_py_sends(impl: Any, args: Any) -> None:
     packer = redis.Connection()  # (not connected: only its command packer is used)
     for name in ("GET", "MGET"):
         expected = b"".join(packer.pack_command(name, *args))
-        assert impl.module.resp_command(name.encode(), args) == expected
+        assert impl.resp.resp_command(name.encode(), args) == expected
 
 
 def test_resp_command_rejects_what_it_cannot_send(impl: Any) -> None:
-    resp_command = impl.module.resp_command
+    resp_command = impl.resp.resp_command
     with pytest.raises(TypeError, match="str or bytes, got int 1"):
         resp_command(b"MGET", ["a", 1])
     with pytest.raises(TypeError, match="args must be a list or tuple, got str"):

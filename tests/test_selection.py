@@ -60,7 +60,7 @@ def test_no_extensions_forces_the_pure_twin(value: str) -> None:
         "implementation": "python",
         "is_pure_class": True,
         "is_pure_sizer": True,
-        "class_module": "tiercache._core_py",
+        "class_module": "tiercache._hashcache_py",  # (re-exported by _core_py)
         "compiled_loaded": False,  # not even imported
     }
 

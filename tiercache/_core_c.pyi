@@ -10,7 +10,6 @@ from ._core_py import WIRE_CONSTANTS as WIRE_CONSTANTS
 from ._core_py import decode_l2 as decode_l2
 from ._core_py import default_sizer as default_sizer
 from ._core_py import jittered as jittered
-from ._core_py import resp_command as resp_command
 
 __all__ = [
     "FrequencySketch",
@@ -24,5 +23,4 @@ __all__ = [
     "decode_l2",
     "default_sizer",
     "jittered",
-    "resp_command",
 ]

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from . import wire
 from ._msgpack_py import decode_l2
 from .errors import SerializationError
-from .metrics import Histogram
+from .histogram import Histogram
 
 __all__ = ["MISSING", "NamespaceState", "ReadPath", "Ready", "jittered"]
 

@@ -125,7 +125,7 @@ class AsyncCacheManager(BaseManager):
         loop = asyncio.get_running_loop()
         batcher = self._batchers.get(loop)
         if batcher is None:
-            batcher = self._batchers[loop] = _GetBatcher(self, loop)
+            batcher = self._batchers[loop] = _GetBatcher(self._spawn, self._batch_steps, loop)
         return batcher
 
     async def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
@@ -271,8 +271,10 @@ class _GetBatcher:
     """Coalesces the L2 reads of one event-loop iteration: one MGET per namespace for every key missed in
     L1 meanwhile (each key fetched once however many coroutines wait on it)."""
 
-    def __init__(self, manager: AsyncCacheManager, loop: asyncio.AbstractEventLoop) -> None:
-        self._manager = manager
+    def __init__(self, spawn: Callable[[Any], Any], batch_steps: Callable[[str, List[str]], Steps],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self._spawn = spawn  # runs a coroutine as a task the manager cancels at close
+        self._batch_steps = batch_steps  # the gated MGET of one namespace's keys
         self._loop = loop
         self._pending: Dict[str, Dict[str, List[asyncio.Future]]] = {}
         self._scheduled = False
@@ -289,12 +291,12 @@ class _GetBatcher:
         self._scheduled = False
         pending, self._pending = self._pending, {}
         for namespace, keys in pending.items():
-            self._manager._spawn(self._fetch(namespace, keys))
+            self._spawn(self._fetch(namespace, keys))
 
     async def _fetch(self, namespace: str, keys: Dict[str, List[asyncio.Future]]) -> None:
         names = list(keys)
         try:
-            datas = await arun(self._manager._batch_steps(namespace, names))
+            datas = await arun(self._batch_steps(namespace, names))
         except BaseException as exc:  # strict mode, or cancelled at close
             for waiters in keys.values():
                 for fut in waiters:

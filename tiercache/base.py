@@ -37,7 +37,8 @@ from .config import (
 )
 from .gate import FAILED, L2Gate
 from .invalidation import decode_message, encode_message
-from .metrics import Counters, Metrics
+from .counters import Counters
+from .metrics import Metrics
 from .promotion import PromotionManager, resolve_strategy
 from .serialization import Codec
 from .steps import Steps

@@ -16,7 +16,8 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from .circuit import CLOSED, CircuitBreaker
 from .errors import CircuitOpenError, L2Error
-from .metrics import Counters, Metrics
+from .counters import Counters
+from .metrics import Metrics
 
 __all__ = ["FAILED", "L2Gate"]
 

@@ -5,11 +5,10 @@
           └── state(): L1 stats,       ├── snapshot(): counters + L1 + circuit     └── performance_trends()
               circuit, histograms      └── tiercache.health.assess(window)
 
-Counters live per namespace (slow paths: L2 calls, loads, invalidations). L1 hits, misses and evictions are
-counted by each namespace's HashCache in compiled code and read from its stats(); the L1 get latency is
-sampled on the compiled hit path (one call in `l1_sample_every`, default 64, is timed), every L2 call and
-loader call is timed. Histograms are log-linear (HDR-style): 4 linear sub-buckets per power of two from 2**-24 s
-(60 ns) up, so any recorded latency is known to within 25 %. The timed L1 lookups are counted by the core (compiled: in C)
+Counters (tiercache.counters) live per namespace (slow paths: L2 calls, loads, invalidations). L1 hits,
+misses and evictions are counted by each namespace's HashCache and read from its stats(); the L1 get latency
+is sampled on the hit path (one call in `l1_sample_every`, default 64, is timed), every L2 call and loader
+call is timed into a histogram (tiercache.histogram). The timed L1 lookups are counted by the read path
 and read at snapshot time.
 
 Metrics observe; the manager never reads them back to make a decision.
@@ -23,168 +22,13 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
-__all__ = [
-    "COUNTERS", "Counters", "Histogram", "Metrics", "fit_trend", "start_http_server",
+from .counters import COUNTERS, GLOBAL_COUNTERS, OPERATIONS, Counters
+from .histogram import NBUCKETS, Histogram, bucket_of, diff_histogram, percentile, summarize
+
+__all__ = [  # (the counter and histogram names are defined in tiercache.counters and tiercache.histogram)
+    "COUNTERS", "GLOBAL_COUNTERS", "OPERATIONS", "Counters", "Histogram", "Metrics", "bucket_of", "delta",
+    "diff_histogram", "fit_trend", "percentile", "start_http_server", "summarize",
 ]
-
-# Counters kept per namespace by the manager (L1 hits/misses/evictions come from HashCache.stats()).
-COUNTERS = (
-    "sets", "deletes", "l2_hits", "l2_misses", "l2_errors", "l2_short_circuited", "l2_writes_dropped",
-    "corrupt_values", "loader_calls", "loader_errors", "stale_served", "invalidations_sent",
-    "invalidations_received", "promotions", "promotions_skipped_stale", "promotions_declined", "refreshes",
-)
-# Counters that belong to the manager as a whole.
-GLOBAL_COUNTERS = ("invalidation_flushes", "repaired_after_outage", "global_cap_evictions")
-
-# Histogram operations and the tier each belongs to (a Prometheus label).
-OPERATIONS = {"l1_get": "l1", "l2_get": "l2", "l2_set": "l2", "loader": "loader"}
-
-
-class Counters:
-    """Thread-safe integer counters per namespace ("" for the manager as a whole)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: Dict[str, Dict[str, int]] = {"": dict.fromkeys(GLOBAL_COUNTERS, 0)}
-
-    def add(self, name: str, n: int = 1, namespace: str = "") -> None:
-        with self._lock:
-            values = self._values.get(namespace)
-            if values is None:
-                values = self._values[namespace] = dict.fromkeys(COUNTERS, 0)
-            values[name] = values.get(name, 0) + n
-
-    def add_many(self, namespace: str = "", **counts: int) -> None:
-        with self._lock:
-            values = self._values.get(namespace)
-            if values is None:
-                values = self._values[namespace] = dict.fromkeys(COUNTERS, 0)
-            for name, n in counts.items():
-                values[name] = values.get(name, 0) + n
-
-    def add_pair(self, namespace: str, first: str, second: str) -> None:
-        """One more of each of two counters of `namespace`, in one update (the L2-hit path's)."""
-        with self._lock:
-            values = self._values.get(namespace)
-            if values is None:
-                values = self._values[namespace] = dict.fromkeys(COUNTERS, 0)
-            values[first] = values.get(first, 0) + 1
-            values[second] = values.get(second, 0) + 1
-
-    def by_namespace(self) -> Dict[str, Dict[str, int]]:
-        """{namespace: {counter: value}}, without the manager-wide entry."""
-        with self._lock:
-            return {ns: dict(v) for ns, v in self._values.items() if ns}
-
-    def totals(self) -> Dict[str, int]:
-        """Every counter summed over the namespaces, with the manager-wide ones."""
-        with self._lock:
-            out = dict.fromkeys(COUNTERS, 0)
-            for values in self._values.values():
-                for name, n in values.items():
-                    out[name] = out.get(name, 0) + n
-            return out
-
-
-# ----------------------------------------------------------------------------------------------- histograms
-
-_MIN = 2.0 ** -24  # seconds: the upper bound of bucket 0
-_SUB = 4  # linear sub-buckets per power of two
-_OCTAVES = 32  # up to 2**8 s
-_NBUCKETS = 1 + _OCTAVES * _SUB + 1  # [0, MIN], the log-linear buckets, then overflow
-_BOUNDS: Tuple[float, ...] = (_MIN,) + tuple(
-    _MIN * 2.0 ** o * (1 + (j + 1) / _SUB) for o in range(_OCTAVES) for j in range(_SUB)
-) + (math.inf,)
-
-
-def bucket_of(seconds: float) -> int:
-    """The index of the bucket holding `seconds` (bucket i covers (BOUNDS[i-1], BOUNDS[i]])."""
-    x = seconds / _MIN
-    if not x > 1.0:  # (NaN included: clock trouble never raises)
-        return 0
-    m, e = math.frexp(x)  # x = m * 2**e, 0.5 <= m < 1
-    j = math.ceil((2.0 * m - 1.0) * _SUB) - 1  # the sub-bucket whose upper bound is >= x
-    if j < 0:  # x is exactly a power of two: the last sub-bucket of the octave below
-        e, j = e - 1, _SUB - 1
-    i = 1 + (e - 1) * _SUB + j
-    return i if i < _NBUCKETS - 1 else _NBUCKETS - 1
-
-
-class Histogram:
-    """Latency histogram (seconds) with log-linear buckets; thread-safe."""
-
-    BOUNDS = _BOUNDS
-
-    __slots__ = ("_lock", "counts", "count", "sum", "max", "window_max")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counts: List[int] = [0] * _NBUCKETS
-        self.count = 0
-        self.sum = 0.0
-        self.max = 0.0
-        self.window_max = 0.0  # the largest since the last state(reset_window=True)
-
-    def record(self, seconds: float) -> None:
-        i = bucket_of(seconds)
-        with self._lock:
-            self.counts[i] += 1
-            self.count += 1
-            self.sum += seconds
-            if seconds > self.max:
-                self.max = seconds
-            if seconds > self.window_max:
-                self.window_max = seconds
-
-    def state(self, reset_window: bool = False) -> Dict[str, Any]:
-        """A copy: {counts, count, sum, max, window_max}; `reset_window` starts a new window's max."""
-        with self._lock:
-            out = {"counts": list(self.counts), "count": self.count, "sum": self.sum, "max": self.max,
-                   "window_max": self.window_max}
-            if reset_window:
-                self.window_max = 0.0
-            return out
-
-
-def percentile(counts: Sequence[int], q: float, max_seen: float = math.inf) -> Optional[float]:
-    """The q-quantile (0 < q <= 1) of bucketed counts: the upper bound of the bucket holding it (at most
-    `max_seen`), None when empty."""
-    total = sum(counts)
-    if not total:
-        return None
-    rank = max(1, math.ceil(q * total))
-    seen = 0
-    for i, n in enumerate(counts):
-        seen += n
-        if seen >= rank:
-            return min(_BOUNDS[i], max_seen)
-    return max_seen  # (unreachable)
-
-
-def summarize(state: Dict[str, Any]) -> Dict[str, Any]:
-    """count, mean, p50, p90, p99 and max of a histogram state (seconds; None when empty)."""
-    counts, n = state["counts"], state["count"]
-    top = state.get("max") or math.inf
-    return {
-        "count": n,
-        "mean": state["sum"] / n if n else None,
-        "p50": percentile(counts, 0.50, top),
-        "p90": percentile(counts, 0.90, top),
-        "p99": percentile(counts, 0.99, top),
-        "max": state.get("max") if n else None,
-    }
-
-
-def diff_histogram(new: Dict[str, Any], old: Optional[Dict[str, Any]], adjacent: bool = False) -> Dict[str, Any]:
-    """The histogram of what was recorded between two states; its max is the window's (`window_max`:
-    exact when `old` is the kept snapshot just before `new`, else None: not known)."""
-    if old is None:
-        return dict(new)
-    return {"counts": [a - b for a, b in zip(new["counts"], old["counts"])], "count": new["count"] - old["count"],
-            "sum": new["sum"] - old["sum"], "max": new.get("window_max") if adjacent else None}
-
-
-# ----------------------------------------------------------------------------------------------- trends
 
 
 def fit_trend(times: Sequence[float], values: Sequence[Optional[float]], *, higher_is_better: bool,
@@ -426,7 +270,7 @@ def delta(new: Dict[str, Any], old: Optional[Dict[str, Any]], namespace: Optiona
                 merged["count"] += part["count"]
                 merged["sum"] += part["sum"]
                 merged["max"] = None if merged["max"] is None or part["max"] is None else max(merged["max"], part["max"])
-        latency[op] = merged or {"counts": [0] * _NBUCKETS, "count": 0, "sum": 0.0, "max": None}
+        latency[op] = merged or {"counts": [0] * NBUCKETS, "count": 0, "sum": 0.0, "max": None}
     return {
         "seconds": new["time"] - (old["time"] if old is not None else new.get("started", new["time"])),
         "l1": l1, "counters": c, "lookups": lookups,

@@ -23,7 +23,8 @@ from prometheus_client import start_http_server as _start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from .metrics import COUNTERS, OPERATIONS, Histogram
+from .counters import COUNTERS, OPERATIONS
+from .histogram import Histogram
 
 __all__ = ["TierCacheCollector", "exposition", "registry_for", "serve"]
 

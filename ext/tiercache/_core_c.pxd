@@ -148,27 +148,13 @@ cdef class HashCache:
     cdef double _now(self) except? -1.0
     cdef bint _ttl_or_default(self, object ttl, double* seconds) except -1
     cdef int64_t _weigh(self, object value, object size) except -1
-    cdef int _reserve(self) except -1
-    cdef int32_t _insert(self, object key, uint32_t tag, object value, int64_t size) except -1
-    cdef void _remove(self, Py_ssize_t idx) noexcept
     cdef void _set_expiry(self, Py_ssize_t idx, bint has_ttl, double expires) noexcept
     cdef bint _store(self, object key, Py_hash_t h, object value, bint has_ttl, double ttl,
                      int64_t size, bint promoted=*) except -1
     cdef Py_ssize_t _drop_expired(self, double now) noexcept
     cdef void _make_room(self, bint has_now, double now) noexcept
-    cdef Lru* _list(self, int32_t idx) noexcept
-    cdef void _move(self, int32_t idx, Lru* dest, uint32_t seg) noexcept
-    cdef void _access(self, int32_t idx) noexcept
-    cdef bint _window_over(self) noexcept
-    cdef bint _protected_over(self) noexcept
     cdef void _evict(self, int32_t idx) noexcept
-    cdef void _maintain(self, bint has_now, double now) noexcept
-    cdef void _climb(self, bint hit) noexcept
-    cdef int _policy_reset(self) except -1
-    cdef int _grow_sketch(self) except -1
-    cdef void _defer(self, PyObject* obj) noexcept
-    cdef void _flush(self) noexcept
-    cdef void _release_all(self) noexcept
+    # (the entry slab and the W-TinyLFU policy are module functions over a HashCache: _slab.pxi, _wtinylfu.pxi)
 
 
 @cython.final

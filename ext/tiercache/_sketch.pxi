@@ -115,3 +115,57 @@ cdef inline void sketch_increment(Sketch* s, uint64_t h) noexcept nogil:
         s.size += 1
         if s.size >= s.sample:
             sketch_reset(s)
+
+
+@cython.final
+cdef class FrequencySketch:
+    """TinyLFU's frequency sketch: 4-bit count-min counters, a doorkeeper, periodic aging (_sketch.pxi).
+
+    O(1) per key and memory bounded by `capacity` (about 16 bytes per entry it is sized for), whatever the
+    number of distinct keys. `frequency(key)` is 0..16, an estimate of recent uses.
+    """
+
+    cdef Sketch s
+
+    def __cinit__(self, capacity):
+        self.s.table = NULL
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise TypeError(f"capacity must be an int, got {type(capacity).__name__} {capacity!r}")
+        sketch_init(&self.s, max(1, capacity))
+
+    def __dealloc__(self):
+        sketch_free(&self.s)
+
+    def increment(self, key):
+        """Count one use of `key`."""
+        sketch_increment(&self.s, hash_tag(_hash(key)))
+
+    def frequency(self, key):
+        """About how often `key` was used lately (0..16)."""
+        return sketch_frequency(&self.s, hash_tag(_hash(key)))
+
+    def increment_tag(self, uint64_t t):
+        sketch_increment(&self.s, t)
+
+    def frequency_tag(self, uint64_t t):
+        return sketch_frequency(&self.s, t)
+
+    def reset(self):
+        """Aging: halve every counter and clear the doorkeeper."""
+        sketch_reset(&self.s)
+
+    @property
+    def capacity(self):
+        return self.s.capacity
+
+    @property
+    def sample(self):
+        return self.s.sample
+
+    @property
+    def size(self):
+        return self.s.size
+
+    @property
+    def words(self):
+        return self.s.words

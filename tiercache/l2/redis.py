@@ -25,9 +25,11 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
-from .._compat import resp_command
+from .._compat import twin
 from .._validate import check_ttl
 from ..errors import L2Error
+
+resp_command = twin("tiercache.l2._resp_c", "tiercache.l2._resp_py").resp_command
 
 __all__ = ["RedisL2", "RedisClusterL2", "Subscription", "glob_escape"]
 

@@ -1,8 +1,24 @@
-# Redis commands in the wire form (RESP: an array of bulk strings), built in one pass for RedisL2's reads.
-#
+# cython: language_level=3, embedsignature=True, binding=False
+"""Redis commands in the wire form (RESP: an array of bulk strings), built in one pass for RedisL2's reads
+(twin of tiercache/l2/_resp_py.py)."""
+
 # redis-py packs each command's arguments in Python (a generator over them, an isinstance test each) before
 # hiredis formats them: for an MGET of 100 keys that is about a quarter of the client's work. GET and MGET
 # are all an L2 read sends, so RedisL2 packs them here and hands the bytes to the pooled connection.
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memcpy
+
+cdef extern from "Python.h":
+    enum: PY_SSIZE_T_MAX
+    bint PyUnicode_Check(object o)
+    bint PyUnicode_IS_ASCII(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    void* PyUnicode_DATA(object o)
+    const char* PyUnicode_AsUTF8AndSize(object o, Py_ssize_t* size) except NULL
+
+__all__ = ["resp_command"]
+
 
 cdef inline Py_ssize_t _resp_digits(Py_ssize_t v):
     cdef Py_ssize_t d = 1

@@ -1,4 +1,4 @@
-"""Packing Redis commands, pure Python (twin of ext/tiercache/_resp.pxi): the RESP bytes RedisL2 sends for
+"""Packing Redis commands, pure Python (twin of ext/tiercache/l2/_resp_c.pyx): the RESP bytes RedisL2 sends for
 its GET and MGET."""
 
 from __future__ import annotations

@@ -1,0 +1,136 @@
+# The W-TinyLFU policy of a HashCache: window, probation and protected lists, the admission duel and the
+# hill climber (included by _core_c.pyx; twin of tiercache/_wtinylfu_py.py).
+
+cdef Lru* wt_list(HashCache self, int32_t idx) noexcept:
+    cdef uint32_t seg = self.entries[idx].tag & ENTRY_SEGMENT
+    if seg == SEG_WINDOW:
+        return &self.lru
+    if seg == SEG_PROBATION:
+        return &self.probation
+    return &self.protected
+
+cdef void wt_move(HashCache self, int32_t idx, Lru* dest, uint32_t seg) noexcept:
+    """Move entry `idx` to the head of `dest` (list `seg`), keeping the per-list counts."""
+    cdef Entry* e = &self.entries[idx]
+    cdef uint32_t old = e.tag & ENTRY_SEGMENT
+    lru_unlink(wt_list(self, idx), self.entries, idx)
+    if old == SEG_WINDOW:
+        self.win_count -= 1
+        self.win_bytes -= e.size
+    elif old == SEG_PROTECTED:
+        self.prot_count -= 1
+        self.prot_bytes -= e.size
+    if seg == SEG_WINDOW:
+        self.win_count += 1
+        self.win_bytes += e.size
+    elif seg == SEG_PROTECTED:
+        self.prot_count += 1
+        self.prot_bytes += e.size
+    e.tag = (e.tag & ~<uint32_t>ENTRY_SEGMENT) | seg
+    lru_link_front(dest, self.entries, idx)
+
+cdef void wt_access(HashCache self, int32_t idx) noexcept:
+    """A use of entry `idx` (a hit, an update, a touch)."""
+    cdef uint32_t seg
+    cdef int32_t t
+    if not self.policy_id:
+        lru_touch(&self.lru, self.entries, idx)
+        return
+    sketch_increment(&self.sketch, self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS)
+    seg = self.entries[idx].tag & ENTRY_SEGMENT
+    if seg == SEG_WINDOW:
+        lru_touch(&self.lru, self.entries, idx)
+    elif seg == SEG_PROTECTED:
+        lru_touch(&self.protected, self.entries, idx)
+    else:  # (protected may now be over its share: _maintain demotes on the next write, not here)
+        wt_move(self, idx, &self.protected, SEG_PROTECTED)
+
+cdef bint wt_window_over(HashCache self) noexcept:
+    if self.max_entries_ >= 0 and self.win_count > self.wmax:
+        return True
+    return (not self.bytes_unbounded
+            and self.win_bytes > <int64_t>((<double>self.max_bytes_) * self.wmax / self.cap_))
+
+cdef bint wt_protected_over(HashCache self) noexcept:
+    if self.max_entries_ >= 0 and self.prot_count > <int64_t>((self.cap_ - self.wmax) * 0.8):
+        return True
+    return (not self.bytes_unbounded
+            and self.prot_bytes > <int64_t>((<double>self.max_bytes_) * (self.cap_ - self.wmax) / self.cap_ * 0.8))
+
+cdef void wt_maintain(HashCache self, bint has_now, double now) noexcept:
+    """Window overflow into probation, then evict until both limits hold (expired entries first)."""
+    cdef int64_t candidates = 0
+    cdef int32_t victim, candidate
+    if has_now and self.heap.length > 0 and self._over():
+        self._drop_expired(now)
+    while wt_protected_over(self) and self.protected.tail >= 0:
+        wt_move(self, self.protected.tail, &self.probation, SEG_PROBATION)
+    while wt_window_over(self) and self.lru.tail >= 0:
+        wt_move(self, self.lru.tail, &self.probation, SEG_PROBATION)
+        candidates += 1
+    while self._over():
+        if self.probation.tail < 0:
+            if self.protected.tail >= 0:
+                wt_move(self, self.protected.tail, &self.probation, SEG_PROBATION)
+            else:
+                self._evict(self.lru.tail)
+            continue
+        victim = self.probation.tail
+        candidate = self.probation.head
+        if candidates == 0 or victim == candidate:
+            self._evict(victim)
+            continue
+        if (sketch_frequency(&self.sketch, self.entries[candidate].tag & ~<uint32_t>TAG_LOW_BITS)
+                > sketch_frequency(&self.sketch, self.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS)):
+            self._evict(victim)
+        else:
+            self._evict(candidate)
+            candidates -= 1
+
+cdef void wt_climb(HashCache self, bint hit) noexcept:
+    cdef double rate
+    cdef int64_t amount
+    self.sample_reqs += 1
+    self.sample_hits += hit
+    if self.sample_reqs < 10 * self.cap_:
+        return
+    rate = (<double>self.sample_hits) / self.sample_reqs
+    if rate < self.prev_rate:
+        self.climb_step = -self.climb_step
+    self.prev_rate = rate
+    amount = <int64_t>self.climb_step
+    self.wmax += amount
+    if self.wmax < 0:
+        self.wmax = 0
+    if self.wmax > self.cap_ - 1:
+        self.wmax = self.cap_ - 1
+    self.climb_step *= 0.98
+    if -1.0 < self.climb_step < 1.0:
+        self.climb_step = 1.0 if self.climb_step > 0 else -1.0
+    self.sample_hits = self.sample_reqs = 0
+
+cdef int wt_reset(HashCache self) except -1:
+    """Size the sketch and the window for the current limits; restart the climber."""
+    cdef int64_t cap = self.max_entries_ if self.max_entries_ >= 0 else 64
+    if cap < 1:
+        cap = 1
+    sketch_free(&self.sketch)
+    sketch_init(&self.sketch, cap)
+    self.cap_ = cap
+    self.wmax = <int64_t>(cap * 0.01 + 0.5)
+    if self.wmax < 1:
+        self.wmax = 1
+    self.climb_step = -<double>(max(1, <int64_t>(cap * 0.0625)))
+    self.prev_rate = 0.0
+    self.sample_hits = self.sample_reqs = 0
+    return 0
+
+cdef int wt_grow_sketch(HashCache self) except -1:
+    """A cache bounded by bytes only outgrew its sketch: double it (counts restart), scale the window."""
+    cdef int64_t old = self.cap_
+    cdef int64_t cap = self.sketch.capacity * 2
+    sketch_free(&self.sketch)
+    sketch_init(&self.sketch, cap)
+    self.cap_ = cap
+    self.wmax = self.wmax * cap // old
+    return 0

@@ -1,0 +1,103 @@
+"""Pure-Python FrequencySketch: the twin of the compiled sketch (ext/tiercache/_sketch.pxi).
+
+TinyLFU's frequency estimate for W-TinyLFU (HashCache's policy "tinylfu") and for the promotion gate. A key
+is named in the sketch by its 28-bit hash tag, which HashCache keeps per entry so eviction never rehashes a
+key.
+"""
+
+from __future__ import annotations
+
+from typing import Hashable
+
+__all__ = ["FrequencySketch", "hash_tag"]
+
+_M64 = (1 << 64) - 1
+
+
+def hash_tag(h: int) -> int:
+    """The 28-bit hash tag of a key's hash (the compiled core's hash_tag): its name in the sketch."""
+    return (((h & _M64) * 0x9E3779B97F4A7C15) & _M64) >> 32 & 0xFFFFFFF0
+
+
+def _mix(x: int) -> int:
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+class FrequencySketch:
+    """TinyLFU's frequency sketch: 4-bit count-min counters, a doorkeeper, periodic aging.
+
+    O(1) per key and memory bounded by `capacity` (16 bytes per entry it is sized for), whatever the number
+    of distinct keys. `frequency(key)` is 0..16, an estimate of recent uses. The compiled twin
+    (_sketch.pxi) documents the layout; this class does the same, operation for operation.
+    """
+
+    __slots__ = ("table", "words", "block_mask", "capacity", "sample", "size")
+
+    def __init__(self, capacity: int) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise TypeError(f"capacity must be an int, got {type(capacity).__name__} {capacity!r}")
+        capacity = max(1, capacity)
+        n = 8
+        while n < 2 * capacity:
+            n <<= 1
+        self.table = [0] * n
+        self.words = n
+        self.block_mask = n // 8 - 1
+        self.capacity = capacity
+        self.sample = 10 * max(capacity, 16)
+        self.size = 0
+
+    def frequency_tag(self, t: int) -> int:
+        m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
+        base = ((m >> 32) & self.block_mask) * 8
+        table = self.table
+        f = 15
+        for i in range(4):
+            w = (((m >> (8 * i)) & 0xFF) * 7) >> 8
+            c = (table[base + w] >> (((m2 >> (16 + 4 * i)) & 15) * 4)) & 15
+            if c < f:
+                f = c
+        door = table[base + 7]
+        return f + (1 if (door >> ((m2 >> 32) & 63)) & 1 and (door >> ((m2 >> 40) & 63)) & 1 else 0)
+
+    def increment_tag(self, t: int) -> None:
+        m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
+        base = ((m >> 32) & self.block_mask) * 8
+        table = self.table
+        door = table[base + 7]
+        if not ((door >> ((m2 >> 32) & 63)) & 1 and (door >> ((m2 >> 40) & 63)) & 1):
+            table[base + 7] = door | (1 << ((m2 >> 32) & 63)) | (1 << ((m2 >> 40) & 63))
+            return
+        added = False
+        for i in range(4):
+            w = base + ((((m >> (8 * i)) & 0xFF) * 7) >> 8)
+            shift = ((m2 >> (16 + 4 * i)) & 15) * 4
+            if (table[w] >> shift) & 15 < 15:
+                table[w] += 1 << shift
+                added = True
+        if added:
+            self.size += 1
+            if self.size >= self.sample:
+                self.reset()
+
+    def reset(self) -> None:
+        """Aging: halve every counter and clear the doorkeepers."""
+        odd = 0
+        table = self.table
+        for i, v in enumerate(table):
+            if i & 7 == 7:
+                table[i] = 0
+            else:
+                odd += bin(v & 0x1111111111111111).count("1")
+                table[i] = (v >> 1) & 0x7777777777777777
+        self.size = (self.size - odd // 4) // 2
+
+    def increment(self, key: Hashable) -> None:
+        """Count one use of `key`."""
+        self.increment_tag(hash_tag(hash(key)))
+
+    def frequency(self, key: Hashable) -> int:
+        """About how often `key` was used lately (0..16)."""
+        return self.frequency_tag(hash_tag(hash(key)))

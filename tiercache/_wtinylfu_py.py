@@ -1,0 +1,236 @@
+"""Pure-Python W-TinyLFU: the policy state behind `HashCache(policy="tinylfu")`.
+
+    new entry ──> window (LRU, ~1 % to start) ──overflow──> probation ──hit──> protected (80 % of main)
+                                                   ^                               │ overflow, demoted
+                                                   └───────────────────────────────┘ on the next write
+
+When the cache is over its limits, the entry the window just pushed out (the candidate, at the head of
+probation) meets the probation's LRU (the victim): the one the sketch says was used less often goes. A hill
+climber moves the window size every 10 x capacity lookups in whichever direction last raised the hit rate.
+The compiled core (ext/tiercache/_core_c.pyx) draws the same picture and takes the same steps, list for
+list, float for float.
+
+HashCache holds one `WTinyLfu` and tells it of every insert, use, resize and removal; the policy holds no
+reference back to the cache, which passes what it needs (`over`, `evict`) to `maintain()`.
+
+The entry record and its lists are defined here, below HashCache, because the policy moves entries between
+lists: an entry is a list [value, size, expires, seq, prev, next, key, flags, seg, tag] (a list is the
+cheapest mutable record in pure Python), threaded through a circular list whose sentinel (root) has
+root[NEXT] = the least recently used entry and root[PREV] = the most recent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional
+
+from ._sketch_py import FrequencySketch
+
+__all__ = [
+    "VALUE", "SIZE", "EXPIRES", "SEQ", "PREV", "NEXT", "KEY", "FLAGS", "SEG", "TAG",
+    "WINDOW", "PROBATION", "PROTECTED", "WTinyLfu", "link_last", "new_root", "release_list", "unlink_node",
+]
+
+# Entry fields. SEG: W-TinyLFU's list for the entry; TAG: the key's 28-bit hash tag, its name in the frequency
+# sketch (0 under the lru policy, which has no sketch).
+VALUE, SIZE, EXPIRES, SEQ, PREV, NEXT, KEY, FLAGS, SEG, TAG = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+# SEG values.
+WINDOW, PROBATION, PROTECTED = 0, 1, 2
+
+
+def new_root() -> List[Any]:
+    """An empty list: its sentinel, linked to itself."""
+    root: List[Any] = [None] * 10
+    root[PREV] = root[NEXT] = root
+    return root
+
+
+def link_last(root: List[Any], entry: List[Any]) -> None:
+    """Link `entry` as the most recent of `root`'s list."""
+    last = root[PREV]
+    entry[PREV] = last
+    entry[NEXT] = root
+    last[NEXT] = root[PREV] = entry
+
+
+def unlink_node(entry: List[Any]) -> None:
+    prev, nxt = entry[PREV], entry[NEXT]
+    prev[NEXT] = nxt
+    nxt[PREV] = prev
+    entry[PREV] = entry[NEXT] = None
+
+
+def release_list(root: List[Any]) -> None:
+    """Break the list's reference cycles (its entries are being dropped): values go at once, not at GC."""
+    entry = root[NEXT]
+    while entry is not root:
+        entry[PREV], entry = None, entry[NEXT]
+    root[PREV] = root[NEXT] = None
+
+
+class WTinyLfu:
+    """W-TinyLFU's lists, their totals, the frequency sketch and the window's hill climber for one cache.
+
+    Not thread-safe on its own: the cache calls it with its lock held. `window` is the cache's recency list
+    (the cache links new entries there and then calls `inserted`); `probation` and `protected` are the main
+    area's. Sized by `reset()` for the cache's limits, and again whenever they change.
+    """
+
+    __slots__ = (
+        "window", "probation", "protected", "win_count", "win_bytes", "prot_count", "prot_bytes",
+        "max_bytes", "max_entries", "sketch", "cap", "wmax", "climb_step", "prev_rate", "sample_hits", "sample_reqs",
+    )
+
+    def __init__(self, window: List[Any], max_bytes: Optional[int], max_entries: Optional[int]) -> None:
+        self.window = window
+        self.probation = new_root()
+        self.protected = new_root()
+        self.win_count = self.win_bytes = self.prot_count = self.prot_bytes = 0
+        self.reset(max_bytes, max_entries)
+
+    def reset(self, max_bytes: Optional[int], max_entries: Optional[int]) -> None:
+        """Size the sketch and the window for these limits; restart the climber."""
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        cap = max(1, max_entries if max_entries is not None else 64)
+        self.sketch = FrequencySketch(cap)
+        self.cap = cap
+        self.wmax = max(1, int(cap * 0.01 + 0.5))
+        self.climb_step = -float(max(1, int(cap * 0.0625)))
+        self.prev_rate = 0.0
+        self.sample_hits = self.sample_reqs = 0
+
+    def clear(self, window: List[Any]) -> None:
+        """The cache dropped every entry and released its window; `window` is its new, empty one."""
+        release_list(self.probation)
+        release_list(self.protected)
+        self.window = window
+        self.probation = new_root()
+        self.protected = new_root()
+        self.win_count = self.win_bytes = self.prot_count = self.prot_bytes = 0
+
+    # -- what the cache reports
+
+    def inserted(self, entry: List[Any], entries: int) -> None:
+        """`entry` is new, linked last in the window; the cache now holds `entries` entries. With no
+        max_entries, the sketch doubles once the cache holds more entries than it was sized for."""
+        self.win_count += 1
+        self.win_bytes += entry[SIZE]
+        self.sketch.increment_tag(entry[TAG])
+        if self.max_entries is None and entries > self.sketch.capacity:
+            self._grow_sketch()
+
+    def reweighed(self, entry: List[Any], size: int) -> None:
+        """`entry`'s size is about to change to `size`."""
+        self._seg_add(entry[SEG], 0, size - entry[SIZE])
+
+    def removed(self, entry: List[Any]) -> None:
+        """`entry` has left the cache (and been unlinked from its list)."""
+        self._seg_add(entry[SEG], -1, -entry[SIZE])
+
+    def use(self, entry: List[Any]) -> None:
+        """A use of `entry` (a hit, an update, a touch)."""
+        self.sketch.increment_tag(entry[TAG])
+        seg = entry[SEG]
+        if seg == PROBATION:  # (protected may now be over its share: maintain() demotes on the next write)
+            self._move(entry, PROTECTED)
+        else:
+            root = self.window if seg == WINDOW else self.protected
+            if root[PREV] is not entry:
+                unlink_node(entry)
+                link_last(root, entry)
+
+    def climb(self, hit: bool) -> None:
+        """A lookup (`hit` or a miss): every 10 x capacity of them, move the window toward a higher hit rate."""
+        self.sample_reqs += 1
+        self.sample_hits += hit
+        if self.sample_reqs < 10 * self.cap:
+            return
+        rate = self.sample_hits / self.sample_reqs
+        if rate < self.prev_rate:
+            self.climb_step = -self.climb_step
+        self.prev_rate = rate
+        self.wmax = min(max(0, self.wmax + int(self.climb_step)), self.cap - 1)
+        self.climb_step *= 0.98
+        if -1.0 < self.climb_step < 1.0:
+            self.climb_step = 1.0 if self.climb_step > 0 else -1.0
+        self.sample_hits = self.sample_reqs = 0
+
+    # -- what the cache asks
+
+    def window_over(self) -> bool:
+        """Whether the window holds more than its share (maintain() then moves its overflow to probation)."""
+        if self.max_entries is not None and self.win_count > self.wmax:
+            return True
+        return self.max_bytes is not None and self.win_bytes > int(float(self.max_bytes) * self.wmax / self.cap)
+
+    def next_victim(self) -> Optional[List[Any]]:
+        """The entry to evict first, roughly (the LRU of probation, else of protected, else of the window)."""
+        for root in (self.probation, self.protected, self.window):
+            if root[NEXT] is not root:
+                return root[NEXT]  # type: ignore[no-any-return]
+        return None
+
+    def admits(self, tag: int) -> bool:
+        """Whether the sketch rates the key tagged `tag` above the entry to evict first (True when none)."""
+        victim = self.next_victim()
+        if victim is None:
+            return True
+        return self.sketch.frequency_tag(tag) > self.sketch.frequency_tag(victim[TAG])
+
+    def maintain(self, over: Callable[[], bool], evict: Callable[[List[Any], Any], None], dropped: Any) -> None:
+        """Demote protected's and the window's overflow to probation, then, while `over()`, evict with
+        `evict(entry, dropped)` (which unlinks the entry and reports it through `removed`)."""
+        candidates = 0
+        window, probation, protected = self.window, self.probation, self.protected
+        while self._protected_over() and protected[NEXT] is not protected:
+            self._move(protected[NEXT], PROBATION)
+        while self.window_over() and window[NEXT] is not window:
+            self._move(window[NEXT], PROBATION)
+            candidates += 1
+        sketch = self.sketch
+        while over():
+            if probation[NEXT] is probation:
+                if protected[NEXT] is not protected:
+                    self._move(protected[NEXT], PROBATION)
+                else:
+                    evict(window[NEXT], dropped)
+                continue
+            victim, candidate = probation[NEXT], probation[PREV]
+            if candidates == 0 or victim is candidate:
+                evict(victim, dropped)
+                continue
+            if sketch.frequency_tag(candidate[TAG]) > sketch.frequency_tag(victim[TAG]):
+                evict(victim, dropped)
+            else:
+                evict(candidate, dropped)
+                candidates -= 1
+
+    # -- internals
+
+    def _protected_over(self) -> bool:
+        if self.max_entries is not None and self.prot_count > int((self.cap - self.wmax) * 0.8):
+            return True
+        return self.max_bytes is not None and self.prot_bytes > int(
+            float(self.max_bytes) * (self.cap - self.wmax) / self.cap * 0.8)
+
+    def _seg_add(self, seg: int, count: int, size: int) -> None:
+        if seg == WINDOW:
+            self.win_count += count
+            self.win_bytes += size
+        elif seg == PROTECTED:
+            self.prot_count += count
+            self.prot_bytes += size
+
+    def _move(self, entry: List[Any], seg: int) -> None:
+        unlink_node(entry)
+        self._seg_add(entry[SEG], -1, -entry[SIZE])
+        self._seg_add(seg, 1, entry[SIZE])
+        entry[SEG] = seg
+        link_last((self.window, self.probation, self.protected)[seg], entry)
+
+    def _grow_sketch(self) -> None:
+        old = self.cap
+        cap = self.sketch.capacity * 2
+        self.sketch = FrequencySketch(cap)
+        self.cap = cap
+        self.wmax = self.wmax * cap // old

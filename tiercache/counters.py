@@ -1,0 +1,69 @@
+"""The counters a manager keeps per namespace (L2 calls, loads, invalidations, promotions) and their names.
+
+L1 hits, misses and evictions are not here: each namespace's HashCache counts those itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Dict
+
+__all__ = ["COUNTERS", "GLOBAL_COUNTERS", "OPERATIONS", "Counters"]
+
+# Counters kept per namespace by the manager (L1 hits/misses/evictions come from HashCache.stats()).
+COUNTERS = (
+    "sets", "deletes", "l2_hits", "l2_misses", "l2_errors", "l2_short_circuited", "l2_writes_dropped",
+    "corrupt_values", "loader_calls", "loader_errors", "stale_served", "invalidations_sent",
+    "invalidations_received", "promotions", "promotions_skipped_stale", "promotions_declined", "refreshes",
+)
+# Counters that belong to the manager as a whole.
+GLOBAL_COUNTERS = ("invalidation_flushes", "repaired_after_outage", "global_cap_evictions")
+
+# Histogram operations and the tier each belongs to (a Prometheus label).
+OPERATIONS = {"l1_get": "l1", "l2_get": "l2", "l2_set": "l2", "loader": "loader"}
+
+
+class Counters:
+    """Thread-safe integer counters per namespace ("" for the manager as a whole)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: Dict[str, Dict[str, int]] = {"": dict.fromkeys(GLOBAL_COUNTERS, 0)}
+
+    def add(self, name: str, n: int = 1, namespace: str = "") -> None:
+        with self._lock:
+            values = self._values.get(namespace)
+            if values is None:
+                values = self._values[namespace] = dict.fromkeys(COUNTERS, 0)
+            values[name] = values.get(name, 0) + n
+
+    def add_many(self, namespace: str = "", **counts: int) -> None:
+        with self._lock:
+            values = self._values.get(namespace)
+            if values is None:
+                values = self._values[namespace] = dict.fromkeys(COUNTERS, 0)
+            for name, n in counts.items():
+                values[name] = values.get(name, 0) + n
+
+    def add_pair(self, namespace: str, first: str, second: str) -> None:
+        """One more of each of two counters of `namespace`, in one update (the L2-hit path's)."""
+        with self._lock:
+            values = self._values.get(namespace)
+            if values is None:
+                values = self._values[namespace] = dict.fromkeys(COUNTERS, 0)
+            values[first] = values.get(first, 0) + 1
+            values[second] = values.get(second, 0) + 1
+
+    def by_namespace(self) -> Dict[str, Dict[str, int]]:
+        """{namespace: {counter: value}}, without the manager-wide entry."""
+        with self._lock:
+            return {ns: dict(v) for ns, v in self._values.items() if ns}
+
+    def totals(self) -> Dict[str, int]:
+        """Every counter summed over the namespaces, with the manager-wide ones."""
+        with self._lock:
+            out = dict.fromkeys(COUNTERS, 0)
+            for values in self._values.values():
+                for name, n in values.items():
+                    out[name] = out.get(name, 0) + n
+            return out

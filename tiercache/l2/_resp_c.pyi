@@ -1,0 +1,3 @@
+from ._resp_py import resp_command as resp_command
+
+__all__ = ["resp_command"]
