@@ -418,27 +418,22 @@ class HashCache:
         `ttl` defaults to the cache's `default_ttl`; `size` defaults to `sizer(value)`. Least recently used
         entries (expired ones first) are evicted until max_bytes and max_entries hold.
         """
-        ttl = self._default_ttl if ttl is None else check_ttl(ttl)  # (_ttl_or_default, spelled out)
+        return self._put(key, value, self._default_ttl if ttl is None else check_ttl(ttl), size, False)
+
+    def _put(self, key: Hashable, value: Any, ttl: Optional[float], size: Optional[int], promoted: bool) -> bool:
+        """set / promote / `cache[key] = value` with a checked ttl (None: no expiry)."""
         try:
             h = hash(key)
         except TypeError:
             raise unhashable(key) from None
         weight = self._weigh(value, size)
-        dropped: List[Any] = []
+        dropped: List[Any] = []  # (released when this call returns, after the lock)
         with self._lock:
-            return self._store(key, value, ttl, weight, dropped, False, h)
+            return self._store(key, value, ttl, weight, dropped, promoted, h)
 
     def __setitem__(self, key: Hashable, value: Any) -> None:
         """`cache[key] = value`: set() with the default ttl; ValueError where set() would return False."""
-        try:  # (set(key, value), spelled out: a call fewer on the path of every assignment)
-            h = hash(key)
-        except TypeError:
-            raise unhashable(key) from None
-        weight = self._weigh(value, None)
-        dropped: List[Any] = []
-        with self._lock:
-            stored = self._store(key, value, self._default_ttl, weight, dropped, False, h)
-        if not stored:
+        if not self._put(key, value, self._default_ttl, None, False):
             raise too_heavy(self._max_bytes)
 
     def __getitem__(self, key: Hashable) -> Any:
@@ -455,15 +450,7 @@ class HashCache:
     def promote(self, key: Hashable, value: Any, ttl: Optional[float] = None, size: Optional[int] = None) -> bool:
         """`set`, marking the entry as promoted from L2: stats() counts it in `promoted`, and its first hit
         in `promoted_hits` (the promotion's precision). For CacheManager."""
-        ttl = self._ttl_or_default(ttl)
-        try:
-            h = hash(key)
-        except TypeError:
-            raise unhashable(key) from None
-        weight = self._weigh(value, size)
-        dropped: List[Any] = []
-        with self._lock:
-            return self._store(key, value, ttl, weight, dropped, True, h)
+        return self._put(key, value, self._ttl_or_default(ttl), size, True)
 
     def set_many(self, mapping: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]], ttl: Optional[float] = None) -> int:
         """`set` each item with the same ttl; returns how many were stored. Checks every item first."""

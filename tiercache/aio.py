@@ -22,7 +22,7 @@ import weakref
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from ._compat import MISSING
-from .base import BaseManager, call_key, check_arguments
+from .base import BaseManager, call_key
 from .config import check_namespace
 from .errors import L2Error
 from .gate import FAILED
@@ -43,14 +43,13 @@ class AsyncCacheManager(BaseManager):
     `asyncio.ensure_future` rather than `create_task` if you need a task.
     """
 
-    def __init__(self, l2: Union[None, str, Any] = None, env: Optional[str] = None, config: Any = None,
-                 **kwargs: Any) -> None:
+    @staticmethod
+    def _open_l2(url: Optional[str]) -> Any:
         from .l2 import aio as aio_backends  # (redis.asyncio: imported when an async manager is made)
 
-        check_arguments(kwargs.get("l1_sample_every", 64), kwargs.get("health_thresholds"))
-        owns = l2 is None or isinstance(l2, str)
-        backend = aio_backends.from_url(l2) if owns else l2
-        super().__init__(backend, owns, env, config, amiss=self._aget_missed, **kwargs)
+        return aio_backends.from_url(url)
+
+    def _start(self) -> None:
         if type(self).get is AsyncCacheManager.get:
             self.get = self._read.aget  # type: ignore[method-assign]  (an L1 hit: no Python frame)
         self._listener_task: Optional[asyncio.Task] = None

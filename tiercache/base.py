@@ -84,10 +84,10 @@ class BaseManager:
 
     def __init__(
         self,
-        l2: Any,
-        owns_l2: bool,
-        env: Optional[str],
-        config: Union[None, CacheConfig, str, "os.PathLike[str]", Mapping[str, Any]],
+        l2: Union[None, str, Any] = None,
+        env: Optional[str] = None,
+        config: Union[None, CacheConfig, str, "os.PathLike[str]",
+                      Mapping[str, Union[NamespaceConfig, Mapping[str, Any]]]] = None,
         *,
         default_config: NamespaceConfig = DEFAULT_NAMESPACE,
         strict: bool = False,
@@ -100,9 +100,12 @@ class BaseManager:
         metrics_history: int = 360,
         l1_sample_every: int = 64,
         health_thresholds: Optional[Mapping[str, float]] = None,
-        amiss: Optional[Callable[..., Any]] = None,
     ) -> None:
-        self.health_thresholds = check_arguments(l1_sample_every, health_thresholds)
+        owns_l2 = l2 is None or isinstance(l2, str)
+        thresholds = check_arguments(l1_sample_every, health_thresholds)  # before anything is opened
+        if owns_l2:
+            l2 = self._open_l2(l2)
+        self.health_thresholds = thresholds
         if config is None:
             cache_config = apply_env_overrides(CacheConfig.default(env))
         elif isinstance(config, CacheConfig):
@@ -127,7 +130,7 @@ class BaseManager:
                 raise type(exc)(f"namespace {name!r}: {exc}") from None
         self.counters = Counters()  # slow-path counters: always on
         self._promotion = PromotionManager(timer=self._timer)
-        self._read = ReadPath(self._spaces, self._get_missed, amiss, self._decide, self._corrupt,
+        self._read = ReadPath(self._spaces, self._get_missed, self._aget_missed, self._decide, self._corrupt,
                               self._timer)
         # Metrics (latency histograms, history) are optional and cost the L1 hit path nothing when off.
         self.metrics: Optional[Metrics] = None
@@ -147,6 +150,10 @@ class BaseManager:
         self._channel = wire.channel(self.env)
         self._closed = False
         self._invalidation = bool(invalidation and hasattr(l2, "subscribe") and hasattr(l2, "publish"))
+        self._start()
+
+    def _start(self) -> None:
+        """What the manager starts once it is built (the invalidation listener, the metrics thread)."""
 
     # ------------------------------------------------------------------ namespaces
 
@@ -280,8 +287,17 @@ class BaseManager:
 
     # ------------------------------------------------------------------ reads
 
+    @staticmethod
+    def _open_l2(url: Optional[str]) -> Any:
+        """The backend for an L2 URL (None: the embedded default) that the manager opens and closes."""
+        raise NotImplementedError
+
     def _get_missed(self, namespace: str, key: Any, default: Any, l1_missed: bool) -> Any:
         """get() past the ReadPath's L1 step."""
+        raise NotImplementedError
+
+    def _aget_missed(self, namespace: str, key: Any, default: Any, l1_missed: bool) -> Any:
+        """The async manager's get() past the ReadPath's L1 step (its aget)."""
         raise NotImplementedError
 
     def _get_steps(self, namespace: str, key: Any, default: Any, l1_missed: bool) -> Steps:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import inspect
-import os
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from . import l2 as l2_backends
 from ._compat import MISSING
-from .base import BaseManager, call_key, check_arguments
-from .circuit import CircuitBreaker
-from .config import DEFAULT_NAMESPACE, CacheConfig, NamespaceConfig, check_namespace
+from .base import BaseManager, call_key
+from .config import check_namespace
 from .errors import L2Error
 from .invalidation import InvalidationListener
 from .singleflight import SingleFlight
@@ -40,33 +38,9 @@ class CacheManager(BaseManager):
     Thread-safe. Use as a context manager, or call close().
     """
 
-    def __init__(
-        self,
-        l2: Union[None, str, Any] = None,
-        env: Optional[str] = None,
-        config: Union[None, CacheConfig, str, "os.PathLike[str]",
-                      Mapping[str, Union[NamespaceConfig, Mapping[str, Any]]]] = None,
-        *,
-        default_config: NamespaceConfig = DEFAULT_NAMESPACE,
-        strict: bool = False,
-        hmac_key: Union[None, str, bytes] = None,
-        invalidation: bool = True,
-        circuit: Optional[CircuitBreaker] = None,
-        timer: Optional[Callable[[], float]] = None,
-        enable_metrics: bool = True,
-        metrics_interval: Optional[float] = 10.0,
-        metrics_history: int = 360,
-        l1_sample_every: int = 64,
-        health_thresholds: Optional[Mapping[str, float]] = None,
-    ) -> None:
-        owns = l2 is None or isinstance(l2, str)
-        check_arguments(l1_sample_every, health_thresholds)  # before anything is opened or started
-        backend = l2_backends.from_url(l2) if owns else l2
-        super().__init__(backend, owns, env, config, default_config=default_config, strict=strict,
-                         hmac_key=hmac_key, invalidation=invalidation, circuit=circuit, timer=timer,
-                         enable_metrics=enable_metrics, metrics_interval=metrics_interval,
-                         metrics_history=metrics_history, l1_sample_every=l1_sample_every,
-                         health_thresholds=health_thresholds)
+    _open_l2 = staticmethod(l2_backends.from_url)
+
+    def _start(self) -> None:
         # An L1 hit goes from the caller straight into the compiled ReadPath (no Python frame): the bound
         # method shadows `get` below, which documents it and is what a subclass overrides.
         if type(self).get is CacheManager.get:
