@@ -115,7 +115,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         raw = redis.Redis.from_url(url)
         # promotion="immediate": the two-tier path as issue 3 defines it (every L2 hit copied into L1, plain
-        # LRU L1); the gated strategies of tiercache.promotion add their own per-hit work on top
+        # LRU L1); the gated strategies of tiercache.manager.promotion add their own per-hit work on top
         cfg = {"thin": NamespaceConfig(l1_max_entries=1, l1_ttl=None, promotion="immediate"),
                "blob": NamespaceConfig(l1_ttl=None, promotion="immediate"),
                "bench": NamespaceConfig(l1_ttl=None, promotion="immediate")}

@@ -1,4 +1,4 @@
-"""Metrics, health assessment, trends and Prometheus exposition (tiercache.metrics / health / prometheus)."""
+"""Metrics, health assessment, trends and Prometheus exposition (tiercache.observability.metrics / health / prometheus)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any, Dict, Iterator, List
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tiercache import health
+from tiercache.observability import health
 from tiercache.manager import CacheManager
-from tiercache.metrics import Histogram, Metrics, bucket_of, fit_trend, percentile, start_http_server, summarize
-from tiercache.prometheus import exposition
+from tiercache.observability.metrics import Histogram, Metrics, bucket_of, fit_trend, percentile, start_http_server, summarize
+from tiercache.observability.prometheus import exposition
 
 
 BIG = {"l1_max_entries": 10_000, "l1_max_bytes": 1 << 24, "l1_ttl": 3600, "l2_ttl": None}
@@ -306,7 +306,7 @@ def test_start_http_server_serves_the_metrics(manager: CacheManager) -> None:
 
 
 def test_the_cores_l1_histograms_bucket_as_the_python_code(impl: Any) -> None:
-    """The compiled core counts timed L1 lookups in C: its buckets must be tiercache.metrics' buckets."""
+    """The compiled core counts timed L1 lookups in C: its buckets must be tiercache.observability.metrics' buckets."""
     core = impl.module.ReadPath({}, None, None, None, None, time.monotonic)
     rng = random.Random(11)
     values = [2.0 ** e for e in range(-30, 12)] + [10 ** rng.uniform(-9, 3) for _ in range(3000)] + [0.0]

@@ -1,4 +1,4 @@
-"""Promotion strategies and the memory-aware gate (tiercache.promotion), through CacheManager on SQLite."""
+"""Promotion strategies and the memory-aware gate (tiercache.manager.promotion), through CacheManager on SQLite."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Dict, Iterator
 import pytest
 
 from tiercache import CacheManager, NamespaceConfig
-from tiercache.promotion import PromotionManager, resolve_strategy
+from tiercache.manager.promotion import PromotionManager, resolve_strategy
 
 
 def ns(strategy: str, priority: str = "medium", entries: int = 10) -> NamespaceConfig:

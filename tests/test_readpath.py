@@ -12,7 +12,7 @@ from typing import Any, List
 import pytest
 
 from tiercache import NamespaceConfig, wire
-from tiercache.serialization import Codec
+from tiercache.wire.serialization import Codec
 
 
 def read_path(impl: Any, cfg: Any = None, calls: Any = None, decide: Any = None) -> Any:
@@ -49,7 +49,7 @@ def test_get_answers_l1_hits_and_hands_the_rest_to_miss(impl: Any) -> None:
 
 
 def test_l1_sampling(impl: Any) -> None:
-    from tiercache.metrics import bucket_of
+    from tiercache.observability.metrics import bucket_of
 
     calls: List[Any] = []
     path, state, _ = read_path(impl, calls=calls)
@@ -67,7 +67,7 @@ def test_l1_sampling(impl: Any) -> None:
     path.set_sampling(0)
     path.get("ns", "k")
     assert path.l1_samples()["ns"]["count"] == 4
-    path.record_l1_sample("other", 2.0 ** -20)  # bucketed as tiercache.metrics does it
+    path.record_l1_sample("other", 2.0 ** -20)  # bucketed as tiercache.observability.metrics does it
     assert path.l1_samples()["other"]["counts"][bucket_of(2.0 ** -20)] == 1
     with pytest.raises(ValueError, match="power of two"):
         path.set_sampling(3)

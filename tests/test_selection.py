@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional
 import pytest
 
 import tiercache
+from tiercache._moved import MOVED
 
 ROOT = Path(tiercache.__file__).resolve().parent.parent
 
@@ -60,7 +61,7 @@ def test_no_extensions_forces_the_pure_twin(value: str) -> None:
         "implementation": "python",
         "is_pure_class": True,
         "is_pure_sizer": True,
-        "class_module": "tiercache._hashcache_py",  # (re-exported by _core_py)
+        "class_module": "tiercache.l1._hashcache_py",  # (re-exported by _core_py)
         "compiled_loaded": False,  # not even imported
     }
 
@@ -100,3 +101,18 @@ def test_the_manager_suite_passes_over_the_pure_twin() -> None:
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and " failed" not in proc.stdout
+
+
+@pytest.mark.parametrize("old, new", sorted(MOVED.items()))
+def test_moved_modules_keep_their_old_names_with_a_warning(old: str, new: str) -> None:
+    code = (
+        "import importlib, warnings\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    old = importlib.import_module({old!r})\n"
+        f"new = importlib.import_module({new!r})\n"
+        "assert any(issubclass(w.category, DeprecationWarning) and " + repr(new) + " in str(w.message) for w in caught)\n"
+        "names = getattr(new, '__all__', None) or [n for n in vars(new) if not n.startswith('_')]\n"
+        "assert names and all(getattr(old, n) is getattr(new, n) for n in names)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,4 @@
-"""tiercache.serialization: wire format, round trips per format, compression, corrupt input, signed pickle.
+"""tiercache.wire.serialization: wire format, round trips per format, compression, corrupt input, signed pickle.
 
 Values are compared through `canon()`, which keeps types (tuple vs list, bytes vs bytearray, 1 vs True vs
 1.0), float bit patterns (-0.0, nan), Decimal exponents, datetime fold and tzinfo (offset and name), so a
@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tiercache.errors import ConfigError, IntegrityError, SerializationError
-from tiercache.serialization import HMAC_KEY_ENV, SERIALIZERS, Codec, get_codec
+from tiercache.wire.serialization import HMAC_KEY_ENV, SERIALIZERS, Codec, get_codec
 
 KEY = b"test-key-0123456789"
 
@@ -667,10 +667,10 @@ def _read_as_loads_does(impl: Any, data: bytes) -> None:
         expected = loads(data)
     except SerializationError as exc:
         with pytest.raises(SerializationError) as caught:
-            impl.module._read_l2_value(data, loads)
+            impl.module.read_l2_value(data, loads)
         assert str(caught.value) == str(exc)
         return
-    assert canon(impl.module._read_l2_value(data, loads)) == canon(expected)
+    assert canon(impl.module.read_l2_value(data, loads)) == canon(expected)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -714,10 +714,10 @@ def test_l2_reader_formats_and_edges(impl: Any) -> None:
     for payload in raw:
         _read_as_loads_does(impl, b"M\x00" + payload)
     key = sys.intern("".join(["interned", "_key"]))
-    got = impl.module._read_l2_value(msgpack_codec().dumps({"interned_key": 1}), msgpack_codec().loads)
+    got = impl.module.read_l2_value(msgpack_codec().dumps({"interned_key": 1}), msgpack_codec().loads)
     assert next(iter(got)) is key  # (as msgpack does: map keys repeat from value to value)
     with pytest.raises(TypeError):
-        impl.module._read_l2_value(bytearray(b"M\x00\x01"), msgpack_codec().loads)
+        impl.module.read_l2_value(bytearray(b"M\x00\x01"), msgpack_codec().loads)
 
 
 def test_l2_reader_map_keys_are_the_interned_strs(impl: Any) -> None:
@@ -733,7 +733,7 @@ def test_l2_reader_map_keys_are_the_interned_strs(impl: Any) -> None:
     for _ in range(2):
         for start in range(0, len(keys), 100):
             value = {k: texts[i % len(texts)] for i, k in enumerate(keys[start:start + 100])}
-            got = impl.module._read_l2_value(codec.dumps(value), codec.loads)
+            got = impl.module.read_l2_value(codec.dumps(value), codec.loads)
             assert got == value
             for k in got:
                 assert k is sys.intern((k + ".")[:-1]), k  # (a fresh equal str interns to the same object)

@@ -4,10 +4,13 @@
 (Cython) when the extension is built, pure Python otherwise; `IMPLEMENTATION` tells which.
 """
 
+from . import _moved
 from ._compat import IMPLEMENTATION, HashCache, default_sizer
 from .config import NamespaceConfig
 from .errors import CircuitOpenError, ConfigError, IntegrityError, L2Error, SerializationError, TierCacheError
 from .manager import CacheManager
+
+_moved.install()  # the modules that moved keep their old names, with a DeprecationWarning
 
 __version__ = "0.1.0"
 
@@ -15,7 +18,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # AsyncCacheManager pulls in redis.asyncio: imported on first use, so `import tiercache` stays light.
     if name == "AsyncCacheManager":
-        from .aio import AsyncCacheManager
+        from .manager.aio import AsyncCacheManager
 
         return AsyncCacheManager
     raise AttributeError(f"module 'tiercache' has no attribute {name!r}")

@@ -10,6 +10,7 @@ from ._core_py import WIRE_CONSTANTS as WIRE_CONSTANTS
 from ._core_py import decode_l2 as decode_l2
 from ._core_py import default_sizer as default_sizer
 from ._core_py import jittered as jittered
+from ._core_py import read_l2_value as read_l2_value
 
 __all__ = [
     "FrequencySketch",
@@ -23,4 +24,5 @@ __all__ = [
     "decode_l2",
     "default_sizer",
     "jittered",
+    "read_l2_value",
 ]

@@ -7,19 +7,19 @@ compiled twin's include:
     _wtinylfu_py   the W-TinyLFU policy a HashCache holds      _wtinylfu.pxi
     _ttl_py        the expiry heap a HashCache holds           _ttl.pxi
     _sketch_py     FrequencySketch                             _sketch.pxi
-    histogram      SampleHistogram (tiercache.histogram)       _histogram.pxi
+    histogram      SampleHistogram (tiercache.observability.histogram)       _histogram.pxi
     _readpath_py   NamespaceState, ReadPath, Ready             _readpath.pxi, _keys.pxi, _ready.pxi
     _msgpack_py    decode_l2                                   _msgpack.pxi
 """
 
 from __future__ import annotations
 
-from .histogram import Histogram as SampleHistogram
-from ._hashcache_py import HashCache, default_sizer
-from ._msgpack_py import _read_l2_value, decode_l2  # noqa: F401  (the twins of the compiled core's units)
-from ._readpath_py import MISSING, NamespaceState, ReadPath, Ready, jittered
-from ._sketch_py import FrequencySketch
+from .observability.histogram import Histogram as SampleHistogram
+from .l1._hashcache_py import HashCache, default_sizer
+from .wire._msgpack_py import decode_l2, read_l2_value
+from .manager._readpath_py import MISSING, NamespaceState, ReadPath, Ready, jittered
+from .l1._sketch_py import FrequencySketch
 from .wire import WIRE_CONSTANTS
 
 __all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram", "WIRE_CONSTANTS",
-           "decode_l2", "default_sizer", "jittered"]
+           "decode_l2", "default_sizer", "jittered", "read_l2_value"]

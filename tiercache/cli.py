@@ -101,7 +101,7 @@ def bench(quick: bool) -> List[tuple]:
 def bench_two_tier(quick: bool, l2_url: Optional[str]) -> Tuple[str, List[tuple]]:
     """CacheManager on the given L2 (default: the embedded SQLite store): L1 hits, L2 hits, writes."""
     from .config import NamespaceConfig
-    from .manager import CacheManager
+    from .manager.sync import CacheManager
 
     n = 500 if quick else 2000
     seconds = 0.3 if quick else 1.5
@@ -382,7 +382,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from .aio import AsyncCacheManager
+        from .manager.aio import AsyncCacheManager
         from .server import create_app
     except ImportError as exc:
         print(f"tiercache serve needs the server extra: pip install \"tiercache[server]\" ({exc})", file=sys.stderr)
@@ -451,7 +451,7 @@ def validate(url: str, api_key: str, timeout: float) -> int:
 def health(l2: Optional[str], env: Optional[str]) -> int:
     import json
 
-    from .manager import CacheManager
+    from .manager.sync import CacheManager
 
     with CacheManager(l2, env=env, invalidation=False, metrics_interval=None) as m:
         report = m.perform_health_assessment()

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .errors import ConfigError
-from .serialization import COMPRESSIONS, SERIALIZERS
+from .wire.serialization import COMPRESSIONS, SERIALIZERS
 
 __all__ = [
     "NamespaceConfig", "CacheConfig", "apply_env_overrides", "resolve_env", "check_namespace",

@@ -159,7 +159,7 @@ cdef class HashCache:
 
 @cython.final
 cdef class NamespaceState:
-    # One namespace for the read path (tiercache/_readpath_py.py documents the fields).
+    # One namespace for the read path (tiercache/manager/_readpath_py.py documents the fields).
     cdef public str name
     cdef public HashCache l1
     cdef public object cfg             # NamespaceConfig (immutable)

@@ -8,7 +8,7 @@ of a pure-Python module (tiercache._core_py selects the same names from those):
     _hashcache _slab     HashCache and its entry slab              (_hashcache_py)
     _wtinylfu            the W-TinyLFU policy over a HashCache     (_wtinylfu_py)
     _invariants          HashCache's invariants, for the tests
-    _histogram           the L1 latency histogram                  (tiercache.histogram)
+    _histogram           the L1 latency histogram                  (tiercache.observability.histogram)
     _ready               the awaitable of an async L1 hit         (_readpath_py)
     _msgpack             the L2 value reader                      (_msgpack_py)
     _keys _readpath      the manager's read path                  (_readpath_py)
@@ -54,7 +54,7 @@ from tiercache._wire cimport (
 import sys
 from collections.abc import Mapping as _Mapping
 
-from tiercache import _cleanup
+from tiercache.l1 import cleanup as _cleanup
 from tiercache.errors import SerializationError as _SerializationError
 from tiercache._validate import BYTES_CEILING
 from tiercache.wire import encode_key as _encode_key
@@ -114,7 +114,7 @@ include "_lru.pxi"
 include "_ttl.pxi"
 include "_sketch.pxi"
 
-__all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram", "decode_l2", "default_sizer", "jittered"]
+__all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram", "decode_l2", "default_sizer", "jittered", "read_l2_value"]
 
 cdef object _MISSING = object()
 cdef object _ABSENT = object()

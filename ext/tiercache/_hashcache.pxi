@@ -1,5 +1,5 @@
 # HashCache: the hash table, recency list, byte accounting and TTL heap as one object (included by
-# _core_c.pyx; twin of tiercache/_hashcache_py.py).
+# _core_c.pyx; twin of tiercache/l1/_hashcache_py.py).
 
 
 
@@ -302,7 +302,7 @@ cdef class HashCache:
     def admits(self, key, size):
         """Whether storing `key` (weighing `size`) now would displace nothing, or the sketch (policy
         "tinylfu") rates `key` above the entry that would go first; always True under "lru", which has no
-        sketch. The promotion gate (tiercache.promotion)."""
+        sketch. The promotion gate (tiercache.manager.promotion)."""
         cdef int64_t weight = _size_value(size, "size")
         cdef uint64_t tag = hash_tag(_hash(key))
         cdef int32_t victim

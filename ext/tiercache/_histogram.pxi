@@ -1,6 +1,6 @@
-# The L1 latency histogram (included by _core_c.pyx; twin of tiercache.metrics.Histogram).
+# The L1 latency histogram (included by _core_c.pyx; twin of tiercache.observability.metrics.Histogram).
 
-# Latency histogram buckets, as tiercache.metrics.bucket_of: bucket 0 holds (0, 2**-24 s], then 4 linear
+# Latency histogram buckets, as tiercache.observability.metrics.bucket_of: bucket 0 holds (0, 2**-24 s], then 4 linear
 # sub-buckets per power of two for 32 powers, then overflow. The same float operations as the Python code,
 # so both implementations put a value in the same bucket.
 cdef enum:
@@ -28,7 +28,7 @@ cdef inline int _bucket_of(double seconds) noexcept:
 
 @cython.final
 cdef class SampleHistogram:
-    """Timed L1 lookups of one namespace, counted in C (see tiercache.metrics for the buckets)."""
+    """Timed L1 lookups of one namespace, counted in C (see tiercache.observability.metrics for the buckets)."""
 
     cdef:
         uint64_t counts[TC_NBUCKETS]

@@ -5,14 +5,14 @@
 # bin, arrays and maps of them, ext types through the same ext hook — are read straight into Python
 # objects, the way msgpack.unpackb with serialization._UNPACK_OPTIONS reads them: arrays as lists, bin as
 # bytes, str as UTF-8 with surrogatepass, str map keys interned, ext types handed to
-# serialization._msgpack_ext_hook. Anything else — a payload cut short or with bytes left over, a byte
+# tiercache.wire.serialization.msgpack_ext_hook. Anything else — a payload cut short or with bytes left over, a byte
 # msgpack never uses, nesting deeper than _MAX_DEPTH, msgpack's own timestamp type, or an error raised
 # while building (invalid UTF-8, an unhashable map key, an ext hook's error) — is handed to Codec.loads,
 # so the values and the errors are always Codec.loads's.
 
-from tiercache.serialization import _msgpack_ext_hook
+from tiercache.wire.serialization import msgpack_ext_hook
 
-cdef object _ext_hook = _msgpack_ext_hook
+cdef object _ext_hook = msgpack_ext_hook
 tc_key_table_reset()
 cdef int _MAX_DEPTH = 32
 
@@ -190,7 +190,7 @@ cdef object _decode_l2(object data, Py_ssize_t start, object loads):
     return loads(data if start == 0 else PyBytes_FromStringAndSize(p, n))
 
 
-def _read_l2_value(data, loads):
+def read_l2_value(data, loads):
     """loads(data) for the bytes of an L2 value, read as the L2 paths read it (for the tests: the pure
     twin's is loads itself)."""
     if type(data) is not bytes:

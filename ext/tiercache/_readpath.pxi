@@ -1,4 +1,4 @@
-# The read path's I/O-free steps, compiled (twin of tiercache/_readpath_py.py, which documents them).
+# The read path's I/O-free steps, compiled (twin of tiercache/manager/_readpath_py.py, which documents them).
 #
 #   get(ns, key) ──> _front: last namespace, or the dict of NamespaceState ──> a plain namespace's HashCache
 #                      │ hit: the value, no Python frame         │ miss: the manager's `miss` callable

@@ -1,5 +1,5 @@
 # Ready: an awaitable that is already done, for the async manager's L1 hits (included by _core_c.pyx;
-# twin in tiercache/_readpath_py.py).
+# twin in tiercache/manager/_readpath_py.py).
 
 @cython.final
 @cython.freelist(64)

@@ -1,5 +1,5 @@
 # cython: language_level=3
-# The L2 wire format's numbers for the compiled core: the same as tiercache/wire.py, which defines and
+# The L2 wire format's numbers for the compiled core: the same as tiercache/wire/__init__.py, which defines and
 # documents them (tests/test_wire.py checks that both agree).
 
 cdef enum:

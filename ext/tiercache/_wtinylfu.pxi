@@ -1,5 +1,5 @@
 # The W-TinyLFU policy of a HashCache: window, probation and protected lists, the admission duel and the
-# hill climber (included by _core_c.pyx; twin of tiercache/_wtinylfu_py.py).
+# hill climber (included by _core_c.pyx; twin of tiercache/l1/_wtinylfu_py.py).
 
 cdef Lru* wt_list(HashCache self, int32_t idx) noexcept:
     cdef uint32_t seg = self.entries[idx].tag & ENTRY_SEGMENT

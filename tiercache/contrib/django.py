@@ -31,7 +31,7 @@ from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 
 from ..config import NamespaceConfig
-from ..manager import CacheManager
+from ..manager.sync import CacheManager
 
 __all__ = ["TierCacheBackend"]
 

@@ -1,7 +1,7 @@
 """The protocol every shared (L2) tier implements.
 
 Keys are already fully qualified strings (`tiercache:v1:{env}:{namespace}:{key}`, built by the manager) and
-values are bytes (already serialized by tiercache.serialization). A backend knows nothing of namespaces
+values are bytes (already serialized by tiercache.wire.serialization). A backend knows nothing of namespaces
 beyond `clear_namespace(prefix)`, and nothing of Python objects. Every method may raise L2Error (wrapping
 the client's own exception); the manager's circuit breaker decides what a failure means.
 """

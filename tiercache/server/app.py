@@ -231,7 +231,7 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
 
     @app.get("/metrics", dependencies=auth, response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:
-        from ..prometheus import exposition
+        from ..observability.prometheus import exposition
 
         return PlainTextResponse(exposition(manager).decode(), media_type="text/plain; version=0.0.4")
 

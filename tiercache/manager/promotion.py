@@ -32,7 +32,7 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from ._compat import FrequencySketch
+from .._compat import FrequencySketch
 
 __all__ = ["STRATEGIES", "PromotionManager", "resolve_strategy"]
 

@@ -22,8 +22,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, Hashable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
-from . import _cleanup
-from ._validate import (
+from . import cleanup as _cleanup
+from .._validate import (
     check_callable,
     check_default_ttl,
     check_policy,
@@ -36,7 +36,7 @@ from ._validate import (
     unhashable,
 )
 from ._ttl_py import ExpiryHeap
-from ._validate import BYTES_CEILING as _BYTES_CEILING
+from .._validate import BYTES_CEILING as _BYTES_CEILING
 from ._sketch_py import hash_tag as _tag
 from ._wtinylfu_py import EXPIRES as _EXPIRES, FLAGS as _FLAGS, KEY as _KEY, NEXT as _NEXT, PREV as _PREV
 from ._wtinylfu_py import PROTECTED as _PROTECTED, SEG as _SEG, SEQ as _SEQ, SIZE as _SIZE, VALUE as _VALUE
@@ -143,7 +143,7 @@ class HashCache:
 
     def admits(self, key: Hashable, size: int) -> bool:
         """Whether storing `key` (weighing `size`) now would displace nothing, or (policy "tinylfu") the
-        sketch rates `key` above the entry that would go first. The promotion gate (tiercache.promotion)."""
+        sketch rates `key` above the entry that would go first. The promotion gate (tiercache.manager.promotion)."""
         weight = check_size(size)
         tag = _tag(hash(key))
         with self._lock:

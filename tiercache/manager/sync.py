@@ -1,6 +1,6 @@
 """CacheManager: namespaced two-tier caching, L1 (a HashCache per namespace) over a shared L2.
 
-Every operation is written once in tiercache.base as steps; this class runs them with plain calls (threads
+Every operation is written once in tiercache.manager.base as steps; this class runs them with plain calls (threads
 for the invalidation listener and refresh-ahead). Failures of L2 never raise out of the data calls unless
 `strict=True`: reads fall back to L1, writes are counted as dropped and repaired once L2 answers again, and
 the circuit breaker stops calling a dead server until a probe succeeds.
@@ -13,15 +13,15 @@ import functools
 import inspect
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
-from . import l2 as l2_backends
-from ._compat import MISSING
+from .. import l2 as l2_backends
+from .._compat import MISSING
 from .base import BaseManager, call_key
-from .config import check_namespace
-from .errors import L2Error
+from ..config import check_namespace
+from ..errors import L2Error
 from .invalidation import InvalidationListener
 from .singleflight import SingleFlight
 from .steps import run
-from .wire import decode_key, encode_key
+from ..wire import decode_key, encode_key
 
 __all__ = ["CacheManager", "decode_key", "encode_key"]
 

@@ -19,10 +19,10 @@ import random
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import wire
-from ._msgpack_py import decode_l2
-from .errors import SerializationError
-from .histogram import Histogram
+from .. import wire
+from ..wire._msgpack_py import decode_l2
+from ..errors import SerializationError
+from ..observability.histogram import Histogram
 
 __all__ = ["MISSING", "NamespaceState", "ReadPath", "Ready", "jittered"]
 

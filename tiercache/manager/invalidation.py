@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any, Callable, List, Optional, Tuple
 
-from .wire import decode_key
+from ..wire import decode_key
 
 __all__ = ["Backoff", "InvalidationListener", "decode_message", "encode_message"]
 

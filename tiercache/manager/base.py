@@ -8,9 +8,9 @@
     set(ns, key, v) ──> _set_steps: encode ──> L2 (write-through; dropped writes remembered) ──> L1 ──>
                         invalidate other processes
 
-Each `_*_steps` method is a generator that yields the I/O it needs (tiercache.steps): the sync manager runs
+Each `_*_steps` method is a generator that yields the I/O it needs (tiercache.manager.steps): the sync manager runs
 it with plain calls, the async one awaits. The L2 wire format is tiercache.wire's; the gate (circuit
-breaker, counting, repair) is tiercache.gate's; the I/O-free read steps are the ReadPath's.
+breaker, counting, repair) is tiercache.manager.gate's; the I/O-free read steps are the ReadPath's.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ import time
 import uuid
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-from . import health, wire
-from ._compat import MISSING, HashCache, NamespaceState, ReadPath, SampleHistogram, jittered
+from ..observability import health
+from .. import wire
+from .._compat import MISSING, HashCache, NamespaceState, ReadPath, SampleHistogram, jittered
 from .circuit import CircuitBreaker
-from .config import (
+from ..config import (
     DEFAULT_NAMESPACE,
     CacheConfig,
     NamespaceConfig,
@@ -37,10 +38,10 @@ from .config import (
 )
 from .gate import FAILED, L2Gate
 from .invalidation import decode_message, encode_message
-from .counters import Counters
-from .metrics import Metrics
+from ..observability.counters import Counters
+from ..observability.metrics import Metrics
 from .promotion import PromotionManager, resolve_strategy
-from .serialization import Codec
+from ..wire.serialization import Codec
 from .steps import Steps
 
 __all__ = ["BaseManager", "MAX_TTL"]
@@ -591,7 +592,7 @@ class BaseManager:
 
     def promotion_stats(self) -> Dict[str, Dict[str, Any]]:
         """Per namespace: strategy, candidates, promoted, skipped by the strategy, rejected by the gate,
-        promoted-then-hit and precision, time spent deciding (see tiercache.promotion)."""
+        promoted-then-hit and precision, time spent deciding (see tiercache.manager.promotion)."""
         return self._promotion.stats(self._l1_stats())
 
     def stats(self) -> Dict[str, Any]:
@@ -614,7 +615,7 @@ class BaseManager:
 
     def metrics_snapshot(self) -> Dict[str, Any]:
         """Counters, L1 stats and latency summaries (p50/p90/p99/max, seconds) per namespace, now."""
-        from .metrics import summarize
+        from ..observability.metrics import summarize
 
         snap = self._require_metrics().snapshot(keep=False)
         latency: Dict[str, Dict[str, Any]] = {}

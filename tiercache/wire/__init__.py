@@ -8,7 +8,7 @@
             [ 32-byte HMAC-SHA256, pickle only ] payload
 
 The version segment (`v1`) covers all of it: a future format change uses a new prefix and never misreads
-old data. The compiled core takes the same numbers from ext/tiercache/_wire.pxd; tests/test_wire.py checks
+old data. The compiled core takes the same numbers from ext/tiercache/_wire.pxd; tests/test_readpath.py checks
 that the two agree and that each implementation reads what the other wrote.
 """
 

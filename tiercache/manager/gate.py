@@ -15,9 +15,9 @@ import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from .circuit import CLOSED, CircuitBreaker
-from .errors import CircuitOpenError, L2Error
-from .counters import Counters
-from .metrics import Metrics
+from ..errors import CircuitOpenError, L2Error
+from ..observability.counters import Counters
+from ..observability.metrics import Metrics
 
 __all__ = ["FAILED", "L2Gate"]
 

@@ -19,6 +19,6 @@ def decode_l2(data: bytes, start: int, loads: Callable[[bytes], Any]) -> Any:
     return loads(data if start == 0 else data[start:])
 
 
-def _read_l2_value(data: bytes, loads: Callable[[bytes], Any]) -> Any:
+def read_l2_value(data: bytes, loads: Callable[[bytes], Any]) -> Any:
     """decode_l2 of a whole value (for the tests)."""
     return decode_l2(data, 0, loads)

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from .counters import COUNTERS, OPERATIONS
 from .histogram import Histogram
 
-__all__ = ["TierCacheCollector", "exposition", "registry_for", "serve"]
+__all__ = ["TierCacheCollector", "exposition", "registry_for", "serve", "start_http_server"]
 
 # Counters exported one family each (the others are folded into requests / invalidations).
 _PLAIN = tuple(c for c in COUNTERS if c not in (
@@ -128,5 +128,12 @@ def exposition(manager: Any) -> bytes:
     return generate_latest(registry_for(manager))
 
 
-def serve(port: int, manager: Any, addr: str = "127.0.0.1") -> Any:
+def start_http_server(port: int, manager: Any, addr: str = "127.0.0.1") -> Any:
+    """Serve `manager`'s metrics in the Prometheus text format on http://addr:port/ (a daemon thread).
+
+    For services without the admin API. Returns what prometheus_client returns (the server and its thread
+    in current versions): call `server.shutdown()` to stop it."""
     return _start_http_server(port, addr=addr, registry=registry_for(manager))
+
+
+serve = start_http_server  # (the same function)

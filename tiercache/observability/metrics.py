@@ -3,12 +3,12 @@
     CacheManager ──add()/record()──> Metrics ──snapshot every `interval` s──> history (bounded ring)
           │                            │                                          │
           └── state(): L1 stats,       ├── snapshot(): counters + L1 + circuit     └── performance_trends()
-              circuit, histograms      └── tiercache.health.assess(window)
+              circuit, histograms      └── tiercache.observability.health.assess(window)
 
-Counters (tiercache.counters) live per namespace (slow paths: L2 calls, loads, invalidations). L1 hits,
+Counters (tiercache.observability.counters) live per namespace (slow paths: L2 calls, loads, invalidations). L1 hits,
 misses and evictions are counted by each namespace's HashCache and read from its stats(); the L1 get latency
 is sampled on the hit path (one call in `l1_sample_every`, default 64, is timed), every L2 call and loader
-call is timed into a histogram (tiercache.histogram). The timed L1 lookups are counted by the read path
+call is timed into a histogram (tiercache.observability.histogram). The timed L1 lookups are counted by the read path
 and read at snapshot time.
 
 Metrics observe; the manager never reads them back to make a decision.
@@ -25,7 +25,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequenc
 from .counters import COUNTERS, GLOBAL_COUNTERS, OPERATIONS, Counters
 from .histogram import NBUCKETS, Histogram, bucket_of, diff_histogram, percentile, summarize
 
-__all__ = [  # (the counter and histogram names are defined in tiercache.counters and tiercache.histogram)
+__all__ = [  # (the counter and histogram names are defined in tiercache.observability.counters and tiercache.observability.histogram)
     "COUNTERS", "GLOBAL_COUNTERS", "OPERATIONS", "Counters", "Histogram", "Metrics", "bucket_of", "delta",
     "diff_histogram", "fit_trend", "percentile", "start_http_server", "summarize",
 ]
@@ -284,11 +284,7 @@ def delta(new: Dict[str, Any], old: Optional[Dict[str, Any]], namespace: Optiona
 
 
 def start_http_server(port: int, manager: Any, addr: str = "127.0.0.1") -> Any:
-    """Serve `manager`'s metrics in the Prometheus text format on http://addr:port/ (a daemon thread).
+    """tiercache.observability.prometheus.start_http_server (needs prometheus_client)."""
+    from .prometheus import start_http_server
 
-    For services without the admin API; needs prometheus_client. Returns what prometheus_client returns
-    (the server and its thread in current versions): call `server.shutdown()` to stop it.
-    """
-    from .prometheus import serve
-
-    return serve(port, manager, addr)
+    return start_http_server(port, manager, addr)

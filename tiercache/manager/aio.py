@@ -5,7 +5,7 @@
                              └──> L2 batcher: the misses of one loop iteration go out as one MGET per
                                   namespace ──> decode ──> copy into L1 ──> value
 
-Every operation is written once in tiercache.base as steps, and awaited here (the sync CacheManager runs the
+Every operation is written once in tiercache.manager.base as steps, and awaited here (the sync CacheManager runs the
 same steps with plain calls): the same L1, configuration, counters, circuit breaker, repair, stale serving
 and invalidation (the listener is a task here). Single-flight of get_or_set spans coroutines and threads:
 the loader runs once per key in a task of its own, so cancelling one waiter never cancels it for the others.
@@ -21,10 +21,10 @@ import threading
 import weakref
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-from ._compat import MISSING
+from .._compat import MISSING
 from .base import BaseManager, call_key
-from .config import check_namespace
-from .errors import L2Error
+from ..config import check_namespace
+from ..errors import L2Error
 from .gate import FAILED
 from .invalidation import Backoff, apply_safely
 from .steps import Steps, arun
@@ -45,7 +45,7 @@ class AsyncCacheManager(BaseManager):
 
     @staticmethod
     def _open_l2(url: Optional[str]) -> Any:
-        from .l2 import aio as aio_backends  # (redis.asyncio: imported when an async manager is made)
+        from ..l2 import aio as aio_backends  # (redis.asyncio: imported when an async manager is made)
 
         return aio_backends.from_url(url)
 

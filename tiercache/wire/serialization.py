@@ -51,10 +51,10 @@ from typing import Any, Callable, Dict, Optional, Union
 
 import msgpack
 
-from . import wire
-from .errors import ConfigError, IntegrityError, SerializationError
+from .. import wire
+from ..errors import ConfigError, IntegrityError, SerializationError
 
-__all__ = ["Codec", "get_codec", "SERIALIZERS", "COMPRESSIONS", "HMAC_KEY_ENV"]
+__all__ = ["Codec", "get_codec", "msgpack_ext_hook", "SERIALIZERS", "COMPRESSIONS", "HMAC_KEY_ENV"]
 
 SERIALIZERS = ("msgpack", "json", "pickle")
 COMPRESSIONS = (None, "zlib")
@@ -223,7 +223,7 @@ _EXT_DECODERS: Dict[int, Callable[[bytes], Any]] = {
 }
 
 
-def _msgpack_ext_hook(code: int, data: bytes) -> Any:
+def msgpack_ext_hook(code: int, data: bytes) -> Any:
     decode = _EXT_DECODERS.get(code)
     if decode is None:
         raise SerializationError(f"corrupt msgpack payload: unknown ext type {code}")
@@ -233,7 +233,7 @@ def _msgpack_ext_hook(code: int, data: bytes) -> Any:
 # The options every msgpack read takes (see _msgpack_unpackb for why). The compiled core reads the common
 # values of L2 itself the same way (ext/tiercache/_msgpack.pxi): change one, change both.
 _UNPACK_OPTIONS: Dict[str, Any] = dict(
-    ext_hook=_msgpack_ext_hook, raw=False, use_list=True, strict_map_key=False, unicode_errors="surrogatepass"
+    ext_hook=msgpack_ext_hook, raw=False, use_list=True, strict_map_key=False, unicode_errors="surrogatepass"
 )
 
 
