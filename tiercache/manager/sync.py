@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import inspect
+import threading
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from .. import l2 as l2_backends
@@ -48,9 +49,11 @@ class CacheManager(BaseManager):
         self._flights = SingleFlight()
         self._refresher: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._listener: Optional[InvalidationListener] = None
+        self.listener_connected: Optional[threading.Event] = None  # set while invalidations are received
         if self._invalidation:
             self._listener = InvalidationListener(self.l2.subscribe, self._channel, self._on_invalidation,
                                                   self._flush_l1)
+            self.listener_connected = self._listener.connected
             self._listener.start()
         if self.metrics is not None:
             self.metrics.start()
