@@ -7,7 +7,7 @@ The earlier checkout's package is loaded under another name beside the working t
 managers run over one redis-server started here on a free loopback port (Redis paths) and hold the same
 values; a round times each path on both, in a random order, and records the ratio new/old. Medians and
 quartiles over the rounds are printed, with the L1-hit cost of `manager.get` beside `HashCache.get` of the
-same value in the same loop (new build).
+same value and beside the namespace's own L1 `.get` (the dispatch alone), timed in the same round (new build).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import importlib.abc
+import importlib.util
 import os
 import random
 import shutil
@@ -31,8 +33,25 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 VALUE = {"id": 12345, "name": "user-12345", "email": "u12345@example.com", "score": 0.97, "tags": ["a", "b", "c"]}
 
 
+class _OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """While the earlier build is imported: `tiercache.X` (its compiled core's absolute imports) is
+    `tiercache_ab_old.X`, not the working tree's module."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname == "tiercache" or fullname.startswith("tiercache."):
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec: Any) -> Any:
+        return importlib.import_module("tiercache_ab_old" + spec.name[len("tiercache"):])
+
+    def exec_module(self, module: Any) -> None:
+        pass
+
+
 def load_old(checkout: str) -> Any:
-    """The earlier checkout's package, imported as `tiercache_ab_old` (its absolute imports rewritten)."""
+    """The earlier checkout's package, imported as `tiercache_ab_old` (its absolute imports rewritten, and
+    those of its compiled core pointed at it while it loads)."""
     root = tempfile.mkdtemp(prefix="tiercache-ab-")
     dest = os.path.join(root, "tiercache_ab_old")
     shutil.copytree(os.path.join(checkout, "tiercache"), dest)
@@ -47,7 +66,18 @@ def load_old(checkout: str) -> Any:
                 with open(path, "w", encoding="utf-8") as f:
                     f.write(text)
     sys.path.insert(0, root)
-    return importlib.import_module("tiercache_ab_old")
+    saved = {k: v for k, v in sys.modules.items() if k == "tiercache" or k.startswith("tiercache.")}
+    for k in saved:
+        del sys.modules[k]
+    finder = _OldNames()
+    sys.meta_path.insert(0, finder)
+    try:
+        return importlib.import_module("tiercache_ab_old")
+    finally:
+        sys.meta_path.remove(finder)
+        for k in [k for k in sys.modules if k == "tiercache" or k.startswith("tiercache.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
 
 
 def free_port() -> int:
@@ -78,7 +108,8 @@ def paths(pkg: Any, url: str) -> Dict[str, Callable[[], int]]:
     l1 = pkg.HashCache(max_bytes=1 << 30)
     for k in keys:
         l1.set(k, VALUE)
-    get, l1get = m.get, l1.get
+    ns_l1 = m.l1("hot") if hasattr(m, "l1") else m._l1_for("hot")  # (the earlier build's private name)
+    get, l1get, ns_get = m.get, l1.get, ns_l1.get
     for k in keys:
         get("hot", k)
 
@@ -92,6 +123,12 @@ def paths(pkg: Any, url: str) -> Dict[str, Callable[[], int]]:
         for _ in range(10):
             for k in keys:
                 l1get(k)
+        return 10 * len(keys)
+
+    def namespace_l1_hit() -> int:
+        for _ in range(10):
+            for k in keys:
+                ns_get(k)
         return 10 * len(keys)
 
     def l2_hit() -> int:
@@ -110,7 +147,8 @@ def paths(pkg: Any, url: str) -> Dict[str, Callable[[], int]]:
             m.set("thin", k, VALUE)
         return 300
 
-    return {"HashCache.get hit": hashcache_hit, "manager.get L1 hit": l1_hit, "manager.get L2 hit": l2_hit,
+    return {"HashCache.get hit": hashcache_hit, "namespace L1 .get hit": namespace_l1_hit,
+            "manager.get L1 hit": l1_hit, "manager.get L2 hit": l2_hit,
             "get_many(100) from L2": get_many, "set": set_}
 
 
@@ -134,6 +172,7 @@ def main(argv: Any = None) -> int:
         rnd = random.Random(1)
         ratios: Dict[str, List[float]] = {name: [] for name in builds["new"]}
         l1_over_hashcache: List[float] = []
+        l1_over_namespace: List[float] = []
         gc.disable()
         for _ in range(args.rounds):
             for name in ratios:
@@ -141,13 +180,16 @@ def main(argv: Any = None) -> int:
                 rnd.shuffle(order)
                 t = {b: per_op(builds[b][name]) for b in order}
                 ratios[name].append(t["new"] / t["old"])
-            l1_over_hashcache.append(per_op(builds["new"]["manager.get L1 hit"])
-                                     / per_op(builds["new"]["HashCache.get hit"]))
+            t = {name: per_op(builds["new"][name]) for name in
+                 ("manager.get L1 hit", "HashCache.get hit", "namespace L1 .get hit")}
+            l1_over_hashcache.append(t["manager.get L1 hit"] / t["HashCache.get hit"])
+            l1_over_namespace.append(t["manager.get L1 hit"] / t["namespace L1 .get hit"])
         gc.enable()
         print(f"new: {new.__file__}\nold: {old.__file__}\n{args.rounds} rounds; new/old median [quartiles]")
         for name, values in ratios.items():
             print(f"  {name:<24} {quartiles(values)}")
         print(f"  manager.get L1 hit / HashCache.get hit (new): {quartiles(l1_over_hashcache)}")
+        print(f"  manager.get L1 hit / the namespace's own L1 .get (new): {quartiles(l1_over_namespace)}")
     finally:
         server.terminate()
         server.wait()

@@ -106,8 +106,9 @@ class AsyncCacheManager(BaseManager):
         """An awaitable of the value from L1, else L2 (copied into L1), else `default`."""
         return self._read.aget(namespace, key, default)
 
-    def _aget_missed(self, namespace: str, key: Any, default: Any, l1_missed: bool) -> Any:
-        return arun(self._get_steps(namespace, key, default, l1_missed))
+    async def _aget_missed(self, namespace: str, key: Any, default: Any, l1_missed: bool) -> Any:
+        value, stale = await arun(self._lookup_steps(namespace, key, l1_missed))
+        return value if value is not MISSING else self._served(namespace, stale, default)
 
     def _fetch_steps(self, state: Any, l2_key: str) -> Steps:
         """get's L2 read joins the loop iteration's batch (one MGET per namespace)."""
@@ -116,8 +117,8 @@ class AsyncCacheManager(BaseManager):
     def _batch_steps(self, namespace: str, l2_keys: List[str]) -> Steps:
         """The batch's round trip: a GET for one key, an MGET for more."""
         if len(l2_keys) > 1:
-            return (yield from self._l2_steps(self.l2.get_many, l2_keys, namespace=namespace, op="l2_get"))
-        data = yield from self._l2_steps(self.l2.get, l2_keys[0], namespace=namespace, op="l2_get")
+            return (yield from self._l2_steps(self.l2.get_many, (l2_keys,), namespace, "l2_get"))
+        data = yield from self._l2_steps(self.l2.get, (l2_keys[0],), namespace, "l2_get")
         return data if data is FAILED else [data]
 
     def _batcher(self) -> "_GetBatcher":

@@ -249,9 +249,10 @@ class BaseManager:
 
     # ------------------------------------------------------------------ L2 through the gate
 
-    def _l2_steps(self, fn: Callable[..., Any], *args: Any, namespace: str = "", op: Optional[str] = None,
+    def _l2_steps(self, fn: Callable[..., Any], args: Tuple[Any, ...], namespace: str, op: Optional[str] = None,
                   written: Iterable[str] = ()) -> Steps:
-        """fn(*args) through the gate: its answer, or FAILED (raises instead when strict)."""
+        """fn(*args) through the gate, counted for `namespace` and timed as `op` (None: not timed): its
+        answer, or FAILED (raises instead when strict)."""
         gate = self._gate
         t0 = gate.start(namespace, op)
         if t0 is None:
@@ -284,7 +285,7 @@ class BaseManager:
 
     def _fetch_steps(self, state: NamespaceState, l2_key: str) -> Steps:
         """One L2 read for get (the async manager batches these)."""
-        return self._l2_steps(self.l2.get, l2_key, namespace=state.name, op="l2_get")
+        return self._l2_steps(self.l2.get, (l2_key,), state.name, "l2_get")
 
     # ------------------------------------------------------------------ reads
 
@@ -301,19 +302,11 @@ class BaseManager:
         """The async manager's get() past the ReadPath's L1 step (its aget)."""
         raise NotImplementedError
 
-    def _get_steps(self, namespace: str, key: Any, default: Any, l1_missed: bool) -> Steps:
+    def _lookup_steps(self, namespace: str, key: Any, l1_missed: bool = False) -> Steps:
+        """(value or MISSING, stale value to serve on failure or MISSING), from L1, else L2: get's steps,
+        whose result `_served` turns into what get returns."""
         if self._closed:
             self._check_open()
-        value, stale = yield from self._lookup_steps(namespace, key, l1_missed)
-        if value is not MISSING:
-            return value
-        if stale is MISSING:
-            return default
-        self.counters.add("stale_served", 1, namespace)
-        return stale
-
-    def _lookup_steps(self, namespace: str, key: Any, l1_missed: bool = False) -> Steps:
-        """(value or MISSING, stale value to serve on failure or MISSING), from L1, else L2."""
         state = self._spaces.get(namespace)
         if state is None:
             wire.encode_key(key)  # (a bad key is rejected before its namespace is created)
@@ -330,6 +323,13 @@ class BaseManager:
         self._finish(state, [key], [l2_key], [data], version, found)
         return found.get(key, MISSING), MISSING
 
+    def _served(self, namespace: str, stale: Any, default: Any) -> Any:
+        """What get returns when neither tier had a fresh value: the stale copy (counted), else `default`."""
+        if stale is MISSING:
+            return default
+        self.counters.add("stale_served", 1, namespace)
+        return stale
+
     def _get_many_steps(self, namespace: str, keys: Iterable[Any]) -> Steps:
         if self._closed:
             self._check_open()
@@ -338,7 +338,7 @@ class BaseManager:
         if l2_keys is None:
             return found
         version = state.version
-        datas = yield from self._l2_steps(self.l2.get_many, l2_keys, namespace=namespace, op="l2_get")
+        datas = yield from self._l2_steps(self.l2.get_many, (l2_keys,), namespace, "l2_get")
         if datas is FAILED:
             if stale:
                 self.counters.add("stale_served", len(stale), namespace)
@@ -428,11 +428,11 @@ class BaseManager:
             l2_items = {state.l2_base + part: wire.seal(data, l2_ttl, now) for _, part, _, data in encoded}
             if single:
                 ((l2_key, data),) = l2_items.items()
-                result = yield from self._l2_steps(self.l2.set, l2_key, data, l2_ttl, namespace=namespace,
-                                                   op="l2_set", written=(l2_key,))
+                result = yield from self._l2_steps(self.l2.set, (l2_key, data, l2_ttl), namespace, "l2_set",
+                                                   (l2_key,))
             else:
-                result = yield from self._l2_steps(self.l2.set_many, l2_items, l2_ttl, namespace=namespace,
-                                                   op="l2_set", written=l2_items)
+                result = yield from self._l2_steps(self.l2.set_many, (l2_items, l2_ttl), namespace, "l2_set",
+                                                   l2_items)
             if result is FAILED:
                 self._gate.dropped(namespace, state.l2_base, l2_items)
         for key, _, value, data in encoded:
@@ -458,7 +458,7 @@ class BaseManager:
         self.counters.add("deletes", 1, namespace)
         if state.persist:
             l2_key = state.l2_base + part
-            result = yield from self._l2_steps(self.l2.delete, l2_key, namespace=namespace, op="l2_set")
+            result = yield from self._l2_steps(self.l2.delete, (l2_key,), namespace, "l2_set")
             if result is FAILED:
                 self._gate.dropped(namespace, state.l2_base, [l2_key])
             else:
@@ -474,7 +474,7 @@ class BaseManager:
         state.l1.clear()
         removed = 0
         if state.persist:
-            result = yield from self._l2_steps(self.l2.clear_namespace, state.l2_base, namespace=namespace)
+            result = yield from self._l2_steps(self.l2.clear_namespace, (state.l2_base,), namespace)
             if result is FAILED:
                 self._gate.dropped_namespace(namespace, state.l2_base)
             else:
@@ -548,7 +548,7 @@ class BaseManager:
         if not self._invalidation:
             return
         message = encode_message(self._id, namespace, key_parts)
-        result = yield from self._l2_steps(self.l2.publish, self._channel, message, namespace=namespace)
+        result = yield from self._l2_steps(self.l2.publish, (self._channel, message), namespace)
         if result is not FAILED:
             self.counters.add("invalidations_sent", 1, namespace)
 

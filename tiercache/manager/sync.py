@@ -66,7 +66,8 @@ class CacheManager(BaseManager):
         return self._read.get(namespace, key, default)
 
     def _get_missed(self, namespace: str, key: Any, default: Any, l1_missed: bool) -> Any:
-        return run(self._get_steps(namespace, key, default, l1_missed))
+        value, stale = run(self._lookup_steps(namespace, key, l1_missed))
+        return value if value is not MISSING else self._served(namespace, stale, default)
 
     def get_many(self, namespace: str, keys: Iterable[Any]) -> Dict[Any, Any]:
         """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
