@@ -1,7 +1,7 @@
 """A/B of two builds of the compiled core in one process: the working tree's against an earlier build.
 
-    git stash && pip install -e . && cp tiercache/_core_c*.so /tmp/old/ && git stash pop && pip install -e .
-    python bench/ab_core.py /tmp/old/_core_c.cpython-311-x86_64-linux-gnu.so [--rounds 40]
+    git worktree add /tmp/old <rev> && (cd /tmp/old && python setup.py build_ext --inplace)
+    python bench/ab_core.py /tmp/old [--rounds 40]
 
 Both builds' HashCache hold the same 100k keys; a round times one random pass of 20k operations on each
 (and on cachebox.LRUCache when installed), in a random order, and records the paired ratio new/old. The
@@ -14,27 +14,20 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
+import importlib
 import os
 import random
-import statistics
 import sys
 import time
 from typing import Any, Callable, Dict, List, Sequence
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _ab import load_old, quartiles  # noqa: E402
 
 N = 100_000
 PASS = 20_000
-
-
-def load_old(path: str) -> Any:
-    spec = importlib.util.spec_from_file_location("tiercache_ab_old._core_c", path)
-    if spec is None or spec.loader is None:
-        sys.exit(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def timed(fn: Callable[[Any], Any], keys: Sequence[Any]) -> float:
@@ -44,19 +37,14 @@ def timed(fn: Callable[[Any], Any], keys: Sequence[Any]) -> float:
     return (time.perf_counter_ns() - t0) / len(keys)
 
 
-def quartiles(values: List[float]) -> str:
-    q = statistics.quantiles(values, n=4)
-    return f"{statistics.median(values):.3f} [{q[0]:.3f}-{q[2]:.3f}]"
-
-
 def main(argv: Any = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("old", help="path of the earlier build's _core_c extension module")
+    ap.add_argument("old", help="an earlier checkout with its extension built in place")
     ap.add_argument("--rounds", type=int, default=40)
     args = ap.parse_args(argv)
     import tiercache._core_c as new
 
-    old = load_old(args.old)
+    old = importlib.import_module(load_old(args.old).__name__ + "._core_c")
     rnd = random.Random(1)
     int_keys: List[Any] = list(range(N))
     str_keys: List[Any] = [f"user:{i}:profile" for i in range(N)]

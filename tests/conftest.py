@@ -175,3 +175,18 @@ def known_bug(request: pytest.FixtureRequest, impl: Implementation) -> Callable[
             request.applymarker(pytest.mark.xfail(strict=strict, reason=reason))
 
     return mark
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    """The URL of an embedded SQLite L2 store in the test's own directory."""
+    return f"sqlite:///{tmp_path}/l2.sqlite3"
+
+
+@pytest.fixture
+def manager(sqlite_url: str, clock: "FakeTimer") -> Iterator[Any]:
+    """A CacheManager over `sqlite_url` (env "test", timed by `clock`), closed after the test."""
+    from tiercache import CacheManager
+
+    with CacheManager(sqlite_url, env="test", timer=clock) as m:
+        yield m
