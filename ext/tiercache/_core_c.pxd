@@ -169,5 +169,6 @@ cdef class NamespaceState:
     cdef public bint immediate         # every L2 hit is promoted (no decision)
     cdef public bint persist           # the namespace writes to and reads from L2
     cdef public uint64_t version       # bumped by every write and invalidation
+    cdef public uint64_t promoted      # L2 hits finish() copied into L1 without a decision (immediate)
     cdef public str l2_base            # the L2 key prefix of the namespace
 

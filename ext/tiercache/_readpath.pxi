@@ -40,6 +40,7 @@ cdef class NamespaceState:
         self.immediate = bool(immediate)
         self.persist = bool(cfg.persist_to_l2)
         self.version = 0
+        self.promoted = 0
         self.l2_base = l2_base
 
     def bump(self):
@@ -316,6 +317,8 @@ cdef class ReadPath:
                 declined += 1
             else:
                 self._put(state, rule, key, value, size, expires, left, True)
+        if state.immediate:
+            state.promoted += hits - skipped
         return hits, misses, skipped, declined
 
     def store(self, NamespaceState state, key, value, size, ttl, bint promoted=False):

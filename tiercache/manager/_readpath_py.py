@@ -45,7 +45,7 @@ class NamespaceState:
     Built by the manager, replaced whole when the namespace's settings change; `version` is bumped by every
     write and invalidation, so a read that an update overtook does not copy its old value into L1."""
 
-    __slots__ = ("name", "l1", "cfg", "loads", "codec", "plain", "immediate", "persist", "version", "l2_base")
+    __slots__ = ("name", "l1", "cfg", "loads", "codec", "plain", "immediate", "persist", "version", "promoted", "l2_base")
 
     def __init__(self, name: str, l1: Any, cfg: Any, loads: Callable[[bytes], Any], immediate: bool,
                  l2_base: str, codec: Any = None) -> None:
@@ -58,6 +58,7 @@ class NamespaceState:
         self.immediate = bool(immediate)  # every L2 hit is promoted, no decision to ask for
         self.persist = bool(cfg.persist_to_l2)
         self.version = 0
+        self.promoted = 0  # L2 hits finish() copied into L1 without a decision (immediate namespaces)
         self.l2_base = l2_base
 
     def bump(self) -> None:
@@ -259,6 +260,8 @@ class ReadPath:
                 declined += 1
             else:
                 self.store(state, key, value, size, remaining, True)
+        if state.immediate:
+            state.promoted += hits - skipped
         return hits, misses, skipped, declined
 
     def store(self, state: NamespaceState, key: Any, value: Any, size: int, ttl: Optional[float],

@@ -356,8 +356,6 @@ class BaseManager:
             self._gate.failed(ValueError(f"L2 answered {len(datas)} values for {len(keys)} keys"), state.name)
             return
         hits, misses, skipped, declined = self._read.finish(state, keys, l2_keys, datas, version, found)
-        if state.immediate and hits > skipped:
-            self._promotion.promoted_immediately(state.name, hits - skipped)
         counters = self.counters
         if not (skipped or declined or (hits and misses)):
             if hits == 1:
@@ -593,7 +591,8 @@ class BaseManager:
     def promotion_stats(self) -> Dict[str, Dict[str, Any]]:
         """Per namespace: strategy, candidates, promoted, skipped by the strategy, rejected by the gate,
         promoted-then-hit and precision, time spent deciding (see tiercache.manager.promotion)."""
-        return self._promotion.stats(self._l1_stats())
+        immediate = {ns: st.promoted for ns, st in list(self._spaces.items()) if st.immediate and st.promoted}
+        return self._promotion.stats(self._l1_stats(), immediate)
 
     def stats(self) -> Dict[str, Any]:
         """Manager counters, the circuit state and each namespace's L1 stats."""

@@ -218,13 +218,20 @@ class PromotionManager:
             hit = cache.was_hit(key)
             model.learn(x, 1.0 if hit else 0.0)
 
-    def stats(self, l1_stats: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Dict[str, Any]]:
+    def stats(self, l1_stats: Optional[Dict[str, Dict[str, Any]]] = None,
+              immediate: Optional[Dict[str, int]] = None) -> Dict[str, Dict[str, Any]]:
         """Per namespace: strategy, candidates, promoted (with room / bypassing the gate), skipped by the
         strategy, rejected by the gate, precision (promoted entries read again in L1, from HashCache),
-        seconds spent deciding; predictive namespaces add the model's weights."""
+        seconds spent deciding; predictive namespaces add the model's weights. `immediate`: {namespace: L2
+        hits promoted without a decision}, which the read path counts itself."""
         out: Dict[str, Dict[str, Any]] = {}
         with self._lock:
-            for ns, s in self._stats.items():
+            stats = dict(self._stats)
+            for ns, n in (immediate or {}).items():
+                old, s = stats.get(ns), _Stats("immediate")
+                s.candidates = s.promoted = n + (old.promoted if old is not None and old.strategy == "immediate" else 0)
+                stats[ns] = s
+            for ns, s in stats.items():
                 l1 = (l1_stats or {}).get(ns) or {}
                 promoted_l1, hits_l1 = l1.get("promoted", 0), l1.get("promoted_hits", 0)
                 entry: Dict[str, Any] = {
