@@ -493,3 +493,16 @@ def test_stale_copy_served_when_l2_and_loader_fail(clock: Any) -> None:
         with pytest.raises(RuntimeError):
             m.get_or_set("grace", "k", failing)
         assert m.get("grace", "k") is None
+
+
+def test_read_path_counters_survive_a_settings_change(manager: CacheManager) -> None:
+    manager.set("ns", "k", 1)
+    manager.l1("ns").clear()
+    assert manager.get("ns", "k") == 1 and manager.get("ns", "absent") is None
+    counts = manager.counters.by_namespace()["ns"]
+    assert (counts["l2_hits"], counts["l2_misses"], counts["promotions"]) == (1, 1, 1)
+    manager.update_namespace("ns", l1_ttl=20)  # a new namespace state: the counts carry over
+    manager.l1("ns").clear()
+    assert manager.get("ns", "k") == 1
+    counts = manager.counters.by_namespace()["ns"]
+    assert (counts["l2_hits"], counts["l2_misses"]) == (2, 1) and manager.stats()["l2_hits"] == 2

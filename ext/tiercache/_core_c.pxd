@@ -170,5 +170,7 @@ cdef class NamespaceState:
     cdef public bint persist           # the namespace writes to and reads from L2
     cdef public uint64_t version       # bumped by every write and invalidation
     cdef public uint64_t promoted      # L2 hits finish() copied into L1 without a decision (immediate)
+    # -- the read path's counters (counted here, in C, so an L2 hit takes no lock); carried over by inherit()
+    cdef public uint64_t l2_hits, l2_misses, promotions, promotions_skipped_stale, promotions_declined
     cdef public str l2_base            # the L2 key prefix of the namespace
 

@@ -41,10 +41,26 @@ cdef class NamespaceState:
         self.persist = bool(cfg.persist_to_l2)
         self.version = 0
         self.promoted = 0
+        self.l2_hits = self.l2_misses = self.promotions = 0
+        self.promotions_skipped_stale = self.promotions_declined = 0
         self.l2_base = l2_base
 
     def bump(self):
         self.version += 1
+
+    def counts(self):
+        """{counter: value} of the read path's counters (tiercache.observability.counters names)."""
+        return {"l2_hits": self.l2_hits, "l2_misses": self.l2_misses, "promotions": self.promotions,
+                "promotions_skipped_stale": self.promotions_skipped_stale,
+                "promotions_declined": self.promotions_declined}
+
+    def inherit(self, NamespaceState previous):
+        """Carry the read path's counters over from the state this one replaces."""
+        self.l2_hits += previous.l2_hits
+        self.l2_misses += previous.l2_misses
+        self.promotions += previous.promotions
+        self.promotions_skipped_stale += previous.promotions_skipped_stale
+        self.promotions_declined += previous.promotions_declined
 
 
 @cython.final
@@ -319,6 +335,11 @@ cdef class ReadPath:
                 self._put(state, rule, key, value, size, expires, left, True)
         if state.immediate:
             state.promoted += hits - skipped
+        state.l2_hits += hits
+        state.l2_misses += misses
+        state.promotions += hits - skipped - declined
+        state.promotions_skipped_stale += skipped
+        state.promotions_declined += declined
         return hits, misses, skipped, declined
 
     def store(self, NamespaceState state, key, value, size, ttl, bint promoted=False):

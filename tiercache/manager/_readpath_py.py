@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -29,6 +30,8 @@ __all__ = ["MISSING", "NamespaceState", "ReadPath", "Ready", "jittered"]
 MISSING: Any = object()
 _CONSUMED: Any = object()  # a Ready already awaited
 _KEY_TYPES = frozenset((str, int, bytes))
+_COUNTS = ("l2_hits", "l2_misses", "promotions", "promotions_skipped_stale", "promotions_declined")
+_COUNTS_LOCK = threading.Lock()
 _monotonic = time.monotonic
 
 
@@ -45,7 +48,8 @@ class NamespaceState:
     Built by the manager, replaced whole when the namespace's settings change; `version` is bumped by every
     write and invalidation, so a read that an update overtook does not copy its old value into L1."""
 
-    __slots__ = ("name", "l1", "cfg", "loads", "codec", "plain", "immediate", "persist", "version", "promoted", "l2_base")
+    __slots__ = ("name", "l1", "cfg", "loads", "codec", "plain", "immediate", "persist", "version", "promoted", "l2_base",
+                 "l2_hits", "l2_misses", "promotions", "promotions_skipped_stale", "promotions_declined")
 
     def __init__(self, name: str, l1: Any, cfg: Any, loads: Callable[[bytes], Any], immediate: bool,
                  l2_base: str, codec: Any = None) -> None:
@@ -59,10 +63,24 @@ class NamespaceState:
         self.persist = bool(cfg.persist_to_l2)
         self.version = 0
         self.promoted = 0  # L2 hits finish() copied into L1 without a decision (immediate namespaces)
+        # the read path's counters, counted here (the compiled twin: in C, with no lock); see inherit()
+        self.l2_hits = self.l2_misses = self.promotions = 0
+        self.promotions_skipped_stale = self.promotions_declined = 0
         self.l2_base = l2_base
 
     def bump(self) -> None:
         self.version += 1
+
+    def counts(self) -> Dict[str, int]:
+        """{counter: value} of the read path's counters (tiercache.observability.counters names)."""
+        with _COUNTS_LOCK:
+            return {name: getattr(self, name) for name in _COUNTS}
+
+    def inherit(self, previous: "NamespaceState") -> None:
+        """Carry the read path's counters over from the state this one replaces."""
+        with _COUNTS_LOCK:
+            for name in _COUNTS:
+                setattr(self, name, getattr(self, name) + getattr(previous, name))
 
 
 class Ready:
@@ -260,8 +278,14 @@ class ReadPath:
                 declined += 1
             else:
                 self.store(state, key, value, size, remaining, True)
-        if state.immediate:
-            state.promoted += hits - skipped
+        with _COUNTS_LOCK:  # (the compiled twin counts in C, where no other thread runs meanwhile)
+            if state.immediate:
+                state.promoted += hits - skipped
+            state.l2_hits += hits
+            state.l2_misses += misses
+            state.promotions += hits - skipped - declined
+            state.promotions_skipped_stale += skipped
+            state.promotions_declined += declined
         return hits, misses, skipped, declined
 
     def store(self, state: NamespaceState, key: Any, value: Any, size: int, ttl: Optional[float],

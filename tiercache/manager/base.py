@@ -129,7 +129,7 @@ class BaseManager:
                 self._codec(cfg)  # a pickle namespace without an HMAC key fails here, not on first use
             except Exception as exc:
                 raise type(exc)(f"namespace {name!r}: {exc}") from None
-        self.counters = Counters()  # slow-path counters: always on
+        self.counters = Counters(self._read_path_counts)  # always on (the read path counts its own)
         self._promotion = PromotionManager(timer=self._timer)
         self._read = ReadPath(self._spaces, self._get_missed, self._aget_missed, self._decide, self._corrupt,
                               self._timer)
@@ -181,7 +181,7 @@ class BaseManager:
                     state.l1.clear()
                 else:
                     l1.set_limits(max_bytes=new.l1_max_bytes, max_entries=new.l1_max_entries)
-                self._spaces[namespace] = self._new_space(namespace, new, l1, state.version + 1)
+                self._spaces[namespace] = self._new_space(namespace, new, l1, state.version + 1, state)
                 self._read.forget()
             return new
 
@@ -205,6 +205,9 @@ class BaseManager:
     def _l1(self) -> Dict[str, Any]:
         return {ns: st.l1 for ns, st in list(self._spaces.items())}
 
+    def _read_path_counts(self) -> Dict[str, Dict[str, int]]:
+        return {ns: st.counts() for ns, st in list(self._spaces.items())}
+
     def _l1_stats(self) -> Dict[str, Dict[str, Any]]:
         return {ns: st.l1.stats() for ns, st in list(self._spaces.items())}
 
@@ -219,7 +222,8 @@ class BaseManager:
                 state = self._spaces[namespace] = self._new_space(namespace, self.namespace_config(namespace))
         return state
 
-    def _new_space(self, namespace: str, cfg: NamespaceConfig, l1: Any = None, version: int = 0) -> NamespaceState:
+    def _new_space(self, namespace: str, cfg: NamespaceConfig, l1: Any = None, version: int = 0,
+                   previous: Optional[NamespaceState] = None) -> NamespaceState:
         strategy = resolve_strategy(cfg.promotion, cfg.priority)
         if l1 is None:
             # A gated promotion strategy needs L1's own frequency sketch (it counts L1 hits too): W-TinyLFU.
@@ -229,6 +233,8 @@ class BaseManager:
         state = NamespaceState(namespace, l1, cfg, codec.loads, strategy == "immediate",
                                self._prefix + namespace + ":", codec)
         state.version = version
+        if previous is not None:
+            state.inherit(previous)
         return state
 
     def _codec(self, cfg: NamespaceConfig) -> Codec:
@@ -356,19 +362,8 @@ class BaseManager:
             self._gate.failed(ValueError(f"L2 answered {len(datas)} values for {len(keys)} keys"), state.name)
             return
         hits, misses, skipped, declined = self._read.finish(state, keys, l2_keys, datas, version, found)
-        counters = self.counters
-        if not (skipped or declined or (hits and misses)):
-            if hits == 1:
-                counters.add_pair(state.name, "l2_hits", "promotions")
-                if self.config.l1_max_bytes is not None:
-                    self._enforce_global_cap()
-                return None
-            if misses == 1 and not hits:
-                return counters.add("l2_misses", 1, state.name)
-        counters.add_many(state.name, l2_hits=hits, l2_misses=misses, promotions=hits - skipped - declined,
-                          promotions_skipped_stale=skipped, promotions_declined=declined)
-        if hits > skipped + declined:
-            self._after_store()
+        if hits > skipped + declined and self.config.l1_max_bytes is not None:
+            self._enforce_global_cap()
 
     def _decide(self, namespace: str, cfg: NamespaceConfig, l1: Any, key: Any, size: int,
                 remaining: Optional[float]) -> bool:

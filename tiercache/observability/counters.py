@@ -6,7 +6,7 @@ L1 hits, misses and evictions are not here: each namespace's HashCache counts th
 from __future__ import annotations
 
 import threading
-from typing import Dict
+from typing import Callable, Dict, Optional
 
 __all__ = ["COUNTERS", "GLOBAL_COUNTERS", "OPERATIONS", "Counters"]
 
@@ -24,11 +24,25 @@ OPERATIONS = {"l1_get": "l1", "l2_get": "l2", "l2_set": "l2", "loader": "loader"
 
 
 class Counters:
-    """Thread-safe integer counters per namespace ("" for the manager as a whole)."""
+    """Thread-safe integer counters per namespace ("" for the manager as a whole). `counted_elsewhere`, when
+    given, returns {namespace: {counter: value}} kept by someone else (the read path counts its L2 hits
+    and misses and its promotions itself, without a lock): they are added to what is read here."""
 
-    def __init__(self) -> None:
+    def __init__(self, counted_elsewhere: Optional[Callable[[], Dict[str, Dict[str, int]]]] = None) -> None:
         self._lock = threading.Lock()
         self._values: Dict[str, Dict[str, int]] = {"": dict.fromkeys(GLOBAL_COUNTERS, 0)}
+        self._elsewhere = counted_elsewhere
+
+    def _merged(self) -> Dict[str, Dict[str, int]]:
+        with self._lock:
+            out = {ns: dict(v) for ns, v in self._values.items()}
+        for ns, counts in (self._elsewhere() if self._elsewhere is not None else {}).items():
+            values = out.get(ns)
+            if values is None:
+                values = out[ns] = dict.fromkeys(COUNTERS, 0)
+            for name, n in counts.items():
+                values[name] = values.get(name, 0) + n
+        return out
 
     def add(self, name: str, n: int = 1, namespace: str = "") -> None:
         with self._lock:
@@ -45,25 +59,14 @@ class Counters:
             for name, n in counts.items():
                 values[name] = values.get(name, 0) + n
 
-    def add_pair(self, namespace: str, first: str, second: str) -> None:
-        """One more of each of two counters of `namespace`, in one update (the L2-hit path's)."""
-        with self._lock:
-            values = self._values.get(namespace)
-            if values is None:
-                values = self._values[namespace] = dict.fromkeys(COUNTERS, 0)
-            values[first] = values.get(first, 0) + 1
-            values[second] = values.get(second, 0) + 1
-
     def by_namespace(self) -> Dict[str, Dict[str, int]]:
         """{namespace: {counter: value}}, without the manager-wide entry."""
-        with self._lock:
-            return {ns: dict(v) for ns, v in self._values.items() if ns}
+        return {ns: v for ns, v in self._merged().items() if ns}
 
     def totals(self) -> Dict[str, int]:
         """Every counter summed over the namespaces, with the manager-wide ones."""
-        with self._lock:
-            out = dict.fromkeys(COUNTERS, 0)
-            for values in self._values.values():
-                for name, n in values.items():
-                    out[name] = out.get(name, 0) + n
-            return out
+        out = dict.fromkeys(COUNTERS, 0)
+        for values in self._merged().values():
+            for name, n in values.items():
+                out[name] = out.get(name, 0) + n
+        return out
