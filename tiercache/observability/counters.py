@@ -59,6 +59,12 @@ class Counters:
             for name, n in counts.items():
                 values[name] = values.get(name, 0) + n
 
+    def add_pair(self, namespace: str, first: str, second: str) -> None:
+        """One more of each of two counters of `namespace`, in one update."""
+        counts = {first: 1}
+        counts[second] = counts.get(second, 0) + 1
+        self.add_many(namespace, **counts)
+
     def by_namespace(self) -> Dict[str, Dict[str, int]]:
         """{namespace: {counter: value}}, without the manager-wide entry."""
         return {ns: v for ns, v in self._merged().items() if ns}
