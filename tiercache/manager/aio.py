@@ -173,11 +173,7 @@ class AsyncCacheManager(BaseManager):
         try:
             shared.set_result(await arun(self._load_steps(namespace, key, loader, ttl)))
         except BaseException as exc:
-            if not shared.done():
-                if isinstance(exc, asyncio.CancelledError):
-                    shared.cancel()
-                else:
-                    shared.set_exception(exc)
+            _settle_failed(shared, exc)
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -267,6 +263,15 @@ class AsyncCacheManager(BaseManager):
                     await asyncio.shield(sub.aclose())
 
 
+def _settle_failed(fut: Any, exc: BaseException) -> None:
+    """Hand the failure `exc` to a waiter that is still waiting: cancelled as the call was, else the error."""
+    if not fut.done():
+        if isinstance(exc, asyncio.CancelledError):
+            fut.cancel()
+        else:
+            fut.set_exception(exc)
+
+
 class _GetBatcher:
     """Coalesces the L2 reads of one event-loop iteration: one MGET per namespace for every key missed in
     L1 meanwhile (each key fetched once however many coroutines wait on it)."""
@@ -300,11 +305,7 @@ class _GetBatcher:
         except BaseException as exc:  # strict mode, or cancelled at close
             for waiters in keys.values():
                 for fut in waiters:
-                    if not fut.done():
-                        if isinstance(exc, asyncio.CancelledError):
-                            fut.cancel()
-                        else:
-                            fut.set_exception(exc)
+                    _settle_failed(fut, exc)
             if not isinstance(exc, Exception):
                 raise
             return
