@@ -24,7 +24,7 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
 from ..errors import L2Error
-from .redis import HEALTH_CHECK_INTERVAL, _prefix_pattern, _px, _RedisBackend, cluster_url_to_redis
+from .redis import HEALTH_CHECK_INTERVAL, prefix_pattern, ttl_ms, RedisBackendBase, cluster_url_to_redis
 
 __all__ = ["AsyncRedisL2", "AsyncRedisClusterL2", "AsyncSubscription", "ThreadedL2", "from_url"]
 
@@ -82,7 +82,7 @@ class AsyncSubscription:
                 pass
 
 
-class _AsyncRedisCommands(_RedisBackend):
+class _AsyncRedisCommands(RedisBackendBase):
     """The L2 protocol over a redis.asyncio client, shared by AsyncRedisL2 and AsyncRedisClusterL2."""
 
     async def _mget(self, client: Any, keys: List[str]) -> List[Optional[bytes]]:
@@ -106,14 +106,14 @@ class _AsyncRedisCommands(_RedisBackend):
             raise self._fail("MGET", exc) from exc
 
     async def set(self, key: str, data: bytes, ttl: Optional[float] = None) -> None:
-        px = _px(ttl)
+        px = ttl_ms(ttl)
         try:
             await self._c().set(key, data, px=px)
         except _ERRORS as exc:
             raise self._fail("SET", exc) from exc
 
     async def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
-        px = _px(ttl)
+        px = ttl_ms(ttl)
         if not items:
             return
         try:
@@ -131,7 +131,7 @@ class _AsyncRedisCommands(_RedisBackend):
             raise self._fail("UNLINK", exc) from exc
 
     async def clear_namespace(self, prefix: str) -> int:
-        pattern = _prefix_pattern(prefix)
+        pattern = prefix_pattern(prefix)
         removed = 0
         batch: List[bytes] = []
         try:

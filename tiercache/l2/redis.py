@@ -49,7 +49,7 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "\\*?[]" else ch for ch in text)
 
 
-def _px(ttl: Optional[float]) -> Optional[int]:
+def ttl_ms(ttl: Optional[float]) -> Optional[int]:
     """Milliseconds for SET PX, rounded up and at least 1, so an entry never expires sooner than asked."""
     ttl = check_ttl(ttl)
     if ttl is None:
@@ -68,7 +68,7 @@ def _where(url: str) -> str:
         return "<unparsable url>"
 
 
-def _prefix_pattern(prefix: str) -> str:
+def prefix_pattern(prefix: str) -> str:
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {type(prefix).__name__} {prefix!r}")
     if not prefix:
@@ -209,7 +209,7 @@ class _Listener:
                 subscription.close()
 
 
-class _RedisBackend:
+class RedisBackendBase:
     """What the four Redis backends (sync and async, server and cluster) share: the URL they were given,
     where it points (for messages), the socket timeout, and how a failure is worded. A subclass supplies
     `_c()` (the client, connecting if need be) and the SCAN and PING options a cluster needs."""
@@ -234,7 +234,7 @@ class _RedisBackend:
         return L2Error(f"{self._what} {op} failed on {self._where}: {exc}")
 
 
-class _RedisCommands(_RedisBackend, _Listener):
+class _RedisCommands(RedisBackendBase, _Listener):
     """The L2 protocol over a redis-py client, shared by RedisL2 and RedisClusterL2; a cluster says where
     it differs: how MGET spans slots, which pipeline, and which nodes SCAN and PING address."""
 
@@ -260,7 +260,7 @@ class _RedisCommands(_RedisBackend, _Listener):
             raise self._fail("MGET", exc) from exc
 
     def set(self, key: str, data: bytes, ttl: Optional[float] = None) -> None:
-        px = _px(ttl)
+        px = ttl_ms(ttl)
         try:
             self._c().set(key, data, px=px)
         except _ERRORS as exc:
@@ -268,7 +268,7 @@ class _RedisCommands(_RedisBackend, _Listener):
 
     def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
         """One non-transactional pipeline of SETs (on a cluster: one per node)."""
-        px = _px(ttl)
+        px = ttl_ms(ttl)
         if not items:
             return
         try:
@@ -288,7 +288,7 @@ class _RedisCommands(_RedisBackend, _Listener):
     def clear_namespace(self, prefix: str) -> int:
         """SCAN MATCH prefix* (every primary of a cluster) and UNLINK in batches of 1000 (never KEYS or
         FLUSHDB); returns how many."""
-        pattern = _prefix_pattern(prefix)
+        pattern = prefix_pattern(prefix)
         removed = 0
         batch: List[bytes] = []
         try:
