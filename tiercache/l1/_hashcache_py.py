@@ -17,6 +17,7 @@ The rules both implementations follow are in docs/design.md ("HashCache's contra
 
 from __future__ import annotations
 
+import heapq
 import sys
 import threading
 import time
@@ -243,13 +244,10 @@ class HashCache:
         self._bytes -= removed[_SIZE]
         if self._policy:
             self._segments.removed(removed)  # type: ignore[union-attr]
-        self._expiry.forget(removed)
+        if removed[_EXPIRES] is not None:  # (ExpiryHeap.forget, spelled out: it runs on every eviction)
+            self._expiry.count -= 1
         dropped.append((key, removed))
         return removed is entry
-
-    def _track_expiry(self, key: Hashable, entry: List[Any], expires: Optional[float]) -> None:
-        """Give `entry` a new expiry (or none); the old heap record, if any, goes stale."""
-        self._expiry.track(key, entry, expires, self._data)
 
     def _find_live(
         self, key: Hashable, now: Optional[float], dropped: List[Any]
@@ -303,7 +301,8 @@ class HashCache:
         limit, max_entries = self._byte_limit, self._max_entries  # (_over, spelled out: it runs every set)
         if self._bytes <= limit and (max_entries is None or len(self._data) <= max_entries):
             return
-        if now is not None and self._expiry.count and self._expiry.due(now) is not None:
+        records = self._expiry.records  # (ExpiryHeap.due, spelled out: it runs on every set)
+        if now is not None and self._expiry.count and records and records[0][0] <= now:
             self._drop_expired(now, dropped)
         root = self._root
         while self._bytes > limit or (max_entries is not None and len(self._data) > max_entries):
@@ -368,8 +367,16 @@ class HashCache:
                 self._segments.reweighed(entry, size)  # type: ignore[union-attr]
             entry[_SIZE] = size
             entry[_FLAGS] = _PROMOTED if promoted else 0  # a new value: its own history
-        if expires is not None or entry[_EXPIRES] is not None:
-            self._track_expiry(key, entry, expires)
+        if expires is not None and entry[_EXPIRES] is None:  # (ExpiryHeap.track, spelled out for a set)
+            expiry = self._expiry
+            expiry.count += 1
+            expiry.seq += 1
+            entry[_EXPIRES], entry[_SEQ] = expires, expiry.seq
+            heapq.heappush(expiry.records, (expires, expiry.seq, key))
+            if len(expiry.records) > 3 * expiry.count + 64:
+                expiry.rebuild(self._data)
+        elif expires is not None or entry[_EXPIRES] is not None:
+            self._expiry.track(key, entry, expires, self._data)
         self._sets += 1
         self._promoted += promoted
         if entry is not new:
@@ -433,7 +440,15 @@ class HashCache:
 
     def __setitem__(self, key: Hashable, value: Any) -> None:
         """`cache[key] = value`: set() with the default ttl; ValueError where set() would return False."""
-        if not self._put(key, value, self._default_ttl, None, False):
+        try:  # (_put(key, value, default_ttl, None, False), spelled out: it runs on every assignment)
+            h = hash(key)
+        except TypeError:
+            raise unhashable(key) from None
+        weight = self._weigh(value, None)
+        dropped: List[Any] = []
+        with self._lock:
+            stored = self._store(key, value, self._default_ttl, weight, dropped, False, h)
+        if not stored:
             raise too_heavy(self._max_bytes)
 
     def __getitem__(self, key: Hashable) -> Any:
@@ -512,7 +527,7 @@ class HashCache:
             if entry is None:
                 return False
             if ttl is not None:
-                self._track_expiry(key, entry, now + ttl)  # type: ignore[operator]
+                self._expiry.track(key, entry, now + ttl, self._data)  # type: ignore[operator]
             self._use(entry)
             return True
 
