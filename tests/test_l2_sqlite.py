@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import stat
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -226,3 +228,17 @@ def test_importing_the_package_does_not_import_redis() -> None:
     code = "import sys, tiercache.l2 as l2; l2.from_url('sqlite:///tmp/x.db'); print('redis' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_sqlite_store_is_private_to_its_user(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "store" / "l2.sqlite3"
+        l2 = SQLiteL2(path)
+        l2.set("k", b"v", None)
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        for name in ("l2.sqlite3", "l2.sqlite3-wal", "l2.sqlite3-shm"):
+            assert stat.S_IMODE((path.parent / name).stat().st_mode) == 0o600, name
+        l2.close()
+    finally:
+        os.umask(old)

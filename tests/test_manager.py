@@ -506,3 +506,37 @@ def test_read_path_counters_survive_a_settings_change(manager: CacheManager) -> 
     assert manager.get("ns", "k") == 1
     counts = manager.counters.by_namespace()["ns"]
     assert (counts["l2_hits"], counts["l2_misses"]) == (2, 1) and manager.stats()["l2_hits"] == 2
+
+
+# ------------------------------------------------------------------------------- hostile L2 bytes
+
+@pytest.mark.parametrize("l1_ttl", [300.0, None])
+def test_rows_that_are_not_values_read_as_counted_misses(sqlite_url: str, clock: Any, l1_ttl: Any) -> None:
+    """Rows written by someone else: not BLOBs, or an expiry header that is not a finite time."""
+    import math
+    import sqlite3
+
+    cfg = {"ns": NamespaceConfig(l1_ttl=l1_ttl, l2_ttl=None)}
+    bad = {"text": "text", "int": 42, "real": 1.5,
+           "nan": struct.pack("<cd", b"X", math.nan) + b"M\x00\x01",
+           "inf": struct.pack("<cd", b"X", math.inf) + b"M\x00\x01",
+           "-inf": struct.pack("<cd", b"X", -math.inf) + b"M\x00\x01"}
+    with CacheManager(sqlite_url, env="test", config=cfg, timer=clock, invalidation=False) as m:
+        m.set_many("ns", {k: 1 for k in bad})
+        with sqlite3.connect(sqlite_url[len("sqlite:///"):]) as conn:
+            for k, v in bad.items():
+                conn.execute("UPDATE entries SET value = ? WHERE key = ?", (v, m._l2_key("ns", k)))
+        m.l1("ns").clear()
+        assert [m.get("ns", k, "miss") for k in bad] == ["miss"] * len(bad)
+        assert m.get_many("ns", list(bad)) == {}
+        assert m.stats()["corrupt_values"] == 2 * len(bad) and len(m.l1("ns")) == 0
+
+
+@pytest.mark.parametrize("name", ["a\n", "a\nb", "\na", "a ", "", "a" * 129, "a/b"])
+def test_namespace_names_are_matched_whole(manager: CacheManager, tmp_path: Any, name: str) -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        manager.set(name, "k", 1)
+    store = tmp_path / "never" / "l2.sqlite3"
+    with pytest.raises(ConfigError):
+        CacheManager(f"sqlite:///{store}", env="test", config={name: NamespaceConfig()}, invalidation=False)
+    assert not store.parent.exists()  # a rejected configuration opens nothing

@@ -108,6 +108,7 @@ def test_bad_input_is_a_4xx_json_error_and_changes_nothing(server: str) -> None:
         httpx.put(server + "/cache/market_data/k", json={"value": 1, "ttl": -5}, headers=H),
         httpx.put(server + "/cache/market_data/k", json={"ttl": 5}, headers=H),
         httpx.put(server + "/cache/no_such_ns/k", json={"value": 1}, headers=H),
+        httpx.put(server + "/cache/market_data%0A/k", json={"value": 1}, headers=H),  # a newline in the name
         httpx.put(server + "/cache/market_data/k", content=b"x" * (2 << 20), headers={**H, "content-type": "application/json"}),
     ]
     for r in cases:
@@ -116,6 +117,7 @@ def test_bad_input_is_a_4xx_json_error_and_changes_nothing(server: str) -> None:
         assert set(body) == {"error", "detail"}, body
     statuses = [r.status_code for r in cases]
     assert statuses[0] == 400 and statuses[1] == 400 and statuses[4] == 404 and statuses[-1] == 413
+    assert statuses[-2] == 422
     assert get(server, "/cache-config").json()["namespaces"] == before["namespaces"]
     assert get(server, "/cache/market_data/k").status_code == 404
 

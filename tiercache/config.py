@@ -32,7 +32,7 @@ PRIORITIES = ("high", "medium", "low")  # under global L1 pressure, low is evict
 PROMOTION_STRATEGIES = ("immediate", "conditional", "lazy", "predictive", "auto")
 DEFAULT_NAMESPACE_NAME = "<default>"  # how errors name the settings for namespaces not listed
 _ENV_ALIASES = {"dev": "development", "prod": "production", "testing": "test"}
-_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,128}")  # (always fullmatch: "$" would let "a\n" through)
 _NAMESPACE_RULE = "must be 1-128 characters of letters, digits, '_', '.', '-'"
 _MiB = 1024 * 1024
 
@@ -56,7 +56,7 @@ def _env_name(raw: Any) -> Optional[str]:
 def check_namespace(namespace: Any) -> str:
     if not isinstance(namespace, str):
         raise TypeError(f"namespace must be a str, got {type(namespace).__name__} {namespace!r}")
-    if not _NAMESPACE_RE.match(namespace):
+    if not _NAMESPACE_RE.fullmatch(namespace):
         raise ValueError(f"namespace {_NAMESPACE_RULE}, got {namespace!r}")
     return namespace
 
@@ -293,7 +293,7 @@ def _build_namespaces(config: Any, base_for: Callable[[str], NamespaceConfig]
         errors.add(None, "namespaces", "must be a table of namespace tables", config)
         return out, list(errors)
     for name, value in config.items():
-        if not isinstance(name, str) or not _NAMESPACE_RE.match(name):
+        if not isinstance(name, str) or not _NAMESPACE_RE.fullmatch(name):
             errors.add(str(name), "name", _NAMESPACE_RULE, name)
             continue
         if isinstance(value, NamespaceConfig):
@@ -543,7 +543,7 @@ class CacheConfig:
         Raises one ConfigError listing every problem with the changes. A namespace not yet configured
         starts from the default namespace, unless strict_namespaces (then it is an error: configure it).
         """
-        if not isinstance(namespace, str) or not _NAMESPACE_RE.match(namespace):
+        if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
             raise _config_error([f"namespace {str(namespace)!r}: name: {_NAMESPACE_RULE} (got {namespace!r})"])
         if namespace not in self.namespaces and self.strict_namespaces:
             raise _config_error([f"namespace {namespace!r}: name: not configured and strict_namespaces is set"])
@@ -667,7 +667,7 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
         default = config.default_namespace
     namespaces = dict(config.namespaces)
     for ns, changes in ns_changes.items():
-        if not _NAMESPACE_RE.match(ns):
+        if not _NAMESPACE_RE.fullmatch(ns):
             errors.add(ns, "name", _NAMESPACE_RULE, ns)
             continue
         cfg, problems = _merge(ns, namespaces.get(ns, default), changes)

@@ -150,7 +150,10 @@ class SQLiteL2:
             if self._closed:
                 raise L2Error(f"sqlite L2 {self.path} is closed")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Private by default: a new directory 0700, a new database 0600 (SQLite gives its -wal and -shm
+            # files the database's permissions).
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             conn = sqlite3.connect(
                 str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False
             )

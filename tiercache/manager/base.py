@@ -104,8 +104,6 @@ class BaseManager:
     ) -> None:
         owns_l2 = l2 is None or isinstance(l2, str)
         thresholds = check_arguments(l1_sample_every, health_thresholds)  # before anything is opened
-        if owns_l2:
-            l2 = self._open_l2(l2)
         self.health_thresholds = thresholds
         if config is None:
             cache_config = apply_env_overrides(CacheConfig.default(env))
@@ -141,6 +139,8 @@ class BaseManager:
                                    timer=self._timer, counters=self.counters, l1_samples=self._read.l1_samples,
                                    histogram=SampleHistogram)
             self._read.set_sampling(l1_sample_every)
+        if owns_l2:  # (opened once every argument and the configuration passed their checks)
+            l2 = self._open_l2(l2)
         self.l2 = l2
         self._owns_l2 = owns_l2
         self.circuit = circuit or CircuitBreaker(name=getattr(l2, "kind", "l2"))
