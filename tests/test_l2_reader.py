@@ -4,6 +4,7 @@ bytes, formats and edges."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import struct
 from typing import Any, List
 
@@ -96,3 +97,36 @@ def test_l2_reader_map_keys_are_the_interned_strs(impl: Any) -> None:
             assert got == value
             for k in got:
                 assert k is sys.intern((k + ".")[:-1]), k  # (a fresh equal str interns to the same object)
+
+
+def _nested_claims(size: int, levels: int = 33) -> bytes:
+    """A msgpack value of about `size` bytes: `levels` nested array headers, each claiming as many items as
+    there are bytes left, then zeros. Not a whole value: it reads as corrupt."""
+    body = bytearray(b"M\x00")
+    header = 5
+    for level in range(levels):
+        left = size - len(body) - header
+        body += b"\xdd" + struct.pack(">I", left)
+    body += b"\x00" * (size - len(body))
+    return bytes(body)
+
+
+@pytest.mark.parametrize("make", [_nested_claims, lambda n: b"M\x00" + b"\xdf" + struct.pack(">I", n) + b"\x00" * n])
+def test_reading_a_value_allocates_in_proportion_to_its_size(impl: Any, make: Any) -> None:
+    """Headers that claim more than the value holds do not size anything ahead: peak memory stays within
+    16 bytes per byte read, in both implementations."""
+    import tracemalloc
+
+    data = make(1 << 20)
+    loads = msgpack_codec().loads
+    gc.collect()
+    tracemalloc.start()
+    try:
+        try:
+            impl.module.read_l2_value(data, loads)
+        except SerializationError:
+            pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= 16 * len(data), f"{peak / len(data):.1f} bytes allocated per byte read"

@@ -26,7 +26,7 @@ cdef inline Py_ssize_t _mp_length(const char* p, Py_ssize_t n, Py_ssize_t* pos, 
     return <Py_ssize_t>tc_read_be_uint(p + i, width)
 
 
-cdef object _mp_read(const char* p, Py_ssize_t n, Py_ssize_t* pos, int depth):
+cdef object _mp_read(const char* p, Py_ssize_t n, Py_ssize_t* pos, int depth, Py_ssize_t* budget):
     """The msgpack object at p[pos] (pos moves past it), or _MISSING when it cannot be read here."""
     cdef Py_ssize_t i = pos[0], length, count
     cdef unsigned char b
@@ -43,9 +43,9 @@ cdef object _mp_read(const char* p, Py_ssize_t n, Py_ssize_t* pos, int depth):
     if b >= 0xa0 and b <= 0xbf:  # fixstr
         length = b & 0x1f
     elif b >= 0x90 and b <= 0x9f:  # fixarray
-        return _mp_array(p, n, pos, b & 0x0f, depth)
+        return _mp_array(p, n, pos, b & 0x0f, depth, budget)
     elif b >= 0x80 and b <= 0x8f:  # fixmap
-        return _mp_map(p, n, pos, b & 0x0f, depth)
+        return _mp_map(p, n, pos, b & 0x0f, depth, budget)
     elif b == 0xc0:
         return None
     elif b == 0xc2:
@@ -91,10 +91,10 @@ cdef object _mp_read(const char* p, Py_ssize_t n, Py_ssize_t* pos, int depth):
         return tc_read_be_float(p + i)
     elif b == 0xdc or b == 0xdd:  # array 16 / 32
         count = _mp_length(p, n, pos, 2 if b == 0xdc else 4)
-        return _MISSING if count < 0 else _mp_array(p, n, pos, count, depth)
+        return _MISSING if count < 0 else _mp_array(p, n, pos, count, depth, budget)
     elif b == 0xde or b == 0xdf:  # map 16 / 32
         count = _mp_length(p, n, pos, 2 if b == 0xde else 4)
-        return _MISSING if count < 0 else _mp_map(p, n, pos, count, depth)
+        return _MISSING if count < 0 else _mp_map(p, n, pos, count, depth, budget)
     elif b >= 0xd4 and b <= 0xd8:  # fixext 1 / 2 / 4 / 8 / 16
         return _mp_ext(p, n, pos, 1 << (b - 0xd4))
     elif b == 0xc7 or b == 0xc8 or b == 0xc9:  # ext 8 / 16 / 32
@@ -110,29 +110,47 @@ cdef object _mp_read(const char* p, Py_ssize_t n, Py_ssize_t* pos, int depth):
     return tc_decode_str(p + i, length)
 
 
-cdef object _mp_array(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t count, int depth):
+cdef object _mp_array(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t count, int depth,
+                      Py_ssize_t* budget):
+    """An array of `count` items. It is sized up front only while the value's budget lasts (each slot sized
+    ahead spends one; the budget starts at the value's length), else grown as items arrive: nested headers
+    that each claim the bytes left cannot make a read allocate more than the value can hold."""
     cdef Py_ssize_t k
     cdef list items
     cdef object value
     if depth >= _MAX_DEPTH or count > n - pos[0]:  # (each item takes a byte at least)
         return _MISSING
-    items = [None] * count
+    if count <= budget[0]:
+        budget[0] -= count
+        items = [None] * count
+        for k in range(count):
+            value = _mp_read(p, n, pos, depth + 1, budget)
+            if value is _MISSING:
+                return _MISSING
+            items[k] = value
+        return items
+    items = []
     for k in range(count):
-        value = _mp_read(p, n, pos, depth + 1)
+        value = _mp_read(p, n, pos, depth + 1, budget)
         if value is _MISSING:
             return _MISSING
-        items[k] = value
+        items.append(value)
     return items
 
 
-cdef object _mp_map(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t count, int depth):
+cdef object _mp_map(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t count, int depth,
+                    Py_ssize_t* budget):
     cdef Py_ssize_t k, i, length
     cdef unsigned char b
     cdef dict mapping
     cdef object key, value
     if depth >= _MAX_DEPTH or count > (n - pos[0]) // 2:  # (each pair takes two bytes at least)
         return _MISSING
-    mapping = tc_dict_presized(count)
+    if 4 * count <= budget[0]:  # (presized, as _mp_array: a dict slot costs about four list slots)
+        budget[0] -= 4 * count
+        mapping = tc_dict_presized(count)
+    else:
+        mapping = {}
     for k in range(count):
         i = pos[0]
         b = <unsigned char>p[i] if i < n else 0xc1
@@ -148,12 +166,12 @@ cdef object _mp_map(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t cou
             pos[0] = i + length
             key = tc_intern_key(p + i, length)  # (as msgpack does: map keys repeat from value to value)
         else:
-            key = _mp_read(p, n, pos, depth + 1)
+            key = _mp_read(p, n, pos, depth + 1, budget)
             if key is _MISSING:
                 return _MISSING
             if PyUnicode_CheckExact(key):
                 key = tc_intern(key)
-        value = _mp_read(p, n, pos, depth + 1)
+        value = _mp_read(p, n, pos, depth + 1, budget)
         if value is _MISSING:
             return _MISSING
         mapping[key] = value
@@ -179,10 +197,11 @@ cdef object _decode_l2(object data, Py_ssize_t start, object loads):
     cdef const char* p = PyBytes_AS_STRING(data) + start
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data) - start
     cdef Py_ssize_t pos = WIRE_FORMAT_HEADER_SIZE
+    cdef Py_ssize_t budget = n  # slots that may be sized ahead, over every level together
     cdef object value
     if n > WIRE_FORMAT_HEADER_SIZE and p[0] == WIRE_TAG_MSGPACK and p[1] == 0:  # msgpack, no flags
         try:
-            value = _mp_read(p, n, &pos, 0)
+            value = _mp_read(p, n, &pos, 0, &budget)
         except Exception:
             value = _MISSING  # (Codec.loads meets the same error and reports it)
         if value is not _MISSING and pos == n:
