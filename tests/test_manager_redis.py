@@ -3,6 +3,7 @@ port), the shipped defaults, and configuration."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -84,6 +85,49 @@ def test_invalidation_between_managers(redis_url: str) -> None:
         a.get("ns", "x")
         b.clear("ns")
         assert wait_for(lambda: len(a.l1("ns")) == 0)
+
+
+def _publish_raw(redis_url: str, messages: List[bytes]) -> None:
+    """What anyone who can reach the server can do: PUBLISH on the managers' channel."""
+    import redis
+
+    from tiercache.wire import channel
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for message in messages:
+            client.publish(channel("test"), message)
+    finally:
+        client.close()
+
+
+def test_invalidation_messages_create_no_state_for_other_names(redis_url: str) -> None:
+    with CacheManager(redis_url, env="test") as a, CacheManager(redis_url, env="test") as b:
+        assert a.listener_connected is not None and a.listener_connected.wait(5)
+        a.set("ns", "k", 1)
+        a.set("ns", "kept", 2)
+        hostile = [json.dumps({"o": "x", "n": f"ns{i}", "k": None}).encode() for i in range(300)]
+        hostile += [json.dumps({"o": "x", "n": name, "k": None}).encode() for name in ("ns\n", "", 5, None)]
+        hostile += [b"\xff not json", b"[]", b'{"n": "ns", "k": 7}']
+        _publish_raw(redis_url, hostile)
+        b.delete("ns", "k")  # a real message, after the others: once it is applied, all were
+        assert wait_for(lambda: "k" not in a.l1("ns"))
+        assert a.namespaces() == ["ns"] and "kept" in a.l1("ns")
+        assert set(a.counters.by_namespace()) == {"ns"}
+        assert a.counters.by_namespace()["ns"]["invalidations_received"] == 1
+
+
+def test_with_an_hmac_key_only_signed_invalidations_apply(redis_url: str) -> None:
+    with CacheManager(redis_url, env="test", hmac_key="shared") as a, \
+            CacheManager(redis_url, env="test", hmac_key="shared") as b:
+        assert a.listener_connected is not None and a.listener_connected.wait(5)
+        a.set("ns", "k", 1)
+        a.set("ns", "other", 2)
+        _publish_raw(redis_url, [json.dumps({"o": "x", "n": "ns", "k": None}).encode(),  # unsigned
+                                 b"S" + b"\x00" * 32 + json.dumps({"o": "x", "n": "ns", "k": None}).encode()])
+        b.delete("ns", "k")  # signed with the shared key
+        assert wait_for(lambda: "k" not in a.l1("ns"))
+        assert "other" in a.l1("ns")  # the namespace-wide drops were not signed: ignored
 
 
 def test_invalidation_across_processes(redis_url: str) -> None:

@@ -37,11 +37,11 @@ from ..config import (
     resolve_env,
 )
 from .gate import FAILED, L2Gate
-from .invalidation import decode_message, encode_message
+from .invalidation import decode_message, encode_message, message_key
 from ..observability.counters import Counters
 from ..observability.metrics import Metrics
 from .promotion import PromotionManager, resolve_strategy
-from ..wire.serialization import Codec
+from ..wire.serialization import Codec, resolve_hmac_key
 from .steps import Steps
 
 __all__ = ["BaseManager", "MAX_TTL"]
@@ -118,6 +118,7 @@ class BaseManager:
         self.env = cache_config.env
         self.strict = bool(strict)
         self._hmac_key = hmac_key
+        self._message_key = message_key(resolve_hmac_key(hmac_key))  # signs invalidation messages
         self._timer = timer or time.monotonic
         self._lock = threading.RLock()
         self._spaces: Dict[str, NamespaceState] = {}  # every live namespace
@@ -540,20 +541,20 @@ class BaseManager:
         """Tell other processes to drop `key_parts` of `namespace` from L1 (None: the whole namespace)."""
         if not self._invalidation:
             return
-        message = encode_message(self._id, namespace, key_parts)
+        message = encode_message(self._id, namespace, key_parts, self._message_key)
         result = yield from self._l2_steps(self.l2.publish, (self._channel, message), namespace)
         if result is not FAILED:
             self.counters.add("invalidations_sent", 1, namespace)
 
     def _on_invalidation(self, message: bytes) -> None:
-        decoded = decode_message(message, self._id)
+        decoded = decode_message(message, self._id, self._message_key)
         if decoded is None:
             return
         namespace, keys = decoded
-        self.counters.add("invalidations_received", 1, namespace)
         state = self._spaces.get(namespace)
-        if state is None:
+        if state is None:  # (nothing held here: no state is created for a name from the channel)
             return
+        self.counters.add("invalidations_received", 1, namespace)
         self._bump(state)
         if keys is None:
             state.l1.clear()

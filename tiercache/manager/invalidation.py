@@ -1,6 +1,11 @@
 """Cross-process invalidation: the message every write publishes, and the listener that applies them.
 
-    message   JSON {"o": sender id, "n": namespace, "k": [encoded key parts] or null (the whole namespace)}
+    message   JSON {"o": sender id, "n": namespace, "k": [encoded key parts] or null (the whole namespace)},
+              with an HMAC key: b"S" + HMAC-SHA256(message key, JSON) + JSON, and unsigned messages are ignored
+
+Anyone who can publish on the channel could otherwise drop any namespace's L1; with a key configured only
+the managers that share it can. A message naming a namespace that is not a valid name, or that this process
+holds no L1 for, changes nothing and creates no state.
 
 A listener that lost its connection flushes L1 once it is back, since invalidations sent meanwhile were
 lost; it retries with exponential backoff (Backoff, shared by the thread here and the async manager's task).
@@ -8,31 +13,57 @@ lost; it retries with exponential backoff (Backoff, shared by the thread here an
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import threading
 from typing import Any, Callable, List, Optional, Tuple
 
+from ..config import check_namespace
 from ..wire import decode_key
 
-__all__ = ["Backoff", "InvalidationListener", "decode_message", "encode_message"]
+__all__ = ["Backoff", "InvalidationListener", "decode_message", "encode_message", "message_key"]
 
 log = logging.getLogger("tiercache")
 
 
-def encode_message(sender: str, namespace: str, key_parts: Optional[List[str]]) -> bytes:
-    return json.dumps({"o": sender, "n": namespace, "k": key_parts}, separators=(",", ":")).encode()
+_SIGNED = b"S"
+_MAC_SIZE = 32
 
 
-def decode_message(message: bytes, own_id: str) -> Optional[Tuple[str, Optional[List[Any]]]]:
-    """(namespace, user keys or None for all of it); None for this process's own message or a malformed
-    one (logged)."""
+def message_key(hmac_key: Optional[bytes]) -> Optional[bytes]:
+    """The key that signs invalidation messages, derived from the manager's HMAC key (None: unsigned)."""
+    if hmac_key is None:
+        return None
+    return hmac.new(hmac_key, b"tiercache invalidation messages", hashlib.sha256).digest()
+
+
+def encode_message(sender: str, namespace: str, key_parts: Optional[List[str]], key: Optional[bytes] = None) -> bytes:
+    body = json.dumps({"o": sender, "n": namespace, "k": key_parts}, separators=(",", ":")).encode()
+    if key is None:
+        return body
+    return _SIGNED + hmac.new(key, body, hashlib.sha256).digest() + body
+
+
+def decode_message(message: bytes, own_id: str,
+                   key: Optional[bytes] = None) -> Optional[Tuple[str, Optional[List[Any]]]]:
+    """(namespace, user keys or None for all of it); None for this process's own message, a malformed one,
+    or (with `key`) one that is not signed with it (logged)."""
     try:
-        data = json.loads(message)
+        if not isinstance(message, (bytes, bytearray)):
+            raise TypeError("not bytes")
+        signed = message[:1] == _SIGNED
+        body = message[1 + _MAC_SIZE:] if signed else message
+        if key is not None and not (
+                signed and hmac.compare_digest(message[1:1 + _MAC_SIZE], hmac.new(key, body, hashlib.sha256).digest())):
+            log.warning("tiercache: ignoring an invalidation message that is not signed with this HMAC key")
+            return None
+        data = json.loads(body)
         if data.get("o") == own_id:
             return None
-        namespace, parts = data["n"], data.get("k")
-        if not isinstance(namespace, str) or not (parts is None or isinstance(parts, list)):
+        namespace, parts = check_namespace(data["n"]), data.get("k")
+        if not (parts is None or isinstance(parts, list)):
             raise TypeError("bad field types")
         return namespace, None if parts is None else [decode_key(p) for p in parts]
     except (ValueError, KeyError, TypeError, AttributeError):

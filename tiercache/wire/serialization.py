@@ -54,7 +54,7 @@ import msgpack
 from .. import wire
 from ..errors import ConfigError, IntegrityError, SerializationError
 
-__all__ = ["Codec", "get_codec", "msgpack_ext_hook", "SERIALIZERS", "COMPRESSIONS", "HMAC_KEY_ENV"]
+__all__ = ["Codec", "get_codec", "msgpack_ext_hook", "resolve_hmac_key", "SERIALIZERS", "COMPRESSIONS", "HMAC_KEY_ENV"]
 
 SERIALIZERS = ("msgpack", "json", "pickle")
 COMPRESSIONS = (None, "zlib")
@@ -361,7 +361,8 @@ _DECODERS: Dict[int, Callable[[bytes], Any]] = {
 }
 
 
-def _resolve_hmac_key(hmac_key: Union[str, bytes, bytearray, None]) -> Optional[bytes]:
+def resolve_hmac_key(hmac_key: Union[str, bytes, bytearray, None]) -> Optional[bytes]:
+    """The HMAC key in force: `hmac_key` as bytes, else TIERCACHE_HMAC_KEY, else None."""
     if hmac_key is None:
         env = os.environ.get(HMAC_KEY_ENV, "")
         # surrogateescape gives back the raw bytes of a key that is not valid UTF-8 (POSIX).
@@ -425,7 +426,7 @@ class Codec:
             raise TypeError(f"compress_threshold must be an int, got {got}")
         if compress_threshold < 0:
             raise ConfigError(f"compress_threshold must be >= 0, got {compress_threshold!r}")
-        key = _resolve_hmac_key(hmac_key)
+        key = resolve_hmac_key(hmac_key)
         if serializer == "pickle" and key is None:
             raise ConfigError(
                 f"serializer='pickle' requires an HMAC key: pass hmac_key= or set {HMAC_KEY_ENV} "
