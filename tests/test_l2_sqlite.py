@@ -116,9 +116,10 @@ def test_sqlite_purges_expired_rows(tmp_path: Path, make_timer: Any) -> None:
     l2.set_many({f"old:{i}": b"x" for i in range(50)}, ttl=1)
     clock.advance(2)
     assert rows() == 50  # invisible to reads, not yet deleted
-    assert l2.get("old:0") is None and rows() == 49  # a read deletes what it meets
+    assert l2.get("old:0") is None and l2.get_many(["old:1", "old:2"]) == [None, None]
+    assert rows() == 50  # reads never write
     l2.set_many({f"new:{i}": b"y" for i in range(49)})  # 99 writes
-    assert rows() == 98
+    assert rows() == 99
     l2.set("new:last", b"y")  # the 100th write purges
     assert rows() == 50
     l2.set("gone", b"z", ttl=1)
@@ -242,3 +243,35 @@ def test_sqlite_store_is_private_to_its_user(tmp_path: Path) -> None:
         l2.close()
     finally:
         os.umask(old)
+
+
+def test_sqlite_reads_do_not_wait_for_the_write_lock(tmp_path: Path, make_timer: Any) -> None:
+    """A read that meets an expired row while another process holds the write lock answers at once."""
+    clock = make_timer(1_700_000_000.0)
+    path = tmp_path / "locked.sqlite3"
+    l2 = SQLiteL2(path, clock=clock, timeout=0.2)
+    l2.set_many({"a": b"1", "b": b"2"}, ttl=1)
+    clock.advance(2)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        assert l2.get("a") is None and l2.get_many(["a", "b"]) == [None, None]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    l2.close()
+
+
+def test_a_failed_purge_does_not_fail_the_write(tmp_path: Path, monkeypatch: Any, caplog: Any) -> None:
+    l2 = SQLiteL2(tmp_path / "p.sqlite3", purge_every=1)
+
+    def locked() -> int:
+        raise L2Error("database is locked")
+
+    monkeypatch.setattr(l2, "purge_expired", locked)
+    l2.set("k", b"v")
+    l2.set("k2", b"v")
+    assert l2.get("k") == b"v" and l2.clear_namespace("k") == 2
+    assert sum("could not purge" in r.getMessage() for r in caplog.records) == 1  # once per burst
+    l2.close()
+

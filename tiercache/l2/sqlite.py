@@ -6,12 +6,15 @@ never block the writer, and a crash can lose the last transactions but never cor
 trade for a cache. Each thread of each process gets its own connection (SQLite connections are not meant to
 be shared across threads or carried across fork); the file's locks and the busy timeout arbitrate between them.
 
-Expired rows are invisible to reads, deleted lazily when a read meets them, and purged in bulk every
-`purge_every` writes and on `clear_namespace`, through a partial index on `expires`.
+Reads never write: expired rows are invisible to them, and are purged in bulk every `purge_every` writes and
+on `clear_namespace`, through a partial index on `expires`. A purge is best effort (another process may hold
+the write lock): a failed one is logged once and tried again at the next occasion, and never fails the write
+or the clear that triggered it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -24,6 +27,8 @@ from .._validate import check_ttl
 from ..errors import L2Error
 
 __all__ = ["SQLiteL2"]
+
+log = logging.getLogger("tiercache")
 
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32; stay well under it.
 _MAX_PARAMS = 500
@@ -124,6 +129,7 @@ class SQLiteL2:
         self._inherited: List[_Connection] = []  # a parent's connections, kept open and unused after fork
         self._closed = False
         self._writes = 0
+        self._purge_failing = False  # the last purge failed (logged once until one succeeds)
 
     @staticmethod
     def default_path() -> Path:
@@ -200,7 +206,18 @@ class SQLiteL2:
             self._writes = before + n
             due = before // self.purge_every != self._writes // self.purge_every
         if due:
+            self._purge_quietly()
+
+    def _purge_quietly(self) -> None:
+        """purge_expired(), best effort: a failure is logged (once until a purge succeeds again)."""
+        try:
             self.purge_expired()
+        except L2Error as exc:
+            if not self._purge_failing:
+                log.warning("tiercache: could not purge expired rows from %s (will retry): %s", self.path, exc)
+            self._purge_failing = True
+        else:
+            self._purge_failing = False
 
     # -- the L2 protocol -----------------------------------------------------------------------------------
 
@@ -212,11 +229,8 @@ class SQLiteL2:
             if row is None:
                 return None
             value, expires = row
-            if expires is not None:
-                now = self._clock()
-                if expires <= now:
-                    conn.execute("DELETE FROM entries WHERE key = ? AND expires <= ?", (key, now))
-                    return None
+            if expires is not None and expires <= self._clock():
+                return None  # (left for the next purge: a read never takes the write lock)
             return value  # type: ignore[no-any-return]
         except sqlite3.Error as exc:
             raise self._fail("get", exc) from exc
@@ -226,7 +240,6 @@ class SQLiteL2:
         if not keys:
             return []
         found: Dict[str, bytes] = {}
-        expired: List[str] = []
         try:
             conn = self._conn()
             now = self._clock()
@@ -234,14 +247,8 @@ class SQLiteL2:
                 chunk = keys[start:start + _MAX_PARAMS]
                 sql = f"SELECT key, value, expires FROM entries WHERE key IN ({','.join('?' * len(chunk))})"
                 for key, value, expires in conn.execute(sql, chunk):
-                    if expires is not None and expires <= now:
-                        expired.append(key)
-                    else:
+                    if expires is None or expires > now:  # (expired rows are left for the next purge)
                         found[key] = value
-            if expired:
-                conn.executemany(
-                    "DELETE FROM entries WHERE key = ? AND expires <= ?", [(key, now) for key in expired]
-                )
         except sqlite3.Error as exc:
             raise self._fail("get_many", exc) from exc
         return [found.get(key) for key in keys]
@@ -300,7 +307,7 @@ class SQLiteL2:
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__} {prefix!r}")
         if not prefix:
             raise ValueError("prefix must be a non-empty str: clear_namespace('') would remove every key")
-        self.purge_expired()
+        self._purge_quietly()
         upper = _prefix_successor(prefix)
         try:
             conn = self._conn()
