@@ -31,12 +31,18 @@ def free_port() -> int:
 
 
 def start_server(l2: str, config: str) -> Any:
-    """`tiercache serve` as a real process on a free loopback port: (process, base URL), once it answers."""
+    """`tiercache serve` as a real process on a free loopback port: (process, base URL), once it answers. The
+    API key and the L2 URL reach it in files beside `config` (nothing secret on its command line)."""
     port = free_port()
     env = {**os.environ, "TIERCACHE_API_KEYS": ""}
+    secrets = os.path.dirname(config)
+    with open(os.path.join(secrets, "api-keys"), "w", encoding="utf-8") as f:
+        f.write(f"{KEY}\n")
+    with open(os.path.join(secrets, "l2-url"), "w", encoding="utf-8") as f:
+        f.write(f"{l2}\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tiercache", "serve", "--port", str(port), "--l2", l2,
-         "--config", config, "--api-key", KEY, "--test-load-cap", "500"],
+        [sys.executable, "-m", "tiercache", "serve", "--port", str(port), "--l2-file", os.path.join(secrets, "l2-url"),
+         "--config", config, "--api-key-file", os.path.join(secrets, "api-keys"), "--test-load-cap", "500"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -181,6 +187,22 @@ def test_validate_command(server: str, capsys: Any) -> None:
     assert main(["validate", "--url", server, "--api-key", "wrong"]) == 1
     out = capsys.readouterr().out
     assert "❌ cache health" in out and "✅ basic health" in out
+
+
+def test_validate_takes_its_key_from_a_file_or_the_environment(server: str, tmp_path: Any, capsys: Any,
+                                                               monkeypatch: Any) -> None:
+    keyfile = tmp_path / "key"
+    keyfile.write_text(f"{KEY}\n", encoding="utf-8")
+    assert main(["validate", "--url", server, "--api-key-file", str(keyfile)]) == 0
+    monkeypatch.delenv("TIERCACHE_API_KEYS", raising=False)
+    monkeypatch.setenv("TIERCACHE_API_KEY", KEY)
+    assert main(["validate", "--url", server]) == 0
+    monkeypatch.delenv("TIERCACHE_API_KEY")
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", "--url", server])
+    assert exc.value.code == 2 and "TIERCACHE_API_KEY" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="cannot read API keys"):
+        main(["validate", "--url", server, "--api-key-file", str(tmp_path / "missing")])
 
 
 def test_validate_fails_against_a_server_whose_redis_is_down(redis_server: Any, redis_url: str, tmp_path: Any,

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import sys
@@ -322,7 +323,7 @@ def regress(args: argparse.Namespace) -> int:
     import os
 
     if args.action == "run":
-        rows = _regress_rows(args.quick, args.l2)
+        rows = _regress_rows(args.quick, _l2_url(args))
         print(json.dumps({"implementation": IMPLEMENTATION, "ops_per_sec": rows}, indent=2))
         return 0
     if not args.name:
@@ -330,7 +331,7 @@ def regress(args: argparse.Namespace) -> int:
         return 2
     path = _baseline_path(args.dir, args.name)
     if args.action == "baseline":
-        rows = _regress_rows(args.quick, args.l2)
+        rows = _regress_rows(args.quick, _l2_url(args))
         os.makedirs(args.dir, exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             json.dump({"name": args.name, "implementation": IMPLEMENTATION, "python": platform.python_version(),
@@ -345,7 +346,7 @@ def regress(args: argparse.Namespace) -> int:
         print(f"tiercache regress compare: cannot read baseline {args.name!r} at {path}: {exc}", file=sys.stderr)
         return 2
     threshold = _percent(args.threshold)
-    rows = _regress_rows(args.quick, args.l2)
+    rows = _regress_rows(args.quick, _l2_url(args))
     from rich.console import Console
     from rich.table import Table
 
@@ -377,8 +378,6 @@ def _percent(text: str) -> float:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import os
-
     try:
         import uvicorn
 
@@ -387,19 +386,49 @@ def serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"tiercache serve needs the server extra: pip install \"tiercache[server]\" ({exc})", file=sys.stderr)
         return 2
-    keys = list(args.api_key) + [k.strip() for k in os.environ.get("TIERCACHE_API_KEYS", "").split(",") if k.strip()]
+    keys = _api_keys(args)
     if not keys and not args.insecure_no_auth:
-        print("tiercache serve: no API key configured (--api-key or $TIERCACHE_API_KEYS); refusing to start. "
+        print("tiercache serve: no API key configured (--api-key, --api-key-file or $TIERCACHE_API_KEYS); "
+              "refusing to start. "
               "Pass --insecure-no-auth to serve without authentication.", file=sys.stderr)
         return 2
     if args.insecure_no_auth and not keys:
         print("WARNING: tiercache serve is running WITHOUT AUTHENTICATION: anyone who can reach "
               f"{args.host}:{args.port} can read, change and clear the cache.", file=sys.stderr)
-    manager = AsyncCacheManager(args.l2, env=args.env, config=args.config)
+    manager = AsyncCacheManager(_l2_url(args), env=args.env, config=args.config)
     app = create_app(manager, keys, insecure_no_auth=args.insecure_no_auth and not keys,
                      test_load_cap=args.test_load_cap)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _read_secret_file(path: str, what: str) -> List[str]:
+    """The non-empty lines of the file `path` (a secret per line); SystemExit naming `what` when unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"tiercache: cannot read {what} from {path}: {exc}") from None
+
+
+def _api_keys(args: Any) -> List[str]:
+    """The API keys of --api-key, --api-key-file and $TIERCACHE_API_KEYS (comma-separated), in that order."""
+    keys = list(args.api_key)
+    for path in args.api_key_file:
+        keys += _read_secret_file(path, "API keys")
+    return keys + [k.strip() for k in os.environ.get("TIERCACHE_API_KEYS", "").split(",") if k.strip()]
+
+
+def _l2_url(args: Any) -> Optional[str]:
+    """--l2, else the first line of --l2-file, else None ($TIERCACHE_L2_URL, else the embedded store)."""
+    if args.l2 is not None:
+        return args.l2  # type: ignore[no-any-return]
+    if args.l2_file:
+        lines = _read_secret_file(args.l2_file, "the L2 URL")
+        if not lines:
+            raise SystemExit(f"tiercache: {args.l2_file} holds no L2 URL")
+        return lines[0]
+    return None
 
 
 def validate(url: str, api_key: str, timeout: float) -> int:
@@ -496,7 +525,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_bench = sub.add_parser("bench", help="measure L1 and both tiers (ops/sec); needs no server")
     p_bench.add_argument("--quick", action="store_true", help="a few seconds instead of ~20")
     p_bench.add_argument("--l2", metavar="URL", default=None,
-                         help="L2 for the two-tier workload (default: $TIERCACHE_L2_URL, else embedded SQLite)")
+                         help="the L2 URL (default: $TIERCACHE_L2_URL, else the embedded SQLite store); a URL "
+                              "with a password shows in `ps`: prefer --l2-file or the environment")
+    p_bench.add_argument("--l2-file", metavar="FILE", default=None,
+                         help="a file whose first line is the L2 URL")
     p_bench.add_argument("--compare", action="store_true",
                          help="run bench/compare.py: tiercache beside the other caches (source checkout)")
     p_bench.add_argument("--plot", metavar="FILE.png", help="with --compare: draw the ratios (matplotlib)")
@@ -506,24 +538,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_reg.add_argument("--threshold", default="10%", help="slower by more than this is a regression (10%%)")
     p_reg.add_argument("--dir", default=".tiercache-baselines", help="where baselines live")
     p_reg.add_argument("--quick", action="store_true")
-    p_reg.add_argument("--l2", metavar="URL", default=None)
+    p_reg.add_argument("--l2", metavar="URL", default=None,
+                       help="the L2 URL (default: $TIERCACHE_L2_URL, else the embedded SQLite store); a URL "
+                            "with a password shows in `ps`: prefer --l2-file or the environment")
+    p_reg.add_argument("--l2-file", metavar="FILE", default=None,
+                       help="a file whose first line is the L2 URL")
     p_serve = sub.add_parser("serve", help="run the admin HTTP API (uvicorn)")
     p_serve.add_argument("--host", default="127.0.0.1")
     p_serve.add_argument("--port", type=int, default=8080)
     p_serve.add_argument("--config", metavar="FILE.toml")
-    p_serve.add_argument("--l2", metavar="URL", default=None)
+    p_serve.add_argument("--l2", metavar="URL", default=None,
+                         help="the L2 URL (default: $TIERCACHE_L2_URL, else the embedded SQLite store); a URL "
+                              "with a password shows in `ps`: prefer --l2-file or the environment")
+    p_serve.add_argument("--l2-file", metavar="FILE", default=None,
+                         help="a file whose first line is the L2 URL")
     p_serve.add_argument("--env", default=None)
     p_serve.add_argument("--api-key", action="append", default=[], metavar="KEY",
-                         help="an accepted X-API-KEY (repeatable; also $TIERCACHE_API_KEYS, comma-separated)")
+                         help="an accepted X-API-KEY (repeatable); prefer --api-key-file or $TIERCACHE_API_KEYS "
+                              "(comma-separated): a flag's value shows in `ps`")
+    p_serve.add_argument("--api-key-file", action="append", default=[], metavar="FILE",
+                         help="a file of accepted API keys, one per line (repeatable)")
     p_serve.add_argument("--insecure-no-auth", action="store_true", help="serve without API keys (loudly)")
     p_serve.add_argument("--test-load-cap", type=int, default=100_000, metavar="N",
                          help="most operations one POST /cache-test-load runs (default 100000)")
     p_val = sub.add_parser("validate", help="check a running admin API, endpoint by endpoint")
     p_val.add_argument("--url", required=True)
-    p_val.add_argument("--api-key", required=True)
+    p_val.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                       help="the X-API-KEY to send; prefer --api-key-file or $TIERCACHE_API_KEY: a flag's value "
+                            "shows in `ps`")
+    p_val.add_argument("--api-key-file", action="append", default=[], metavar="FILE",
+                       help="a file whose first line is the API key")
     p_val.add_argument("--timeout", type=float, default=10.0)
     p_health = sub.add_parser("health", help="the health assessment of a manager on this L2")
-    p_health.add_argument("--l2", metavar="URL", default=None)
+    p_health.add_argument("--l2", metavar="URL", default=None,
+                          help="the L2 URL (default: $TIERCACHE_L2_URL, else the embedded SQLite store); a URL "
+                               "with a password shows in `ps`: prefer --l2-file or the environment")
+    p_health.add_argument("--l2-file", metavar="FILE", default=None,
+                          help="a file whose first line is the L2 URL")
     p_health.add_argument("--env", default=None)
     p_config = sub.add_parser("config", help="show the configuration in force, or validate a TOML file")
     p_config.add_argument("action", choices=["show", "validate"])
@@ -539,9 +590,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error("--plot goes with --compare")
         return bench_compare(args.quick, args.plot)
     if args.command == "validate":
-        return validate(args.url, args.api_key, args.timeout)
+        keys = _api_keys(args) or [k for k in [os.environ.get("TIERCACHE_API_KEY", "").strip()] if k]
+        if not keys:
+            parser.error("no API key: pass --api-key-file FILE or set $TIERCACHE_API_KEY (or --api-key)")
+        return validate(args.url, keys[0], args.timeout)
     if args.command == "health":
-        return health(args.l2, args.env)
+        return health(_l2_url(args), args.env)
     if args.command == "config":
         return config_command(args.action, args.file, args.env)
     if args.command == "bench":
@@ -550,7 +604,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"{platform.machine()}"
         )
         _print_table(title, bench(args.quick))
-        where, rows = bench_two_tier(args.quick, args.l2)
+        where, rows = bench_two_tier(args.quick, _l2_url(args))
         _print_table(f"CacheManager, two tiers: L2 = {where}", rows)
         _print_latency()
         if IMPLEMENTATION != "compiled":
