@@ -11,6 +11,7 @@ OpenAPI schema is at /openapi.json.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hmac
 import json
@@ -19,6 +20,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from fastapi import Depends, FastAPI, Header, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
@@ -131,10 +133,52 @@ class _BodyLimit:
         await self.app(scope, replay, send)
 
 
+class _RequireKey:
+    """ASGI middleware: every HTTP request but those to `public` paths needs an X-API-KEY header equal to one
+    of `keys` (compared as the bytes sent, in constant time with every key), checked before anything else
+    reads the request: an unauthenticated request gets 401 whatever its body, and the API's own
+    documentation (/docs, /redoc, /openapi.json) needs the key too."""
+
+    def __init__(self, app: Any, keys: Sequence[bytes], public: Sequence[str]) -> None:
+        self.app, self.keys, self.public = app, list(keys), frozenset(public)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.public:
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope.get("headers") or () if k == b"x-api-key"), None)
+        if given is None:
+            detail = "the X-API-KEY header is missing"
+        else:
+            ok = False
+            for key in self.keys:  # (every key compared, in constant time)
+                ok |= hmac.compare_digest(given, key)
+            if ok:
+                await self.app(scope, receive, send)
+                return
+            detail = "the X-API-KEY header does not match a configured key"
+        body = json.dumps({"error": "unauthorized", "detail": detail}).encode()
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _as_json(value: Any) -> Any:
+    """A cached value as the API returns it: bytes (which JSON has no form for) as {"$bytes": base64}, in
+    containers too; tuples and sets as lists; the rest as FastAPI encodes it."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _as_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_as_json(v) for v in value]
+    return value
+
+
 def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT_MAX_BODY,
                test_load_cap: int = DEFAULT_TEST_LOAD_CAP, insecure_no_auth: bool = False) -> FastAPI:
     """The admin API over `manager` (an AsyncCacheManager, started and closed by the app's lifespan)."""
-    keys = [k.encode() for k in api_keys if k]
+    keys = [k.encode("utf-8") for k in api_keys if k]  # (compared with the header's bytes as sent)
     if not keys and not insecure_no_auth:
         raise ValueError("no API key configured: pass api_keys, or insecure_no_auth=True to run without auth")
     started = time.monotonic()
@@ -170,18 +214,11 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
         return error(exc.status_code, "http error", exc.detail)
 
     app.add_middleware(_BodyLimit, max_body=max_body)
+    if not insecure_no_auth:
+        app.add_middleware(_RequireKey, keys=keys, public=["/health"])  # (outermost: runs first)
 
     async def require_key(x_api_key: Optional[str] = Header(default=None, alias="X-API-KEY")) -> None:
-        if insecure_no_auth:
-            return
-        if not x_api_key:
-            raise ApiError(401, "unauthorized", "the X-API-KEY header is missing")
-        given = x_api_key.encode()
-        ok = False
-        for k in keys:  # (every key compared, in constant time)
-            ok |= hmac.compare_digest(given, k)
-        if not ok:
-            raise ApiError(401, "unauthorized", "the X-API-KEY header does not match a configured key")
+        """Declares the header in the API's schema; _RequireKey has checked it before the request got here."""
 
     def namespace_or_404(namespace: str) -> str:
         try:
@@ -293,7 +330,10 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
         value = await manager.get(ns, k, marker)
         if value is marker:
             raise ApiError(404, "not found", f"{namespace}/{key}")
-        return {"namespace": ns, "key": k, "value": value}
+        try:
+            return {"namespace": ns, "key": k, "value": jsonable_encoder(_as_json(value))}
+        except (TypeError, ValueError) as exc:  # (a value of a type JSON cannot carry)
+            raise ApiError(422, "value not representable as JSON", f"{type(value).__name__}: {exc}") from None
 
     @app.put("/cache/{namespace}/{key}", dependencies=auth)
     async def put_value(namespace: str, key: str, body: PutValue) -> Dict[str, Any]:
