@@ -540,3 +540,43 @@ def test_namespace_names_are_matched_whole(manager: CacheManager, tmp_path: Any,
     with pytest.raises(ConfigError):
         CacheManager(f"sqlite:///{store}", env="test", config={name: NamespaceConfig()}, invalidation=False)
     assert not store.parent.exists()  # a rejected configuration opens nothing
+
+
+def test_a_read_in_flight_across_a_settings_change_is_counted(tmp_path: Any) -> None:
+    """A read planned on the namespace's old state and finished after update_namespace counts in the live
+    counters (as a hit whose promotion an update overtook), and immediate promotions stay in the stats."""
+    from tiercache.l2 import SQLiteL2
+
+    class Gated:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.hold = inner, False
+            self.entered, self.release = threading.Event(), threading.Event()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def get(self, key: str) -> Any:
+            if self.hold:
+                self.entered.set()
+                assert self.release.wait(10)
+            return self.inner.get(key)
+
+    l2 = Gated(SQLiteL2(tmp_path / "l2.sqlite3"))
+    cfg = {"ns": NamespaceConfig(promotion="immediate")}
+    with CacheManager(l2, env="test", config=cfg, invalidation=False) as m:
+        m.set("ns", "a", 1)
+        m.l1("ns").clear()
+        assert m.get("ns", "a") == 1  # an L2 hit, promoted
+        m.l1("ns").clear()
+        l2.hold = True
+        got: List[Any] = []
+        reader = threading.Thread(target=lambda: got.append(m.get("ns", "a")))
+        reader.start()
+        assert l2.entered.wait(10)
+        m.update_namespace("ns", l1_max_bytes=2 << 20)
+        l2.release.set()
+        reader.join(10)
+        counts = m.counters.by_namespace()["ns"]
+        assert got == [1] and counts["l2_hits"] == 2 and counts["promotions_skipped_stale"] == 1
+        assert m.promotion_stats()["ns"]["promoted"] == 1
+    l2.inner.close()

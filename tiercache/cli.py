@@ -403,10 +403,11 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _read_secret_file(path: str, what: str) -> List[str]:
-    """The non-empty lines of the file `path` (a secret per line); SystemExit naming `what` when unreadable."""
+    """The lines of the file `path` (a secret per line; blank lines and # comments skipped); SystemExit naming
+    `what` when unreadable."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return [line.strip() for line in f if line.strip()]
+        with open(path, encoding="utf-8-sig") as f:  # (a BOM is not part of the first secret)
+            return [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
     except (OSError, UnicodeDecodeError) as exc:
         raise SystemExit(f"tiercache: cannot read {what} from {path}: {exc}") from None
 
@@ -422,6 +423,8 @@ def _api_keys(args: Any) -> List[str]:
 def _l2_url(args: Any) -> Optional[str]:
     """--l2, else the first line of --l2-file, else None ($TIERCACHE_L2_URL, else the embedded store)."""
     if args.l2 is not None:
+        if args.l2_file:
+            raise SystemExit("tiercache: give --l2 or --l2-file, not both")
         return args.l2  # type: ignore[no-any-return]
     if args.l2_file:
         lines = _read_secret_file(args.l2_file, "the L2 URL")
@@ -590,7 +593,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error("--plot goes with --compare")
         return bench_compare(args.quick, args.plot)
     if args.command == "validate":
-        keys = _api_keys(args) or [k for k in [os.environ.get("TIERCACHE_API_KEY", "").strip()] if k]
+        keys = (list(args.api_key) + [k for p in args.api_key_file for k in _read_secret_file(p, "API keys")]
+                + [k for k in [os.environ.get("TIERCACHE_API_KEY", "").strip()] if k] + _api_keys(args))
         if not keys:
             parser.error("no API key: pass --api-key-file FILE or set $TIERCACHE_API_KEY (or --api-key)")
         return validate(args.url, keys[0], args.timeout)

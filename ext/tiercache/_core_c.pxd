@@ -158,6 +158,14 @@ cdef class HashCache:
 
 
 @cython.final
+cdef class ReadCounts:
+    # The read path's counters of one namespace, shared by the states that succeed one another (counted in C
+    # by ReadPath.finish, so an L2 hit takes no lock).
+    cdef public uint64_t l2_hits, l2_misses, promotions, promotions_skipped_stale, promotions_declined
+    cdef public uint64_t promoted      # L2 hits copied into L1 without a decision (immediate namespaces)
+
+
+@cython.final
 cdef class NamespaceState:
     # One namespace for the read path (tiercache/manager/_readpath_py.py documents the fields).
     cdef public str name
@@ -169,8 +177,6 @@ cdef class NamespaceState:
     cdef public bint immediate         # every L2 hit is promoted (no decision)
     cdef public bint persist           # the namespace writes to and reads from L2
     cdef public uint64_t version       # bumped by every write and invalidation
-    cdef public uint64_t promoted      # L2 hits finish() copied into L1 without a decision (immediate)
-    # -- the read path's counters (counted here, in C, so an L2 hit takes no lock); carried over by inherit()
-    cdef public uint64_t l2_hits, l2_misses, promotions, promotions_skipped_stale, promotions_declined
+    cdef public ReadCounts counts      # the namespace's read path counters (shared with the state replaced)
     cdef public str l2_base            # the L2 key prefix of the namespace
 

@@ -119,7 +119,8 @@ __all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPat
 cdef object _MISSING = object()
 cdef object _ABSENT = object()
 cdef object _getsizeof = sys.getsizeof
-cdef object _monotonic = __import__("time").monotonic  # read through the C clock, not a Python call
+# time.monotonic is read through the C clock, not a Python call, where the two are one clock (CLOCK_MONOTONIC)
+cdef object _monotonic = __import__("time").monotonic if sys.platform.startswith("linux") else None
 cdef int32_t _MIN_SLOTS = 8
 
 include "_sizing.pxi"

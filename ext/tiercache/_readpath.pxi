@@ -24,6 +24,18 @@ def jittered(seconds, jitter):
 
 
 @cython.final
+cdef class ReadCounts:
+    """The read path's counters of one namespace: L2 hits and misses, promotions (made, skipped because a write
+    overtook the read, declined by the strategy), and L2 hits promoted without a decision."""
+
+    def as_dict(self):
+        """{counter: value} in tiercache.observability.counters' names (`promoted` is promotion's own)."""
+        return {"l2_hits": self.l2_hits, "l2_misses": self.l2_misses, "promotions": self.promotions,
+                "promotions_skipped_stale": self.promotions_skipped_stale,
+                "promotions_declined": self.promotions_declined}
+
+
+@cython.final
 cdef class NamespaceState:
     """One namespace as the read and write paths see it: its L1, settings, codec and write version.
 
@@ -40,27 +52,16 @@ cdef class NamespaceState:
         self.immediate = bool(immediate)
         self.persist = bool(cfg.persist_to_l2)
         self.version = 0
-        self.promoted = 0
-        self.l2_hits = self.l2_misses = self.promotions = 0
-        self.promotions_skipped_stale = self.promotions_declined = 0
+        self.counts = ReadCounts()
         self.l2_base = l2_base
 
     def bump(self):
         self.version += 1
 
-    def counts(self):
-        """{counter: value} of the read path's counters (tiercache.observability.counters names)."""
-        return {"l2_hits": self.l2_hits, "l2_misses": self.l2_misses, "promotions": self.promotions,
-                "promotions_skipped_stale": self.promotions_skipped_stale,
-                "promotions_declined": self.promotions_declined}
-
     def inherit(self, NamespaceState previous):
-        """Carry the read path's counters over from the state this one replaces."""
-        self.l2_hits += previous.l2_hits
-        self.l2_misses += previous.l2_misses
-        self.promotions += previous.promotions
-        self.promotions_skipped_stale += previous.promotions_skipped_stale
-        self.promotions_declined += previous.promotions_declined
+        """Count on in the counters of the state this one replaces (a read still finishing on that one counts
+        there too)."""
+        self.counts = previous.counts
 
 
 @cython.final
@@ -333,13 +334,14 @@ cdef class ReadPath:
                 declined += 1
             else:
                 self._put(state, rule, key, value, size, expires, left, True)
+        cdef ReadCounts counts = state.counts
         if state.immediate:
-            state.promoted += hits - skipped
-        state.l2_hits += hits
-        state.l2_misses += misses
-        state.promotions += hits - skipped - declined
-        state.promotions_skipped_stale += skipped
-        state.promotions_declined += declined
+            counts.promoted += hits - skipped
+        counts.l2_hits += hits
+        counts.l2_misses += misses
+        counts.promotions += hits - skipped - declined
+        counts.promotions_skipped_stale += skipped
+        counts.promotions_declined += declined
         return hits, misses, skipped, declined
 
     def store(self, NamespaceState state, key, value, size, ttl, bint promoted=False):
@@ -348,11 +350,12 @@ cdef class ReadPath:
         an L2 hit copied up (HashCache.promote), else a write (HashCache.set)."""
         cdef bint has_ttl = ttl is not None
         cdef double seconds = _ttl_seconds(ttl) if has_ttl else 0.0
-        self._put(state, _L1Ttl(state.cfg), key, value, state.l1._weigh(value, size), has_ttl, seconds,
-                  promoted)
+        self._put(state, _L1Ttl(state.cfg), key, value, -1 if size is None else _size_value(size, "size"),
+                  has_ttl, seconds, promoted)
 
     cdef int _put(self, NamespaceState state, _L1Ttl rule, object key, object value, int64_t size,
                   bint has_ttl, double ttl, bint promoted) except -1:
+        """`size` < 0: weigh what is stored (the value, or its (value, fresh_until) pair), as HashCache would."""
         cdef double base
         if rule.has_l1_ttl:
             base = rule.l1_ttl
@@ -367,5 +370,7 @@ cdef class ReadPath:
                 ttl = ttl + rule.grace
         if has_ttl and not (ttl > 0.0 and ttl < INFINITY):
             check_ttl(ttl)  # raises: the same message as for any other bad TTL
+        if size < 0:
+            size = state.l1._weigh(value, None)
         state.l1._store(key, _hash(key), value, has_ttl, ttl, size, promoted)
         return 0

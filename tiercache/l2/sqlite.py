@@ -159,7 +159,10 @@ class SQLiteL2:
             # Private by default: a new directory 0700, a new database 0600 (SQLite gives its -wal and -shm
             # files the database's permissions).
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            try:  # (an existing file is left as it is, read-only included)
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                pass
             conn = sqlite3.connect(
                 str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False
             )

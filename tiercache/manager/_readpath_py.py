@@ -42,14 +42,30 @@ def jittered(seconds: Optional[float], jitter: float) -> Optional[float]:
     return seconds * (1.0 + jitter * (2.0 * random.random() - 1.0))
 
 
+class ReadCounts:
+    """The read path's counters of one namespace: L2 hits and misses, promotions (made, skipped because a write
+    overtook the read, declined by the strategy), and L2 hits promoted without a decision (`promoted`).
+    Shared by the states that succeed one another; updated under a lock (the compiled twin counts in C)."""
+
+    __slots__ = _COUNTS + ("promoted",)
+
+    def __init__(self) -> None:
+        self.l2_hits = self.l2_misses = self.promotions = 0
+        self.promotions_skipped_stale = self.promotions_declined = self.promoted = 0
+
+    def as_dict(self) -> Dict[str, int]:
+        """{counter: value} in tiercache.observability.counters' names (`promoted` is promotion's own)."""
+        with _COUNTS_LOCK:
+            return {name: getattr(self, name) for name in _COUNTS}
+
+
 class NamespaceState:
     """One namespace as the read and write paths see it: its L1, settings, codec and write version.
 
     Built by the manager, replaced whole when the namespace's settings change; `version` is bumped by every
     write and invalidation, so a read that an update overtook does not copy its old value into L1."""
 
-    __slots__ = ("name", "l1", "cfg", "loads", "codec", "plain", "immediate", "persist", "version", "promoted", "l2_base",
-                 "l2_hits", "l2_misses", "promotions", "promotions_skipped_stale", "promotions_declined")
+    __slots__ = ("name", "l1", "cfg", "loads", "codec", "plain", "immediate", "persist", "version", "counts", "l2_base")
 
     def __init__(self, name: str, l1: Any, cfg: Any, loads: Callable[[bytes], Any], immediate: bool,
                  l2_base: str, codec: Any = None) -> None:
@@ -62,25 +78,16 @@ class NamespaceState:
         self.immediate = bool(immediate)  # every L2 hit is promoted, no decision to ask for
         self.persist = bool(cfg.persist_to_l2)
         self.version = 0
-        self.promoted = 0  # L2 hits finish() copied into L1 without a decision (immediate namespaces)
-        # the read path's counters, counted here (the compiled twin: in C, with no lock); see inherit()
-        self.l2_hits = self.l2_misses = self.promotions = 0
-        self.promotions_skipped_stale = self.promotions_declined = 0
+        self.counts = ReadCounts()  # the read path's counters (shared with the state this one replaces)
         self.l2_base = l2_base
 
     def bump(self) -> None:
         self.version += 1
 
-    def counts(self) -> Dict[str, int]:
-        """{counter: value} of the read path's counters (tiercache.observability.counters names)."""
-        with _COUNTS_LOCK:
-            return {name: getattr(self, name) for name in _COUNTS}
-
     def inherit(self, previous: "NamespaceState") -> None:
-        """Carry the read path's counters over from the state this one replaces."""
-        with _COUNTS_LOCK:
-            for name in _COUNTS:
-                setattr(self, name, getattr(self, name) + getattr(previous, name))
+        """Count on in the counters of the state this one replaces (a read still finishing on that one counts
+        there too)."""
+        self.counts = previous.counts
 
 
 class Ready:
@@ -278,14 +285,15 @@ class ReadPath:
                 declined += 1
             else:
                 self.store(state, key, value, size, remaining, True)
+        counts = state.counts
         with _COUNTS_LOCK:  # (the compiled twin counts in C, where no other thread runs meanwhile)
             if state.immediate:
-                state.promoted += hits - skipped
-            state.l2_hits += hits
-            state.l2_misses += misses
-            state.promotions += hits - skipped - declined
-            state.promotions_skipped_stale += skipped
-            state.promotions_declined += declined
+                counts.promoted += hits - skipped
+            counts.l2_hits += hits
+            counts.l2_misses += misses
+            counts.promotions += hits - skipped - declined
+            counts.promotions_skipped_stale += skipped
+            counts.promotions_declined += declined
         return hits, misses, skipped, declined
 
     def store(self, state: NamespaceState, key: Any, value: Any, size: int, ttl: Optional[float],

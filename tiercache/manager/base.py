@@ -207,7 +207,7 @@ class BaseManager:
         return {ns: st.l1 for ns, st in list(self._spaces.items())}
 
     def _read_path_counts(self) -> Dict[str, Dict[str, int]]:
-        return {ns: st.counts() for ns, st in list(self._spaces.items())}
+        return {ns: st.counts.as_dict() for ns, st in list(self._spaces.items())}
 
     def _l1_stats(self) -> Dict[str, Dict[str, Any]]:
         return {ns: st.l1.stats() for ns, st in list(self._spaces.items())}
@@ -587,7 +587,8 @@ class BaseManager:
     def promotion_stats(self) -> Dict[str, Dict[str, Any]]:
         """Per namespace: strategy, candidates, promoted, skipped by the strategy, rejected by the gate,
         promoted-then-hit and precision, time spent deciding (see tiercache.manager.promotion)."""
-        immediate = {ns: st.promoted for ns, st in list(self._spaces.items()) if st.immediate and st.promoted}
+        immediate = {ns: st.counts.promoted for ns, st in list(self._spaces.items())
+                     if st.immediate and st.counts.promoted}
         return self._promotion.stats(self._l1_stats(), immediate)
 
     def stats(self) -> Dict[str, Any]:

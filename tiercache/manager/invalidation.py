@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import check_namespace
@@ -39,6 +40,19 @@ def message_key(hmac_key: Optional[bytes]) -> Optional[bytes]:
     return hmac.new(hmac_key, b"tiercache invalidation messages", hashlib.sha256).digest()
 
 
+_last_unsigned_warning = -1e9
+
+
+def _warn_unsigned() -> None:
+    """Log a rejected signature at most once a minute (a deploy mixing keys would flood the log)."""
+    global _last_unsigned_warning
+    now = time.monotonic()
+    if now - _last_unsigned_warning >= 60.0:
+        _last_unsigned_warning = now
+        log.warning("tiercache: ignoring invalidation messages that are not signed with this HMAC key "
+                    "(do all processes on the channel share it?)")
+
+
 def encode_message(sender: str, namespace: str, key_parts: Optional[List[str]], key: Optional[bytes] = None) -> bytes:
     body = json.dumps({"o": sender, "n": namespace, "k": key_parts}, separators=(",", ":")).encode()
     if key is None:
@@ -51,13 +65,16 @@ def decode_message(message: bytes, own_id: str,
     """(namespace, user keys or None for all of it); None for this process's own message, a malformed one,
     or (with `key`) one that is not signed with it (logged)."""
     try:
-        if not isinstance(message, (bytes, bytearray)):
+        if isinstance(message, str):  # (a backend whose subscription decodes messages)
+            message = message.encode("utf-8", "surrogatepass")
+        if not isinstance(message, (bytes, bytearray, memoryview)):
             raise TypeError("not bytes")
+        message = bytes(message)
         signed = message[:1] == _SIGNED
         body = message[1 + _MAC_SIZE:] if signed else message
         if key is not None and not (
                 signed and hmac.compare_digest(message[1:1 + _MAC_SIZE], hmac.new(key, body, hashlib.sha256).digest())):
-            log.warning("tiercache: ignoring an invalidation message that is not signed with this HMAC key")
+            _warn_unsigned()
             return None
         data = json.loads(body)
         if data.get("o") == own_id:

@@ -143,7 +143,10 @@ class _RequireKey:
         self.app, self.keys, self.public = app, list(keys), frozenset(public)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.public:
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]  # (behind a path prefix, as the router sees it)
+        if scope["type"] != "http" or path in self.public:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope.get("headers") or () if k == b"x-api-key"), None)
