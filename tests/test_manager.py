@@ -580,3 +580,38 @@ def test_a_read_in_flight_across_a_settings_change_is_counted(tmp_path: Any) -> 
         assert got == [1] and counts["l2_hits"] == 2 and counts["promotions_skipped_stale"] == 1
         assert m.promotion_stats()["ns"]["promoted"] == 1
     l2.inner.close()
+
+
+def test_a_delete_lost_in_an_outage_does_not_come_back(tmp_path: Any) -> None:
+    """A delete that could not reach L2 is owed a repair; until the repair is done, the value L2 still holds
+    is not served (nor copied into L1), by get or get_many."""
+    from tiercache.l2 import SQLiteL2
+
+    class Flaky:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.down = inner, False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def delete(self, key: str) -> Any:
+            if self.down:
+                raise L2Error("connection refused")
+            return self.inner.delete(key)
+
+    l2 = Flaky(SQLiteL2(tmp_path / "l2.sqlite3"))
+    with CacheManager(l2, env="test", invalidation=False) as m:
+        m.set_many("ns", {"k": 1, "j": 2, "other": 3})
+        l2.down = True
+        assert m.delete("ns", "k") is True and m.delete("ns", "j") is True  # L2 still holds both
+        l2.down = False
+        # the repair runs after this read's round trip; what L2 answered for the owed keys is not served
+        assert m.get_many("ns", ["k", "j", "other"]) == {"other": 3}
+        assert "k" not in m.l1("ns") and "j" not in m.l1("ns")
+        assert l2.inner.get(m._l2_key("ns", "k")) is None and m.stats()["repaired_after_outage"] == 2
+        l2.down = True
+        assert m.delete("ns", "other") is True
+        l2.down = False
+        assert m.get("ns", "other") is None and "other" not in m.l1("ns")
+        assert m.get("ns", "other") is None and m.stats()["repaired_after_outage"] == 3
+    l2.inner.close()

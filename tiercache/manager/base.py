@@ -323,9 +323,12 @@ class BaseManager:
         if value is not MISSING or not state.persist:
             return value, MISSING
         version = state.version
+        owed = self._gate.owing and self._gate.owes(l2_key, state.l2_base)
         data = yield from self._fetch_steps(state, l2_key)
         if data is FAILED:
             return MISSING, stale
+        if owed:  # (a write of it never reached L2: what L2 answered may be the value it replaced)
+            data = None
         found: Dict[Any, Any] = {}
         self._finish(state, [key], [l2_key], [data], version, found)
         return found.get(key, MISSING), MISSING
@@ -345,7 +348,13 @@ class BaseManager:
         if l2_keys is None:
             return found
         version = state.version
+        gate = self._gate
+        owed = [gate.owes(k, state.l2_base) for k in l2_keys] if gate.owing else None
         datas = yield from self._l2_steps(self.l2.get_many, (l2_keys,), namespace, "l2_get")
+        if owed is not None and datas is not FAILED and any(owed):
+            datas = list(datas)
+            if len(datas) == len(owed):  # (a wrong-shaped answer is _finish's to report)
+                datas = [None if o else d for o, d in zip(owed, datas)]  # (as in _lookup_steps)
         if datas is FAILED:
             if stale:
                 self.counters.add("stale_served", len(stale), namespace)

@@ -41,6 +41,8 @@ class L2Gate:
         self._dropped_keys: Set[str] = set()
         self._dropped_prefixes: Set[str] = set()
         self._repairing = False
+        self._in_repair: Tuple[Set[str], Set[str]] = (set(), set())  # taken by a repair under way
+        self.owing = False  # some write awaits its repair (the read paths' one-compare check)
         self._recorders: Dict[Tuple[str, Optional[str]], Any] = {}  # (namespace, op): its histogram's record
 
     # ------------------------------------------------------------------ around one call
@@ -101,6 +103,7 @@ class L2Gate:
             if prefix in self._dropped_prefixes:
                 return
             self._dropped_keys.update(l2_keys)
+            self.owing = True
             if len(self._dropped_keys) > MAX_DROPPED:
                 self._dropped_keys = {k for k in self._dropped_keys if not k.startswith(prefix)}
                 self._dropped_prefixes.add(prefix)
@@ -110,6 +113,14 @@ class L2Gate:
         self.counters.add("l2_writes_dropped", 1, namespace)
         with self._lock:
             self._dropped_prefixes.add(prefix)
+            self.owing = True
+
+    def owes(self, l2_key: str, prefix: str) -> bool:
+        """Whether a write of `l2_key` (in the namespace whose keys start with `prefix`) did not reach L2 and
+        is not repaired yet: L2 may still hold the value that write replaced, so a read must not serve it."""
+        keys, prefixes = self._in_repair
+        return (l2_key in self._dropped_keys or prefix in self._dropped_prefixes
+                or l2_key in keys or prefix in prefixes)
 
     def owed(self) -> Tuple[int, int]:
         """(keys, namespaces) owed a repair."""
@@ -122,6 +133,7 @@ class L2Gate:
             if self._repairing or not (self._dropped_keys or self._dropped_prefixes):
                 return None
             keys, prefixes = list(self._dropped_keys), list(self._dropped_prefixes)
+            self._in_repair = (self._dropped_keys, self._dropped_prefixes)
             self._dropped_keys, self._dropped_prefixes = set(), set()
             self._repairing = True
             return keys, prefixes
@@ -129,11 +141,14 @@ class L2Gate:
     def repaired(self, keys: List[str], prefixes: List[str]) -> None:
         with self._lock:
             self._repairing = False
+            self._in_repair = (set(), set())
+            self.owing = bool(self._dropped_keys or self._dropped_prefixes)
         self.counters.add("repaired_after_outage", len(keys) + len(prefixes))
 
     def repair_failed(self, keys: List[str], prefixes: List[str]) -> None:
         """Still failing: keep what is left for the next success."""
         with self._lock:
             self._repairing = False
+            self._in_repair = (set(), set())
             self._dropped_keys.update(keys)
             self._dropped_prefixes.update(prefixes)
