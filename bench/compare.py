@@ -425,7 +425,7 @@ def report(pr: Printer, workloads: List[Workload], memory: Dict[str, Any]) -> No
 
 
 def check_targets(workloads: List[Workload], memory: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """The targets of issue 2, as PASS / FAIL / SKIP lines."""
+    """The limits this script checks, as PASS / FAIL / SKIP lines."""
     by_key = {wl.key: wl for wl in workloads}
     out: List[Dict[str, Any]] = []
 
@@ -459,7 +459,7 @@ def check_targets(workloads: List[Workload], memory: Dict[str, Any]) -> List[Dic
             same = wl.results[COMPILED].misses == exact_misses
             out.append({"target": f"{tag} hit ratio", "status": "PASS" if same else "FAIL", "value": hr,
                         "detail": f"{hr:.4f}, exact LRU {wl.exact_lru_hit_ratio:.4f}, target equal"})
-    # issue 4: W-TinyLFU's bookkeeping (sketch, three lists) on the hit path, against the "lru" policy
+    # W-TinyLFU's bookkeeping (sketch, three lists) on the hit path, against the "lru" policy
     ratio("tinylfu get-hit int", "get_hit_int", COMPILED + " tinylfu", COMPILED, 1.3)
     ratio("tinylfu get-hit str", "get_hit_str", COMPILED + " tinylfu", COMPILED, 1.3)
     m = memory.get(COMPILED, {})
@@ -469,7 +469,7 @@ def check_targets(workloads: List[Workload], memory: Dict[str, Any]) -> List[Dic
                     "detail": f"{b:.1f} bytes of overhead per entry, target <= 70"})
     else:
         out.append({"target": "memory", "status": "SKIP", "detail": f"{COMPILED} not measured"})
-    # The twin without ttl as the issue states it, and with ttl as the like-for-like case (every
+    # The twin without ttl as the limit is stated, and with ttl as the like-for-like case (every
     # cachetools.TTLCache entry has an expiry).
     for name, tag in ((PURE, "pure twin"), (PURE + " +ttl", "pure twin +ttl")):
         for wkey, what in (("get_hit_int", "get-hit int"), ("get_hit_str", "get-hit str"), ("set_evict", "set")):
@@ -579,7 +579,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     report(pr, workloads, memory)
     targets = check_targets(workloads, memory)
-    pr.line(f"Targets of issue 2 for {COMPILED} (the compiled core) and {PURE} (the pure twin):")
+    pr.line(f"Limits checked for {COMPILED} (the compiled core) and {PURE} (the pure twin):")
     for t in targets:
         pr.line(f"  {t['status']:<4}  {t['target']}: {t['detail']}")
     pr.line(f"total time {elapsed:.0f} s" + (f"; load average {info['loadavg_end'][0]:.2f} at the end "

@@ -10,7 +10,7 @@ Without --redis-url it starts its own `redis-server` on a free loopback port (be
                read goes to L2): reads/s of AsyncCacheManager.get  vs  raw redis.asyncio `await r.get(k)` +
                msgpack decode by the same 1000 coroutines (same values, same pool size)
 
-Targets (issue 7): L1 hit <= 1.5x the sync get; concurrent throughput >= 1.0x raw redis.asyncio.
+Limits checked: L1 hit <= 1.5x the sync get; concurrent throughput >= 1.0x raw redis.asyncio.
 Segments of the two sides alternate; medians are reported. The machine is shared: read the ratios.
 """
 

@@ -7,16 +7,16 @@ each interleaved with its anchor segment by segment, medians over all segments:
 
   L2 hit:   manager.get where L1 cannot hold the key (l1_max_entries=1, keys cycling), so every call
             is an L2 GET + decode + copy into L1      vs  redis-py GET + msgpack decode of the same bytes
-  get_many: manager.get_many of 100 keys, L1 empty    vs  redis-py MGET of the 100 keys (the issue's
+  get_many: manager.get_many of 100 keys, L1 empty    vs  redis-py MGET of the 100 keys (the
             anchor), and vs MGET + decoding the 100 values (what the manager returns); beside them, not
             targets, MGET + bare msgpack.unpackb of each value (the hand-written way, no tiercache code)
-            vs MGET, and get_many vs it; and get_many of 100 values of 100 B bytes (the issue's reference
+            vs MGET, and get_many vs it; and get_many of 100 values of 100 B bytes (the reference
             payload) vs MGET of them
   L1 hit:   manager.get on a key held in L1           vs  HashCache.get of the same key
   metrics:  manager.get L1 hit minus the same with enable_metrics=False (the sampled latency timing),
             as a fraction of HashCache.get
 
-Targets (issue 3): L2 hit <= 1.10x, get_many <= 1.2x, L1 hit <= 2.0x; (issue 5) metrics <= 0.10x. Ratios, not absolute times, are the
+Limits checked: L2 hit <= 1.10x, get_many <= 1.2x, L1 hit <= 2.0x, metrics <= 0.10x. Ratios, not absolute times, are the
 figures to quote: this machine is shared and noisy.
 """
 
@@ -46,7 +46,7 @@ from tiercache.config import NamespaceConfig  # noqa: E402
 from tiercache.manager import CacheManager  # noqa: E402
 
 VALUE = {"id": 12345, "name": "market data", "prices": [101.5, 101.75, 102.0], "ok": True, "note": "x" * 40}
-BLOB = bytes(range(100))  # the issue's reference payload: 100 B
+BLOB = bytes(range(100))  # the reference payload: 100 B
 
 
 def free_port() -> int:
@@ -114,7 +114,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     results: Dict[str, Any] = {}
     try:
         raw = redis.Redis.from_url(url)
-        # promotion="immediate": the two-tier path as issue 3 defines it (every L2 hit copied into L1, plain
+        # promotion="immediate": the two-tier path as measured here (every L2 hit copied into L1, plain
         # LRU L1); the gated strategies of tiercache.manager.promotion add their own per-hit work on top
         cfg = {"thin": NamespaceConfig(l1_max_entries=1, l1_ttl=None, promotion="immediate"),
                "blob": NamespaceConfig(l1_ttl=None, promotion="immediate"),
@@ -174,7 +174,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     [unpackb(d[2:]) for d in raw.mget(batch)]
                 return len(raw_batches)
 
-            # The same get_many over 100-byte bytes values (the issue's reference payload size), which
+            # The same get_many over 100-byte bytes values (the reference payload size), which
             # cost next to nothing to decode: what the manager itself adds to an MGET
             m.set_many("blob", {k: BLOB for k in keys})
             blob_batches = batches
@@ -253,7 +253,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ("get_many(100) 100 B vs MGET", med["manager get_many(100), 100 B bytes"],
          med["redis-py MGET(100), 100 B bytes"], 1.2, "ns/call"),
         ("L1 hit (net of loop)", med["manager L1 hit"] - loop, med["HashCache.get"] - loop, 2.0, "ns/op"),
-        # issue 5: what metrics add to an L1 hit (sampled timing), as a fraction of a HashCache.get
+        # what metrics add to an L1 hit (sampled timing), as a fraction of a HashCache.get
         ("metrics cost on L1 hit", med["manager L1 hit"] - med["manager L1 hit, metrics off"],
          med["HashCache.get"] - loop, 0.10, "ns/op"),
     ]

@@ -74,7 +74,7 @@ TRACE_FILES = {
 TRACE_SIZES = {"oltp": (1000, 1868, 5606), "glimpse": (500, 1000), "loop": (500, 1000)}
 ZIPF_FRACTIONS = (0.01, 0.10)
 
-# Targets for HashCache "tinylfu" from issue 4, checked when the policy exists: (trace, size, minimum %).
+# Targets for HashCache "tinylfu" checked when the policy exists: (trace, size, minimum %).
 TINYLFU_TARGETS = (("oltp", 1868, 44.6), ("glimpse", 1000, 50.0), ("loop", 500, 44.0))
 TINYLFU_MAX_BELOW_LRU = 1.0  # points
 
@@ -314,7 +314,7 @@ def run_row(trace: str, keys: np.ndarray, size: int, sims: Dict[str, Callable[[K
 
 
 def check_tinylfu(rows: List[Row]) -> List[Tuple[bool, str]]:
-    """Issue 4's hit-ratio targets for HashCache "tinylfu" (when the policy exists)."""
+    """The hit-ratio limits for HashCache "tinylfu" (when the policy exists)."""
     col = "HashCache tinylfu"
     if not rows or col not in rows[0].hits:
         return []

@@ -16,7 +16,7 @@ per operation, net of set-up:
     raw MGET + decode      per batch of 100 keys
     raw MGET + unpackb     the same with bare msgpack.unpackb (no header, no options): decoding written by hand
     manager.get_many(100)  per batch of 100 keys, L1 emptied before each
-    raw MGET (100), bytes  per batch of 100 keys holding 100-byte bytes values (the issue's reference size)
+    raw MGET (100), bytes  per batch of 100 keys holding 100-byte bytes values (the reference size)
     get_many(100), bytes   the same through manager.get_many: what the manager adds beside decoding
 
 Needs valgrind and the redis-server binary.

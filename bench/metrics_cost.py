@@ -11,7 +11,7 @@ instructions per lookup, net of the set-up and of the loop itself:
     manager.get, L1 hit, metrics off   CacheManager(enable_metrics=False)
     manager.get, L1 hit, metrics on    the default: counts in compiled code, 1 lookup in 64 timed
 
-Target (issue 5): metrics on minus metrics off <= 10 % of HashCache.get. Needs valgrind.
+Limit checked: metrics on minus metrics off <= 10 % of HashCache.get. Needs valgrind.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ A CacheManager with every key in L2 and an L1 of 1 % of the keys replays a bound
 figure is what L1 keeps, and a real L2 would only add time. Reported per strategy: L1 hit ratio, L2 reads,
 promotions and the promotion stats (skipped by the strategy, rejected by the gate, precision).
 
-Target (issue 4): conditional and predictive with the gate reach an L1 hit ratio >= immediate's + 3 points,
+Limit checked: conditional and predictive with the gate reach an L1 hit ratio >= immediate's + 3 points,
 while promoting fewer entries. Hit ratios are exact counts: repeatable run to run.
 """
 

@@ -42,7 +42,7 @@ def errors_of(excinfo: pytest.ExceptionInfo[ConfigError]) -> List[str]:
 
 # ------------------------------------------------------------------------------------------ the profile
 
-# issue 4's table: l1_ttl s / l1_max_entries / l1_max_bytes MB / priority
+# the shipped profiles' table: l1_ttl s / l1_max_entries / l1_max_bytes MB / priority
 TABLE = {
     "sentiment_analysis": {"development": (300, 50, 5, "high"), "production": (900, 100, 10, "high"),
                            "test": (5, 10, 1, "medium")},

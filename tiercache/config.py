@@ -311,7 +311,7 @@ def _build_namespaces(config: Any, base_for: Callable[[str], NamespaceConfig]
 
 
 # ------------------------------------------------------------------------------------- default profile
-# The original system's seven namespaces (issue 4's table). Per env: (l1_ttl s, l1_max_entries,
+# The original system's seven namespaces. Per env: (l1_ttl s, l1_max_entries,
 # l1_max_bytes MiB, priority).
 _PROFILE_TABLE: Dict[str, Dict[str, Tuple[float, int, int, str]]] = {
     "sentiment_analysis": {"development": (300, 50, 5, "high"), "production": (900, 100, 10, "high"),
