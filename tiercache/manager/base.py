@@ -323,14 +323,13 @@ class BaseManager:
         if value is not MISSING or not state.persist:
             return value, MISSING
         version = state.version
-        owed = self._gate.owing and self._gate.owes(l2_key, state.l2_base)
+        l2_keys = [l2_key]
+        owed = self._owed(state, l2_keys) if self._gate.owing else None
         data = yield from self._fetch_steps(state, l2_key)
         if data is FAILED:
             return MISSING, stale
-        if owed:  # (a write of it never reached L2: what L2 answered may be the value it replaced)
-            data = None
         found: Dict[Any, Any] = {}
-        self._finish(state, [key], [l2_key], [data], version, found)
+        self._finish(state, [key], l2_keys, [data], version, found, owed)
         return found.get(key, MISSING), MISSING
 
     def _served(self, namespace: str, stale: Any, default: Any) -> Any:
@@ -348,29 +347,33 @@ class BaseManager:
         if l2_keys is None:
             return found
         version = state.version
-        gate = self._gate
-        owed = [gate.owes(k, state.l2_base) for k in l2_keys] if gate.owing else None
+        owed = self._owed(state, l2_keys) if self._gate.owing else None
         datas = yield from self._l2_steps(self.l2.get_many, (l2_keys,), namespace, "l2_get")
-        if owed is not None and datas is not FAILED and any(owed):
-            datas = list(datas)
-            if len(datas) == len(owed):  # (a wrong-shaped answer is _finish's to report)
-                datas = [None if o else d for o, d in zip(owed, datas)]  # (as in _lookup_steps)
         if datas is FAILED:
             if stale:
                 self.counters.add("stale_served", len(stale), namespace)
             found.update(stale)
             return found
-        self._finish(state, missing, l2_keys, datas, version, found)
+        self._finish(state, missing, l2_keys, datas, version, found, owed)
         return found
 
+    def _owed(self, state: NamespaceState, l2_keys: List[str]) -> Optional[List[bool]]:
+        """Which of `l2_keys` await the repair of a write that never reached L2, taken before they are read (the
+        repair runs after the read's round trip); None when none do."""
+        owed = [self._gate.owes(k, state.l2_base) for k in l2_keys]
+        return owed if any(owed) else None
+
     def _finish(self, state: NamespaceState, keys: List[Any], l2_keys: List[str], datas: Any, version: int,
-                found: Dict[Any, Any]) -> None:
-        """ReadPath.finish, counted; an answer of the wrong shape is an L2 failure."""
+                found: Dict[Any, Any], owed: Optional[List[bool]] = None) -> None:
+        """ReadPath.finish, counted; an answer of the wrong shape is an L2 failure. What L2 answered for an
+        `owed` key may be the value a lost write replaced: it is read as absent."""
         if type(datas) is not list:
             datas = list(datas)
         if len(datas) != len(keys):
             self._gate.failed(ValueError(f"L2 answered {len(datas)} values for {len(keys)} keys"), state.name)
             return
+        if owed is not None:
+            datas = [None if o else d for o, d in zip(owed, datas)]
         hits, misses, skipped, declined = self._read.finish(state, keys, l2_keys, datas, version, found)
         if hits > skipped + declined and self.config.l1_max_bytes is not None:
             self._enforce_global_cap()
@@ -382,10 +385,6 @@ class BaseManager:
     def _corrupt(self, namespace: str, l2_key: str, exc: Exception) -> None:
         self.counters.add("corrupt_values", 1, namespace)
         log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
-
-    def _after_store(self) -> None:
-        if self.config.l1_max_bytes is not None:
-            self._enforce_global_cap()
 
     def _enforce_global_cap(self) -> None:
         """Keep all namespaces' L1 within the config's global l1_max_bytes: evict from low-priority
