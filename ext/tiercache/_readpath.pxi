@@ -12,15 +12,16 @@ cdef object _random = __import__("random").random
 MISSING = _MISSING  # what lookup() answers for "not in L1"
 
 
-cdef inline object _jittered(object seconds, object jitter):
-    if seconds is None or not jitter:
-        return seconds
+cdef inline double _spread(double seconds, double jitter) except? -1.0:
+    """`seconds` times a random factor in [1 - jitter, 1 + jitter]."""
     return seconds * (1.0 + jitter * (2.0 * _random() - 1.0))
 
 
 def jittered(seconds, jitter):
     """`seconds` spread by ± `jitter` (a fraction), so entries written together do not expire together."""
-    return _jittered(seconds, jitter)
+    if seconds is None or not jitter:
+        return seconds
+    return _spread(seconds, jitter)
 
 
 @cython.final
@@ -360,7 +361,7 @@ cdef class ReadPath:
         if rule.has_l1_ttl:
             base = rule.l1_ttl
             if rule.jitter:
-                base = base * (1.0 + rule.jitter * (2.0 * _random() - 1.0))
+                base = _spread(base, rule.jitter)
             if not has_ttl or base < ttl:
                 ttl = base
                 has_ttl = True
