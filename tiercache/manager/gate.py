@@ -71,6 +71,7 @@ class L2Gate:
         if written:
             with self._lock:  # keys just written are no longer owed a repair (it would delete the new value)
                 self._dropped_keys.difference_update(written)
+                self.owing = bool(self._dropped_keys or self._dropped_prefixes or self._repairing)
         return not self._repairing
 
     def failed(self, exc: BaseException, namespace: str) -> Any:

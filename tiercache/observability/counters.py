@@ -6,7 +6,7 @@ L1 hits, misses and evictions are not here: each namespace's HashCache counts th
 from __future__ import annotations
 
 import threading
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Mapping, Optional
 
 __all__ = ["COUNTERS", "GLOBAL_COUNTERS", "OPERATIONS", "Counters"]
 
@@ -23,6 +23,15 @@ GLOBAL_COUNTERS = ("invalidation_flushes", "repaired_after_outage", "global_cap_
 OPERATIONS = {"l1_get": "l1", "l2_get": "l2", "l2_set": "l2", "loader": "loader"}
 
 
+def _tally(table: Dict[str, Dict[str, int]], namespace: str, counts: Mapping[str, int]) -> None:
+    """Add `counts` to `table[namespace]` (created with every counter at 0)."""
+    values = table.get(namespace)
+    if values is None:
+        values = table[namespace] = dict.fromkeys(COUNTERS, 0)
+    for name, n in counts.items():
+        values[name] = values.get(name, 0) + n
+
+
 class Counters:
     """Thread-safe integer counters per namespace ("" for the manager as a whole). `counted_elsewhere`, when
     given, returns {namespace: {counter: value}} kept by someone else (the read path counts its L2 hits
@@ -37,11 +46,7 @@ class Counters:
         with self._lock:
             out = {ns: dict(v) for ns, v in self._values.items()}
         for ns, counts in (self._elsewhere() if self._elsewhere is not None else {}).items():
-            values = out.get(ns)
-            if values is None:
-                values = out[ns] = dict.fromkeys(COUNTERS, 0)
-            for name, n in counts.items():
-                values[name] = values.get(name, 0) + n
+            _tally(out, ns, counts)
         return out
 
     def add(self, name: str, n: int = 1, namespace: str = "") -> None:
@@ -53,11 +58,7 @@ class Counters:
 
     def add_many(self, namespace: str = "", **counts: int) -> None:
         with self._lock:
-            values = self._values.get(namespace)
-            if values is None:
-                values = self._values[namespace] = dict.fromkeys(COUNTERS, 0)
-            for name, n in counts.items():
-                values[name] = values.get(name, 0) + n
+            _tally(self._values, namespace, counts)
 
     def add_pair(self, namespace: str, first: str, second: str) -> None:
         """One more of each of two counters of `namespace`, in one update."""
