@@ -76,18 +76,20 @@ class PutValue(BaseModel):
     ttl: Optional[float] = Field(default=None, gt=0, le=10 * 365 * 24 * 3600)
 
 
+async def _reply(send: Any, status: int, error: str, detail: Any) -> None:
+    """An error answered by a middleware, in the API's {error, detail} form."""
+    body = json.dumps({"error": error, "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class _BodyLimit:
     """ASGI middleware: a request body over `max_body` bytes gets a 413 before the app sees it. A declared
     Content-Length is checked unread; a chunked body is read up to the limit (never beyond) and replayed."""
 
     def __init__(self, app: Any, max_body: int) -> None:
         self.app, self.max_body = app, max_body
-
-    async def _reply(self, send: Any, status: int, error: str, detail: Any) -> None:
-        body = json.dumps({"error": error, "detail": detail}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -98,10 +100,10 @@ class _BodyLimit:
             try:
                 too_big = int(length) > self.max_body
             except ValueError:
-                await self._reply(send, 400, "bad Content-Length", length.decode("latin-1"))
+                await _reply(send, 400, "bad Content-Length", length.decode("latin-1"))
                 return
             if too_big:
-                await self._reply(send, 413, "body too large", f"at most {self.max_body} bytes")
+                await _reply(send, 413, "body too large", f"at most {self.max_body} bytes")
                 return
             await self.app(scope, receive, send)
             return
@@ -116,7 +118,7 @@ class _BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                await self._reply(send, 413, "body too large", f"at most {self.max_body} bytes")
+                await _reply(send, 413, "body too large", f"at most {self.max_body} bytes")
                 return
             chunks.append(chunk)
             if not message.get("more_body"):
@@ -160,10 +162,7 @@ class _RequireKey:
                 await self.app(scope, receive, send)
                 return
             detail = "the X-API-KEY header does not match a configured key"
-        body = json.dumps({"error": "unauthorized", "detail": detail}).encode()
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await _reply(send, 401, "unauthorized", detail)
 
 
 def _as_json(value: Any) -> Any:
