@@ -412,11 +412,14 @@ def _read_secret_file(path: str, what: str) -> List[str]:
         raise SystemExit(f"tiercache: cannot read {what} from {path}: {exc}") from None
 
 
-def _api_keys(args: Any) -> List[str]:
-    """The API keys of --api-key, --api-key-file and $TIERCACHE_API_KEYS (comma-separated), in that order."""
+def _api_keys(args: Any, single_env: Optional[str] = None) -> List[str]:
+    """The API keys of --api-key, --api-key-file, $`single_env` (one key) and $TIERCACHE_API_KEYS
+    (comma-separated), in that order."""
     keys = list(args.api_key)
     for path in args.api_key_file:
         keys += _read_secret_file(path, "API keys")
+    if single_env and os.environ.get(single_env, "").strip():
+        keys.append(os.environ[single_env].strip())
     return keys + [k.strip() for k in os.environ.get("TIERCACHE_API_KEYS", "").split(",") if k.strip()]
 
 
@@ -593,8 +596,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error("--plot goes with --compare")
         return bench_compare(args.quick, args.plot)
     if args.command == "validate":
-        keys = (list(args.api_key) + [k for p in args.api_key_file for k in _read_secret_file(p, "API keys")]
-                + [k for k in [os.environ.get("TIERCACHE_API_KEY", "").strip()] if k] + _api_keys(args))
+        keys = _api_keys(args, "TIERCACHE_API_KEY")
         if not keys:
             parser.error("no API key: pass --api-key-file FILE or set $TIERCACHE_API_KEY (or --api-key)")
         return validate(args.url, keys[0], args.timeout)
