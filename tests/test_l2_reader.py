@@ -130,3 +130,59 @@ def test_reading_a_value_allocates_in_proportion_to_its_size(impl: Any, make: An
     finally:
         tracemalloc.stop()
     assert peak <= 16 * len(data), f"{peak / len(data):.1f} bytes allocated per byte read"
+
+
+# --- keys whose hash the writer chooses ----------------------------------------------------------------------
+_M61 = (1 << 61) - 1  # ints that are multiples of it all hash to 0
+
+
+def _colliding(kind: str, n: int) -> Any:
+    import decimal
+    import uuid
+
+    if kind == "bigint":
+        return [(k + 1) * _M61 << 64 for k in range(n)]
+    if kind == "decimal":
+        return [decimal.Decimal((k + 1) * _M61) for k in range(n)]
+    if kind == "uuid":
+        return [uuid.UUID(int=(k + 1) * _M61) for k in range(n)]
+    return [((k + 1) * _M61 << 64,) for k in range(n)]  # tuples of them
+
+
+def _packed(container: str, keys: List[Any]) -> bytes:
+    """The stored bytes of `container` of `keys`, packed item by item: building the container itself in
+    Python would be the quadratic work under test."""
+    from tiercache.wire.serialization import _EXT_FROZENSET, _EXT_SET
+
+    packb = lambda v: msgpack_codec().dumps(v)[2:]  # noqa: E731 (one item, without the format header)
+    n = len(keys)
+    if container in ("map", "nested"):
+        body = b"\xdf" + struct.pack(">I", n) + b"".join(packb(k) + b"\x00" for k in keys)
+        if container == "nested":  # [{"a": [body]}]
+            body = b"\x91\x81\xa1a\x91" + body
+        return b"M\x00" + body
+    items = b"\xdd" + struct.pack(">I", n) + b"".join(packb(k) for k in keys)
+    code = _EXT_SET if container == "set" else _EXT_FROZENSET
+    return b"M\x00" + b"\xc9" + struct.pack(">Ib", len(items), code) + items
+
+
+@pytest.mark.parametrize("kind", ["bigint", "decimal", "uuid", "tuple"])
+@pytest.mark.parametrize("container", ["map", "set", "frozenset", "nested"])
+def test_keys_sharing_one_hash_are_refused_without_quadratic_work(impl: Any, kind: str, container: str) -> None:
+    """A map or set of thousands of distinct keys with one hash (quadratic to build: seconds for half a
+    megabyte) reads as corrupt, with the same error in both implementations; a few such keys still read."""
+    keys = _colliding(kind, 5000)
+    codec = msgpack_codec()
+    with pytest.raises(SerializationError, match="sharing another's hash"):
+        impl.module.read_l2_value(_packed(container, keys), codec.loads)
+    few = {"map": lambda ks: {k: 0 for k in ks}, "set": set, "frozenset": frozenset,
+           "nested": lambda ks: [{"a": [{k: 0 for k in ks}]}]}[container](keys[:16])
+    assert impl.module.read_l2_value(_packed(container, keys[:16]), codec.loads) == few
+
+
+def test_keys_of_native_ints_floats_and_text_take_no_check(impl: Any) -> None:
+    """int keys within 64 bits (at most a dozen share a hash), floats, str, bytes, dates: read as written."""
+    value = {-1: "a", -2: "b", 1: "c", _M61: "d", 2 * _M61: "e", 1.5: "f", "g": 1, b"h": 2, dt.date(2020, 1, 1): 3,
+             None: 4, True: 5}
+    codec = msgpack_codec()
+    assert impl.module.read_l2_value(codec.dumps(value), codec.loads) == value

@@ -5,9 +5,10 @@
 # bin, arrays and maps of them, ext types through the same ext hook — are read straight into Python
 # objects, the way msgpack.unpackb with serialization._UNPACK_OPTIONS reads them: arrays as lists, bin as
 # bytes, str as UTF-8 with surrogatepass, str map keys interned, ext types handed to
-# tiercache.wire.serialization.msgpack_ext_hook. Anything else — a payload cut short or with bytes left over, a byte
-# msgpack never uses, nesting deeper than _MAX_DEPTH, msgpack's own timestamp type, or an error raised
-# while building (invalid UTF-8, an unhashable map key, an ext hook's error) — is handed to Codec.loads,
+# tiercache.wire.serialization.msgpack_ext_hook. Anything else — a map key of an ext type (whoever wrote
+# the value may have chosen its hash: Codec.loads checks such keys), a payload cut short or with bytes left
+# over, a byte msgpack never uses, nesting deeper than _MAX_DEPTH, msgpack's own timestamp type, or an error
+# raised while building (invalid UTF-8, an unhashable map key, an ext hook's error) — is handed to Codec.loads,
 # so the values and the errors are always Codec.loads's.
 
 from tiercache.wire.serialization import msgpack_ext_hook
@@ -165,6 +166,8 @@ cdef object _mp_map(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t cou
                 return _MISSING
             pos[0] = i + length
             key = tc_intern_key(p + i, length)  # (as msgpack does: map keys repeat from value to value)
+        elif (b >= 0xd4 and b <= 0xd8) or (b >= 0xc7 and b <= 0xc9):
+            return _MISSING  # a key of an ext type (tuple, big int...): Codec.loads checks their hashes
         else:
             key = _mp_read(p, n, pos, depth + 1, budget)
             if key is _MISSING:

@@ -209,11 +209,48 @@ def _ext_decode_uuid(data: bytes) -> uuid.UUID:
     return uuid.UUID(bytes=data)
 
 
+# --- hash collisions ------------------------------------------------------------------------------------
+# str and bytes hash with a per-process secret, and a native msgpack int or a float shares its hash with a few
+# others at most; but big ints, Decimal, UUID, tuples and frozensets hash deterministically, so a value written
+# by someone else can hold thousands of distinct keys with one hash, and building a dict or set of them is
+# quadratic (seconds for half a megabyte). Map keys and set members of those types are hashed first, and a map
+# or set in which more than _MAX_SHARED_HASHES of them share a hash with another is refused as corrupt.
+_MAX_SHARED_HASHES = 16
+_FIXED_HASH_SAFE = frozenset((str, bytes, float, bool, type(None), _dt.date, _dt.datetime, _dt.time,
+                              _dt.timedelta))  # (the date and time types hash their bytes, with the secret)
+
+
+def _check_hashes(items: Any, what: str) -> None:
+    hashes = []
+    for item in items:
+        tp = type(item)
+        if tp in _FIXED_HASH_SAFE or (tp is int and -(1 << 63) <= item < (1 << 64)):
+            continue
+        hashes.append(hash(item))
+    shared = len(hashes) - len(set(hashes))
+    if shared > _MAX_SHARED_HASHES:
+        raise SerializationError(
+            f"corrupt msgpack payload: a {what} with {shared} items sharing another's hash "
+            f"(more than {_MAX_SHARED_HASHES}: refused, as a hash-collision attack would be)"
+        )
+
+
+def _checked_map(pairs: Any) -> Dict[Any, Any]:
+    _check_hashes([key for key, _ in pairs], "map")
+    return dict(pairs)
+
+
+def _checked_set(data: bytes, cls: Callable[[Any], Any]) -> Any:
+    items = _msgpack_unpackb(data)
+    _check_hashes(items, "set")
+    return cls(items)
+
+
 _EXT_DECODERS: Dict[int, Callable[[bytes], Any]] = {
     _EXT_BIGINT: lambda data: int.from_bytes(data, "big", signed=True),
     _EXT_TUPLE: lambda data: tuple(_msgpack_unpackb(data)),
-    _EXT_SET: lambda data: set(_msgpack_unpackb(data)),
-    _EXT_FROZENSET: lambda data: frozenset(_msgpack_unpackb(data)),
+    _EXT_SET: lambda data: _checked_set(data, set),
+    _EXT_FROZENSET: lambda data: _checked_set(data, frozenset),
     _EXT_DATETIME: _ext_decode_datetime,
     _EXT_DATE: lambda data: _dt.date(*_DATE.unpack(data)),
     _EXT_TIME: _ext_decode_time,
@@ -233,21 +270,37 @@ def msgpack_ext_hook(code: int, data: bytes) -> Any:
 # The options every msgpack read takes (see _msgpack_unpackb for why). The compiled core reads the common
 # values of L2 itself the same way (ext/tiercache/_msgpack.pxi): change one, change both.
 _UNPACK_OPTIONS: Dict[str, Any] = dict(
-    ext_hook=msgpack_ext_hook, raw=False, use_list=True, strict_map_key=False, unicode_errors="surrogatepass"
+    ext_hook=msgpack_ext_hook, raw=False, use_list=True, strict_map_key=True, unicode_errors="surrogatepass"
 )
+# A payload with a map key other than str or bytes is read again with these: every map built by
+# _checked_map, which hashes the keys first.
+_UNPACK_CHECKED: Dict[str, Any] = dict(_UNPACK_OPTIONS, strict_map_key=False, object_pairs_hook=_checked_map)
+_MAP_KEY_REFUSED = "is not allowed for map key"  # (msgpack's ValueError under strict_map_key)
 
 
 def _make_fast_unpackb() -> Any:
-    """msgpack.unpackb with the options of _msgpack_unpackb bound once (no keyword parsing per call)."""
+    """_msgpack_unpackb with the options bound once (no keyword parsing per call)."""
     import functools
 
-    return functools.partial(msgpack.unpackb, **_UNPACK_OPTIONS)
+    strict = functools.partial(msgpack.unpackb, **_UNPACK_OPTIONS)
+    checked = functools.partial(msgpack.unpackb, **_UNPACK_CHECKED)
+
+    def unpackb(data: bytes) -> Any:
+        try:
+            return strict(data)
+        except ValueError as exc:
+            if _MAP_KEY_REFUSED not in str(exc):
+                raise
+        return checked(data)
+
+    return unpackb
 
 
 def _msgpack_unpackb(data: bytes) -> Any:
-    # Tuples are an ext type, so use_list=True loses nothing and lists stay lists. strict_map_key=False:
-    # int, bytes, tuple... keys are legitimate here. surrogatepass reads what _msgpack_packb_surrogates wrote.
-    return msgpack.unpackb(data, **_UNPACK_OPTIONS)
+    # Tuples are an ext type, so use_list=True loses nothing and lists stay lists. Map keys other than str and
+    # bytes (int, tuple...) are legitimate, and read on a second pass through _checked_map (hash collisions).
+    # surrogatepass reads what _msgpack_packb_surrogates wrote.
+    return _FAST_UNPACKB(data)
 
 
 def _msgpack_dumps(value: Any) -> bytes:
