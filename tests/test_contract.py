@@ -316,6 +316,46 @@ def test_default_sizer_uses_exact_types(default_sizer: Any) -> None:
     assert default_sizer(Text("abc")) == sys.getsizeof(Text("abc"))
 
 
+_scalars = st.one_of(st.integers(), st.integers(-(2**200), 2**200), st.floats(), st.booleans(), st.none(),
+                    st.binary(), st.text(), st.text(alphabet=st.characters(max_codepoint=127)))
+_nested = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner), st.tuples(inner, inner), st.dictionaries(st.text(max_size=3), inner),
+    st.frozensets(st.integers()), st.sets(st.text(max_size=2))), max_leaves=30)
+
+
+def _deep_reference(value: Any) -> int:
+    """deep_sizer by definition: getsizeof of everything reachable through the builtin containers, each
+    container once, everything else once per reference."""
+    containers = (dict, list, tuple, set, frozenset)
+    seen = set()
+
+    def walk(v: Any) -> int:
+        if type(v) not in containers:
+            return sys.getsizeof(v)
+        if id(v) in seen:
+            return 0
+        seen.add(id(v))
+        children = [x for kv in v.items() for x in kv] if type(v) is dict else list(v)
+        return sys.getsizeof(v) + sum(walk(c) for c in children)
+
+    return walk(value)
+
+
+@given(_nested)
+def test_deep_sizer_is_getsizeof_through_containers(impl: Any, value: Any) -> None:
+    assert impl.module.deep_sizer(value) == _deep_reference(value)
+
+
+def test_deep_sizer_counts_shared_and_cyclic_containers_once(impl: Any) -> None:
+    inner = [1.5, "x"]
+    shared = [inner, inner, (inner,)]
+    cyclic: Any = {"a": []}
+    cyclic["a"].append(cyclic)
+    for value in (shared, cyclic, {"k": shared}):
+        assert impl.module.deep_sizer(value) == _deep_reference(value)
+    assert impl.module.deep_sizer(shared) < impl.module.deep_sizer([[1.5, "x"], [1.5, "x"], ([1.5, "x"],)])
+
+
 # ---------------------------------------------------------------------------------------------- rejection
 
 

@@ -129,9 +129,19 @@ def test_warmup(manager: CacheManager) -> None:
     assert manager.get_many("ns", ["a", "b"]) == {"a": 1, "b": 2}
 
 
-def test_l1_weighs_values_by_serialized_length(manager: CacheManager) -> None:
+def test_l1_weighs_values_by_the_memory_they_hold(manager: CacheManager) -> None:
+    """An entry weighs what it holds in memory (deep_sizer), written or promoted, so max_bytes bounds memory:
+    a thousand empty dicts weigh far more than their thousand bytes of msgpack."""
+    from tiercache import deep_sizer
+
     manager.set("ns", "k", "x" * 1000)
-    assert 1000 <= manager.stats()["namespaces"]["ns"]["bytes"] <= 1010
+    assert manager.stats()["namespaces"]["ns"]["bytes"] == deep_sizer("x" * 1000)
+    dicts = [{} for _ in range(1000)]
+    manager.set("ns", "d", dicts)
+    manager.l1("ns").clear()
+    promoted = manager.get("ns", "d")
+    assert promoted == dicts
+    assert manager.stats()["namespaces"]["ns"]["bytes"] == deep_sizer(promoted) > 50 * 1000
 
 
 def test_config_errors_name_namespace_and_field(sqlite_url: str) -> None:
@@ -260,7 +270,7 @@ def _mixed_l2_values(manager: CacheManager) -> "List[tuple]":
         ("ext", b"M\x00" + msgpack.packb(msgpack.ExtType(99, b"zz")), None),
         ("flags", b"M\x02" + msgpack.packb(1), None),
         ("json", b"J\x00" + b'{"a": [1, 2]}', {"a": [1, 2]}),
-        ("zlib", b"M\x01" + zlib.compress(msgpack.packb([1, 2, 3])), [1, 2, 3]),
+        ("zlib", b"M\x01" + zlib.compress(msgpack.packb([1, 2, 3])), None),  # (the namespace does not compress)
         ("big", dumps(big), big),
         ("sealed", b"X" + struct.pack("<d", time.time() + 60) + dumps(good[3]), good[3]),
         ("g3", dumps(good[3]), good[3]),
@@ -530,6 +540,76 @@ def test_rows_that_are_not_values_read_as_counted_misses(sqlite_url: str, clock:
         assert [m.get("ns", k, "miss") for k in bad] == ["miss"] * len(bad)
         assert m.get_many("ns", list(bad)) == {}
         assert m.stats()["corrupt_values"] == 2 * len(bad) and len(m.l1("ns")) == 0
+
+
+def _peak_bytes(fn: Any) -> int:
+    """Peak memory (tracemalloc) allocated while fn() runs."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("compression", ["zlib", None])
+def test_compressed_values_inflate_no_further_than_max_value_bytes(sqlite_url: str, compression: Any) -> None:
+    """Values of 64 KiB that inflate to 64 MiB each: a namespace with compression stops inflating at its
+    max_value_bytes, one without never inflates; either way a counted corrupt miss, memory bounded."""
+    import zlib
+
+    import msgpack
+
+    bomb = b"M\x01" + zlib.compress(msgpack.packb(b"\x00" * (64 << 20)), 9)
+    assert len(bomb) < 100_000
+    cfg = {"ns": NamespaceConfig(compression=compression, max_value_bytes=1 << 20, l1_max_bytes=1 << 20)}
+    with CacheManager(sqlite_url, env="test", config=cfg, invalidation=False) as m:
+        keys = [f"b{i}" for i in range(8)]
+        for key in keys:
+            m.l2.set(m._l2_key("ns", key), bomb)
+        assert _peak_bytes(lambda: [m.get("ns", key) for key in keys]) < 8 << 20
+        assert _peak_bytes(lambda: m.get_many("ns", keys)) < 8 << 20
+        assert m.stats()["corrupt_values"] == 16 and len(m.l1("ns")) == 0
+
+
+def test_values_larger_than_max_value_bytes_are_refused_both_ways(sqlite_url: str) -> None:
+    """A write over the namespace's max_value_bytes raises and stores nothing; such a value in L2 (written by
+    someone else) reads as a counted corrupt miss."""
+    cfg = {"ns": NamespaceConfig(max_value_bytes=1000), "wide": NamespaceConfig()}
+    with CacheManager(sqlite_url, env="test", config=cfg, invalidation=False) as m:
+        with pytest.raises(SerializationError, match="max_value_bytes"):
+            m.set("ns", "k", "x" * 1000)
+        with pytest.raises(SerializationError, match="max_value_bytes"):
+            m.set_many("ns", {"a": 1, "k": "x" * 1000})
+        assert m.get_many("ns", ["a", "k"]) == {} and m.l2.get(m._l2_key("ns", "a")) is None
+        m.set("wide", "k", "x" * 1000)
+        m.l2.set(m._l2_key("ns", "k"), m.l2.get(m._l2_key("wide", "k")))
+        assert m.get("ns", "k", "miss") == "miss" and m.get_many("ns", ["k"]) == {}
+        assert m.stats()["corrupt_values"] == 2
+        m.set("ns", "k", "x" * 990)  # at the limit (its msgpack payload: 993 bytes)
+        m.l1("ns").clear()
+        assert m.get("ns", "k") == "x" * 990
+
+
+def test_l1_max_bytes_bounds_the_memory_of_what_l1_holds(sqlite_url: str) -> None:
+    """Empty maps: one byte of msgpack, about sixty in memory. Values of them read from L2 are weighed by
+    what they hold, so a 1 MiB L1 holds no more than that (the 1 MiB value itself is not kept at all)."""
+    from tiercache import deep_sizer
+
+    cfg = {"ns": NamespaceConfig(l1_max_bytes=1 << 20)}
+    with CacheManager(sqlite_url, env="test", config=cfg, invalidation=False) as m:
+        for i in range(8):
+            m.l2.set(m._l2_key("ns", f"k{i}"), b"M\x00\xdd" + struct.pack(">I", 1 << 13) + b"\x80" * (1 << 13))
+        held = [m.get("ns", f"k{i}") for i in range(8)]  # 8 KiB stored each, over half a MiB in memory
+        assert all(len(v) == 1 << 13 for v in held)
+        stats = m.l1("ns").stats()
+        assert stats["entries"] == 1 and stats["bytes"] == deep_sizer(held[-1]) > (1 << 19)
+        m.l2.set(m._l2_key("ns", "big"), b"M\x00\xdd" + struct.pack(">I", 1 << 20) + b"\x80" * (1 << 20))
+        assert len(m.get("ns", "big")) == 1 << 20 and "big" not in m.l1("ns")
 
 
 @pytest.mark.parametrize("name", ["a\n", "a\nb", "\na", "a ", "", "a" * 129, "a/b"])

@@ -25,8 +25,8 @@ def read_path(impl: Any, cfg: Any = None, calls: Any = None, decide: Any = None)
 
     corrupt: List[Any] = []
     cfg = cfg or NamespaceConfig(l1_ttl=60.0)
-    state = impl.module.NamespaceState("ns", impl.HashCache(max_bytes=1 << 20), cfg, Codec("msgpack").loads,
-                                       decide is None, "p:ns:")
+    state = impl.module.NamespaceState("ns", impl.HashCache(max_bytes=1 << 20, sizer=impl.module.deep_sizer), cfg,
+                                       Codec("msgpack").loads, decide is None, "p:ns:")
     path = impl.module.ReadPath({"ns": state}, miss, None, decide,
                                 lambda ns, key, exc: corrupt.append((ns, key, str(exc))), time.monotonic)
     return path, state, corrupt
@@ -107,7 +107,7 @@ def test_finish_rules(impl: Any) -> None:
     assert l1.peek("a") == 1 and 0 < l1.ttl(5) <= 60
     assert 25 < l1.ttl("g") <= 30  # no longer than it has left in L2
     assert 55 < l1.ttl("h") <= 60  # nor than the namespace's L1 TTL
-    assert l1.stats()["bytes"] == sum(len(datas[i]) for i in (0, 4, 6, 7))
+    assert l1.stats()["bytes"] == sum(map(impl.module.deep_sizer, (1, [3], 4, 5)))  # what L1 holds, deep
     assert l1.stats()["promoted"] == 4
 
 

@@ -289,8 +289,12 @@ def test_compression_on_off(name: str) -> None:
     assert packed[1] == 1 and len(packed) < len(plain) / 3
     offset = 34 if name == "pickle" else 2
     assert zlib.decompress(packed[offset:]) == plain[offset:]
-    for reader in (Codec(name, hmac_key=KEY), Codec(name, hmac_key=KEY, compression="zlib")):
-        assert reader.loads(packed) == reader.loads(plain) == BIG
+    reader = Codec(name, hmac_key=KEY, compression="zlib")
+    assert reader.loads(packed) == reader.loads(plain) == BIG
+    # a codec without compression reads plain values only: it never inflates
+    assert Codec(name, hmac_key=KEY).loads(plain) == BIG
+    with pytest.raises(SerializationError, match="without compression"):
+        Codec(name, hmac_key=KEY).loads(packed)
 
 
 def test_compression_threshold_is_the_largest_payload_left_alone() -> None:
@@ -300,7 +304,7 @@ def test_compression_threshold_is_the_largest_payload_left_alone() -> None:
     above = Codec(compression="zlib", compress_threshold=payload_len - 1).dumps(value)
     assert at[1] == 0 and len(at) == payload_len + 2
     assert above[1] == 1 and len(above) < len(at)
-    assert msgpack_codec().loads(at) == msgpack_codec().loads(above) == value
+    assert Codec(compression="zlib").loads(at) == Codec(compression="zlib").loads(above) == value
     assert Codec(compression="zlib").dumps(value)[1] == 0  # default threshold 1024
     assert Codec(compression="zlib", compress_threshold=0).dumps(value)[1] == 1
 
@@ -373,7 +377,8 @@ CORRUPT = {
 
 @pytest.mark.parametrize("data, message", CORRUPT.values(), ids=CORRUPT.keys())
 def test_corrupt_bytes_raise_serialization_error(data: bytes, message: str) -> None:
-    for codec in (msgpack_codec(), Codec("json"), Codec("pickle", hmac_key=KEY)):
+    for codec in (Codec(compression="zlib"), Codec("json", compression="zlib"),
+                  Codec("pickle", hmac_key=KEY, compression="zlib")):
         with pytest.raises(SerializationError, match=message) as info:
             codec.loads(data)
         assert type(info.value) is SerializationError
@@ -576,7 +581,8 @@ def test_codec_is_immutable_and_its_repr_hides_the_key() -> None:
     with pytest.raises(AttributeError):
         codec.compress_threshold = 0  # type: ignore[misc]
     assert KEY.decode() not in repr(codec) and "hmac_key=<set>" in repr(codec)
-    assert repr(Codec()) == "Codec('msgpack', compression=None, compress_threshold=1024, hmac_key=None)"
+    assert repr(Codec()) == ("Codec('msgpack', compression=None, compress_threshold=1024, "
+                             "max_value_bytes=16777216, hmac_key=None)")
 
 
 def test_json_module_is_not_configured_globally() -> None:

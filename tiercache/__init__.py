@@ -5,7 +5,7 @@
 """
 
 from . import _moved
-from ._compat import IMPLEMENTATION, HashCache, default_sizer
+from ._compat import IMPLEMENTATION, HashCache, deep_sizer, default_sizer
 from .config import NamespaceConfig
 from .errors import CircuitOpenError, ConfigError, IntegrityError, L2Error, SerializationError, TierCacheError
 from .manager import CacheManager
@@ -24,6 +24,6 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'tiercache' has no attribute {name!r}")
 
 __all__ = [
-    "AsyncCacheManager", "CacheManager", "HashCache", "NamespaceConfig", "IMPLEMENTATION", "default_sizer", "__version__",
+    "AsyncCacheManager", "CacheManager", "HashCache", "NamespaceConfig", "IMPLEMENTATION", "deep_sizer", "default_sizer", "__version__",
     "TierCacheError", "ConfigError", "SerializationError", "IntegrityError", "L2Error", "CircuitOpenError",
 ]

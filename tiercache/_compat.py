@@ -15,21 +15,21 @@ NO_EXTENSIONS = os.environ.get("TIERCACHE_NO_EXTENSIONS", "") not in ("", "0")
 IS_CPYTHON = platform.python_implementation() == "CPython"
 
 if NO_EXTENSIONS or not IS_CPYTHON:
-    from ._core_py import (FrequencySketch, HashCache, MISSING, NamespaceState, ReadPath, Ready, SampleHistogram, decode_l2, default_sizer, jittered)
+    from ._core_py import (FrequencySketch, HashCache, MISSING, NamespaceState, ReadPath, Ready, SampleHistogram, decode_l2, deep_sizer, default_sizer, jittered)
 
     IMPLEMENTATION = "python"
 else:
     try:
-        from ._core_c import (FrequencySketch, HashCache, MISSING, NamespaceState, ReadPath, Ready, SampleHistogram, decode_l2, default_sizer, jittered)  # type: ignore[no-redef]
+        from ._core_c import (FrequencySketch, HashCache, MISSING, NamespaceState, ReadPath, Ready, SampleHistogram, decode_l2, deep_sizer, default_sizer, jittered)  # type: ignore[no-redef]
 
         IMPLEMENTATION = "compiled"
     except ImportError:  # extension not built: same behaviour, slower
-        from ._core_py import (FrequencySketch, HashCache, MISSING, NamespaceState, ReadPath, Ready, SampleHistogram, decode_l2, default_sizer, jittered)
+        from ._core_py import (FrequencySketch, HashCache, MISSING, NamespaceState, ReadPath, Ready, SampleHistogram, decode_l2, deep_sizer, default_sizer, jittered)
 
         IMPLEMENTATION = "python"
 
 __all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram",
-           "decode_l2", "default_sizer", "jittered", "IMPLEMENTATION", "NO_EXTENSIONS", "twin"]
+           "decode_l2", "deep_sizer", "default_sizer", "jittered", "IMPLEMENTATION", "NO_EXTENSIONS", "twin"]
 
 
 def twin(compiled: str, pure: str) -> ModuleType:

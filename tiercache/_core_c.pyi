@@ -8,6 +8,7 @@ from ._core_py import Ready as Ready
 from ._core_py import SampleHistogram as SampleHistogram
 from ._core_py import WIRE_CONSTANTS as WIRE_CONSTANTS
 from ._core_py import decode_l2 as decode_l2
+from ._core_py import deep_sizer as deep_sizer
 from ._core_py import default_sizer as default_sizer
 from ._core_py import jittered as jittered
 from ._core_py import read_l2_value as read_l2_value
@@ -22,6 +23,7 @@ __all__ = [
     "SampleHistogram",
     "WIRE_CONSTANTS",
     "decode_l2",
+    "deep_sizer",
     "default_sizer",
     "jittered",
     "read_l2_value",

@@ -3,7 +3,7 @@
 _compat.py imports from here when the extension is not used; each name lives in its own module, beside its
 compiled twin's include:
 
-    _hashcache_py  HashCache, default_sizer (the L1 cache)     _hashcache.pxi, _slab.pxi, _sizing.pxi
+    _hashcache_py  HashCache, deep_sizer, default_sizer        _hashcache.pxi, _slab.pxi, _sizing.pxi
     _wtinylfu_py   the W-TinyLFU policy a HashCache holds      _wtinylfu.pxi
     _ttl_py        the expiry heap a HashCache holds           _ttl.pxi
     _sketch_py     FrequencySketch                             _sketch.pxi
@@ -15,11 +15,11 @@ compiled twin's include:
 from __future__ import annotations
 
 from .observability.histogram import Histogram as SampleHistogram
-from .l1._hashcache_py import HashCache, default_sizer
+from .l1._hashcache_py import HashCache, deep_sizer, default_sizer
 from .wire._msgpack_py import decode_l2, read_l2_value
 from .manager._readpath_py import MISSING, NamespaceState, ReadPath, Ready, jittered
 from .l1._sketch_py import FrequencySketch
 from .wire import WIRE_CONSTANTS
 
 __all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram", "WIRE_CONSTANTS",
-           "decode_l2", "default_sizer", "jittered", "read_l2_value"]
+           "decode_l2", "deep_sizer", "default_sizer", "jittered", "read_l2_value"]

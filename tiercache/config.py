@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .errors import ConfigError
-from .wire.serialization import COMPRESSIONS, SERIALIZERS
+from .wire.serialization import COMPRESSIONS, MAX_VALUE_BYTES, SERIALIZERS
 
 __all__ = [
     "NamespaceConfig", "CacheConfig", "apply_env_overrides", "resolve_env", "check_namespace",
@@ -164,6 +164,7 @@ _FIELD_KINDS: Dict[str, _Kind] = {
     "serializer": _choice(SERIALIZERS),
     "compression": _choice(COMPRESSIONS),
     "compress_threshold": _count(),
+    "max_value_bytes": _count(),
     "description": _Kind(lambda v: None if isinstance(v, str) else "must be a str", str),
     "background_refresh": _BOOL,
     "refresh_threshold": _seconds(),
@@ -207,6 +208,9 @@ class NamespaceConfig:
     serializer: str = "msgpack"
     compression: Optional[str] = None  # "zlib" or None
     compress_threshold: int = 1024
+    # The largest value (serialized, uncompressed) the namespace writes or reads: a larger write raises,
+    # a larger L2 value (or one that inflates past it) reads as corrupt.
+    max_value_bytes: int = MAX_VALUE_BYTES
     description: str = ""
     # refresh-ahead: on access, an entry older than refresh_threshold is reloaded in the background while the
     # old value is served. A threshold with background_refresh off is allowed (it is simply unused).

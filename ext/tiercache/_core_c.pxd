@@ -20,6 +20,7 @@ cdef extern from "_helpers.h":
     object tc_decode_str(const char* p, Py_ssize_t n)
     Py_ssize_t tc_getsizeof(PyObject* o) except -1
     Py_ssize_t tc_int_ndigits(PyObject* o)
+    Py_ssize_t tc_list_allocated(PyObject* o)
     void tc_prefetch(const void* p) nogil
     void tc_prefetch_read(const void* p) nogil
     void* tc_table_alloc(size_t n) nogil

@@ -83,6 +83,9 @@ cdef extern from "Python.h":
     bint PyFloat_CheckExact(object o)
     double PyFloat_AS_DOUBLE(object o)
     bint PyLong_CheckExact(object o)
+    bint PyList_CheckExact(object o)
+    bint PyTuple_CheckExact(object o)
+    Py_ssize_t PyTuple_GET_SIZE(object o)
     long long PyLong_AsLongLong(object o) except? -1
     long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
     bint PyBytes_CheckExact(object o)
@@ -114,7 +117,7 @@ include "_lru.pxi"
 include "_ttl.pxi"
 include "_sketch.pxi"
 
-__all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram", "decode_l2", "default_sizer", "jittered", "read_l2_value"]
+__all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram", "decode_l2", "deep_sizer", "default_sizer", "jittered", "read_l2_value"]
 
 cdef object _MISSING = object()
 cdef object _ABSENT = object()

@@ -159,6 +159,8 @@ cdef class HashCache:
             return _size_value(size, "size")
         if self.sizer is None:
             return _default_size(value)
+        if self.sizer is _DEEP_SIZER:
+            return _deep_size(value)
         return _size_value(self.sizer(value), "sizer result")
 
     cdef void _set_expiry(self, Py_ssize_t idx, bint has_ttl, double expires) noexcept:

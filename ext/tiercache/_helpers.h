@@ -181,6 +181,11 @@ static inline Py_ssize_t tc_getsizeof(PyObject *o) { (void)o; return -1; }
 
 
 /* The digit count of an exact int, read from the object header: -1 where the layout is not known. */
+/* The slots a list has room for (sys.getsizeof counts them all). */
+static inline Py_ssize_t tc_list_allocated(PyObject *o) {
+    return ((PyListObject *)o)->allocated;
+}
+
 static inline Py_ssize_t tc_int_ndigits(PyObject *o) {
 #if PY_VERSION_HEX < 0x030C0000 && !defined(PYPY_VERSION)
     Py_ssize_t n = Py_SIZE(o);

@@ -68,11 +68,14 @@ cdef class NamespaceState:
 @cython.final
 @cython.freelist(8)
 cdef class _L1Ttl:
-    """A namespace's L1 TTL settings as C numbers, read once per finish rather than once per value."""
+    """A namespace's L1 TTL settings (and value size cap) as C numbers, read once per finish rather than
+    once per value."""
     cdef bint has_l1_ttl
     cdef double l1_ttl, jitter, grace
+    cdef Py_ssize_t max_value
 
     def __cinit__(self, cfg):
+        self.max_value = cfg.max_value_bytes
         self.has_l1_ttl = cfg.l1_ttl is not None
         self.l1_ttl = cfg.l1_ttl if self.has_l1_ttl else 0.0
         self.jitter = cfg.ttl_jitter or 0.0
@@ -321,6 +324,9 @@ cdef class ReadPath:
                         continue
                     expires = True
                     start = WIRE_EXPIRY_HEADER_SIZE
+                if size - start - WIRE_FORMAT_HEADER_SIZE > rule.max_value:
+                    raise _SerializationError(f"L2 value of {size} bytes is larger than max_value_bytes "
+                                              f"({rule.max_value})")
                 value = _decode_l2(data, start, state.loads)
             except _SerializationError as exc:
                 self._corrupt(state.name, l2_keys[i], exc)
@@ -334,7 +340,7 @@ cdef class ReadPath:
                                                           left if expires else None):
                 declined += 1
             else:
-                self._put(state, rule, key, value, size, expires, left, True)
+                self._put(state, rule, key, value, -1, expires, left, True)  # (weighed by the L1's sizer)
         cdef ReadCounts counts = state.counts
         if state.immediate:
             counts.promoted += hits - skipped

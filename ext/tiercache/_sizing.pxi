@@ -63,3 +63,143 @@ cdef int64_t _default_size(object value) except -1:
 def default_sizer(value):
     """Weight of `value`: its length for str/bytes/bytearray, `nbytes` for memoryview, else sys.getsizeof."""
     return _default_size(value)
+
+
+# deep_sizer: sys.getsizeof of a value and of everything its lists, tuples, dicts, sets and frozensets hold,
+# each container counted once (shared or cyclic ones too), everything else once per reference. What the
+# manager's L1 weighs entries by: it bounds their memory, where a stored (possibly compressed) length does not.
+# The common scalars are weighed without a call, with the sizes sys.getsizeof gives (measured here once).
+cdef Py_ssize_t _STR_BASE = sys.getsizeof("")     # + one byte per character of an ASCII str
+cdef Py_ssize_t _BYTES_BASE = sys.getsizeof(b"")  # + one byte per byte
+cdef Py_ssize_t _TUPLE_BASE = sys.getsizeof(())   # + one pointer per item
+cdef Py_ssize_t _LIST_BASE = sys.getsizeof([])    # + one pointer per allocated slot
+cdef Py_ssize_t _BOOL_SIZE = sys.getsizeof(True)
+cdef Py_ssize_t _NONE_SIZE = sys.getsizeof(None)
+cdef int _TREE_DEPTH = 64  # deeper values take the general walk (no C recursion past this)
+
+
+cdef inline int64_t _object_size(object value) except -1:
+    cdef Py_ssize_t digits
+    if PyUnicode_CheckExact(value) and PyUnicode_IS_ASCII(value):
+        return _STR_BASE + PyUnicode_GET_LENGTH(value)
+    if PyLong_CheckExact(value):
+        digits = tc_int_ndigits(<PyObject*>value)
+        if 0 <= digits <= 3:
+            return _INT_SIZES[digits]
+    elif PyFloat_CheckExact(value):
+        return _FLOAT_SIZE
+    elif PyBytes_CheckExact(value):
+        return _BYTES_BASE + PyBytes_GET_SIZE(value)
+    elif value is None:
+        return _NONE_SIZE
+    elif value is True or value is False:
+        return _BOOL_SIZE
+    elif PyList_CheckExact(value):
+        return _LIST_BASE + sizeof(PyObject*) * tc_list_allocated(<PyObject*>value)
+    elif PyTuple_CheckExact(value) and PyTuple_GET_SIZE(value):  # (the empty tuple: the getsizeof below)
+        return _TUPLE_BASE + sizeof(PyObject*) * PyTuple_GET_SIZE(value)
+    if TC_HAVE_GETSIZEOF:
+        return tc_getsizeof(<PyObject*>value)
+    return _getsizeof(value)
+
+
+cdef inline bint _is_container(object value) noexcept:
+    cdef object tp = type(value)
+    return tp is dict or tp is list or tp is tuple or tp is set or tp is frozenset
+
+
+cdef inline int64_t _child_size(object item, int depth) except -1:
+    """_tree_size's weight of one item it holds (-2: give up, as _tree_size). A container held only by its
+    parent has two references here: the parent's, and the loop's that walks it."""
+    if not _is_container(item):
+        return _object_size(item)
+    if Py_REFCNT(<PyObject*>item) > 2 or depth >= _TREE_DEPTH:
+        return -2
+    return _tree_size(item, depth + 1)
+
+
+cdef int64_t _tree_size(object value, int depth) except -1:
+    """deep_sizer of a value whose nested containers are each held once (what decoding builds), by recursion;
+    -2 when it meets a container held elsewhere too (it may be met twice) or nesting past _TREE_DEPTH."""
+    cdef int64_t total = _object_size(value), part
+    cdef object k, v, item
+    if type(value) is dict:
+        for k, v in (<dict>value).items():
+            part = _child_size(k, depth)
+            if part < 0:
+                return part
+            total += part
+            part = _child_size(v, depth)
+            if part < 0:
+                return part
+            total += part
+        return total
+    for item in value:
+        part = _child_size(item, depth)
+        if part < 0:
+            return part
+        total += part
+    return total
+
+
+cdef class _Walk:
+    """The containers of one deep_sizer call still to weigh, and those met twice possibly."""
+    cdef list stack
+    cdef set seen
+    cdef object root
+    cdef int64_t total
+
+    cdef int visit(self, object item) except -1:
+        """Weigh a scalar now; put a container on the stack unless it was met before. A container held only by
+        its parent (reference count 1) cannot be met twice, so only the others are remembered (by id)."""
+        if not _is_container(item):
+            self.total += _object_size(item)
+            return 0
+        if Py_REFCNT(<PyObject*>item) > 1:
+            if self.seen is None:
+                self.seen = {id(self.root)}
+            if id(item) in self.seen:
+                return 0
+            self.seen.add(id(item))
+        self.stack.append(item)
+        return 0
+
+
+cdef int64_t _deep_size(object root) except -1:
+    cdef _Walk walk
+    cdef object container, item, k, v
+    cdef int64_t total
+    if not _is_container(root):
+        return _object_size(root)
+    total = _tree_size(root, 0)
+    if total >= 0:
+        return total
+    walk = _Walk.__new__(_Walk)
+    walk.stack = [root]
+    walk.root = root
+    while walk.stack:
+        container = walk.stack.pop()
+        walk.total += _object_size(container)
+        if type(container) is dict:
+            for k, v in (<dict>container).items():
+                walk.visit(k)
+                walk.visit(v)
+        elif type(container) is list:
+            for item in <list>container:
+                walk.visit(item)
+        elif type(container) is tuple:
+            for item in <tuple>container:
+                walk.visit(item)
+        else:
+            for item in container:
+                walk.visit(item)
+    return walk.total
+
+
+def deep_sizer(value):
+    """Memory held by `value`: sys.getsizeof of it and of everything in its lists, tuples, dicts, sets and
+    frozensets (each container once). The weight of an entry in a CacheManager's L1."""
+    return _deep_size(value)
+
+
+cdef object _DEEP_SIZER = deep_sizer  # (HashCache._weigh calls _deep_size for it, without a Python call)

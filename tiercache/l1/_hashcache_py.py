@@ -18,6 +18,7 @@ The rules both implementations follow are in docs/design.md ("HashCache's contra
 from __future__ import annotations
 
 import heapq
+import itertools
 import sys
 import threading
 import time
@@ -44,7 +45,7 @@ from ._wtinylfu_py import PROTECTED as _PROTECTED, SEG as _SEG, SEQ as _SEQ, SIZ
 from ._wtinylfu_py import WINDOW as _WINDOW, WTinyLfu, new_root as _new_root, release_list as _release_list
 from ._wtinylfu_py import unlink_node as _unlink_node
 
-__all__ = ["HashCache", "default_sizer"]
+__all__ = ["HashCache", "deep_sizer", "default_sizer"]
 
 _MISSING: Any = object()
 _ABSENT: Any = object()
@@ -62,6 +63,30 @@ def default_sizer(value: Any) -> int:
     if tp is memoryview:
         return value.nbytes
     return sys.getsizeof(value)
+
+
+_CONTAINERS = frozenset((dict, list, tuple, set, frozenset))
+
+
+def deep_sizer(value: Any) -> int:
+    """Memory held by `value`: sys.getsizeof of it and of everything in its lists, tuples, dicts, sets and
+    frozensets (each container once). The weight of an entry in a CacheManager's L1."""
+    if type(value) not in _CONTAINERS:
+        return sys.getsizeof(value)
+    total = 0
+    stack = [value]
+    seen = {id(value)}
+    while stack:
+        container = stack.pop()
+        total += sys.getsizeof(container)
+        items = itertools.chain.from_iterable(container.items()) if type(container) is dict else container
+        for item in items:
+            if type(item) not in _CONTAINERS:
+                total += sys.getsizeof(item)
+            elif id(item) not in seen:
+                seen.add(id(item))
+                stack.append(item)
+    return total
 
 
 class HashCache:

@@ -244,8 +244,8 @@ class ReadPath:
 
         Readable values go into `found`; each is copied into L1 unless a write overtook the read (the
         namespace's version moved past `version`) or the promotion strategy declines it. Expired values
-        count as misses; unreadable ones (not bytes, a cut or non-finite expiry header, a payload the codec
-        rejects) are reported to `corrupt` and count as neither. Returns (hits, misses, skipped, declined).
+        count as misses; unreadable ones (not bytes, a cut or non-finite expiry header, a payload larger than
+        the namespace's max_value_bytes or that the codec rejects) are reported to `corrupt` and count as neither. Returns (hits, misses, skipped, declined).
         """
         if len(datas) != len(keys) or len(l2_keys) != len(keys):
             raise ValueError("keys, l2_keys and datas differ in length")
@@ -271,6 +271,9 @@ class ReadPath:
                     if remaining <= 0:
                         misses += 1
                         continue
+                if len(data) - start - wire.FORMAT_HEADER_SIZE > state.cfg.max_value_bytes:
+                    raise SerializationError(f"L2 value of {len(data)} bytes is larger than max_value_bytes "
+                                             f"({state.cfg.max_value_bytes})")
                 value = decode_l2(data, start, state.loads)
             except SerializationError as exc:
                 self._corrupt(state.name, l2_keys[i], exc)
@@ -284,7 +287,7 @@ class ReadPath:
             elif not state.immediate and not self._decide(state.name, state.cfg, state.l1, key, size, remaining):
                 declined += 1
             else:
-                self.store(state, key, value, size, remaining, True)
+                self.store(state, key, value, None, remaining, True)  # (weighed by the L1's sizer)
         counts = state.counts
         with _COUNTS_LOCK:  # (the compiled twin counts in C, where no other thread runs meanwhile)
             if state.immediate:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ..observability import health
 from .. import wire
-from .._compat import MISSING, HashCache, NamespaceState, ReadPath, SampleHistogram, jittered
+from .._compat import MISSING, HashCache, NamespaceState, ReadPath, SampleHistogram, deep_sizer, jittered
 from .circuit import CircuitBreaker
 from ..config import (
     DEFAULT_NAMESPACE,
@@ -229,7 +229,7 @@ class BaseManager:
         if l1 is None:
             # A gated promotion strategy needs L1's own frequency sketch (it counts L1 hits too): W-TinyLFU.
             l1 = HashCache(max_bytes=cfg.l1_max_bytes, max_entries=cfg.l1_max_entries, timer=self._timer,
-                           policy="lru" if strategy == "immediate" else "tinylfu")
+                           policy="lru" if strategy == "immediate" else "tinylfu", sizer=deep_sizer)
         codec = self._codec(cfg)
         state = NamespaceState(namespace, l1, cfg, codec.loads, strategy == "immediate",
                                self._prefix + namespace + ":", codec)
@@ -239,11 +239,11 @@ class BaseManager:
         return state
 
     def _codec(self, cfg: NamespaceConfig) -> Codec:
-        k = (cfg.serializer, cfg.compression, cfg.compress_threshold)
+        k = (cfg.serializer, cfg.compression, cfg.compress_threshold, cfg.max_value_bytes)
         codec = self._codecs.get(k)
         if codec is None:
             codec = Codec(cfg.serializer, compression=cfg.compression, compress_threshold=cfg.compress_threshold,
-                          hmac_key=self._hmac_key)
+                          hmac_key=self._hmac_key, max_value_bytes=cfg.max_value_bytes)
             self._codecs[k] = codec
         return codec
 
@@ -384,7 +384,8 @@ class BaseManager:
 
     def _corrupt(self, namespace: str, l2_key: str, exc: Exception) -> None:
         self.counters.add("corrupt_values", 1, namespace)
-        log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, exc)
+        # (the message, not the exception: a record kept by a handler must not keep the value's frames alive)
+        log.warning("tiercache: unreadable L2 value for %s: %s", l2_key, str(exc))
 
     def _enforce_global_cap(self) -> None:
         """Keep all namespaces' L1 within the config's global l1_max_bytes: evict from low-priority
@@ -438,7 +439,7 @@ class BaseManager:
             if result is FAILED:
                 self._gate.dropped(namespace, state.l2_base, l2_items)
         for key, _, value, data in encoded:
-            self._read.store(state, key, value, len(data), ttl)
+            self._read.store(state, key, value, None, ttl)  # (weighed by the L1's deep_sizer)
         if self.config.l1_max_bytes is not None:
             self._enforce_global_cap()
         self.counters.add("sets", len(encoded), namespace)

@@ -54,11 +54,13 @@ import msgpack
 from .. import wire
 from ..errors import ConfigError, IntegrityError, SerializationError
 
-__all__ = ["Codec", "get_codec", "msgpack_ext_hook", "resolve_hmac_key", "SERIALIZERS", "COMPRESSIONS", "HMAC_KEY_ENV"]
+__all__ = ["Codec", "get_codec", "msgpack_ext_hook", "resolve_hmac_key", "SERIALIZERS", "COMPRESSIONS", "HMAC_KEY_ENV",
+           "MAX_VALUE_BYTES"]
 
 SERIALIZERS = ("msgpack", "json", "pickle")
 COMPRESSIONS = (None, "zlib")
 HMAC_KEY_ENV = "TIERCACHE_HMAC_KEY"
+MAX_VALUE_BYTES = 16 * 1024 * 1024  # default cap on a serialized value, before compression and after inflating
 
 _TAGS = {"msgpack": wire.TAG_MSGPACK, "json": wire.TAG_JSON, "pickle": wire.TAG_PICKLE}
 _TAG_MSGPACK, _TAG_JSON, _TAG_PICKLE = wire.TAG_MSGPACK, wire.TAG_JSON, wire.TAG_PICKLE
@@ -431,16 +433,24 @@ def resolve_hmac_key(hmac_key: Union[str, bytes, bytearray, None]) -> Optional[b
     return key
 
 
-def _inflate(payload: bytes) -> bytes:
+def _inflate(payload: bytes, limit: int) -> bytes:
+    """The zlib stream `payload` inflated, refused once it passes `limit` bytes (no more is inflated)."""
     inflater = zlib.decompressobj()
     try:
-        out = inflater.decompress(payload)
+        out = inflater.decompress(payload, limit + 1)
     except zlib.error as exc:
         raise SerializationError(f"corrupt zlib stream: {exc}") from exc
+    if len(out) > limit:
+        del out  # (the traceback keeps this frame)
+        raise SerializationError(f"compressed value inflates past max_value_bytes ({limit}); not inflated further")
     # zlib.decompress() would accept a stream followed by junk; a stored value is exactly one stream.
     if not inflater.eof or inflater.unused_data:
         raise SerializationError("corrupt zlib stream: truncated, or followed by stray bytes")
     return out
+
+
+def _too_large(size: int, limit: int) -> SerializationError:
+    return SerializationError(f"value is {size} bytes serialized, more than max_value_bytes ({limit})")
 
 
 class Codec:
@@ -452,13 +462,19 @@ class Codec:
     default: the TIERCACHE_HMAC_KEY environment variable) signs and verifies pickle; "pickle" without a
     key raises ConfigError. loads() raises SerializationError for bytes it cannot decode, and its subclass
     IntegrityError for pickle data that is unsigned, truncated, tampered or signed with another key.
+
+    `max_value_bytes` caps a serialized value (uncompressed): dumps() raises SerializationError for a larger
+    one, and loads() refuses a larger payload or one that inflates past it. A codec without compression
+    refuses compressed values rather than inflate them.
     """
 
-    __slots__ = ("name", "compression", "compress_threshold", "_tag", "_encode", "_key")
+    __slots__ = ("name", "compression", "compress_threshold", "max_value_bytes", "_largest", "_tag", "_encode",
+                 "_key")
 
     name: str
     compression: Optional[str]
     compress_threshold: int
+    max_value_bytes: int
 
     def __init__(
         self,
@@ -467,6 +483,7 @@ class Codec:
         compression: Optional[str] = None,
         compress_threshold: int = 1024,
         hmac_key: Union[str, bytes, bytearray, None] = None,
+        max_value_bytes: int = MAX_VALUE_BYTES,
     ) -> None:
         if not isinstance(serializer, str):
             raise TypeError(f"serializer must be a str, got {_type_name(serializer)} {serializer!r}")
@@ -479,6 +496,10 @@ class Codec:
             raise TypeError(f"compress_threshold must be an int, got {got}")
         if compress_threshold < 0:
             raise ConfigError(f"compress_threshold must be >= 0, got {compress_threshold!r}")
+        if isinstance(max_value_bytes, bool) or not isinstance(max_value_bytes, int):
+            raise TypeError(f"max_value_bytes must be an int, got {_type_name(max_value_bytes)} {max_value_bytes!r}")
+        if max_value_bytes <= 0:
+            raise ConfigError(f"max_value_bytes must be > 0, got {max_value_bytes!r}")
         key = resolve_hmac_key(hmac_key)
         if serializer == "pickle" and key is None:
             raise ConfigError(
@@ -488,6 +509,8 @@ class Codec:
         self.name = serializer
         self.compression = compression
         self.compress_threshold = compress_threshold
+        self.max_value_bytes = max_value_bytes
+        self._largest = max_value_bytes + _HEADER_SIZE  # the longest plain msgpack value loads() takes whole
         self._tag = _TAGS[serializer]
         self._encode = _ENCODERS[serializer]
         self._key = key
@@ -496,7 +519,8 @@ class Codec:
         key = "<set>" if self._key is not None else None
         return (
             f"Codec({self.name!r}, compression={self.compression!r}, "
-            f"compress_threshold={self.compress_threshold!r}, hmac_key={key})"
+            f"compress_threshold={self.compress_threshold!r}, max_value_bytes={self.max_value_bytes!r}, "
+            f"hmac_key={key})"
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -507,6 +531,8 @@ class Codec:
     def dumps(self, value: Any) -> bytes:
         """Encode `value` as tagged bytes; SerializationError when this format cannot hold it."""
         payload = self._encode(value)
+        if len(payload) > self.max_value_bytes:
+            raise _too_large(len(payload), self.max_value_bytes)
         flags = 0
         if self.compression is not None and len(payload) > self.compress_threshold:
             packed = zlib.compress(payload, _ZLIB_LEVEL)
@@ -521,7 +547,7 @@ class Codec:
 
     def loads(self, data: bytes) -> Any:
         """Decode bytes written by any Codec; SerializationError (IntegrityError for pickle) if invalid."""
-        if type(data) is bytes and data[:2] == _PLAIN_MSGPACK:  # the common case, in one step
+        if type(data) is bytes and data[:2] == _PLAIN_MSGPACK and len(data) <= self._largest:  # the common case
             try:
                 return _FAST_UNPACKB(data[_HEADER_SIZE:])
             except SerializationError:
@@ -545,8 +571,12 @@ class Codec:
             payload = data[_HEADER_SIZE:]
         if flags & ~_FLAG_ZLIB:
             raise SerializationError(f"unknown flags 0x{flags:02x} in stored value (only bit 0 is defined)")
+        if len(payload) > self.max_value_bytes:
+            raise _too_large(len(payload), self.max_value_bytes)
         if flags & _FLAG_ZLIB:
-            payload = _inflate(payload)
+            if self.compression is None:
+                raise SerializationError("compressed value in a namespace without compression: not inflated")
+            payload = _inflate(payload, self.max_value_bytes)
         return decode(payload)
 
     def _verify(self, data: bytes) -> bytes:
