@@ -295,7 +295,7 @@ def read_path(impl: Any) -> Any:
         return default
 
     l1 = impl.HashCache()
-    spaces = {"ns": impl.module.NamespaceState("ns", l1, NamespaceConfig(), lambda b: b, True, "p:ns:")}
+    spaces = {"ns": impl.module.NamespaceState("ns", l1, NamespaceConfig(), lambda data, start, key: data[start:], True, "p:ns:")}
     return impl.module.ReadPath(spaces, None, amiss, None, None, time.monotonic), l1
 
 

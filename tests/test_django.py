@@ -205,3 +205,16 @@ def test_values_not_written_by_this_backend_are_rejected(cache: TierCacheBackend
     redis_server.client().set(key, b"P" + pickle.dumps({"x": 1}))  # unsigned pickle
     assert cache.get("evil") is None
     assert cache.manager.stats()["corrupt_values"] == 1
+
+
+def test_a_signed_value_copied_to_another_key_is_not_served(cache: TierCacheBackend, redis_server: Any) -> None:
+    """A session stored for one user, copied by someone with L2 access under another user's key: the HMAC
+    covers the key, so the other user gets a miss, never the first user's session."""
+    cache.set("session:admin", {"user": "admin", "is_staff": True}, timeout=300)
+    client = redis_server.client()
+    admin = cache.manager._l2_key(cache.namespace, cache.make_key("session:admin"))
+    victim = cache.manager._l2_key(cache.namespace, cache.make_key("session:bob"))
+    client.set(victim, client.get(admin))
+    assert cache.get("session:bob") is None
+    assert cache.get("session:admin") == {"user": "admin", "is_staff": True}
+    assert cache.manager.stats()["corrupt_values"] == 1

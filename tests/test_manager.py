@@ -612,6 +612,38 @@ def test_l1_max_bytes_bounds_the_memory_of_what_l1_holds(sqlite_url: str) -> Non
         assert len(m.get("ns", "big")) == 1 << 20 and "big" not in m.l1("ns")
 
 
+def test_signed_values_are_bound_to_their_key_and_expiry(sqlite_url: str) -> None:
+    """Signed (pickle) bytes moved to another key or namespace, stripped of their expiry or given another
+    one, or signed the way earlier versions did (tag, flags and payload only): counted corrupt misses,
+    never unpickled."""
+    import hmac
+    import pickle
+
+    key = b"k" * 32
+    cfg = {"a": NamespaceConfig(serializer="pickle", l2_ttl=600.0), "b": NamespaceConfig(serializer="pickle")}
+    with CacheManager(sqlite_url, env="test", config=cfg, hmac_key=key, invalidation=False) as m:
+        m.set("a", "admin", {"role": "admin"})
+        m.set("b", "admin", {"role": "admin"})
+        stored, unsealed = m.l2.get(m._l2_key("a", "admin")), m.l2.get(m._l2_key("b", "admin"))
+        assert stored[:1] == b"X" and unsealed[:1] == b"S"
+        later = b"X" + struct.pack("<d", struct.unpack_from("<d", stored, 1)[0] + 10 * 365 * 86400)
+        payload = pickle.dumps({"role": "admin"})
+        moved = {("a", "bob"): stored, ("b", "admin"): stored, ("b", "bob"): unsealed,
+                 ("a", "cut"): stored[9:], ("a", "later"): later + stored[9:],
+                 ("a", "old"): b"P\x00" + hmac.digest(key, b"P\x00" + payload, "sha256") + payload}
+        for (ns, k), data in moved.items():
+            m.l2.set(m._l2_key(ns, k), data)
+        m.l1("a").clear()
+        m.l1("b").clear()
+        assert [m.get(ns, k, "miss") for ns, k in moved] == ["miss"] * len(moved)
+        assert m.get_many("a", ["bob", "cut", "later", "old"]) == {}
+        assert m.stats()["corrupt_values"] == len(moved) + 4
+        assert m.get("a", "admin") == {"role": "admin"}  # where it was written, it reads
+        m.set("b", "admin", {"role": "admin"})
+        m.l1("b").clear()
+        assert m.get("b", "admin") == {"role": "admin"}
+
+
 @pytest.mark.parametrize("name", ["a\n", "a\nb", "\na", "a ", "", "a" * 129, "a/b"])
 def test_namespace_names_are_matched_whole(manager: CacheManager, tmp_path: Any, name: str) -> None:
     with pytest.raises(ValueError, match="namespace"):

@@ -26,7 +26,7 @@ def read_path(impl: Any, cfg: Any = None, calls: Any = None, decide: Any = None)
     corrupt: List[Any] = []
     cfg = cfg or NamespaceConfig(l1_ttl=60.0)
     state = impl.module.NamespaceState("ns", impl.HashCache(max_bytes=1 << 20, sizer=impl.module.deep_sizer), cfg,
-                                       Codec("msgpack").loads, decide is None, "p:ns:")
+                                       Codec("msgpack").read, decide is None, "p:ns:")
     path = impl.module.ReadPath({"ns": state}, miss, None, decide,
                                 lambda ns, key, exc: corrupt.append((ns, key, str(exc))), time.monotonic)
     return path, state, corrupt
@@ -219,7 +219,7 @@ def test_finish_takes_any_bytes_without_raising(impl: Any, grace: float) -> None
     def run(module: Any, datas: List[Any]) -> Any:
         corrupt: List[Any] = []
         cfg = NamespaceConfig(l1_ttl=60.0, l1_grace_period=grace)
-        state = module.NamespaceState("ns", module.HashCache(max_bytes=1 << 20), cfg, Codec("msgpack").loads,
+        state = module.NamespaceState("ns", module.HashCache(max_bytes=1 << 20), cfg, Codec("msgpack").read,
                                       True, "p:ns:")
         path = module.ReadPath({"ns": state}, None, None, None, lambda ns, key, exc: corrupt.append(key),
                                time.monotonic)

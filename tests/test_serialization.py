@@ -57,9 +57,9 @@ def test_header_tags_and_plain_payloads() -> None:
     assert m[:2] == b"M\x00" and msgpack.unpackb(m[2:]) == value
     j = Codec("json").dumps(value)
     assert j == b'J\x00{"a":[1,2]}'
-    p = Codec("pickle", hmac_key=KEY).dumps(value)
-    assert p[:2] == b"P\x00"
-    assert p[2:34] == hmac.new(KEY, p[:2] + p[34:], "sha256").digest()
+    p = Codec("pickle", hmac_key=KEY).dumps(value, b"context")
+    assert p[:2] == b"S\x00"
+    assert p[2:34] == hmac.new(KEY, b"context" + p[:2] + p[34:], "sha256").digest()
     assert pickle.loads(p[34:]) == value
 
 
@@ -530,7 +530,7 @@ def test_pickle_signed_with_another_key_or_read_without_one_is_never_unpickled(b
     with pytest.raises(IntegrityError, match="this codec has no HMAC key"):
         Codec("msgpack").loads(bomb_data)
     with pytest.raises(IntegrityError, match="this codec has no HMAC key"):
-        Codec("json").loads(b"P\x00")  # even when too short to be anything
+        Codec("json").loads(b"S\x00")  # even when too short to be anything
     compressed = Codec("pickle", hmac_key=KEY, compression="zlib", compress_threshold=0).dumps([Bomb()] * 50)
     assert compressed[1] == 1
     with pytest.raises(IntegrityError):
@@ -540,7 +540,7 @@ def test_pickle_signed_with_another_key_or_read_without_one_is_never_unpickled(b
 
 def test_signed_pickle_that_cannot_load_is_a_serialization_error() -> None:
     payload = b"cno_such_module_for_tiercache\nThing\n."  # protocol 0 GLOBAL of a missing module
-    header = b"P\x00"
+    header = b"S\x00"
     data = header + hmac.new(KEY, header + payload, "sha256").digest() + payload
     with pytest.raises(SerializationError, match="signed pickle payload could not be loaded") as info:
         Codec("pickle", hmac_key=KEY).loads(data)

@@ -172,7 +172,7 @@ cdef class NamespaceState:
     cdef public str name
     cdef public HashCache l1
     cdef public object cfg             # NamespaceConfig (immutable)
-    cdef public object loads           # the namespace's Codec.loads
+    cdef public object loads           # the namespace's Codec.read
     cdef public object codec           # the namespace's Codec (None where only loads is needed)
     cdef public bint plain             # no grace period: L1 holds the values themselves
     cdef public bint immediate         # every L2 hit is promoted (no decision)

@@ -194,9 +194,10 @@ cdef object _mp_ext(const char* p, Py_ssize_t n, Py_ssize_t* pos, Py_ssize_t len
     return _ext_hook(code, PyBytes_FromStringAndSize(p + i + 1, length))
 
 
-cdef object _decode_l2(object data, Py_ssize_t start, object loads):
-    """loads(data[start:]) for the bytes `data` an L2 read answered (start: past any expiry header), a
-    plain msgpack value (b"M\\x00" + payload) read here when it can be read whole, everything else by loads."""
+cdef object _decode_l2(object data, Py_ssize_t start, object read, object l2_key):
+    """read(data, start, l2_key) for the bytes `data` an L2 read answered for `l2_key` (start: past any expiry
+    header), a plain msgpack value (b"M\\x00" + payload) read here when it can be read whole, everything else
+    by `read` (the namespace's Codec.read)."""
     cdef const char* p = PyBytes_AS_STRING(data) + start
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data) - start
     cdef Py_ssize_t pos = WIRE_FORMAT_HEADER_SIZE
@@ -209,7 +210,7 @@ cdef object _decode_l2(object data, Py_ssize_t start, object loads):
             value = _MISSING  # (Codec.loads meets the same error and reports it)
         if value is not _MISSING and pos == n:
             return value
-    return loads(data if start == 0 else PyBytes_FromStringAndSize(p, n))
+    return read(data, start, l2_key)
 
 
 def read_l2_value(data, loads):
@@ -217,17 +218,17 @@ def read_l2_value(data, loads):
     twin's is loads itself)."""
     if type(data) is not bytes:
         raise TypeError(f"L2 values are bytes, got {type(data).__name__}")
-    return _decode_l2(data, 0, loads)
+    return _decode_l2(data, 0, lambda d, start, key: loads(d), "")
 
 
-def decode_l2(data, Py_ssize_t start, loads):
-    """loads(data[start:]) for the bytes of an L2 value (start: past any expiry header), plain msgpack values
-    read in C with the same results as msgpack (the tests compare)."""
+def decode_l2(data, Py_ssize_t start, read, l2_key):
+    """read(data, start, l2_key) for the bytes of the L2 value under `l2_key` (start: past any expiry header),
+    plain msgpack values read in C with the same results as msgpack (the tests compare)."""
     if type(data) is not bytes:
         raise TypeError(f"L2 values are bytes, got {type(data).__name__}")
     if not 0 <= start <= PyBytes_GET_SIZE(data):
         raise ValueError(f"start {start} is outside the value")
-    return _decode_l2(data, start, loads)
+    return _decode_l2(data, start, read, l2_key)
 
 
 # The wire format's numbers as compiled in (tests/test_wire.py compares them with tiercache.wire).

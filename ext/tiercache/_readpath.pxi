@@ -327,7 +327,7 @@ cdef class ReadPath:
                 if size - start - WIRE_FORMAT_HEADER_SIZE > rule.max_value:
                     raise _SerializationError(f"L2 value of {size} bytes is larger than max_value_bytes "
                                               f"({rule.max_value})")
-                value = _decode_l2(data, start, state.loads)
+                value = _decode_l2(data, start, state.loads, l2_keys[i])
             except _SerializationError as exc:
                 self._corrupt(state.name, l2_keys[i], exc)
                 continue

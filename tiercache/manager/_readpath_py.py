@@ -72,7 +72,7 @@ class NamespaceState:
         self.name = name
         self.l1 = l1
         self.cfg = cfg
-        self.loads = loads
+        self.loads = loads  # the namespace's Codec.read: (data, start, l2_key) -> value
         self.codec = codec  # the namespace's Codec (None where only loads is needed)
         self.plain = not cfg.l1_grace_period  # L1 holds values as they are (else (value, fresh_until))
         self.immediate = bool(immediate)  # every L2 hit is promoted, no decision to ask for
@@ -274,7 +274,7 @@ class ReadPath:
                 if len(data) - start - wire.FORMAT_HEADER_SIZE > state.cfg.max_value_bytes:
                     raise SerializationError(f"L2 value of {len(data)} bytes is larger than max_value_bytes "
                                              f"({state.cfg.max_value_bytes})")
-                value = decode_l2(data, start, state.loads)
+                value = decode_l2(data, start, state.loads, l2_keys[i])
             except SerializationError as exc:
                 self._corrupt(state.name, l2_keys[i], exc)
                 continue

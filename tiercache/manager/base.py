@@ -231,7 +231,7 @@ class BaseManager:
             l1 = HashCache(max_bytes=cfg.l1_max_bytes, max_entries=cfg.l1_max_entries, timer=self._timer,
                            policy="lru" if strategy == "immediate" else "tinylfu", sizer=deep_sizer)
         codec = self._codec(cfg)
-        state = NamespaceState(namespace, l1, cfg, codec.loads, strategy == "immediate",
+        state = NamespaceState(namespace, l1, cfg, codec.read, strategy == "immediate",
                                self._prefix + namespace + ":", codec)
         state.version = version
         if previous is not None:
@@ -423,12 +423,17 @@ class BaseManager:
         state = self._spaces.get(namespace) or self._space(namespace)
         codec = state.codec
         items = mapping if single else list(mapping.items())
-        encoded = [(key, wire.encode_key(key), value, codec.dumps(value)) for key, value in items]
+        l2_ttl = _cap(ttl, jittered(state.cfg.l2_ttl, state.cfg.ttl_jitter))
+        header = wire.expiry_header(l2_ttl) if state.persist else b""
+        base = state.l2_base
+        if codec.signs:  # (the signature covers the L2 key and the expiry header)
+            encoded = [(key, part, value, header + codec.dumps(value, wire.mac_context(base + part, header)))
+                       for key, part, value in ((key, wire.encode_key(key), value) for key, value in items)]
+        else:
+            encoded = [(key, wire.encode_key(key), value, header + codec.dumps(value)) for key, value in items]
         self._bump(state)
         if state.persist and encoded:
-            l2_ttl = _cap(ttl, jittered(state.cfg.l2_ttl, state.cfg.ttl_jitter))
-            now = time.time()
-            l2_items = {state.l2_base + part: wire.seal(data, l2_ttl, now) for _, part, _, data in encoded}
+            l2_items = {base + part: data for _, part, _, data in encoded}
             if single:
                 ((l2_key, data),) = l2_items.items()
                 result = yield from self._l2_steps(self.l2.set, (l2_key, data, l2_ttl), namespace, "l2_set",

@@ -4,8 +4,12 @@
             part: a str key as it is; "#s:" + key for a str starting with "#"; "#i:" + decimal for an int;
             "#b:" + hex for bytes (so 1, "1" and b"1" stay distinct in L2 as they are in L1)
     value   [ b"X" | expiry: little-endian double, wall-clock seconds ]   only when the value has a TTL
-            [ format tag: b"M" msgpack, b"J" json, b"P" pickle | flags: bit 0 = zlib ]
+            [ format tag: b"M" msgpack, b"J" json, b"S" signed pickle | flags: bit 0 = zlib ]
             [ 32-byte HMAC-SHA256, pickle only ] payload
+
+    The pickle HMAC covers mac_context(L2 key, expiry header) + tag + flags + payload: signed bytes copied to
+    another key, or given another expiry, fail verification. (b"P", pickle signed over tag, flags and payload
+    only, is what earlier versions wrote: refused, never unpickled.)
 
 The version segment (`v1`) covers all of it: a future format change uses a new prefix and never misreads
 old data. The compiled core takes the same numbers from ext/tiercache/_wire.pxd; tests/test_readpath.py checks
@@ -20,7 +24,8 @@ from typing import Any, Optional, Tuple
 
 __all__ = [
     "KEY_VERSION", "EXPIRY_TAG", "EXPIRY_HEADER_SIZE", "TAG_MSGPACK", "TAG_JSON", "TAG_PICKLE", "FLAG_ZLIB",
-    "FORMAT_HEADER_SIZE", "MAC_SIZE", "key_prefix", "channel", "encode_key", "decode_key", "seal", "open_sealed",
+    "FORMAT_HEADER_SIZE", "MAC_SIZE", "key_prefix", "channel", "encode_key", "decode_key", "expiry_header", "seal",
+    "open_sealed", "mac_context",
 ]
 
 KEY_VERSION = "v1"
@@ -31,10 +36,13 @@ EXPIRY_TAG = 0x58  # b"X": the value carries its expiry (never a format tag)
 EXPIRY = struct.Struct("<d")
 EXPIRY_HEADER_SIZE = 1 + EXPIRY.size
 
-TAG_MSGPACK, TAG_JSON, TAG_PICKLE = 0x4D, 0x4A, 0x50  # b"M", b"J", b"P"
+TAG_MSGPACK, TAG_JSON, TAG_PICKLE = 0x4D, 0x4A, 0x53  # b"M", b"J", b"S"
+TAG_UNBOUND_PICKLE = 0x50  # b"P": pickle whose HMAC did not cover its key and expiry (refused)
 FLAG_ZLIB = 0x01
 FORMAT_HEADER_SIZE = 2  # format tag + flags
 MAC_SIZE = 32  # HMAC-SHA256, pickle only
+_MAC_DOMAIN = f"tiercache:{KEY_VERSION}:mac:{chr(TAG_PICKLE)}\x00".encode("ascii")
+_KEY_LENGTH = struct.Struct(">I")
 
 _SEALED = bytes((EXPIRY_TAG,))
 
@@ -89,12 +97,24 @@ def decode_key(part: str) -> Any:
     return part
 
 
-def seal(data: bytes, l2_ttl: Optional[float], now: Optional[float] = None) -> bytes:
-    """`data` with its expiry in front (none when `l2_ttl` is None), so a reader never keeps a copy in L1
-    longer than L2 keeps the value."""
+def expiry_header(l2_ttl: Optional[float], now: Optional[float] = None) -> bytes:
+    """What goes in front of a value that L2 keeps `l2_ttl` seconds from `now` (b"" for no expiry), so a reader
+    never keeps a copy in L1 longer than L2 keeps the value."""
     if l2_ttl is None:
-        return data
-    return _SEALED + EXPIRY.pack((time.time() if now is None else now) + l2_ttl) + data
+        return b""
+    return _SEALED + EXPIRY.pack((time.time() if now is None else now) + l2_ttl)
+
+
+def seal(data: bytes, l2_ttl: Optional[float], now: Optional[float] = None) -> bytes:
+    """`data` with its expiry header in front (none when `l2_ttl` is None)."""
+    return expiry_header(l2_ttl, now) + data
+
+
+def mac_context(l2_key: str, header: bytes) -> bytes:
+    """What a signed value's HMAC covers besides its own bytes: the format version, the L2 key it is stored
+    under and its expiry header (b"" for none)."""
+    key = l2_key.encode("utf-8", "surrogatepass")
+    return _MAC_DOMAIN + _KEY_LENGTH.pack(len(key)) + key + header
 
 
 def open_sealed(data: bytes, now: float) -> Tuple[int, Optional[float]]:

@@ -1,8 +1,8 @@
 """Values to bytes and back for the shared (L2) tier.
 
-The envelope is defined in tiercache.wire: a format tag (b"M" msgpack, b"J" json, b"P" pickle), a flags byte
+The envelope is defined in tiercache.wire: a format tag (b"M" msgpack, b"J" json, b"S" pickle), a flags byte
 (bit 0: the payload is zlib-compressed; any other bit set -> SerializationError), for pickle an
-HMAC-SHA256 over tag + flags + payload, then the payload.
+HMAC-SHA256 over a context (the L2 key and expiry, see Codec.read) + tag + flags + payload, then the payload.
 
 A Codec writes one format but reads every format it can (msgpack and json always, pickle only with a key),
 so a namespace can change serializer without misreading what is already stored.
@@ -528,8 +528,15 @@ class Codec:
             raise AttributeError(f"Codec is immutable; cannot set {name!r}")
         object.__setattr__(self, name, value)
 
-    def dumps(self, value: Any) -> bytes:
-        """Encode `value` as tagged bytes; SerializationError when this format cannot hold it."""
+    @property
+    def signs(self) -> bool:
+        """Whether dumps() signs (pickle): its context then matters."""
+        return self._tag == _TAG_PICKLE
+
+    def dumps(self, value: Any, context: bytes = b"") -> bytes:
+        """Encode `value` as tagged bytes; SerializationError when this format cannot hold it. A signed format
+        (pickle) signs `context` too: loads() then needs the same context (the managers pass
+        tiercache.wire.mac_context of the value's L2 key and expiry header)."""
         payload = self._encode(value)
         if len(payload) > self.max_value_bytes:
             raise _too_large(len(payload), self.max_value_bytes)
@@ -542,11 +549,12 @@ class Codec:
         header = bytes((self._tag, flags))
         if self._tag == _TAG_PICKLE:
             assert self._key is not None  # __init__ refuses pickle without a key
-            return header + hmac.digest(self._key, header + payload, "sha256") + payload
+            return header + hmac.digest(self._key, context + header + payload, "sha256") + payload
         return header + payload
 
-    def loads(self, data: bytes) -> Any:
-        """Decode bytes written by any Codec; SerializationError (IntegrityError for pickle) if invalid."""
+    def loads(self, data: bytes, context: bytes = b"") -> Any:
+        """Decode bytes written by any Codec; SerializationError (IntegrityError for pickle) if invalid.
+        `context`: what dumps() was given (signed formats only)."""
         if type(data) is bytes and data[:2] == _PLAIN_MSGPACK and len(data) <= self._largest:  # the common case
             try:
                 return _FAST_UNPACKB(data[_HEADER_SIZE:])
@@ -563,10 +571,13 @@ class Codec:
         tag, flags = data[0], data[1]
         decode = _DECODERS.get(tag)
         if decode is None:
-            raise SerializationError(f"unknown format tag {data[:1]!r} (expected b'M', b'J' or b'P')")
+            if tag == wire.TAG_UNBOUND_PICKLE:
+                raise IntegrityError("pickle value signed without its key and expiry (an earlier tiercache "
+                                     "wrote it); not unpickled")
+            raise SerializationError(f"unknown format tag {data[:1]!r} (expected b'M', b'J' or b'S')")
         if tag == _TAG_PICKLE:
             # Verified before anything else is read, flags included: nothing unauthenticated is acted on.
-            payload = self._verify(data)
+            payload = self._verify(data, context)
         else:
             payload = data[_HEADER_SIZE:]
         if flags & ~_FLAG_ZLIB:
@@ -579,7 +590,14 @@ class Codec:
             payload = _inflate(payload, self.max_value_bytes)
         return decode(payload)
 
-    def _verify(self, data: bytes) -> bytes:
+    def read(self, data: bytes, start: int, l2_key: str) -> Any:
+        """loads() of a value as L2 holds it under `l2_key`: `data[start:]`, past its expiry header
+        `data[:start]`, which a signed value's HMAC covers with the key (tiercache.wire.mac_context)."""
+        if len(data) > start and data[start] == _TAG_PICKLE:
+            return self.loads(data[start:], wire.mac_context(l2_key, data[:start]))
+        return self.loads(data if start == 0 else data[start:])
+
+    def _verify(self, data: bytes, context: bytes) -> bytes:
         if self._key is None:
             raise IntegrityError(
                 "stored value is pickle but this codec has no HMAC key "
@@ -589,10 +607,11 @@ class Codec:
         if len(data) < start:
             raise IntegrityError(f"pickle value is {len(data)} bytes, too short for its HMAC; not unpickled")
         payload = data[start:]
-        expected = hmac.digest(self._key, data[:_HEADER_SIZE] + payload, "sha256")
+        expected = hmac.digest(self._key, context + data[:_HEADER_SIZE] + payload, "sha256")
         if not hmac.compare_digest(expected, data[_HEADER_SIZE:start]):
             raise IntegrityError(
-                "pickle value failed HMAC verification (unsigned, tampered or another key); not unpickled"
+                "pickle value failed HMAC verification (unsigned, tampered, another key, or moved from "
+                "another key or expiry); not unpickled"
             )
         return payload
 
