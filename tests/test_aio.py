@@ -342,3 +342,23 @@ def test_an_l1_hit_result_keeps_no_value_alive(impl: Any) -> None:
         assert refs[1]() is None
 
     run(main())
+
+
+@pytest.mark.parametrize("where", ["sqlite", "redis", "redis-cluster"])
+def test_async_delete_many(request: pytest.FixtureRequest, tmp_path: Any, where: str) -> None:
+    from tiercache.l2 import aio
+
+    url = {"sqlite": lambda: f"sqlite:///{tmp_path}/l2.db", "redis": lambda: request.getfixturevalue("redis_url"),
+           "redis-cluster": lambda: request.getfixturevalue("redis_cluster_url")}[where]()
+
+    async def main() -> None:
+        l2 = aio.from_url(url)
+        try:
+            keys = [f"t:adm:{i}" for i in range(1500)]
+            await l2.set_many({k: b"v" for k in keys[:1200]})
+            assert await l2.delete_many(keys) == 1200
+            assert await l2.get_many(keys) == [None] * len(keys)
+        finally:
+            await l2.aclose()
+
+    run(main())

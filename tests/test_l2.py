@@ -185,6 +185,16 @@ def test_delete_reports_existence(backend: Backend) -> None:
     assert l2.delete("t:d") is False
 
 
+def test_delete_many_removes_every_key_in_batches(backend: Backend) -> None:
+    """Keys over many hash slots (a cluster splits them by slot), more than one batch, some absent."""
+    l2 = backend.l2
+    keys = [f"t:dm:{i}" for i in range(2500)]
+    l2.set_many({k: b"v" for k in keys[:2000]} | {"t:dm:keep": b"k"})
+    assert l2.delete_many(keys) == 2000
+    assert l2.get_many(keys) == [None] * len(keys) and l2.get("t:dm:keep") == b"k"
+    assert l2.delete_many([]) == 0 and l2.delete_many(keys[:3]) == 0
+
+
 def test_clear_namespace_removes_only_the_prefix(backend: Backend) -> None:
     l2 = backend.l2
     inside = {f"tiercache:v1:dev:users:{i}": b"u" for i in range(2500)}  # several SCAN/UNLINK batches

@@ -694,36 +694,89 @@ def test_a_read_in_flight_across_a_settings_change_is_counted(tmp_path: Any) -> 
     l2.inner.close()
 
 
+def _until(predicate: Any, timeout: float = 10.0) -> bool:
+    """Wait for `predicate` (work done by a background thread), polling; False at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+class _Flaky:
+    """An L2 whose deletes fail while `down`, and whose batched deletes (the repair) wait for `release`."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.down = inner, False
+        self.release = threading.Event()
+        self.release.set()
+        self.batches: List[int] = []
+        self.threads: List[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def delete(self, key: str) -> Any:
+        if self.down:
+            raise L2Error("connection refused")
+        return self.inner.delete(key)
+
+    def delete_many(self, keys: List[str]) -> Any:
+        self.threads.append(threading.current_thread())
+        assert self.release.wait(10)
+        self.batches.append(len(keys))
+        return self.inner.delete_many(keys)
+
+
 def test_a_delete_lost_in_an_outage_does_not_come_back(tmp_path: Any) -> None:
     """A delete that could not reach L2 is owed a repair; until the repair is done, the value L2 still holds
     is not served (nor copied into L1), by get or get_many."""
     from tiercache.l2 import SQLiteL2
 
-    class Flaky:
-        def __init__(self, inner: Any) -> None:
-            self.inner, self.down = inner, False
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-        def delete(self, key: str) -> Any:
-            if self.down:
-                raise L2Error("connection refused")
-            return self.inner.delete(key)
-
-    l2 = Flaky(SQLiteL2(tmp_path / "l2.sqlite3"))
+    l2 = _Flaky(SQLiteL2(tmp_path / "l2.sqlite3"))
     with CacheManager(l2, env="test", invalidation=False) as m:
         m.set_many("ns", {"k": 1, "j": 2, "other": 3})
         l2.down = True
         assert m.delete("ns", "k") is True and m.delete("ns", "j") is True  # L2 still holds both
         l2.down = False
-        # the repair runs after this read's round trip; what L2 answered for the owed keys is not served
+        l2.release.clear()  # the repair starts after this read's round trip, and waits
         assert m.get_many("ns", ["k", "j", "other"]) == {"other": 3}
+        assert _until(lambda: l2.threads)  # under way, off the caller's thread
+        assert l2.threads[0] is not threading.current_thread()
+        assert m.get("ns", "k") is None and m.get_many("ns", ["j"]) == {}  # still owed: misses
         assert "k" not in m.l1("ns") and "j" not in m.l1("ns")
-        assert l2.inner.get(m._l2_key("ns", "k")) is None and m.stats()["repaired_after_outage"] == 2
+        l2.release.set()
+        assert _until(lambda: m.stats()["repaired_after_outage"] == 2)
+        assert l2.inner.get(m._l2_key("ns", "k")) is None and l2.inner.get(m._l2_key("ns", "j")) is None
         l2.down = True
         assert m.delete("ns", "other") is True
         l2.down = False
         assert m.get("ns", "other") is None and "other" not in m.l1("ns")
-        assert m.get("ns", "other") is None and m.stats()["repaired_after_outage"] == 3
+        assert _until(lambda: m.stats()["repaired_after_outage"] == 3) and m.get("ns", "other") is None
+    l2.inner.close()
+
+
+def test_ten_thousand_dropped_keys_are_repaired_in_batches_off_the_read_path(tmp_path: Any) -> None:
+    """The read that finds L2 back does not wait for the repair: it runs in the background, a thousand keys
+    per call, and the keys read as misses until it is done."""
+    from tiercache.l2 import SQLiteL2
+
+    l2 = _Flaky(SQLiteL2(tmp_path / "l2.sqlite3"))
+    with CacheManager(l2, env="test", invalidation=False) as m:
+        keys = [f"k{i}" for i in range(10_000)]
+        m.set_many("ns", {k: 1 for k in keys + ["live"]})
+        l2.down = True
+        for k in keys:
+            m.delete("ns", k)
+        l2.down = False
+        m.circuit.success()  # (closed, as a successful probe would leave it)
+        l2.release.clear()
+        m.l1("ns").clear()
+        assert m.get("ns", "live") == 1  # answered while the repair waits
+        assert m.get_many("ns", keys[:100]) == {} and m.get("ns", keys[-1]) is None
+        l2.release.set()
+        assert _until(lambda: m.stats()["repaired_after_outage"] == len(keys))
+        assert l2.batches == [1000] * 10 and all(t is not threading.current_thread() for t in l2.threads)
+        assert l2.inner.get_many([m._l2_key("ns", k) for k in keys]) == [None] * len(keys)
     l2.inner.close()

@@ -198,7 +198,7 @@ def test_refresh_ahead_serves_the_old_value_and_reloads_in_the_background(tmp_pa
         assert started.wait(10)  # ...while the reload runs in the background
         assert m.get_or_set("r", "k", loader) == "v1"  # one reload at a time per key
         release.set()
-        m._refresher.shutdown(wait=True)  # type: ignore[union-attr]
+        m._worker.shutdown(wait=True)  # type: ignore[union-attr]
         assert m.get("r", "k") == "v2" and m.stats()["refreshes"] == 1
 
 
@@ -210,11 +210,11 @@ def test_refresh_ahead_off_and_failures(tmp_path: Any, clock: Any) -> None:
         m.get_or_set("off", "k", lambda: 1)
         m.get_or_set("on", "k", lambda: 1)
         clock.advance(50)
-        assert m.get_or_set("off", "k", lambda: 2) == 1 and m._refresher is None
+        assert m.get_or_set("off", "k", lambda: 2) == 1 and m._worker is None
 
         def broken() -> Any:
             raise RuntimeError("source down")
 
         assert m.get_or_set("on", "k", broken) == 1
-        m._refresher.shutdown(wait=True)  # type: ignore[union-attr]
+        m._worker.shutdown(wait=True)  # type: ignore[union-attr]
         assert m.get("on", "k") == 1 and m.stats()["loader_errors"] == 1 and m.stats()["refreshes"] == 0

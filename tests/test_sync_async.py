@@ -245,3 +245,50 @@ def test_loaders_are_timed_alike(tmp_path: Any, clock: Any) -> None:
 
     assert sync == asyncio.run(main())
     assert sync[0] == 2 and sync[1]["ns"]["loader_calls"] == 2 and sync[1]["ns"]["loader_errors"] == 1
+
+
+def test_repair_after_an_outage_runs_in_the_background_alike(tmp_path: Any) -> None:
+    """Deletes dropped while L2 was down: the next successful call starts the repair off the caller's path
+    (a worker thread, a task), the keys read as misses until it is done, and both end repaired."""
+    from tiercache.errors import L2Error
+    from tiercache.l2 import SQLiteL2
+    from tiercache.l2.aio import ThreadedL2
+
+    class Flaky:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.down = inner, False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def delete(self, key: str) -> Any:
+            if self.down:
+                raise L2Error("connection refused")
+            return self.inner.delete(key)
+
+    async def story(m: Any, l2: Any) -> List[Any]:
+        await _maybe(m.set_many("ns", {f"k{i}": i for i in range(5)}))
+        l2.down = True
+        for i in range(3):
+            await _maybe(m.delete("ns", f"k{i}"))
+        l2.down = False
+        got = [await _maybe(m.get_many("ns", [f"k{i}" for i in range(5)]))]
+        for _ in range(1000):  # (the repair, in the background)
+            if m.stats()["repaired_after_outage"] == 3:
+                break
+            await asyncio.sleep(0.005)
+        got.append(m.stats()["repaired_after_outage"])
+        got.append([d is None for d in l2.inner.get_many([m._l2_key("ns", f"k{i}") for i in range(5)])])
+        return got
+
+    sync_l2 = Flaky(SQLiteL2(tmp_path / "sync.db"))
+    with CacheManager(sync_l2, env="test", invalidation=False) as m:
+        sync = asyncio.run(story(m, sync_l2))
+
+    async def main() -> Any:
+        flaky = Flaky(SQLiteL2(tmp_path / "async.db"))
+        async with AsyncCacheManager(ThreadedL2(flaky), env="test", invalidation=False) as am:
+            return await story(am, flaky)
+
+    assert sync == asyncio.run(main())
+    assert sync[0] == {"k3": 3, "k4": 4} and sync[1] == 3 and sync[2] == [True] * 3 + [False] * 2

@@ -130,6 +130,16 @@ class _AsyncRedisCommands(RedisBackendBase):
         except _ERRORS as exc:
             raise self._fail("UNLINK", exc) from exc
 
+    async def delete_many(self, keys: List[str]) -> int:
+        removed = 0
+        try:
+            client = self._c()
+            for i in range(0, len(keys), _BATCH):
+                removed += await client.unlink(*keys[i:i + _BATCH])
+        except _ERRORS as exc:
+            raise self._fail("UNLINK", exc) from exc
+        return removed
+
     async def clear_namespace(self, prefix: str) -> int:
         pattern = prefix_pattern(prefix)
         removed = 0
@@ -279,6 +289,9 @@ class ThreadedL2:
 
     async def delete(self, key: str) -> bool:
         return await self._run(self.sync.delete, key)  # type: ignore[no-any-return]
+
+    async def delete_many(self, keys: List[str]) -> int:
+        return await self._run(self.sync.delete_many, list(keys))  # type: ignore[no-any-return]
 
     async def clear_namespace(self, prefix: str) -> int:
         return await self._run(self.sync.clear_namespace, prefix)  # type: ignore[no-any-return]

@@ -31,6 +31,9 @@ class L2(Protocol):
     def delete(self, key: str) -> bool:
         """Remove `key`; True when it existed."""
 
+    def delete_many(self, keys: List[str]) -> int:
+        """Remove every key in `keys` (a batch: one round trip per thousand); returns how many existed."""
+
     def clear_namespace(self, prefix: str) -> int:
         """Remove every key starting with `prefix` (incremental, never KEYS/FLUSHDB); returns how many."""
 

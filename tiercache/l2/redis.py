@@ -285,6 +285,17 @@ class _RedisCommands(RedisBackendBase, _Listener):
         except _ERRORS as exc:
             raise self._fail("UNLINK", exc) from exc
 
+    def delete_many(self, keys: List[str]) -> int:
+        """UNLINK in batches of 1000 (on a cluster, split by slot)."""
+        removed = 0
+        try:
+            client = self._c()
+            for i in range(0, len(keys), _BATCH):
+                removed += client.unlink(*keys[i:i + _BATCH])
+        except _ERRORS as exc:
+            raise self._fail("UNLINK", exc) from exc
+        return removed
+
     def clear_namespace(self, prefix: str) -> int:
         """SCAN MATCH prefix* (every primary of a cluster) and UNLINK in batches of 1000 (never KEYS or
         FLUSHDB); returns how many."""

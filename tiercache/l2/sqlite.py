@@ -304,6 +304,29 @@ class SQLiteL2:
         except sqlite3.Error as exc:
             raise self._fail("delete", exc) from exc
 
+    def delete_many(self, keys: List[str]) -> int:
+        """Remove every key in `keys` (up to 499 per statement) in one transaction; returns how many were live."""
+        removed = 0
+        try:
+            conn = self._conn()
+            now = self._clock()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for i in range(0, len(keys), _MAX_PARAMS - 1):
+                    batch = keys[i:i + _MAX_PARAMS - 1]
+                    marks = ",".join("?" * len(batch))
+                    removed += conn.execute(
+                        f"DELETE FROM entries WHERE key IN ({marks}) AND (expires IS NULL OR expires > ?)",
+                        (*batch, now)).rowcount
+                    conn.execute(f"DELETE FROM entries WHERE key IN ({marks})", batch)  # expired leftovers
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._fail("delete_many", exc) from exc
+        return removed
+
     def clear_namespace(self, prefix: str) -> int:
         """Remove every key starting with `prefix` (a primary-key range, no table scan); returns how many."""
         if not isinstance(prefix, str):

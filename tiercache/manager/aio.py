@@ -93,6 +93,10 @@ class AsyncCacheManager(BaseManager):
             except (L2Error, OSError):
                 pass
 
+    def _in_background(self, steps: Steps) -> bool:
+        self._spawn(arun(steps))
+        return True
+
     def _spawn(self, coro: Any) -> "asyncio.Future[Any]":
         """A task the manager keeps (and cancels at aclose)."""
         task = asyncio.ensure_future(coro)

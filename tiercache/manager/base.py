@@ -49,6 +49,7 @@ __all__ = ["BaseManager", "MAX_TTL"]
 log = logging.getLogger("tiercache")
 
 MAX_TTL = 10 * 365 * 24 * 3600.0
+REPAIR_BATCH = 1000  # keys removed from L2 per call when repairing after an outage
 _perf_counter = time.perf_counter
 
 
@@ -272,23 +273,37 @@ class BaseManager:
             gate.interrupted()
             raise
         if gate.passed(namespace, op, t0, written):
-            yield from self._repair_steps()
+            self._start_repair()
         return result
 
-    def _repair_steps(self) -> Steps:
+    # ------------------------------------------------------------------ repair after an outage
+
+    def _start_repair(self) -> None:
+        """L2 answers again and writes that never reached it are owed: remove their keys from L2 in the
+        background (the call that noticed returns at once). Until that is done their keys read as misses."""
         todo = self._gate.take_repairs()
-        if todo is None:
-            return
-        keys, prefixes = todo
+        if todo is not None and not self._in_background(self._repair_steps(*todo)):
+            self._gate.repair_failed(*todo)  # (closing: nobody left to run it)
+
+    def _repair_steps(self, keys: List[str], prefixes: List[str]) -> Steps:
+        """Delete `keys` (batched: UNLINK of a thousand per call on Redis) and clear `prefixes` in L2."""
         try:
-            for key in keys:
-                yield self.l2.delete, (key,)
+            for i in range(0, len(keys), REPAIR_BATCH):
+                yield self.l2.delete_many, (keys[i:i + REPAIR_BATCH],)
             for prefix in prefixes:
                 yield self.l2.clear_namespace, (prefix,)
-        except Exception:
+        except Exception:  # still failing: what is left waits for the next success
             self._gate.repair_failed(keys, prefixes)
-        else:
-            self._gate.repaired(keys, prefixes)
+            return
+        except BaseException:  # (cancelled: the manager is closing)
+            self._gate.repair_failed(keys, prefixes)
+            raise
+        self._gate.repaired(keys, prefixes)
+
+    def _in_background(self, steps: Steps) -> bool:
+        """Run `steps` off the caller's path (a worker thread, or a task the manager cancels at close);
+        False when the manager is closing."""
+        raise NotImplementedError
 
     def _fetch_steps(self, state: NamespaceState, l2_key: str) -> Steps:
         """One L2 read for get (the async manager batches these)."""

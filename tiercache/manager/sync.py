@@ -21,7 +21,7 @@ from ..config import check_namespace
 from ..errors import L2Error
 from .invalidation import InvalidationListener
 from .singleflight import SingleFlight
-from .steps import run
+from .steps import Steps, run
 from ..wire import decode_key, encode_key
 
 __all__ = ["CacheManager", "decode_key", "encode_key"]
@@ -47,7 +47,7 @@ class CacheManager(BaseManager):
         if type(self).get is CacheManager.get:
             self.get = self._read.get  # type: ignore[method-assign]
         self._flights = SingleFlight()
-        self._refresher: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._worker: Optional[concurrent.futures.ThreadPoolExecutor] = None  # refresh-ahead, repair
         self._listener: Optional[InvalidationListener] = None
         self.listener_connected: Optional[threading.Event] = None  # set while invalidations are received
         if self._invalidation:
@@ -94,13 +94,23 @@ class CacheManager(BaseManager):
             return stale
         return result
 
+    def _workers(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._worker is None:
+                self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="tiercache")
+            return self._worker
+
     def _refresh_in_background(self, namespace: str, key: Any, loader: Callable[[], Any],
                                ttl: Optional[float]) -> None:
-        with self._lock:
-            if self._refresher is None:
-                self._refresher = concurrent.futures.ThreadPoolExecutor(max_workers=2,
-                                                                         thread_name_prefix="tiercache-refresh")
-        self._refresher.submit(self._refresh, namespace, key, loader, ttl)
+        self._workers().submit(self._refresh, namespace, key, loader, ttl)
+
+    def _in_background(self, steps: Steps) -> bool:
+        try:
+            self._workers().submit(run, steps)
+        except RuntimeError:  # shut down: the manager is closing
+            steps.close()
+            return False
+        return True
 
     def _refresh(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float]) -> None:
         try:
@@ -173,8 +183,8 @@ class CacheManager(BaseManager):
             return
         if self._listener is not None:
             self._listener.stop()
-        if self._refresher is not None:
-            self._refresher.shutdown(wait=True)
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
         self._release_l1()
         if self._owns_l2:
             try:
