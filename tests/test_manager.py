@@ -644,6 +644,13 @@ def test_signed_values_are_bound_to_their_key_and_expiry(sqlite_url: str) -> Non
         assert m.get("b", "admin") == {"role": "admin"}
 
 
+def test_hostile_l2_values_never_break_a_read(sqlite_url: str) -> None:
+    """Fuzz (bounded): damaged, random and mislabelled values in SQLite, read by get and get_many."""
+    from l2_fuzz_helpers import fuzz_reads
+
+    fuzz_reads(sqlite_url, max_examples=150)
+
+
 @pytest.mark.parametrize("name", ["a\n", "a\nb", "\na", "a ", "", "a" * 129, "a/b"])
 def test_namespace_names_are_matched_whole(manager: CacheManager, tmp_path: Any, name: str) -> None:
     with pytest.raises(ValueError, match="namespace"):

@@ -446,3 +446,10 @@ def test_a_key_rewritten_after_an_outage_is_not_repaired_away(redis_server: Any,
         m.set("ns", "k", "after")  # the first successful call: it writes k, then repairs the rest
         assert m._gate.owed() == (0, 0)
         assert redis_server.client().exists(m._l2_key("ns", "k")) == 1
+
+
+def test_hostile_l2_values_never_break_a_read_on_redis(redis_url: str) -> None:
+    """Fuzz (bounded): damaged, random and mislabelled values in Redis, read by get and get_many."""
+    from l2_fuzz_helpers import fuzz_reads
+
+    fuzz_reads(redis_url, max_examples=100)

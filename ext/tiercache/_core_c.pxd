@@ -21,6 +21,7 @@ cdef extern from "_helpers.h":
     Py_ssize_t tc_getsizeof(PyObject* o) except -1
     Py_ssize_t tc_int_ndigits(PyObject* o)
     Py_ssize_t tc_list_allocated(PyObject* o)
+    Py_ssize_t tc_dict_sizeof(PyObject* d)
     void tc_prefetch(const void* p) nogil
     void tc_prefetch_read(const void* p) nogil
     void* tc_table_alloc(size_t n) nogil

@@ -84,6 +84,7 @@ cdef extern from "Python.h":
     double PyFloat_AS_DOUBLE(object o)
     bint PyLong_CheckExact(object o)
     bint PyList_CheckExact(object o)
+    bint PyDict_CheckExact(object o)
     bint PyTuple_CheckExact(object o)
     Py_ssize_t PyTuple_GET_SIZE(object o)
     long long PyLong_AsLongLong(object o) except? -1

@@ -181,6 +181,13 @@ static inline Py_ssize_t tc_getsizeof(PyObject *o) { (void)o; return -1; }
 
 
 /* The digit count of an exact int, read from the object header: -1 where the layout is not known. */
+/* dict.__sizeof__ without the method call (sys.getsizeof adds the GC header): CPython 3.8 to 3.12, else -1. */
+#if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030D0000 && !defined(PYPY_VERSION)
+static inline Py_ssize_t tc_dict_sizeof(PyObject *d) { return _PyDict_SizeOf((PyDictObject *)d); }
+#else
+static inline Py_ssize_t tc_dict_sizeof(PyObject *d) { (void)d; return -1; }
+#endif
+
 /* The slots a list has room for (sys.getsizeof counts them all). */
 static inline Py_ssize_t tc_list_allocated(PyObject *o) {
     return ((PyListObject *)o)->allocated;

@@ -75,6 +75,16 @@ cdef Py_ssize_t _TUPLE_BASE = sys.getsizeof(())   # + one pointer per item
 cdef Py_ssize_t _LIST_BASE = sys.getsizeof([])    # + one pointer per allocated slot
 cdef Py_ssize_t _BOOL_SIZE = sys.getsizeof(True)
 cdef Py_ssize_t _NONE_SIZE = sys.getsizeof(None)
+
+
+cdef Py_ssize_t _dict_sizeof(dict d):
+    return tc_dict_sizeof(<PyObject*>d)
+
+
+# dict sizes without a method call, where the interpreter exports dict's own (checked against getsizeof)
+cdef Py_ssize_t _DICT_EXTRA = sys.getsizeof({}) - _dict_sizeof({})  # (the GC header)
+cdef bint _FAST_DICT = _dict_sizeof({}) >= 0 and all(
+    sys.getsizeof(d) == _dict_sizeof(d) + _DICT_EXTRA for d in ({}, {"a": 1}, dict.fromkeys(range(50))))
 cdef int _TREE_DEPTH = 64  # deeper values take the general walk (no C recursion past this)
 
 
@@ -94,6 +104,8 @@ cdef inline int64_t _object_size(object value) except -1:
         return _NONE_SIZE
     elif value is True or value is False:
         return _BOOL_SIZE
+    elif PyDict_CheckExact(value) and _FAST_DICT:
+        return tc_dict_sizeof(<PyObject*>value) + _DICT_EXTRA
     elif PyList_CheckExact(value):
         return _LIST_BASE + sizeof(PyObject*) * tc_list_allocated(<PyObject*>value)
     elif PyTuple_CheckExact(value) and PyTuple_GET_SIZE(value):  # (the empty tuple: the getsizeof below)
