@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import httpx
 import pytest
@@ -88,7 +88,7 @@ def test_every_endpoint_but_health_needs_the_key(server: str, method: str, path:
         r = httpx.request(method, server + path, headers=headers, json={}, timeout=10)
         assert r.status_code == 401, (method, path, headers, r.text)
         assert r.json()["error"] == "unauthorized"
-    assert httpx.get(server + "/health", timeout=10).json()["status"] == "ok"
+    assert httpx.get(server + "/health", timeout=10).json()["status"] == "healthy"
 
 
 def test_the_key_is_checked_before_the_body_is_read(server: str) -> None:
@@ -157,11 +157,11 @@ def test_bad_input_is_a_4xx_json_error_and_changes_nothing(server: str) -> None:
     for r in cases:
         assert 400 <= r.status_code < 500, r.text
         body = r.json()
-        assert set(body) == {"error", "detail"}, body
+        assert set(body) == {"success", "error", "detail", "timestamp"} and body["success"] is False, body
     statuses = [r.status_code for r in cases]
     assert statuses[0] == 400 and statuses[1] == 400 and statuses[4] == 404 and statuses[-1] == 413
     assert statuses[-2] == 422
-    assert get(server, "/cache-config").json()["namespaces"] == before["namespaces"]
+    assert get(server, "/cache-config").json()["configurations"] == before["configurations"]
     assert get(server, "/cache/market_data/k").status_code == 404
 
 
@@ -185,13 +185,14 @@ def test_live_config_update(server: str) -> None:
     r = httpx.patch(server + "/cache-config", json={"namespace": "reports", "changes": {"l1_max_entries": 3}},
                     headers=H)
     assert r.status_code == 200 and r.json()["config"]["l1_max_entries"] == 3
-    assert get(server, "/cache-config").json()["namespaces"]["reports"]["l1_max_entries"] == 3
+    assert r.json()["configuration"]["l1MaxEntries"] == 3
+    assert get(server, "/cache-config").json()["configurations"]["reports"]["l1MaxEntries"] == 3
 
 
 def test_observability_endpoints(server: str) -> None:
     httpx.put(server + "/cache/news_articles/a", json={"value": "x"}, headers=H)
     get(server, "/cache/news_articles/a")
-    health = get(server, "/cache-health").json()
+    health = get(server, "/cache-health").json()["assessment"]
     assert health["status"] in ("idle", "healthy", "degraded", "unhealthy", "critical")
     assert set(health["components"]) >= {"l1_hit_rate", "l2", "latency"}
     metrics = get(server, "/cache-metrics").json()
@@ -199,7 +200,8 @@ def test_observability_endpoints(server: str) -> None:
     text = get(server, "/metrics").text
     families = {f.name for f in text_string_to_metric_families(text)}
     assert "tiercache_requests" in families and "tiercache_latency_seconds" in families
-    assert "namespaces" in get(server, "/cache-promotion").json()
+    promotion = get(server, "/cache-promotion").json()
+    assert promotion["enabled"] is True and "namespaces" in promotion
     status = get(server, "/cache-system-status").json()
     assert status["implementation"] in ("compiled", "python") and status["environment"] == "test"
     assert status["l2"]["kind"] == "sqlite" and status["l2"]["circuit"]["state"] == "closed"
@@ -208,19 +210,115 @@ def test_observability_endpoints(server: str) -> None:
 
 
 def test_warmup_and_test_load(server: str) -> None:
-    r = httpx.post(server + "/cache-warmup", json={"namespace": "sector_data", "count": 20}, headers=H)
-    assert r.json() == {"warmed": {"sector_data": 20}}
-    assert get(server, "/cache/sector_data/warmup:3").json()["value"] == {"warmup": 3}
-    load: Dict[str, Any] = httpx.post(server + "/cache-test-load", json={"operations": 10_000, "namespace": "api_responses"},
-                                      headers=H, timeout=60).json()
+    httpx.put(server + "/cache/sector_data/s1", json={"value": {"v": 1}}, headers=H)
+    r = httpx.post(server + "/cache-warmup", json={"namespace": "sector_data", "keys": ["s1", "absent"]},
+                   headers=H).json()
+    assert r["success"] is True and "1 of 2 keys loaded" in r["message"]
+    assert {(x["namespace"], x["key"], x["success"]) for x in r["results"]} >= {
+        ("sector_data", "s1", True), ("sector_data", "absent", False), ("tiercache.selftest", "warmup:0", True)}
+    assert get(server, "/cache/sector_data/absent").status_code == 404  # warming writes nothing
+    load: Dict[str, Any] = httpx.post(server + "/cache-test-load", json={"operations": 10_000,
+                                                                        "namespace": "api_responses"},
+                                      headers=H, timeout=60).json()["test"]
     assert load["operations"] == 500 and load["capped"] is True  # the server's cap (--test-load-cap 500)
-    assert load["ops_per_sec"] > 0 and 0 <= load["read_hit_rate"] <= 1 and load["p50_ms"] <= load["p99_ms"]
+    assert load["successful"] == 500 and load["failed"] == 0 and load["totalTime"].endswith("ms")
+    assert load["opsPerSecond"] > 0 and 0 <= load["readHitRate"] <= 1 and load["p50Ms"] <= load["p99Ms"]
+
+
+# ---------------------------------------------------------------------- the Enhanced Cache System's contract
+
+
+def curl(*args: str) -> Dict[str, Any]:
+    """curl as the original's documentation writes it (no Content-Type unless given); the JSON answer."""
+    import json
+    import shutil
+
+    if shutil.which("curl") is None:
+        if os.environ.get("CI"):
+            raise AssertionError("curl is missing")
+        pytest.skip("curl is not installed")
+    out = subprocess.run(["curl", "-s", "--max-time", "60", *args], capture_output=True, check=True, text=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_the_original_documented_curl_calls_work(server: str) -> None:
+    """POST /cache-warmup without a body; POST /cache-test-load with -d and no Content-Type, or `{}`."""
+    warm = curl("-X", "POST", "-H", f"X-API-KEY: {KEY}", server + "/cache-warmup")
+    assert warm["success"] is True and isinstance(warm["results"], list) and "cacheStats" in warm
+    load = curl("-X", "POST", "-H", f"X-API-KEY: {KEY}", "-d", '{"operations": 50}', server + "/cache-test-load")
+    assert load["success"] is True and load["test"]["operations"] == 50 and load["test"]["opsPerSecond"] > 0
+    assert load["test"]["namespace"] == "tiercache.selftest"
+    empty = curl("-X", "POST", "-H", f"X-API-KEY: {KEY}", "-d", "{}", server + "/cache-test-load")
+    assert empty["test"]["operations"] == 20
+    bad = curl("-X", "POST", "-H", f"X-API-KEY: {KEY}", "-d", "{nope", server + "/cache-test-load")
+    assert bad["success"] is False and bad["error"] == "malformed JSON"
+
+
+def _original_validation(base: str) -> List[str]:
+    """The Enhanced Cache System's validation script, check by check: the same requests, the same fields."""
+    results = []
+
+    def run(name: str, method: str, path: str, passed: Any, **kw: Any) -> None:
+        try:
+            body = httpx.request(method, base + path, headers=H, timeout=60, **kw).json()
+            ok = bool(body.get("success")) and bool(passed(body))
+        except Exception:
+            ok = False
+        results.append(("PASS " if ok else "FAIL ") + name)
+
+    run("basic health", "GET", "/health", lambda b: b["status"] == "healthy")
+    run("cache health", "GET", "/cache-health", lambda b: isinstance(b["assessment"]["overallScore"], (int, float)))
+    run("configuration", "GET", "/cache-config", lambda b: b["environment"] and b["summary"]["namespaces"] > 0)
+    run("metrics", "GET", "/cache-metrics",
+        lambda b: b["cacheStats"]["totalRequests"] >= 0 and b["cacheStats"]["l1Hits"] >= 0)
+    run("promotion", "GET", "/cache-promotion", lambda b: b["enabled"] is True)
+    run("warmup", "POST", "/cache-warmup", lambda b: True)
+    run("load test", "POST", "/cache-test-load", lambda b: b["test"]["opsPerSecond"] > 0, json={"operations": 50})
+    run("system status", "GET", "/cache-system-status", lambda b: b["system"]["cache"]["enabled"] is True)
+    return results
+
+
+def test_the_original_validation_script_passes(server: str) -> None:
+    results = _original_validation(server)
+    assert results == [r for r in results if r.startswith("PASS ")], results
+
+
+def test_the_ops_tools_leave_user_namespaces_as_they_were(tmp_path: Any, capsys: Any) -> None:
+    """Warm-up, a load test and validate against a server with user data: the user namespaces hold the same
+    keys in L2, no synthetic key appears in them, and the health status is what it was."""
+    import sqlite3
+
+    config = tmp_path / "cache.toml"
+    config.write_text('env = "test"\n', encoding="utf-8")
+    db = tmp_path / "l2.db"
+    proc, url = start_server(f"sqlite:///{db}", str(config))
+    try:
+        for i in range(30):
+            httpx.put(url + f"/cache/user_sessions/u{i}", json={"value": {"u": i}}, headers=H)
+            for _ in range(3):
+                get(url, f"/cache/user_sessions/u{i}")
+        user_keys = lambda: sorted(k for (k,) in sqlite3.connect(db).execute(  # noqa: E731
+            "SELECT key FROM entries") if ":selftest:" not in k and "tiercache.selftest" not in k)
+        before, status = user_keys(), get(url, "/cache-health").json()["assessment"]["status"]
+        httpx.post(url + "/cache-warmup", headers=H, timeout=60)
+        httpx.post(url + "/cache-test-load", content=b'{"operations": 400}', headers=H, timeout=60)
+        assert main(["validate", "--url", url, "--api-key", KEY]) == 0
+        assert "❌" not in capsys.readouterr().out
+        assert user_keys() == before and len(before) == 30
+        assert get(url, "/cache-health").json()["assessment"]["status"] == status
+        metrics = get(url, "/cache-metrics").json()
+        assert metrics["l1Stats"]["tiercache.selftest"]["selfTest"] is True
+        assert metrics["cacheStats"]["totalRequests"] == metrics["l1Stats"]["user_sessions"]["hits"] + \
+            metrics["l1Stats"]["user_sessions"]["misses"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_validate_command(server: str, capsys: Any) -> None:
     assert main(["validate", "--url", server, "--api-key", KEY]) == 0
     out = capsys.readouterr().out
-    assert out.count("✅") == 8 and "❌" not in out
+    assert out.count("✅") == 9 and "❌" not in out
     assert main(["validate", "--url", server, "--api-key", "wrong"]) == 1
     out = capsys.readouterr().out
     assert "❌ cache health" in out and "✅ basic health" in out
@@ -254,7 +352,8 @@ def test_validate_fails_against_a_server_whose_redis_is_down(redis_server: Any, 
         try:
             assert main(["validate", "--url", url, "--api-key", KEY]) == 1
             out = capsys.readouterr().out
-            assert "❌ system status: L2 redis unreachable" in out and "✅ basic health" in out
+            assert "❌ system status: L2 redis unreachable" in out and "❌ basic health: degraded" in out
+            assert "✅ cache health" in out and "✅ configuration" in out
         finally:
             redis_server.start()
     finally:

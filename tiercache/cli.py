@@ -441,6 +441,8 @@ def validate(url: str, api_key: str, timeout: float) -> int:
     """The production check: every endpoint, one ✅/❌ line each."""
     import httpx
 
+    from .config import SELFTEST_NAMESPACE
+
     base = url.rstrip("/")
     headers = {"X-API-KEY": api_key}
     failures = 0
@@ -459,27 +461,58 @@ def validate(url: str, api_key: str, timeout: float) -> int:
             print(f"❌ {label}: {exc}")
 
     def cache_health(b: Any) -> str:
-        if b["status"] in ("unhealthy", "critical"):
-            raise RuntimeError(f"{b['status']}, score {b['overall_score']}: "
-                               + "; ".join(i["description"] for i in b["issues"][:3]))
-        return f"{b['status']}, score {b['overall_score']}"
+        a = b["assessment"]
+        score = float(a["overallScore"])
+        if a["status"] in ("unhealthy", "critical"):
+            raise RuntimeError(f"{a['status']}, score {score}: " + "; ".join(i["description"] for i in a["issues"][:3]))
+        return f"{a['status']}, score {score}"
 
     def system_status(b: Any) -> str:
-        l2 = b["l2"]
+        cache = b["system"]["cache"]
+        if not cache["enabled"]:
+            raise RuntimeError("the cache is disabled")
+        l2 = cache["l2"]
         if not l2["reachable"] or l2["circuit"]["state"] != "closed":
             raise RuntimeError(f"L2 {l2['kind']} {'unreachable' if not l2['reachable'] else 'failing'} "
                                f"(circuit {l2['circuit']['state']})")
-        return f"{b['implementation']}, L2 {l2['kind']} (circuit {l2['circuit']['state']}), env {b['environment']}"
+        return f"cache enabled, {cache['implementation']}, L2 {l2['kind']} (circuit {l2['circuit']['state']})"
 
-    check("basic health", "GET", "/health", lambda b: b["status"])
-    check("cache health", "GET", "/cache-health", cache_health)
-    check("config", "GET", "/cache-config", lambda b: f"environment {b['env']}, {len(b['namespaces'])} namespaces")
-    check("metrics", "GET", "/cache-metrics", lambda b: f"{b['stats']['sets']} sets, {b['stats']['l2_hits']} L2 hits")
+    def healthy(b: Any) -> str:
+        if b["status"] != "healthy":
+            raise RuntimeError(f"{b['status']}: {b['message']}")
+        return b["message"]
+
+    def promotion(b: Any) -> str:
+        if b["enabled"] is not True:
+            raise RuntimeError("promotion is not enabled")
+        return f"enabled, {len(b['stats'])} namespaces tracked"
+
+    def load(b: Any) -> str:
+        t = b["test"]
+        if not t["opsPerSecond"] > 0 or t["failed"]:
+            raise RuntimeError(f"{t['failed']} of {t['operations']} operations failed, {t['opsPerSecond']} ops/s")
+        return f"{t['opsPerSecond']} ops/s over {t['operations']} operations ({t['totalTime']})"
+
+    def succeeded(b: Any) -> None:
+        if b.get("success") is not True:
+            raise RuntimeError(f"success is {b.get('success')!r}")
+
+    def both(want: Callable[[Any], Optional[str]]) -> Callable[[Any], Optional[str]]:
+        return lambda b: (succeeded(b), want(b))[1]
+
+    # The Enhanced Cache System's own checks (the same requests and fields), then tiercache's. Synthetic
+    # traffic goes to the reserved namespace: nothing is written into the user's namespaces.
+    check("basic health", "GET", "/health", both(healthy))
+    check("cache health", "GET", "/cache-health", both(cache_health))
+    check("configuration", "GET", "/cache-config",
+          both(lambda b: f"environment {b['environment']}, {int(b['summary']['namespaces'])} namespaces"))
+    check("metrics", "GET", "/cache-metrics", both(
+        lambda b: f"{int(b['cacheStats']['totalRequests'])} requests, {int(b['cacheStats']['l1Hits'])} L1 hits"))
+    check("promotion", "GET", "/cache-promotion", both(promotion))
+    check("warmup", "POST", "/cache-warmup", both(lambda b: b["message"]), json={"namespace": SELFTEST_NAMESPACE})
+    check("load test", "POST", "/cache-test-load", both(load), json={})
+    check("system status", "GET", "/cache-system-status", both(system_status))
     check("prometheus", "GET", "/metrics", lambda b: f"{b.count(chr(10))} lines")
-    check("promotion", "GET", "/cache-promotion", lambda b: f"{len(b['namespaces'])} namespaces tracked")
-    check("warmup", "POST", "/cache-warmup", lambda b: f"{sum(b['warmed'].values())} entries",
-          json={"count": 10})
-    check("system status", "GET", "/cache-system-status", system_status)
     return 1 if failures else 0
 
 

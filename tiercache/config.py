@@ -24,7 +24,7 @@ from .wire.serialization import COMPRESSIONS, MAX_VALUE_BYTES, SERIALIZERS
 __all__ = [
     "NamespaceConfig", "CacheConfig", "apply_env_overrides", "resolve_env", "check_namespace",
     "build_namespaces", "ENVIRONMENTS", "PRIORITIES", "PROMOTION_STRATEGIES", "DEFAULT_NAMESPACE",
-    "DEFAULT_NAMESPACE_NAME",
+    "DEFAULT_NAMESPACE_NAME", "SELFTEST_NAMESPACE", "SELFTEST_CONFIG",
 ]
 
 ENVIRONMENTS = ("development", "production", "test")
@@ -247,6 +247,14 @@ class NamespaceConfig:
         cfg, errors = _merge(namespace, base or cls(), data)
         _raise_if(errors)
         return cfg.validated(namespace)
+
+
+# Synthetic traffic (the admin API's load test and warm-up self-test, tiercache validate and bench) goes here:
+# it expires from both tiers, and health assessments and hit-rate totals leave it out.
+SELFTEST_NAMESPACE = "tiercache.selftest"
+SELFTEST_CONFIG = NamespaceConfig(
+    l1_ttl=60.0, l1_max_bytes=1 * _MiB, l2_ttl=300.0, priority="low", promotion="immediate",
+    description="Synthetic traffic of tiercache's own tools: expires, kept out of health and hit-rate totals")
 
 
 def _has_error(errors: List[str], *field_names: str) -> bool:
@@ -530,11 +538,14 @@ class CacheConfig:
     # ---------------------------------------------------------------- use
 
     def namespace(self, name: str) -> NamespaceConfig:
-        """The settings for `name`: its own, else the default namespace's; ConfigError if strict_namespaces."""
+        """The settings for `name`: its own, else the default namespace's; ConfigError if strict_namespaces.
+        The reserved SELFTEST_NAMESPACE always exists."""
         check_namespace(name)
         cfg = self.namespaces.get(name)
         if cfg is not None:
             return cfg
+        if name == SELFTEST_NAMESPACE:
+            return SELFTEST_CONFIG
         if self.strict_namespaces:
             known = ", ".join(sorted(self.namespaces)) or "none"
             raise _config_error([f"namespace {name!r}: name: not configured and strict_namespaces is set "

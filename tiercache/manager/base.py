@@ -29,6 +29,7 @@ from .._compat import MISSING, HashCache, NamespaceState, ReadPath, SampleHistog
 from .circuit import CircuitBreaker
 from ..config import (
     DEFAULT_NAMESPACE,
+    SELFTEST_NAMESPACE,
     CacheConfig,
     NamespaceConfig,
     apply_env_overrides,
@@ -39,6 +40,7 @@ from ..config import (
 from .gate import FAILED, L2Gate
 from .invalidation import decode_message, encode_message, message_key
 from ..observability.counters import Counters
+from ..observability.hotkeys import HotKeys
 from ..observability.metrics import Metrics
 from .promotion import PromotionManager, resolve_strategy
 from ..wire.serialization import Codec, resolve_hmac_key
@@ -79,6 +81,14 @@ def check_arguments(l1_sample_every: Any, health_thresholds: Optional[Mapping[st
             or l1_sample_every & (l1_sample_every - 1)):
         raise ValueError(f"l1_sample_every must be a power of two >= 1, got {l1_sample_every!r}")
     return health.thresholds(health_thresholds)
+
+
+def _without(snap: Optional[Dict[str, Any]], namespace: str) -> Optional[Dict[str, Any]]:
+    """A metrics snapshot without one namespace (the reserved one of synthetic traffic)."""
+    if snap is None or namespace not in snap["namespaces"]:
+        return snap
+    return {**snap, "namespaces": {ns: v for ns, v in snap["namespaces"].items() if ns != namespace},
+            "histograms": {k: v for k, v in snap["histograms"].items() if k[0] != namespace}}
 
 
 class BaseManager:
@@ -130,6 +140,7 @@ class BaseManager:
             except Exception as exc:
                 raise type(exc)(f"namespace {name!r}: {exc}") from None
         self.counters = Counters(self._read_path_counts)  # always on (the read path counts its own)
+        self.hot_keys = HotKeys()  # the most read keys, from a sample of L2 reads
         self._promotion = PromotionManager(timer=self._timer)
         self._read = ReadPath(self._spaces, self._get_missed, self._aget_missed, self._decide, self._corrupt,
                               self._timer)
@@ -389,6 +400,7 @@ class BaseManager:
             return
         if owed is not None:
             datas = [None if o else d for o, d in zip(owed, datas)]
+        self.hot_keys.sample(state.name, keys, datas)
         hits, misses, skipped, declined = self._read.finish(state, keys, l2_keys, datas, version, found)
         if hits > skipped + declined and self.config.l1_max_bytes is not None:
             self._enforce_global_cap()
@@ -662,7 +674,7 @@ class BaseManager:
         seconds = self.health_thresholds["window"] if window is None else window
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
             raise ValueError(f"window must be a positive number of seconds, got {window!r}")
-        now, base = metrics.window(seconds)
+        now, base = (_without(snap, SELFTEST_NAMESPACE) for snap in metrics.window(seconds))
         configs = {ns: self.namespace_config(ns) for ns in now["namespaces"]}
         result = health.assess(now, base, self.health_thresholds, configs)
         result["l2"] = getattr(self.l2, "kind", type(self.l2).__name__)

@@ -5,4 +5,5 @@
     metrics     Metrics: counters + histograms + L1 stats, snapshots over time, trends
     health      the 0-100 health assessment over a window of snapshots
     prometheus  the Prometheus collector and exposition (needs prometheus_client)
+    hotkeys     the most read keys (a bounded sample of L2 reads)
 """

@@ -2,11 +2,13 @@
 
     create_app(manager, api_keys) -> FastAPI app        (tiercache serve runs it under uvicorn)
 
-Every endpoint but GET /health needs the `X-API-KEY` header, compared in constant time with the configured
-keys; a missing or wrong key is a 401. Errors are JSON `{error, detail}` with a 4xx status: malformed JSON
-(400), an oversize body (413), wrong types or out-of-range numbers (422), an unknown namespace under
-strict_namespaces (404), a configuration change that fails validation (400; nothing is applied). The
-OpenAPI schema is at /openapi.json.
+The seven endpoints of the Enhanced Cache System v1.0 answer in its shape (tiercache.server.contract): every
+answer has `success` and `timestamp`. Every endpoint but GET /health needs the `X-API-KEY` header, compared
+in constant time with the configured keys; a missing or wrong key is a 401. Errors are JSON
+`{success: false, error, detail, timestamp}` with a 4xx status: malformed JSON (400), an oversize body
+(413), wrong types or out-of-range numbers (422), an unknown namespace under strict_namespaces (404), a
+configuration change that fails validation (400; nothing is applied). POST bodies are JSON with or without a
+JSON content type; an absent body means the defaults. The OpenAPI schema is at /openapi.json.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import IMPLEMENTATION, __version__
-from ..config import check_namespace
+from ..config import SELFTEST_NAMESPACE, check_namespace
 from ..errors import ConfigError, SerializationError
+from . import contract
+from .contract import ErrorBody, failure, ok
 
 DEFAULT_MAX_BODY = 1 << 20  # bytes
 DEFAULT_TEST_LOAD_CAP = 100_000
@@ -38,13 +42,6 @@ class ApiError(Exception):
     def __init__(self, status: int, error: str, detail: Any) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail = status, error, detail
-
-
-class ErrorBody(BaseModel):
-    """Every error response: what went wrong, and the particulars."""
-
-    error: str
-    detail: Any = None
 
 
 _ERRORS: Dict[Any, Any] = {
@@ -61,14 +58,42 @@ class ConfigPatch(BaseModel):
 
 
 class WarmupRequest(BaseModel):
-    namespace: Optional[str] = Field(default=None, min_length=1, max_length=200)
-    count: int = Field(default=100, ge=1, le=10_000)
+    namespace: Optional[str] = Field(default=None, min_length=1, max_length=200,
+                                     description="one namespace (default: every configured one)")
+    keys: List[str] = Field(default_factory=list, max_length=10_000,
+                            description="keys to load from L2 into L1, besides the most read ones")
+    count: int = Field(default=100, ge=1, le=10_000, description="at most this many keys per namespace")
 
 
 class TestLoadRequest(BaseModel):
-    operations: int = Field(ge=1, description="capped by the server (default cap 100000)")
-    namespace: str = Field(default="load_test", min_length=1, max_length=200)
+    operations: int = Field(default=20, ge=1, description="capped by the server (default cap 100000)")
+    namespace: str = Field(default=SELFTEST_NAMESPACE, min_length=1, max_length=200,
+                           description="default: the reserved namespace of synthetic traffic")
     read_ratio: float = Field(default=0.8, ge=0.0, le=1.0)
+
+
+def _body_schema(model: Any) -> Dict[str, Any]:
+    """An optional JSON body in the OpenAPI schema (parsed by _parse_body, not by FastAPI)."""
+    return {"requestBody": {"required": False,
+                            "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def _parse_body(request: Request, model: Any) -> Any:
+    """The request's JSON body as `model`, whatever its content type; an absent body is the defaults."""
+    raw = await request.body()
+    data: Any = {}
+    if raw.strip():
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ApiError(400, "malformed JSON", str(exc)) from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid request", "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [{"loc": ["body", *e.get("loc", ())], "msg": e.get("msg", "")} for e in exc.errors()]
+        raise ApiError(422, "invalid request", problems) from None
 
 
 class PutValue(BaseModel):
@@ -77,8 +102,8 @@ class PutValue(BaseModel):
 
 
 async def _reply(send: Any, status: int, error: str, detail: Any) -> None:
-    """An error answered by a middleware, in the API's {error, detail} form."""
-    body = json.dumps({"error": error, "detail": detail}).encode()
+    """An error answered by a middleware, in the API's error form."""
+    body = json.dumps(failure(error, detail)).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
@@ -198,7 +223,7 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
     app = FastAPI(title="tiercache admin API", version=__version__, lifespan=lifespan, responses=_ERRORS)
 
     def error(status: int, err: str, detail: Any) -> JSONResponse:
-        return JSONResponse({"error": err, "detail": detail}, status_code=status)
+        return JSONResponse(failure(err, detail), status_code=status)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -239,18 +264,25 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
 
     auth = [Depends(require_key)]
 
-    @app.get("/health")
+    async def l2_fine() -> bool:
+        return manager.circuit.state == "closed" and await manager.ping()
+
+    @app.get("/health", responses={200: {"model": contract.HealthBody}})
     async def health() -> Dict[str, Any]:
-        """Liveness (no auth)."""
-        return {"status": "ok", "version": __version__}
+        """Liveness (no auth): `healthy` when the process runs and its L2 answers, else `degraded`."""
+        if await l2_fine():
+            return ok(status="healthy", message="tiercache is running", version=__version__)
+        return ok(status="degraded", message="tiercache is running; its L2 does not answer (reads fall back "
+                  "to L1)", version=__version__)
 
-    @app.get("/cache-health", dependencies=auth)
+    @app.get("/cache-health", dependencies=auth, responses={200: {"model": contract.CacheHealthBody}})
     async def cache_health() -> Dict[str, Any]:
-        return await manager.perform_health_assessment()  # type: ignore[no-any-return]
+        return ok(assessment=contract.assessment(await manager.perform_health_assessment()))
 
-    @app.get("/cache-config", dependencies=auth)
+    @app.get("/cache-config", dependencies=auth, responses={200: {"model": contract.ConfigBody}})
     async def get_config() -> Dict[str, Any]:
-        return manager.config_summary()  # type: ignore[no-any-return]
+        summary = manager.config_summary()
+        return ok(**contract.config_document(manager), l1Usage=summary.get("l1_usage", {}))
 
     @app.patch("/cache-config", dependencies=auth)
     async def patch_config(patch: ConfigPatch) -> Dict[str, Any]:
@@ -261,12 +293,17 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
             raise ApiError(400, "invalid configuration", getattr(exc, "errors", None) or str(exc)) from None
         except (TypeError, ValueError) as exc:
             raise ApiError(400, "invalid configuration", str(exc)) from None
-        return {"namespace": patch.namespace, "config": dataclasses.asdict(new)}
+        return ok(namespace=patch.namespace, configuration=contract.camel_config(new),
+                  config=dataclasses.asdict(new))
 
-    @app.get("/cache-metrics", dependencies=auth)
+    def trends() -> Optional[Dict[str, Any]]:
+        return manager.performance_trends(60) if manager.metrics is not None else None
+
+    @app.get("/cache-metrics", dependencies=auth, responses={200: {"model": contract.MetricsBody}})
     async def cache_metrics() -> Dict[str, Any]:
         snap = manager.metrics_snapshot() if manager.metrics is not None else {}
-        return {"stats": manager.stats(), "metrics": snap}
+        return ok(cacheStats=contract.cache_stats(manager), l1Stats=contract.l1_stats(manager),
+                  promotionStats=manager.promotion_stats(), trends=trends(), stats=manager.stats(), metrics=snap)
 
     @app.get("/metrics", dependencies=auth, response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:
@@ -274,56 +311,95 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
 
         return PlainTextResponse(exposition(manager).decode(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/cache-promotion", dependencies=auth)
+    @app.get("/cache-promotion", dependencies=auth, responses={200: {"model": contract.PromotionBody}})
     async def cache_promotion() -> Dict[str, Any]:
-        return {"namespaces": manager.promotion_stats()}
+        stats = manager.promotion_stats()
+        return ok(enabled=True, stats=stats, accessPatterns=manager.hot_keys.top(10, exclude=SELFTEST_NAMESPACE),
+                  namespaces=stats)
 
-    @app.get("/cache-system-status", dependencies=auth)
+    @app.get("/cache-system-status", dependencies=auth, responses={200: {"model": contract.SystemBody}})
     async def system_status() -> Dict[str, Any]:
-        return {
-            "version": __version__, "implementation": IMPLEMENTATION, "environment": manager.env,
-            "l2": {"kind": getattr(manager.l2, "kind", type(manager.l2).__name__),
-                   "circuit": manager.circuit.snapshot(), "reachable": await manager.ping()},
-            "namespaces": sorted(set(manager.config.namespaces) | set(manager.namespaces())),
-            "uptime_seconds": round(time.monotonic() - started, 3),
+        reachable = await manager.ping()
+        circuit = manager.circuit.snapshot()
+        l2 = {"kind": getattr(manager.l2, "kind", type(manager.l2).__name__), "circuit": circuit,
+              "reachable": reachable}
+        namespaces = sorted(set(manager.config.namespaces) | set(manager.namespaces()))
+        report = await manager.perform_health_assessment() if manager.metrics is not None else None
+        system = {
+            "cache": {"enabled": True, "l1": {"namespaces": len(namespaces)}, "l2": l2,
+                      "implementation": IMPLEMENTATION},
+            "promotion": {"enabled": True, "strategies": {ns: s.get("strategy")
+                                                          for ns, s in manager.promotion_stats().items()}},
+            "metrics": {"enabled": manager.metrics is not None,
+                        "lastAssessment": None if report is None else {
+                            "status": report["status"], "overallScore": report["overall_score"],
+                            "timestamp": contract.iso_time()},
+                        "trends": None if report is None else trends()},
+            "configuration": {"environment": manager.env, "namespaces": namespaces},
         }
+        return ok(system=system, version=__version__, implementation=IMPLEMENTATION, environment=manager.env,
+                  l2=l2, namespaces=namespaces, uptime_seconds=round(time.monotonic() - started, 3))
 
-    @app.post("/cache-warmup", dependencies=auth)
-    async def warmup(req: WarmupRequest) -> Dict[str, Any]:
+    @app.post("/cache-warmup", dependencies=auth, openapi_extra=_body_schema(WarmupRequest),
+              responses={200: {"model": contract.WarmupBody}})
+    async def warmup(request: Request) -> Dict[str, Any]:
+        """Warm L1 from L2: each namespace's most read keys (and any given) are loaded from L2 into L1, then
+        a self-test writes and reads back a few keys of the reserved namespace. Writes nothing elsewhere."""
+        req = await _parse_body(request, WarmupRequest)
         names = [namespace_or_404(req.namespace)] if req.namespace else sorted(manager.config.namespaces)
-        warmed = {}
+        hot = manager.hot_keys.top(1000)
+        results: List[Dict[str, Any]] = []
         for ns in names:
-            warmed[ns] = await manager.warmup(ns, {f"warmup:{i}": {"warmup": i} for i in range(req.count)})
-        return {"warmed": warmed}
+            keys = list(dict.fromkeys([*req.keys, *(h["key"] for h in hot if h["namespace"] == ns)]))[:req.count]
+            if ns == SELFTEST_NAMESPACE or not keys:
+                continue
+            found = await manager.get_many(ns, keys)
+            results += [{"namespace": ns, "key": k, "success": k in found} for k in keys]
+        probe = {f"warmup:{i}": {"warmup": i} for i in range(3)}
+        await manager.set_many(SELFTEST_NAMESPACE, probe)
+        back = await manager.get_many(SELFTEST_NAMESPACE, list(probe))
+        results += [{"namespace": SELFTEST_NAMESPACE, "key": k, "success": back.get(k) == v}
+                    for k, v in probe.items()]
+        loaded = sum(r["success"] for r in results if r["namespace"] != SELFTEST_NAMESPACE)
+        asked = sum(r["namespace"] != SELFTEST_NAMESPACE for r in results)
+        return ok(message=f"Cache warmup completed: {loaded} of {asked} keys loaded from L2 into L1",
+                  results=results, cacheStats=contract.cache_stats(manager))
 
-    @app.post("/cache-test-load", dependencies=auth)
-    async def test_load(req: TestLoadRequest) -> Dict[str, Any]:
-        ns = namespace_or_404(req.namespace)
+    @app.post("/cache-test-load", dependencies=auth, openapi_extra=_body_schema(TestLoadRequest),
+              responses={200: {"model": contract.LoadTestBody}})
+    async def test_load(request: Request) -> Dict[str, Any]:
+        """Synthetic reads and writes (default: 20 in the reserved namespace, whose keys expire)."""
+        req = await _parse_body(request, TestLoadRequest)
+        ns = req.namespace if req.namespace == SELFTEST_NAMESPACE else namespace_or_404(req.namespace)
         n = min(req.operations, test_load_cap)
         rng = random.Random(n)
         keyspace = max(10, n // 10)
         latencies: List[float] = []
-        reads = hits = 0
+        reads = hits = failed = 0
         t0 = time.perf_counter()
         for i in range(n):
             key = f"load:{rng.randrange(keyspace)}"
             s = time.perf_counter()
-            if rng.random() < req.read_ratio:
-                reads += 1
-                hits += (await manager.get(ns, key)) is not None
-            else:
-                await manager.set(ns, key, {"i": i})
+            try:
+                if rng.random() < req.read_ratio:
+                    reads += 1
+                    hits += (await manager.get(ns, key)) is not None
+                else:
+                    await manager.set(ns, key, {"i": i})
+            except Exception:  # (counted: the load test reports, it does not fail)
+                failed += 1
             latencies.append(time.perf_counter() - s)
         elapsed = time.perf_counter() - t0
         latencies.sort()
-        return {
-            "operations": n, "capped": n < req.operations, "seconds": round(elapsed, 6),
-            "ops_per_sec": round(n / elapsed, 1) if elapsed else None,
-            "reads": reads, "read_hit_rate": hits / reads if reads else None,
-            "l1_hit_rate": manager.stats()["namespaces"].get(ns, {}).get("hit_rate"),
-            "p50_ms": round(latencies[len(latencies) // 2] * 1e3, 4),
-            "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3, 4),
+        test = {
+            "operations": n, "successful": n - failed, "failed": failed,
+            "totalTime": f"{round(elapsed * 1000)}ms", "opsPerSecond": int(n / elapsed) if elapsed else 0,
+            "namespace": ns, "capped": n < req.operations, "reads": reads,
+            "readHitRate": round(hits / reads, 4) if reads else None,
+            "p50Ms": round(latencies[len(latencies) // 2] * 1e3, 4),
+            "p99Ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3, 4),
         }
+        return ok(test=test, cacheStats=contract.cache_stats(manager))
 
     @app.get("/cache/{namespace}/{key}", dependencies=auth)
     async def get_value(namespace: str, key: str) -> Dict[str, Any]:
@@ -333,7 +409,7 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
         if value is marker:
             raise ApiError(404, "not found", f"{namespace}/{key}")
         try:
-            return {"namespace": ns, "key": k, "value": jsonable_encoder(_as_json(value))}
+            return ok(namespace=ns, key=k, value=jsonable_encoder(_as_json(value)))
         except (TypeError, ValueError) as exc:  # (a value of a type JSON cannot carry)
             raise ApiError(422, "value not representable as JSON", f"{type(value).__name__}: {exc}") from None
 
@@ -344,11 +420,11 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
             await manager.set(ns, k, body.value, body.ttl)
         except (SerializationError, TypeError, ValueError) as exc:
             raise ApiError(422, "value not storable", str(exc)) from None
-        return {"namespace": ns, "key": k, "stored": True}
+        return ok(namespace=ns, key=k, stored=True)
 
     @app.delete("/cache/{namespace}/{key}", dependencies=auth)
     async def delete_value(namespace: str, key: str) -> Dict[str, Any]:
         ns, k = namespace_or_404(namespace), parse_key(key)
-        return {"namespace": ns, "key": k, "deleted": await manager.delete(ns, k)}
+        return ok(namespace=ns, key=k, deleted=await manager.delete(ns, k))
 
     return app

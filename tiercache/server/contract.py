@@ -1,0 +1,219 @@
+"""The admin API's answers in the shape of the Enhanced Cache System v1.0 it re-creates.
+
+Every answer carries `success` and `timestamp` (ISO 8601, as JavaScript's toISOString); the original's fields
+(camelCase) come first, tiercache's own detail beside them. The models below document the shapes in the
+OpenAPI schema (extra fields allowed); the functions build them from a manager.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+from ..config import SELFTEST_NAMESPACE
+from ..observability.hotkeys import iso_time
+
+_MiB = 1024 * 1024
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Envelope(_Open):
+    success: bool
+    timestamp: str
+
+
+class ErrorBody(Envelope):
+    """Every error response: what went wrong, and the particulars."""
+
+    error: str
+    detail: Any = None
+
+
+class HealthBody(Envelope):
+    status: str
+    message: str
+
+
+class Assessment(_Open):
+    status: str
+    overallScore: float
+    l1Metrics: Dict[str, Any]
+    l2Metrics: Dict[str, Any]
+    promotionMetrics: Dict[str, Any]
+    performanceInsights: List[Any]
+    recommendations: List[Any]
+    issues: List[Any]
+    lastAssessment: str
+
+
+class CacheHealthBody(Envelope):
+    assessment: Assessment
+
+
+class ConfigSummary(_Open):
+    environment: str
+    namespaces: int
+    avgL1TTL: Optional[float]
+    avgL2TTL: Optional[float]
+    totalMemoryMB: float
+
+
+class ConfigBody(Envelope):
+    environment: str
+    summary: ConfigSummary
+    configurations: Dict[str, Any]
+
+
+class CacheStats(_Open):
+    totalRequests: int
+    l1Hits: int
+    l2Hits: int
+    misses: int
+    l1HitRate: float
+    l2HitRate: float
+    overallHitRate: float
+    evictions: int
+    errors: int
+
+
+class MetricsBody(Envelope):
+    cacheStats: CacheStats
+    l1Stats: Dict[str, Any]
+    promotionStats: Dict[str, Any]
+    trends: Optional[Dict[str, Any]]
+
+
+class PromotionBody(Envelope):
+    enabled: bool
+    stats: Dict[str, Any]
+    accessPatterns: List[Dict[str, Any]]
+
+
+class SystemBody(Envelope):
+    system: Dict[str, Any]
+
+
+class WarmupBody(Envelope):
+    message: str
+    results: List[Dict[str, Any]]
+    cacheStats: CacheStats
+
+
+class LoadTest(_Open):
+    operations: int
+    successful: int
+    failed: int
+    totalTime: str
+    opsPerSecond: int
+
+
+class LoadTestBody(Envelope):
+    test: LoadTest
+    cacheStats: CacheStats
+
+
+def ok(**fields: Any) -> Dict[str, Any]:
+    """A successful answer: `success`, the fields, `timestamp`."""
+    return {"success": True, **fields, "timestamp": iso_time()}
+
+
+def failure(error: str, detail: Any) -> Dict[str, Any]:
+    return {"success": False, "error": error, "detail": detail, "timestamp": iso_time()}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.upper() if part in ("l1", "l2", "ttl") else part.title() for part in rest)
+
+
+def camel_config(cfg: Any) -> Dict[str, Any]:
+    """A NamespaceConfig's fields in camelCase (l1_ttl -> l1TTL, l1_max_bytes -> l1MaxBytes)."""
+    return {_camel(k): v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+def cache_stats(manager: Any) -> Dict[str, Any]:
+    """The original's cacheStats over the user namespaces (the reserved one of synthetic traffic apart)."""
+    stats = manager.stats()
+    counters = manager.counters.by_namespace()
+    l1_hits = l1_misses = l2_hits = evictions = errors = 0
+    for ns, st in stats["namespaces"].items():
+        if ns == SELFTEST_NAMESPACE:
+            continue
+        c = counters.get(ns, {})
+        l1_hits += st.get("hits", 0)
+        l1_misses += st.get("misses", 0)
+        l2_hits += c.get("l2_hits", 0)
+        evictions += st.get("evictions", 0)
+        errors += c.get("l2_errors", 0) + c.get("loader_errors", 0) + c.get("corrupt_values", 0)
+    total = l1_hits + l1_misses
+    return {
+        "totalRequests": total, "l1Hits": l1_hits, "l2Hits": l2_hits, "misses": max(0, l1_misses - l2_hits),
+        "l1HitRate": _rate(l1_hits, total), "l2HitRate": _rate(l2_hits, total),
+        "overallHitRate": _rate(l1_hits + l2_hits, total), "evictions": evictions, "errors": errors,
+        "sets": sum(c.get("sets", 0) for ns, c in counters.items() if ns != SELFTEST_NAMESPACE),
+        "circuit": stats["circuit"]["state"] if isinstance(stats.get("circuit"), dict) else stats.get("circuit"),
+    }
+
+
+def l1_stats(manager: Any) -> Dict[str, Any]:
+    out = {}
+    for ns, st in manager.stats()["namespaces"].items():
+        lookups = st.get("hits", 0) + st.get("misses", 0)
+        out[ns] = {"entries": st.get("entries"), "bytes": st.get("bytes"), "maxBytes": st.get("max_bytes"),
+                   "maxEntries": st.get("max_entries"), "hits": st.get("hits", 0), "misses": st.get("misses", 0),
+                   "hitRate": _rate(st.get("hits", 0), lookups), "evictions": st.get("evictions", 0),
+                   "selfTest": ns == SELFTEST_NAMESPACE}
+    return out
+
+
+def assessment(report: Dict[str, Any]) -> Dict[str, Any]:
+    """The health report in the original's shape, tiercache's components and figures beside."""
+    comp = report.get("components", {})
+
+    def part(name: str) -> Dict[str, Any]:
+        c = comp.get(name) or {}
+        return {"score": c.get("score"), "value": c.get("value"), "threshold": c.get("threshold")}
+
+    score = report.get("overall_score")
+    return {
+        "status": report["status"],
+        "overallScore": 100.0 if score is None else score,
+        "l1Metrics": {**part("l1_hit_rate"), "latency": part("latency"), "memory": part("memory")},
+        "l2Metrics": {**part("l2"), "overallHitRate": part("overall_hit_rate"), "kind": report.get("l2")},
+        "promotionMetrics": part("promotion"),
+        "performanceInsights": report.get("insights", []),
+        "recommendations": report.get("recommendations", []),
+        "issues": report.get("issues", []),
+        "lastAssessment": iso_time(),
+        "components": comp, "namespaces": report.get("namespaces", {}), "thresholds": report.get("thresholds", {}),
+        "windowSeconds": report.get("window_seconds"), "lookups": report.get("lookups"),
+        "environment": report.get("env"),
+    }
+
+
+def config_document(manager: Any) -> Dict[str, Any]:
+    cfg = manager.config
+    spaces = dict(cfg.namespaces)
+    l1 = [c.l1_ttl for c in spaces.values() if c.l1_ttl is not None]
+    l2 = [c.l2_ttl for c in spaces.values() if c.l2_ttl is not None]
+    summary = {
+        "environment": cfg.env, "namespaces": len(spaces),
+        "avgL1TTL": round(sum(l1) / len(l1), 1) if l1 else None,
+        "avgL2TTL": round(sum(l2) / len(l2), 1) if l2 else None,
+        "namespacesWithoutL2TTL": sorted(ns for ns, c in spaces.items() if c.l2_ttl is None and c.persist_to_l2),
+        "totalMemoryMB": round(sum(c.l1_max_bytes for c in spaces.values()) / _MiB, 2),
+        "globalMemoryMB": None if cfg.l1_max_bytes is None else round(cfg.l1_max_bytes / _MiB, 2),
+        "strictNamespaces": cfg.strict_namespaces,
+    }
+    return {"environment": cfg.env, "summary": summary,
+            "configurations": {ns: camel_config(c) for ns, c in sorted(spaces.items())},
+            "defaultConfiguration": camel_config(cfg.default_namespace)}
