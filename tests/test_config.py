@@ -59,7 +59,8 @@ TABLE = {
     "ai_results": {"development": (1800, 25, 15, "high"), "production": (3600, 50, 25, "high"),
                    "test": (8, 8, 2, "medium")},
 }
-TEST_L2_TTL = dict(zip(TABLE, (30, 10, 30, 60, 15, 30, 60)))
+L2_TTL = dict(zip(TABLE, ((1800, 3600, 30), (180, 300, 10), (600, 1800, 30), (3600, 7200, 60), (300, 900, 15),
+                          (3600, 7200, 30), (7200, 86400, 60))))  # development, production, test
 GRACE = {"sentiment_analysis": (900, 1800), "market_data": (30, 60), "sector_data": (180, 600),
          "reports": (1800, 3600)}
 CASES = [(ns, env) for ns in TABLE for env in ENVIRONMENTS]
@@ -71,7 +72,8 @@ def test_profile_table(namespace: str, env: str) -> None:
     l1_ttl, entries, mb, priority = TABLE[namespace][env]
     assert (cfg.l1_ttl, cfg.l1_max_entries, cfg.l1_max_bytes, cfg.priority) == (l1_ttl, entries, mb * MiB,
                                                                               priority)
-    assert cfg.l2_ttl == (TEST_L2_TTL[namespace] if env == "test" else None)
+    assert cfg.l2_ttl == L2_TTL[namespace][("development", "production", "test").index(env)]
+    assert cfg.l1_ttl + cfg.l1_grace_period <= cfg.l2_ttl  # (L2 outlives every L1 copy, stale ones too)
     dev_grace, prod_grace = GRACE.get(namespace, (0, 0))
     assert cfg.l1_grace_period == {"development": dev_grace, "production": prod_grace, "test": 0}[env]
     assert cfg.refresh_threshold == (300 if namespace == "market_data" else 600)

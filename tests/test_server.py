@@ -315,6 +315,20 @@ def test_the_ops_tools_leave_user_namespaces_as_they_were(tmp_path: Any, capsys:
         proc.wait(10)
 
 
+def test_health_command_assesses_a_running_server(server: str, capsys: Any, monkeypatch: Any) -> None:
+    for i in range(5):
+        httpx.put(server + f"/cache/news_articles/h{i}", json={"value": i}, headers=H)
+        get(server, f"/cache/news_articles/h{i}")
+    monkeypatch.setenv("TIERCACHE_API_KEY", KEY)
+    code = main(["health", "--url", server])
+    out = capsys.readouterr().out
+    assert '"overallScore"' in out and '"status"' in out and code in (0, 1)
+    monkeypatch.delenv("TIERCACHE_API_KEY")
+    monkeypatch.delenv("TIERCACHE_API_KEYS", raising=False)
+    assert main(["health", "--url", server, "--api-key", "wrong"]) == 2
+    assert "401" in capsys.readouterr().err
+
+
 def test_validate_command(server: str, capsys: Any) -> None:
     assert main(["validate", "--url", server, "--api-key", KEY]) == 0
     out = capsys.readouterr().out
@@ -373,7 +387,13 @@ def test_config_and_health_commands(tmp_path: Any, capsys: Any) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[namespaces.market_data]\nl1_ttl = -1\npriority = "urgent"\n', encoding="utf-8")
     assert main(["config", "validate", str(good)]) == 0
-    assert "✅" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "✅" in out and "⚠️" not in out  # (the shipped profile's namespaces all have an L2 TTL)
+    forever = tmp_path / "forever.toml"
+    forever.write_text('env = "production"\n[namespaces.market_data]\nl2_ttl = "none"\n', encoding="utf-8")
+    assert main(["config", "validate", str(forever)]) == 0
+    out = capsys.readouterr().out
+    assert "⚠️  namespace market_data: no l2_ttl" in out and out.count("⚠️") == 1
     assert main(["config", "validate", str(bad)]) == 1
     out = capsys.readouterr().out
     assert "2 problem(s)" in out and "l1_ttl" in out and "priority" in out

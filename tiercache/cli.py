@@ -516,8 +516,27 @@ def validate(url: str, api_key: str, timeout: float) -> int:
     return 1 if failures else 0
 
 
-def health(l2: Optional[str], env: Optional[str]) -> int:
+def health(l2: Optional[str], env: Optional[str], url: Optional[str] = None, api_key: Optional[str] = None,
+           timeout: float = 10.0) -> int:
+    """The health assessment of the server at `url` (GET /cache-health), else of a fresh manager on `l2`."""
     import json
+
+    if url is not None:
+        import httpx
+
+        try:
+            r = httpx.get(url.rstrip("/") + "/cache-health", headers={"X-API-KEY": api_key or ""}, timeout=timeout)
+            body = r.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            print(f"tiercache: cannot read {url}/cache-health: {exc}", file=sys.stderr)
+            return 2
+        if r.status_code != 200:
+            print(f"tiercache: {url}/cache-health answered {r.status_code}: {body}", file=sys.stderr)
+            return 2
+        a = body["assessment"]
+        print(json.dumps({k: a[k] for k in ("status", "overallScore", "components", "issues", "recommendations",
+                                            "performanceInsights")}, indent=2, default=str))
+        return 0 if a["status"] in ("healthy", "idle") else 1
 
     from .manager.sync import CacheManager
 
@@ -552,6 +571,11 @@ def config_command(action: str, file: Optional[str], env: Optional[str]) -> int:
         return 1
     if action == "validate":
         print(f"✅ {file}: environment {config.env}, {len(config.namespaces)} namespaces")
+        spaces = {**config.namespaces, "(default)": config.default_namespace}
+        for name, cfg in spaces.items():
+            if cfg.l2_ttl is None and cfg.persist_to_l2:
+                print(f"⚠️  namespace {name}: no l2_ttl: its values stay in L2 until deleted, and are served from "
+                      "there after their L1 TTL; set l2_ttl, or leave this if it is meant")
         return 0
     print(json.dumps(config.summary(), indent=2, default=str))
     return 0
@@ -608,7 +632,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_val.add_argument("--api-key-file", action="append", default=[], metavar="FILE",
                        help="a file whose first line is the API key")
     p_val.add_argument("--timeout", type=float, default=10.0)
-    p_health = sub.add_parser("health", help="the health assessment of a manager on this L2")
+    p_health = sub.add_parser("health", help="the health assessment of a running server (--url), or of a fresh "
+                                             "manager on this L2")
+    p_health.add_argument("--url", default=None, help="a running `tiercache serve` (its GET /cache-health)")
+    p_health.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                          help="with --url: the X-API-KEY; prefer --api-key-file or $TIERCACHE_API_KEY")
+    p_health.add_argument("--api-key-file", action="append", default=[], metavar="FILE",
+                          help="with --url: a file whose first line is the API key")
     p_health.add_argument("--l2", metavar="URL", default=None,
                           help="the L2 URL (default: $TIERCACHE_L2_URL, else the embedded SQLite store); a URL "
                                "with a password shows in `ps`: prefer --l2-file or the environment")
@@ -634,6 +664,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error("no API key: pass --api-key-file FILE or set $TIERCACHE_API_KEY (or --api-key)")
         return validate(args.url, keys[0], args.timeout)
     if args.command == "health":
+        if args.url is not None:
+            keys = _api_keys(args, "TIERCACHE_API_KEY")
+            if not keys:
+                parser.error("no API key: pass --api-key-file FILE or set $TIERCACHE_API_KEY (or --api-key)")
+            return health(None, None, args.url, keys[0])
         return health(_l2_url(args), args.env)
     if args.command == "config":
         return config_command(args.action, args.file, args.env)

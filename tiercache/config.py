@@ -350,9 +350,16 @@ _DESCRIPTIONS = {
     "news_articles": "Fetched news articles",
     "ai_results": "Results of model calls: expensive to recompute",
 }
-# l2_ttl: None (kept until deleted) in development and production; in test, short so runs do not pile up.
-_TEST_L2_TTL = {"sentiment_analysis": 30, "market_data": 10, "sector_data": 30, "reports": 60,
-                "api_responses": 15, "news_articles": 30, "ai_results": 60}
+# l2_ttl seconds per env: a few times the L1 TTL (and past the grace period), as the original's (market_data
+# 180 s / 300 s); in test, short so runs do not pile up.
+_L2_TTL = {"sentiment_analysis": {"development": 1800, "production": 3600, "test": 30},
+           "market_data": {"development": 180, "production": 300, "test": 10},
+           "sector_data": {"development": 600, "production": 1800, "test": 30},
+           "reports": {"development": 3600, "production": 7200, "test": 60},
+           "api_responses": {"development": 300, "production": 900, "test": 15},
+           "news_articles": {"development": 3600, "production": 7200, "test": 30},
+           "ai_results": {"development": 7200, "production": 86400, "test": 60}}
+_DEFAULT_L2_TTL = {"development": 3600.0, "production": 3600.0, "test": 30.0}
 _GRACE = {"sentiment_analysis": {"development": 900, "production": 1800},  # others (and test): 0
           "market_data": {"development": 30, "production": 60},
           "sector_data": {"development": 180, "production": 600},
@@ -376,13 +383,13 @@ def _profile(env: str) -> Tuple[Dict[str, NamespaceConfig], NamespaceConfig, int
         namespaces[name] = NamespaceConfig(
             l1_ttl=float(l1_ttl), l1_max_entries=entries, l1_max_bytes=mib * _MiB,
             l1_grace_period=float(_GRACE.get(name, {}).get(env, 0)),
-            l2_ttl=float(_TEST_L2_TTL[name]) if env == "test" else None,
+            l2_ttl=float(_L2_TTL[name][env]),
             background_refresh=env in _BACKGROUND_REFRESH_ENVS and name not in _NO_BACKGROUND_REFRESH,
             refresh_threshold=_REFRESH_THRESHOLD.get(name, 600.0),
             priority=priority, description=_DESCRIPTIONS[name])
     l1_ttl, entries, mib = _PROFILE_DEFAULT[env]
     default = NamespaceConfig(l1_ttl=float(l1_ttl), l1_max_entries=entries, l1_max_bytes=mib * _MiB,
-                              l2_ttl=30.0 if env == "test" else None, priority="low",
+                              l2_ttl=_DEFAULT_L2_TTL[env], priority="low",
                               description="Namespaces not listed in the configuration")
     return namespaces, default, _PROFILE_L1_MAX_BYTES[env]
 
