@@ -96,8 +96,10 @@ def test_metrics_off_costs_nothing_and_says_so(sqlite_url: str) -> None:
         m.set("ns", "k", 1)
         assert m.get("ns", "k") == 1
         assert m.stats()["sets"] == 1  # counters still run
+        h = m.perform_health_assessment()
+        assert h["status"] == "disabled" and h["overall_score"] is None and h["issues"] == []
         with pytest.raises(RuntimeError, match="enable_metrics=False"):
-            m.perform_health_assessment()
+            m.performance_trends()
         assert b"tiercache_requests_total" in exposition(m)
 
 
@@ -119,9 +121,51 @@ def test_bad_metrics_arguments_are_rejected(sqlite_url: str, kwargs: Dict[str, A
 
 def test_idle_deployment_is_idle_not_critical(manager: CacheManager) -> None:
     h = manager.perform_health_assessment()
-    assert h["status"] == "idle"
+    assert h["status"] == "idle" and h["overall_score"] == 100.0
     assert h["lookups"] == 0 and h["issues"] == []
     assert set(h["components"]) == set(health.WEIGHTS)
+
+
+def test_a_few_lookups_raise_no_traffic_issue(manager: CacheManager) -> None:
+    """Two lookups, one a miss: too few to judge hit rates, so no low_hit_rate issue beside an idle status
+    (one rule for status, score and issues)."""
+    manager.set("hot", "a", 1)
+    manager.get("hot", "a")
+    manager.get("hot", "b")
+    h = manager.perform_health_assessment()
+    assert h["status"] == "idle" and h["issues"] == [] and h["overall_score"] == 100.0
+    assert h["components"]["l1_hit_rate"]["score"] is None
+
+
+def test_status_is_never_better_than_the_worst_issue(manager: CacheManager, clock: Any) -> None:
+    """A low L1 hit rate (below 30 %) is an issue, and an issue above low rules out `healthy`; per-minute
+    rates are not extrapolated from a window under a minute."""
+    for i in range(300):
+        manager.get("hot", f"absent{i}")  # misses everywhere
+    h = manager.perform_health_assessment()
+    kinds = {i["type"]: i["severity"] for i in h["issues"]}
+    assert "low_l1_hit_rate" in kinds and "low_hit_rate" in kinds
+    assert h["status"] in ("degraded", "unhealthy", "critical") and h["status"] != "healthy"
+    assert all(v["evictions_per_min"] is None for v in h["namespaces"].values())  # (window < 60 s)
+    clock.advance(120)
+    h = manager.perform_health_assessment()
+    assert all(v["evictions_per_min"] is not None for v in h["namespaces"].values())
+
+
+def test_thresholds_come_from_the_config_file(tmp_path: Any, sqlite_url: str) -> None:
+    from tiercache.config import CacheConfig
+    from tiercache.errors import ConfigError
+
+    toml = tmp_path / "cache.toml"
+    toml.write_text('env = "test"\n[health]\nl1_hit_rate = 0.9\nmin_requests = 10\n', encoding="utf-8")
+    with CacheManager(sqlite_url, config=str(toml), enable_metrics=True) as m:
+        assert m.health_thresholds["l1_hit_rate"] == 0.9 and m.health_thresholds["min_requests"] == 10
+    with CacheManager(sqlite_url, config=str(toml), health_thresholds={"l1_hit_rate": 0.5}) as m:
+        assert m.health_thresholds["l1_hit_rate"] == 0.5  # the argument wins
+    with pytest.raises(ConfigError, match="health.nope"):
+        CacheConfig.from_dict({"health": {"nope": 1}})
+    with pytest.raises(ConfigError, match="health.window"):
+        CacheConfig.from_dict({"health": {"window": -1}})
 
 
 def test_healthy_traffic(manager: CacheManager, clock: Any) -> None:

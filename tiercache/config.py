@@ -396,8 +396,8 @@ def _profile(env: str) -> Tuple[Dict[str, NamespaceConfig], NamespaceConfig, int
 
 # ------------------------------------------------------------------------------------- the whole config
 
-_TOP_LEVEL_KEYS = ("env", "l1_max_bytes", "strict_namespaces", "default", "namespaces", "environments")
-_ENV_SECTION_KEYS = ("l1_max_bytes", "strict_namespaces", "default", "namespaces")
+_TOP_LEVEL_KEYS = ("env", "l1_max_bytes", "strict_namespaces", "default", "namespaces", "health", "environments")
+_ENV_SECTION_KEYS = ("l1_max_bytes", "strict_namespaces", "default", "namespaces", "health")
 _GLOBAL_MAX_BYTES = _count(nullable=True)
 _ENV_RULE = f"must be one of {', '.join(ENVIRONMENTS)} (or dev/prod/testing)"
 
@@ -409,6 +409,7 @@ class CacheConfig:
     `namespaces`: name -> NamespaceConfig (a read-only mapping). `default_namespace`: the settings of a
     namespace not listed, unless `strict_namespaces`, which makes such a namespace an error.
     `l1_max_bytes`: the global L1 cap over all namespaces (None: only the per-namespace budgets bound L1).
+    `health`: health-assessment thresholds replacing the defaults (tiercache.observability.health).
     Construction validates and raises one ConfigError listing every problem (its `.errors`); derive a
     changed config with updated() or dataclasses.replace(), which validate the same way.
     """
@@ -418,6 +419,7 @@ class CacheConfig:
     default_namespace: NamespaceConfig = DEFAULT_NAMESPACE
     strict_namespaces: bool = False
     l1_max_bytes: Optional[int] = None
+    health: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         errors = _Errors()
@@ -436,19 +438,21 @@ class CacheConfig:
         namespaces, problems = _build_namespaces(self.namespaces, lambda name: default)
         errors.extend(problems)
         _check_globals(errors, self.l1_max_bytes, self.strict_namespaces)
+        health = _check_health(errors, self.health)
         errors.raise_if_any()
         object.__setattr__(self, "env", env)
+        object.__setattr__(self, "health", MappingProxyType(health))
         object.__setattr__(self, "namespaces", MappingProxyType(namespaces))
         object.__setattr__(self, "default_namespace", default.validated(DEFAULT_NAMESPACE_NAME))
         object.__setattr__(self, "_source", None)  # the data from_dict() read, for a TIERCACHE_ENV switch
 
     def __hash__(self) -> int:
         return hash((self.env, tuple(sorted(self.namespaces.items())), self.default_namespace,
-                     self.strict_namespaces, self.l1_max_bytes))
+                     self.strict_namespaces, self.l1_max_bytes, tuple(sorted(self.health.items()))))
 
     def __reduce__(self) -> Any:  # a MappingProxyType does not pickle
         return (_rebuild, (self.env, dict(self.namespaces), self.default_namespace, self.strict_namespaces,
-                           self.l1_max_bytes))
+                           self.l1_max_bytes, dict(self.health)))
 
     # ---------------------------------------------------------------- constructors
 
@@ -503,7 +507,13 @@ class CacheConfig:
 
         namespaces, default, l1_max_bytes = _profile(name)
         strict: Any = False
+        health: Dict[str, Any] = {}
         for prefix, layer in layers:
+            if "health" in layer:
+                if isinstance(layer["health"], Mapping):
+                    health.update(layer["health"])
+                else:
+                    errors.add(None, prefix + "health", "must be a table of thresholds", layer["health"])
             if "default" in layer:
                 merged, problems = _merge(DEFAULT_NAMESPACE_NAME, default, layer["default"])
                 errors.extend(problems)
@@ -522,9 +532,10 @@ class CacheConfig:
             errors.extend(problems)
             namespaces.update(built)
         _check_globals(errors, l1_max_bytes, strict)
+        _check_health(errors, health)
         errors.raise_if_any()
         config = cls(env=name, namespaces=namespaces, default_namespace=default, strict_namespaces=strict,
-                     l1_max_bytes=l1_max_bytes)
+                     l1_max_bytes=l1_max_bytes, health=health)
         object.__setattr__(config, "_source", _plain_copy(data))
         return config
 
@@ -575,11 +586,12 @@ class CacheConfig:
 
     def summary(self) -> Dict[str, Any]:
         """A JSON-serializable dict, accepted back by from_dict(): env, l1_max_bytes, strict_namespaces,
-        default (the default namespace) and namespaces, each with every field."""
+        health, default (the default namespace) and namespaces, each with every field."""
         return {
             "env": self.env,
             "l1_max_bytes": self.l1_max_bytes,
             "strict_namespaces": self.strict_namespaces,
+            "health": dict(self.health),
             "default": asdict(self.default_namespace),
             "namespaces": {name: asdict(cfg) for name, cfg in sorted(self.namespaces.items())},
         }
@@ -593,10 +605,29 @@ def _check_globals(errors: _Errors, l1_max_bytes: Any, strict: Any) -> None:
         errors.add(None, "strict_namespaces", "must be a bool", strict)
 
 
+def _check_health(errors: _Errors, health: Any) -> Dict[str, float]:
+    """The health thresholds of `health` (a mapping), each checked; problems go to `errors`."""
+    from .observability.health import DEFAULT_THRESHOLDS, thresholds
+
+    if not isinstance(health, Mapping):
+        errors.add(None, "health", "must be a table of thresholds", health)
+        return {}
+    good = {}
+    for name, value in health.items():
+        if name not in DEFAULT_THRESHOLDS:
+            _unknown(errors, None, f"health.{name}", value, DEFAULT_THRESHOLDS, "threshold")
+            continue
+        try:
+            good[name] = thresholds({name: value})[name]
+        except ValueError as exc:
+            errors.add(None, f"health.{name}", str(exc), value)
+    return good
+
+
 def _rebuild(env: str, namespaces: Dict[str, NamespaceConfig], default: NamespaceConfig, strict: bool,
-             l1_max_bytes: Optional[int]) -> CacheConfig:
+             l1_max_bytes: Optional[int], health: Optional[Dict[str, float]] = None) -> CacheConfig:
     return CacheConfig(env=env, namespaces=namespaces, default_namespace=default, strict_namespaces=strict,
-                       l1_max_bytes=l1_max_bytes)
+                       l1_max_bytes=l1_max_bytes, health=health or {})
 
 
 def _plain_copy(data: Any) -> Any:

@@ -114,8 +114,7 @@ class BaseManager:
         health_thresholds: Optional[Mapping[str, float]] = None,
     ) -> None:
         owns_l2 = l2 is None or isinstance(l2, str)
-        thresholds = check_arguments(l1_sample_every, health_thresholds)  # before anything is opened
-        self.health_thresholds = thresholds
+        check_arguments(l1_sample_every, health_thresholds)  # before anything is opened
         if config is None:
             cache_config = apply_env_overrides(CacheConfig.default(env))
         elif isinstance(config, CacheConfig):
@@ -127,6 +126,8 @@ class BaseManager:
                                        default_namespace=default_config)
         self.config: CacheConfig = cache_config
         self.env = cache_config.env
+        # the configuration's [health] thresholds, then the argument's
+        self.health_thresholds = health.thresholds({**cache_config.health, **(health_thresholds or {})})
         self.strict = bool(strict)
         self._hmac_key = hmac_key
         self._message_key = message_key(resolve_hmac_key(hmac_key))  # signs invalidation messages
@@ -670,7 +671,13 @@ class BaseManager:
         }
 
     def _assess(self, window: Optional[float]) -> Dict[str, Any]:
-        metrics = self._require_metrics()
+        if self.metrics is None:
+            return {"status": "disabled", "overall_score": None, "window_seconds": None, "lookups": None,
+                    "components": {}, "issues": [], "recommendations": [],
+                    "insights": ["metrics are off for this manager (enable_metrics=False): nothing to assess"],
+                    "namespaces": {}, "thresholds": dict(self.health_thresholds),
+                    "l2": getattr(self.l2, "kind", type(self.l2).__name__), "env": self.env}
+        metrics = self.metrics
         seconds = self.health_thresholds["window"] if window is None else window
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
             raise ValueError(f"window must be a positive number of seconds, got {window!r}")

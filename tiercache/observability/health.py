@@ -10,9 +10,19 @@
     memory             L1 evictions / L1 writes, worst namespace          none                >= 2x threshold
     promotion          promoted entries hit again / promoted              >= threshold        none hit again
 
-status: idle (fewer than `min_requests` lookups and the circuit closed), else healthy >= 80 > degraded >= 60 >
-unhealthy >= 40 > critical; an open circuit caps it at unhealthy. Every figure comes from the metrics; a
-component without data is left out (and listed with score None), never assumed.
+One rule for status, score and issues:
+- The traffic components (hit rates, memory, promotion) and their issues need at least `min_requests` lookups
+  in the window; with fewer they are left out (score None), as is any component without data — never assumed.
+  The L2 and latency components count whenever they have data.
+- score: the weighted mean of the components left in; 100.0 when none is (nothing measured is wrong).
+- status: `idle` when there are fewer than `min_requests` lookups and no issue; otherwise the score's band
+  (healthy >= 80 > degraded >= 60 > unhealthy >= 40 > critical), made no better than the worst issue allows
+  (a low issue: healthy; medium: degraded; high: unhealthy; critical: critical). So `healthy` never stands
+  beside an issue above low, and an open circuit (a critical issue) makes the status critical.
+- An L1 hit rate below `l1_hit_rate_floor` (30 %) is an issue; below `l1_hit_rate` (70 %) it lowers the score.
+- Per-minute rates are given only over windows of at least `rate_window` seconds (60); over shorter ones the
+  figures are counts, never extrapolated.
+The manager reports `disabled` (score None) when its metrics are off.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ DEFAULT_THRESHOLDS: Dict[str, float] = {
     "promotion_precision": 0.3,
     "min_requests": 100,  # lookups in the window below which the status is idle
     "window": 300.0,  # s of history assessed
+    "l1_hit_rate_floor": 0.3,  # an L1 hit rate below it is an issue
+    "rate_window": 60.0,  # s: the shortest window over which a per-minute rate is given
 }
 
 WEIGHTS: Dict[str, float] = {
@@ -42,6 +54,8 @@ WEIGHTS: Dict[str, float] = {
 }
 
 _STATUSES = ((80.0, "healthy"), (60.0, "degraded"), (40.0, "unhealthy"), (-1.0, "critical"))
+_RANK = {"healthy": 0, "degraded": 1, "unhealthy": 2, "critical": 3}
+_SEVERITY_CAP = {"low": "healthy", "medium": "degraded", "high": "unhealthy", "critical": "critical"}
 
 
 def thresholds(overrides: Optional[Mapping[str, float]] = None) -> Dict[str, float]:
@@ -108,8 +122,10 @@ def assess(now: Dict[str, Any], base: Optional[Dict[str, Any]], limits: Mapping[
         issues.append(item)
 
     lookups = d["lookups"]
+    busy = lookups >= limits["min_requests"]  # enough traffic to judge the traffic components
+    rated_minutes = d["seconds"] >= limits["rate_window"]
     # -- hit rates
-    if lookups:
+    if busy:
         l1r, allr = d["l1_hit_rate"], d["overall_hit_rate"]
         component("l1_hit_rate", _rate_score(l1r, limits["l1_hit_rate"]), round(l1r, 4), limits["l1_hit_rate"])
         component("overall_hit_rate", _rate_score(allr, limits["overall_hit_rate"]), round(allr, 4),
@@ -119,6 +135,11 @@ def assess(now: Dict[str, Any], base: Optional[Dict[str, Any]], limits: Mapping[
                   f"overall hit rate {allr:.1%} over {lookups} lookups, below {limits['overall_hit_rate']:.0%}",
                   "most reads go to the loader or the caller's source of truth",
                   "check key design and TTLs; warm the cache after deployments")
+        if l1r < limits["l1_hit_rate_floor"]:
+            issue("medium", "low_l1_hit_rate",
+                  f"L1 hit rate {l1r:.1%} over {lookups} lookups, below {limits['l1_hit_rate_floor']:.0%}",
+                  "most reads pay an L2 round trip or a load",
+                  "raise l1_ttl or the L1 budgets of the busiest namespaces; check promotion settings")
     else:
         component("l1_hit_rate", None, None, limits["l1_hit_rate"])
         component("overall_hit_rate", None, None, limits["overall_hit_rate"])
@@ -167,7 +188,7 @@ def assess(now: Dict[str, Any], base: Optional[Dict[str, Any]], limits: Mapping[
     for ns in now["namespaces"]:
         l1d = delta(now, base, ns)["l1"]
         w = l1d["sets"] + l1d["promoted"]
-        if w >= 10:
+        if w >= 10 and busy:
             ratios[ns] = l1d["evictions"] / w
     if ratios:
         worst = max(ratios, key=ratios.__getitem__)
@@ -179,7 +200,7 @@ def assess(now: Dict[str, Any], base: Optional[Dict[str, Any]], limits: Mapping[
 
     # -- promotion precision
     promoted, promoted_hits = d["l1"]["promoted"], d["l1"]["promoted_hits"]
-    if promoted >= 20:
+    if promoted >= 20 and busy:
         p = promoted_hits / promoted
         component("promotion", _rate_score(p, limits["promotion_precision"]), round(p, 4),
                   limits["promotion_precision"])
@@ -199,10 +220,11 @@ def assess(now: Dict[str, Any], base: Optional[Dict[str, Any]], limits: Mapping[
         ev_min = ev / minutes
         rate = nd["l1_hit_rate"]
         per_ns[ns] = {"lookups": nd["lookups"], "l1_hit_rate": rate, "overall_hit_rate": nd["overall_hit_rate"],
-                      "evictions_per_min": round(ev_min, 2), "bytes": l1.get("bytes"),
+                      "evictions": ev, "evictions_per_min": round(ev_min, 2) if rated_minutes else None,
+                      "bytes": l1.get("bytes"),
                       "max_bytes": l1.get("max_bytes"), "entries": l1.get("entries"),
                       "max_entries": l1.get("max_entries")}
-        if writes_ns >= 10 and ev / writes_ns > limits["eviction_ratio"]:
+        if busy and writes_ns >= 10 and ev / writes_ns > limits["eviction_ratio"]:
             by_size = nd["l1"]["evictions_by_size"] >= nd["l1"]["evictions_by_count"]
             if by_size and l1.get("max_bytes"):
                 fill = (l1.get("bytes") or 0) / l1["max_bytes"]
@@ -212,18 +234,20 @@ def assess(now: Dict[str, Any], base: Optional[Dict[str, Any]], limits: Mapping[
                 cap = l1.get("max_entries") or l1.get("entries") or 0
                 budget = f"{(l1.get('entries') or 0) / cap:.0%} of its {cap}-entry budget" if cap else "full"
                 fix = f"raise l1_max_entries to ~{2 * cap}" if cap else "raise l1_max_entries"
-            text = f"{ns}: {_fmt(ev_min)} evictions/min at {budget} — {fix}"
+            pace = f"{_fmt(ev_min)} evictions/min" if rated_minutes else f"{ev} evictions in {d['seconds']:.1f} s"
+            text = f"{ns}: {pace} at {budget} — {fix}"
             recommendations.append(text)
             issue("high" if ev / writes_ns > 2 * limits["eviction_ratio"] else "medium", "thrashing",
                   f"{ns}: {ev} evictions for {writes_ns} writes into L1 in {minutes:.1f} min",
                   "entries are evicted before they are read again, so reads go to L2", fix, ns)
         cfg = configs.get(ns)
         exp = nd["l1"]["expirations"]
-        if (rate is not None and nd["lookups"] >= 50 and rate < limits["l1_hit_rate"] and exp > ev
+        if (busy and rate is not None and nd["lookups"] >= 50 and rate < limits["l1_hit_rate"] and exp > ev
                 and cfg is not None and getattr(cfg, "l1_ttl", None)):
+            pace = f"{_fmt(exp / minutes)} expirations/min" if rated_minutes else f"{exp} expirations"
             recommendations.append(
-                f"{ns}: L1 hit rate {rate:.0%} with {_fmt(exp / minutes)} expirations/min — raise l1_ttl above "
-                f"{cfg.l1_ttl:g} s if the data allows")
+                f"{ns}: L1 hit rate {rate:.0%} with {pace} — raise l1_ttl above {cfg.l1_ttl:g} s if the data "
+                "allows")
     if state != "closed":
         recommendations.append(f"L2: circuit {state} — L1 serves alone; check the L2 server")
 
@@ -242,13 +266,15 @@ def assess(now: Dict[str, Any], base: Optional[Dict[str, Any]], limits: Mapping[
 
     scored = [c for c in components.values() if c["score"] is not None]
     score = (round(sum(c["score"] * c["weight"] for c in scored) / sum(c["weight"] for c in scored), 1)
-             if scored else None)
-    if lookups < limits["min_requests"] and state == "closed":
+             if scored else 100.0)
+    if not busy and not issues:
         status = "idle"
     else:
-        status = next(name for floor, name in _STATUSES if (score if score is not None else 0.0) >= floor)
-        if state != "closed" and status in ("healthy", "degraded"):
-            status = "unhealthy"
+        status = next(name for floor, name in _STATUSES if score >= floor)
+        for item in issues:
+            cap = _SEVERITY_CAP[item["severity"]]
+            if _RANK[cap] > _RANK[status]:
+                status = cap
     return {
         "status": status,
         "overall_score": score,
