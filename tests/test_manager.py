@@ -787,3 +787,45 @@ def test_ten_thousand_dropped_keys_are_repaired_in_batches_off_the_read_path(tmp
         assert l2.batches == [1000] * 10 and all(t is not threading.current_thread() for t in l2.threads)
         assert l2.inner.get_many([m._l2_key("ns", k) for k in keys]) == [None] * len(keys)
     l2.inner.close()
+
+
+# ------------------------------------------------------------------------------- the original's switches
+
+def test_a_disabled_cache_passes_every_call_through(sqlite_url: str) -> None:
+    """enabled=False: the loader always runs, nothing is stored or read, bad input is still refused."""
+    calls: List[int] = []
+    with CacheManager(sqlite_url, env="test", enabled=False, invalidation=False) as m:
+        assert m.set("ns", "k", 1) is False and m.set_many("ns", {"a": 1}) == 0  # (stored nowhere)
+        assert m.get("ns", "k") is None and m.get_many("ns", ["k", "a"]) == {}
+        assert m.get_or_set("ns", "k", lambda: calls.append(1) or len(calls)) == 1
+        assert m.get_or_set("ns", "k", lambda: calls.append(1) or len(calls)) == 2
+        assert m.delete("ns", "k") is False and m.clear("ns") == 0
+        assert len(m.l1("ns")) == 0 and m.l2.get(m._l2_key("ns", "k")) is None
+        with pytest.raises(TypeError):
+            m.set("ns", 1.5, 1)
+        with pytest.raises(SerializationError):
+            m.set("ns", "k", object())
+
+
+def test_without_promotion_l2_hits_are_served_not_copied(sqlite_url: str) -> None:
+    cfg = {"hot": NamespaceConfig(promotion="immediate"), "gated": NamespaceConfig(promotion="conditional")}
+    with CacheManager(sqlite_url, env="test", config=cfg, enable_promotion=False, invalidation=False) as m:
+        for ns in cfg:
+            m.set(ns, "k", 1)
+            m.l1(ns).clear()
+            assert [m.get(ns, "k") for _ in range(3)] == [1, 1, 1] and m.get_many(ns, ["k"]) == {"k": 1}
+            assert "k" not in m.l1(ns)
+        assert m.stats()["l2_hits"] == 8 and m.stats()["promotions"] == 0
+
+
+def test_enable_stats_off_keeps_a_namespace_out_of_the_assessment(sqlite_url: str) -> None:
+    cfg = {"noisy": NamespaceConfig(enable_stats=False), "main": NamespaceConfig()}
+    with CacheManager(sqlite_url, env="test", config=cfg, invalidation=False,
+                      health_thresholds={"min_requests": 10}) as m:
+        for i in range(50):
+            m.get("noisy", f"miss{i}")  # a 0 % hit rate that must not count
+            m.set("main", i, i)
+            m.get("main", i)
+        h = m.perform_health_assessment()
+        assert "noisy" not in h["namespaces"] and h["components"]["l1_hit_rate"]["value"] == 1.0
+        assert h["status"] == "healthy"

@@ -83,12 +83,14 @@ def check_arguments(l1_sample_every: Any, health_thresholds: Optional[Mapping[st
     return health.thresholds(health_thresholds)
 
 
-def _without(snap: Optional[Dict[str, Any]], namespace: str) -> Optional[Dict[str, Any]]:
-    """A metrics snapshot without one namespace (the reserved one of synthetic traffic)."""
-    if snap is None or namespace not in snap["namespaces"]:
+def _without(snap: Optional[Dict[str, Any]], names: Iterable[str]) -> Optional[Dict[str, Any]]:
+    """A metrics snapshot without some namespaces (the reserved one of synthetic traffic, those with
+    enable_stats off)."""
+    names = set(names)
+    if snap is None or not names & set(snap["namespaces"]):
         return snap
-    return {**snap, "namespaces": {ns: v for ns, v in snap["namespaces"].items() if ns != namespace},
-            "histograms": {k: v for k, v in snap["histograms"].items() if k[0] != namespace}}
+    return {**snap, "namespaces": {ns: v for ns, v in snap["namespaces"].items() if ns not in names},
+            "histograms": {k: v for k, v in snap["histograms"].items() if k[0] not in names}}
 
 
 class BaseManager:
@@ -112,6 +114,8 @@ class BaseManager:
         metrics_history: int = 360,
         l1_sample_every: int = 64,
         health_thresholds: Optional[Mapping[str, float]] = None,
+        enabled: bool = True,
+        enable_promotion: bool = True,
     ) -> None:
         owns_l2 = l2 is None or isinstance(l2, str)
         check_arguments(l1_sample_every, health_thresholds)  # before anything is opened
@@ -129,6 +133,10 @@ class BaseManager:
         # the configuration's [health] thresholds, then the argument's
         self.health_thresholds = health.thresholds({**cache_config.health, **(health_thresholds or {})})
         self.strict = bool(strict)
+        # the original system's switches: a disabled cache passes every call through (loaders always run,
+        # nothing is stored or read); without promotion L2 hits are served but not copied into L1
+        self.enabled = bool(enabled)
+        self.enable_promotion = bool(enable_promotion)
         self._hmac_key = hmac_key
         self._message_key = message_key(resolve_hmac_key(hmac_key))  # signs invalidation messages
         self._timer = timer or time.monotonic
@@ -244,7 +252,7 @@ class BaseManager:
             l1 = HashCache(max_bytes=cfg.l1_max_bytes, max_entries=cfg.l1_max_entries, timer=self._timer,
                            policy="lru" if strategy == "immediate" else "tinylfu", sizer=deep_sizer)
         codec = self._codec(cfg)
-        state = NamespaceState(namespace, l1, cfg, codec.read, strategy == "immediate",
+        state = NamespaceState(namespace, l1, cfg, codec.read, strategy == "immediate" and self.enable_promotion,
                                self._prefix + namespace + ":", codec)
         state.version = version
         if previous is not None:
@@ -346,6 +354,8 @@ class BaseManager:
             wire.encode_key(key)  # (a bad key is rejected before its namespace is created)
             state = self._space(namespace)
         l2_key = self._read.l2_key(state, key)
+        if not self.enabled:
+            return MISSING, MISSING
         value, stale = (MISSING, MISSING) if l1_missed else self._read.lookup(state, key)
         if value is not MISSING or not state.persist:
             return value, MISSING
@@ -371,7 +381,7 @@ class BaseManager:
             self._check_open()
         state = self._space(namespace)
         found, missing, stale, l2_keys = self._read.plan_many(state, keys)
-        if l2_keys is None:
+        if l2_keys is None or not self.enabled:
             return found
         version = state.version
         owed = self._owed(state, l2_keys) if self._gate.owing else None
@@ -408,6 +418,8 @@ class BaseManager:
 
     def _decide(self, namespace: str, cfg: NamespaceConfig, l1: Any, key: Any, size: int,
                 remaining: Optional[float]) -> bool:
+        if not self.enable_promotion:
+            return False
         return self._promotion.decide(namespace, cfg, l1, key, size, remaining)
 
     def _corrupt(self, namespace: str, l2_key: str, exc: Exception) -> None:
@@ -459,6 +471,8 @@ class BaseManager:
                        for key, part, value in ((key, wire.encode_key(key), value) for key, value in items)]
         else:
             encoded = [(key, wire.encode_key(key), value, header + codec.dumps(value)) for key, value in items]
+        if not self.enabled:
+            return 0  # (checked like any write, stored nowhere)
         self._bump(state)
         if state.persist and encoded:
             l2_items = {base + part: data for _, part, _, data in encoded}
@@ -489,6 +503,8 @@ class BaseManager:
             self._check_open()
         part = wire.encode_key(key)
         state = self._space(namespace)
+        if not self.enabled:
+            return False
         self._bump(state)
         found = bool(state.l1.delete(key))
         self.counters.add("deletes", 1, namespace)
@@ -506,6 +522,8 @@ class BaseManager:
         if self._closed:
             self._check_open()
         state = self._space(namespace)
+        if not self.enabled:
+            return 0
         self._bump(state)
         state.l1.clear()
         removed = 0
@@ -681,7 +699,8 @@ class BaseManager:
         seconds = self.health_thresholds["window"] if window is None else window
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
             raise ValueError(f"window must be a positive number of seconds, got {window!r}")
-        now, base = (_without(snap, SELFTEST_NAMESPACE) for snap in metrics.window(seconds))
+        quiet = {SELFTEST_NAMESPACE} | {ns for ns in self.namespaces() if not self.namespace_config(ns).enable_stats}
+        now, base = (_without(snap, quiet) for snap in metrics.window(seconds))
         configs = {ns: self.namespace_config(ns) for ns in now["namespaces"]}
         result = health.assess(now, base, self.health_thresholds, configs)
         result["l2"] = getattr(self.l2, "kind", type(self.l2).__name__)

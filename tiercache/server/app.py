@@ -314,7 +314,7 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
     @app.get("/cache-promotion", dependencies=auth, responses={200: {"model": contract.PromotionBody}})
     async def cache_promotion() -> Dict[str, Any]:
         stats = manager.promotion_stats()
-        return ok(enabled=True, stats=stats, accessPatterns=manager.hot_keys.top(10, exclude=SELFTEST_NAMESPACE),
+        return ok(enabled=manager.enable_promotion, stats=stats, accessPatterns=manager.hot_keys.top(10, exclude=SELFTEST_NAMESPACE),
                   namespaces=stats)
 
     @app.get("/cache-system-status", dependencies=auth, responses={200: {"model": contract.SystemBody}})
@@ -326,9 +326,9 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
         namespaces = sorted(set(manager.config.namespaces) | set(manager.namespaces()))
         report = await manager.perform_health_assessment() if manager.metrics is not None else None
         system = {
-            "cache": {"enabled": True, "l1": {"namespaces": len(namespaces)}, "l2": l2,
+            "cache": {"enabled": manager.enabled, "l1": {"namespaces": len(namespaces)}, "l2": l2,
                       "implementation": IMPLEMENTATION},
-            "promotion": {"enabled": True, "strategies": {ns: s.get("strategy")
+            "promotion": {"enabled": manager.enable_promotion, "strategies": {ns: s.get("strategy")
                                                           for ns, s in manager.promotion_stats().items()}},
             "metrics": {"enabled": manager.metrics is not None,
                         "lastAssessment": None if report is None else {

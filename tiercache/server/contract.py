@@ -141,12 +141,14 @@ def _rate(part: int, whole: int) -> float:
 
 
 def cache_stats(manager: Any) -> Dict[str, Any]:
-    """The original's cacheStats over the user namespaces (the reserved one of synthetic traffic apart)."""
+    """The original's cacheStats over the user namespaces (the reserved one of synthetic traffic, and those
+    with enable_stats off, left out)."""
     stats = manager.stats()
     counters = manager.counters.by_namespace()
+    quiet = {SELFTEST_NAMESPACE} | {ns for ns in stats["namespaces"] if not manager.namespace_config(ns).enable_stats}
     l1_hits = l1_misses = l2_hits = evictions = errors = 0
     for ns, st in stats["namespaces"].items():
-        if ns == SELFTEST_NAMESPACE:
+        if ns in quiet:
             continue
         c = counters.get(ns, {})
         l1_hits += st.get("hits", 0)
@@ -159,7 +161,7 @@ def cache_stats(manager: Any) -> Dict[str, Any]:
         "totalRequests": total, "l1Hits": l1_hits, "l2Hits": l2_hits, "misses": max(0, l1_misses - l2_hits),
         "l1HitRate": _rate(l1_hits, total), "l2HitRate": _rate(l2_hits, total),
         "overallHitRate": _rate(l1_hits + l2_hits, total), "evictions": evictions, "errors": errors,
-        "sets": sum(c.get("sets", 0) for ns, c in counters.items() if ns != SELFTEST_NAMESPACE),
+        "sets": sum(c.get("sets", 0) for ns, c in counters.items() if ns not in quiet),
         "circuit": stats["circuit"]["state"] if isinstance(stats.get("circuit"), dict) else stats.get("circuit"),
     }
 
