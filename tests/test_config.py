@@ -560,3 +560,14 @@ def test_existing_namespace_config_api_still_works() -> None:
         build_namespaces({"reports": {"l1_ttl": -5}})
     cfg = NamespaceConfig.from_mapping("x", {"l1_ttl": 5}, base=NamespaceConfig(l1_max_entries=3))
     assert (cfg.l1_ttl, cfg.l1_max_entries) == (5, 3)
+
+
+def test_figures_summarise_the_namespaces() -> None:
+    cfg = CacheConfig.from_dict({"namespaces": {"forever": {"l2_ttl": "none", "l1_ttl": 10}}}, env="production")
+    f = cfg.figures()
+    spaces = cfg.namespaces.values()
+    assert f["namespaces"] == 8 and f["without_l2_ttl"] == ["forever"]
+    assert f["avg_l1_ttl"] == round(sum(c.l1_ttl for c in spaces) / 8, 1)
+    assert f["avg_l2_ttl"] == round(sum(c.l2_ttl for c in spaces if c.l2_ttl) / 7, 1)
+    assert f["total_memory_mb"] == round(sum(c.l1_max_bytes for c in spaces) / 2**20, 2)
+    assert f["global_memory_mb"] == 128.0

@@ -380,3 +380,26 @@ def test_latency_maximum_per_window(impl: Any, clock: Any) -> None:
     assert series["l2_get_max"] == [0.004, 0.001, 0.002]
     assert series["l1_get_max"] == pytest.approx([0.000004, 0.000001, 0.000002])
     assert all(p99 <= m for p99, m in zip(series["l2_get_p99"], series["l2_get_max"]))
+
+
+def test_trends_carry_memory_and_error_rates(manager: CacheManager, clock: Any) -> None:
+    """performance_trends: L1 bytes and entries per namespace against budget, their totals and share of the
+    budgets, and an overall error rate (L2 errors, loader errors, corrupt values per operation)."""
+    metrics = manager.metrics
+    assert metrics is not None
+    metrics.snapshot()
+    for step in range(3):
+        for i in range(20 * (step + 1)):
+            manager.set("hot", f"k{step}-{i}", "x" * 100)
+        manager.l2.set(manager._l2_key("hot", f"bad{step}"), b"\x00garbage")
+        manager.get("hot", f"bad{step}")  # (a corrupt value: one error)
+        clock.advance(60)
+        metrics.snapshot()
+    t = manager.performance_trends(60)
+    hot = t["memory"]["hot"]
+    assert len(hot["bytes"]) == len(hot["entries"]) == t["points"] == 3
+    assert hot["bytes"][0] < hot["bytes"][1] < hot["bytes"][2] and hot["max_bytes"] > 0
+    assert t["series"]["l1_bytes"] == hot["bytes"] and t["series"]["l1_entries"] == hot["entries"]
+    assert all(0 < u < 1 for u in t["series"]["l1_budget_used"])
+    assert all(0 < r < 1 for r in t["series"]["error_rate"])
+    assert t["trends"]["l1_budget_used"]["label"] in ("improving", "stable", "degrading")

@@ -106,8 +106,10 @@ def bench_two_tier(quick: bool, l2_url: Optional[str]) -> Tuple[str, List[tuple]
 
     n = 500 if quick else 2000
     seconds = 0.3 if quick else 1.5
-    namespace = "tiercache-bench"
-    config = {namespace: NamespaceConfig(l1_ttl=None), namespace + "-thin": NamespaceConfig(l1_max_entries=1)}
+    # Namespaces of its own whose entries expire from L2, so a run against a shared L2 leaves nothing behind
+    namespace = "tiercache.bench"
+    config = {namespace: NamespaceConfig(l1_ttl=None, l2_ttl=300.0),
+              namespace + "-thin": NamespaceConfig(l1_max_entries=1, l2_ttl=300.0)}
     value = {"symbol": "ACME", "prices": [101.5, 101.75, 102.0], "volume": 12345}
     rows = []
     with CacheManager(l2_url, env="test", config=config, invalidation=False) as m:

@@ -584,6 +584,22 @@ class CacheConfig:
         _raise_if(problems)
         return replace(self, namespaces={**self.namespaces, namespace: cfg})
 
+    def figures(self) -> Dict[str, Any]:
+        """The original system's summary figures over the configured namespaces: how many, their average L1
+        and L2 TTLs (seconds, over those that have one), their L1 budgets together (MiB), and which keep
+        values in L2 until deleted."""
+        spaces = self.namespaces
+        l1 = [c.l1_ttl for c in spaces.values() if c.l1_ttl is not None]
+        l2 = [c.l2_ttl for c in spaces.values() if c.l2_ttl is not None]
+        return {
+            "namespaces": len(spaces),
+            "avg_l1_ttl": round(sum(l1) / len(l1), 1) if l1 else None,
+            "avg_l2_ttl": round(sum(l2) / len(l2), 1) if l2 else None,
+            "total_memory_mb": round(sum(c.l1_max_bytes for c in spaces.values()) / _MiB, 2),
+            "global_memory_mb": None if self.l1_max_bytes is None else round(self.l1_max_bytes / _MiB, 2),
+            "without_l2_ttl": sorted(ns for ns, c in spaces.items() if c.l2_ttl is None and c.persist_to_l2),
+        }
+
     def summary(self) -> Dict[str, Any]:
         """A JSON-serializable dict, accepted back by from_dict(): env, l1_max_bytes, strict_namespaces,
         health, default (the default namespace) and namespaces, each with every field."""

@@ -208,8 +208,10 @@ class BaseManager:
             return new
 
     def config_summary(self) -> Dict[str, Any]:
-        """The configuration in force, JSON-serializable, with each live namespace's L1 use."""
+        """The configuration in force, JSON-serializable, with the summary figures (namespace count,
+        average TTLs, total L1 memory: CacheConfig.figures) and each live namespace's L1 use."""
         summary = self.config.summary()
+        summary["figures"] = self.config.figures()
         summary["l1_usage"] = {ns: {"entries": st["entries"], "bytes": st["bytes"]}
                                for ns, st in self._l1_stats().items()}
         return summary

@@ -159,7 +159,9 @@ class Metrics:
 
     def performance_trends(self, minutes: float = 60.0) -> Dict[str, Any]:
         """Series over the kept snapshots of the last `minutes`: hit rates, throughput, latency
-        percentiles, each with a trend label (improving / stable / degrading)."""
+        percentiles, L2 and overall error rates, L1 memory (bytes, entries, share of the budgets), each with
+        a trend label (improving / stable / degrading); and `memory`: each namespace's L1 bytes and entries
+        against its budget."""
         if not (isinstance(minutes, (int, float)) and minutes > 0):
             raise ValueError(f"minutes must be a positive number, got {minutes!r}")
         snaps = list(self.history)
@@ -171,7 +173,9 @@ class Metrics:
             "l1_hit_rate": [], "overall_hit_rate": [], "throughput_ops": [],
             "l1_get_p50": [], "l1_get_p90": [], "l1_get_p99": [], "l1_get_max": [], "l2_get_p50": [],
             "l2_get_p90": [], "l2_get_p99": [], "l2_get_max": [], "loader_p99": [], "l2_error_rate": [],
+            "error_rate": [], "l1_bytes": [], "l1_entries": [], "l1_budget_used": [],
         }
+        memory: Dict[str, Dict[str, Any]] = {}
         for old, new in zip(snaps, snaps[1:]):
             dt = new["time"] - old["time"]
             if dt <= 0:
@@ -182,6 +186,30 @@ class Metrics:
             series["overall_hit_rate"].append(d["overall_hit_rate"])
             series["throughput_ops"].append(d["operations"] / dt)
             series["l2_error_rate"].append(d["l2_error_rate"])
+            c = d["counters"]
+            errors = c["l2_errors"] + c["loader_errors"] + c["corrupt_values"]
+            series["error_rate"].append(errors / d["operations"] if d["operations"] else None)
+            held = used = budget = entries = 0
+            for ns, entry in new["namespaces"].items():
+                l1 = entry.get("l1") or {}
+                if not l1:
+                    continue
+                m = memory.setdefault(ns, {"bytes": [None] * (len(times) - 1), "entries": [None] * (len(times) - 1)})
+                m["bytes"].append(l1.get("bytes"))
+                m["entries"].append(l1.get("entries"))
+                m["max_bytes"], m["max_entries"] = l1.get("max_bytes"), l1.get("max_entries")
+                held += l1.get("bytes") or 0
+                entries += l1.get("entries") or 0
+                if l1.get("max_bytes"):
+                    used += l1.get("bytes") or 0
+                    budget += l1["max_bytes"]
+            for m in memory.values():  # (a namespace missing from this snapshot)
+                for key in ("bytes", "entries"):
+                    if len(m[key]) < len(times):
+                        m[key].append(None)
+            series["l1_bytes"].append(held)
+            series["l1_entries"].append(entries)
+            series["l1_budget_used"].append(used / budget if budget else None)
             for op in ("l1_get", "l2_get", "loader"):
                 s = summarize(d["latency"][op])
                 for q in ("p50", "p90", "p99", "max"):
@@ -189,6 +217,7 @@ class Metrics:
                         series[f"{op}_{q}"].append(s[q])
         rules = {  # (higher is better, smallest change that counts)
             "l1_hit_rate": (True, 0.02), "overall_hit_rate": (True, 0.02), "l2_error_rate": (False, 0.01),
+            "error_rate": (False, 0.01), "l1_budget_used": (False, 0.05),
         }
         trends = {}
         for name, values in series.items():
@@ -199,7 +228,8 @@ class Metrics:
                 mean = sum(known) / len(known) if known else 0.0
                 higher, floor = name == "throughput_ops", max(abs(mean) * 0.10, 1e-12)
             trends[name] = fit_trend(times, values, higher_is_better=higher, min_change=floor)
-        return {"minutes": minutes, "points": len(times), "seconds": times, "series": series, "trends": trends}
+        return {"minutes": minutes, "points": len(times), "seconds": times, "series": series, "trends": trends,
+                "memory": memory}
 
     # -- background snapshots
 

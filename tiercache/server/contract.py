@@ -15,9 +15,6 @@ from pydantic import BaseModel, ConfigDict
 from ..config import SELFTEST_NAMESPACE
 from ..observability.hotkeys import iso_time
 
-_MiB = 1024 * 1024
-
-
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -204,18 +201,11 @@ def assessment(report: Dict[str, Any]) -> Dict[str, Any]:
 
 def config_document(manager: Any) -> Dict[str, Any]:
     cfg = manager.config
-    spaces = dict(cfg.namespaces)
-    l1 = [c.l1_ttl for c in spaces.values() if c.l1_ttl is not None]
-    l2 = [c.l2_ttl for c in spaces.values() if c.l2_ttl is not None]
-    summary = {
-        "environment": cfg.env, "namespaces": len(spaces),
-        "avgL1TTL": round(sum(l1) / len(l1), 1) if l1 else None,
-        "avgL2TTL": round(sum(l2) / len(l2), 1) if l2 else None,
-        "namespacesWithoutL2TTL": sorted(ns for ns, c in spaces.items() if c.l2_ttl is None and c.persist_to_l2),
-        "totalMemoryMB": round(sum(c.l1_max_bytes for c in spaces.values()) / _MiB, 2),
-        "globalMemoryMB": None if cfg.l1_max_bytes is None else round(cfg.l1_max_bytes / _MiB, 2),
-        "strictNamespaces": cfg.strict_namespaces,
-    }
+    f = cfg.figures()
+    summary = {"environment": cfg.env, "namespaces": f["namespaces"], "avgL1TTL": f["avg_l1_ttl"],
+               "avgL2TTL": f["avg_l2_ttl"], "totalMemoryMB": f["total_memory_mb"],
+               "globalMemoryMB": f["global_memory_mb"], "namespacesWithoutL2TTL": f["without_l2_ttl"],
+               "strictNamespaces": cfg.strict_namespaces}
     return {"environment": cfg.env, "summary": summary,
-            "configurations": {ns: camel_config(c) for ns, c in sorted(spaces.items())},
+            "configurations": {ns: camel_config(c) for ns, c in sorted(cfg.namespaces.items())},
             "defaultConfiguration": camel_config(cfg.default_namespace)}
