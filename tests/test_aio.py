@@ -356,6 +356,7 @@ def test_async_delete_many(request: pytest.FixtureRequest, tmp_path: Any, where:
         try:
             keys = [f"t:adm:{i}" for i in range(1500)]
             await l2.set_many({k: b"v" for k in keys[:1200]})
+            assert len(await l2.keys("t:adm:", 2000)) == 1200 and len(await l2.keys("t:adm:", 10)) == 10
             assert await l2.delete_many(keys) == 1200
             assert await l2.get_many(keys) == [None] * len(keys)
         finally:

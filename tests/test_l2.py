@@ -195,6 +195,17 @@ def test_delete_many_removes_every_key_in_batches(backend: Backend) -> None:
     assert l2.delete_many([]) == 0 and l2.delete_many(keys[:3]) == 0
 
 
+def test_keys_lists_a_prefix_up_to_a_limit(backend: Backend) -> None:
+    l2 = backend.l2
+    l2.set_many({f"t:ks:{i}": b"v" for i in range(30)} | {"t:ksx": b"other", "t:k": b"short"})
+    found = l2.keys("t:ks:", 1000)
+    assert sorted(found) == sorted(f"t:ks:{i}" for i in range(30))
+    assert len(l2.keys("t:ks:", 7)) == 7 and set(l2.keys("t:ks:", 7)) <= set(found)
+    if backend.name == "sqlite":
+        l2.set("t:ks:5", b"rewritten")
+        assert l2.keys("t:ks:", 1) == ["t:ks:5"]  # the most recently written first
+
+
 def test_clear_namespace_removes_only_the_prefix(backend: Backend) -> None:
     l2 = backend.l2
     inside = {f"tiercache:v1:dev:users:{i}": b"u" for i in range(2500)}  # several SCAN/UNLINK batches

@@ -829,3 +829,22 @@ def test_enable_stats_off_keeps_a_namespace_out_of_the_assessment(sqlite_url: st
         h = m.perform_health_assessment()
         assert "noisy" not in h["namespaces"] and h["components"]["l1_hit_rate"]["value"] == 1.0
         assert h["status"] == "healthy"
+
+
+def test_preload_warms_l1_from_l2_after_a_restart(sqlite_url: str) -> None:
+    """A new process (cold L1): preload copies keys L2 holds — the most recently written first — into L1,
+    even where the promotion strategy would wait for repeated reads; it writes nothing."""
+    cfg = {"ns": NamespaceConfig(promotion="conditional", l2_ttl=600.0)}
+    with CacheManager(sqlite_url, env="test", config=cfg, invalidation=False) as m:
+        m.set_many("ns", {f"k{i}": i for i in range(50)})
+        m.set("ns", "newest", "n")
+    with CacheManager(sqlite_url, env="test", config=cfg, invalidation=False) as m:
+        loaded = m.preload("ns", ["given", "absent"], count=10)
+        assert list(loaded)[:3] == ["given", "absent", "newest"] and len(loaded) == 10
+        assert loaded["absent"] is False and loaded["given"] is False and loaded["newest"] is True
+        held = [k for k, ok in loaded.items() if ok]
+        assert len(held) == 8 and all(k in m.l1("ns") for k in held)
+        assert 0 < m.l1("ns").ttl("newest") <= 600
+        assert m.stats()["sets"] == 0
+        with pytest.raises(ValueError):
+            m.preload("ns", count=0)

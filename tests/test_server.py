@@ -429,25 +429,61 @@ def test_api_conforms_to_its_own_schema(server: str) -> None:
 
 
 def test_regress_baselines(tmp_path: Any, capsys: Any) -> None:
+    """baseline, list, report, compare (a baseline far faster or slower than anything measured: regression
+    everywhere, none at all), with the health figure and the integration checks recorded."""
     import json
 
     d = str(tmp_path / "baselines")
-    assert main(["regress", "baseline", "today", "--quick", "--dir", d, "--l2", f"sqlite:///{tmp_path}/r.db"]) == 0
+    l2 = ["--l2", f"sqlite:///{tmp_path}/r.db"]
+    assert main(["regress", "baseline", "today", "--quick", "--rounds", "5", "--dir", d, *l2]) == 0
     saved = json.loads((tmp_path / "baselines" / "today.json").read_text())
     assert saved["name"] == "today" and all(v > 0 for v in saved["ops_per_sec"].values())
-    # a baseline far faster than anything this machine does: every workload regressed
-    fast = {**saved, "ops_per_sec": {k: v * 1000 for k, v in saved["ops_per_sec"].items()}}
+    assert all(len(v) == 5 for v in saved["samples"].values()) and saved["rounds"] == 5
+    assert saved["checks"] == {"passed": 7, "total": 7, "failed": []} and 0 <= saved["health"]["score"] <= 100
+    fast = {**saved, "samples": {k: [x * 1000 for x in v] for k, v in saved["samples"].items()}}
     (tmp_path / "baselines" / "fast.json").write_text(json.dumps(fast))
     capsys.readouterr()
-    assert main(["regress", "compare", "fast", "--quick", "--dir", d, "--threshold", "10%",
-                 "--l2", f"sqlite:///{tmp_path}/r.db"]) == 1
+    assert main(["regress", "compare", "fast", "--quick", "--rounds", "5", "--dir", d, *l2]) == 1
     assert "REGRESSION" in capsys.readouterr().out
-    slow = {**saved, "ops_per_sec": {k: v / 1000 for k, v in saved["ops_per_sec"].items()}}
+    slow = {**saved, "samples": {k: [x / 1000 for x in v] for k, v in saved["samples"].items()}}
     (tmp_path / "baselines" / "slow.json").write_text(json.dumps(slow))
-    assert main(["regress", "compare", "slow", "--quick", "--dir", d, "--l2", f"sqlite:///{tmp_path}/r.db"]) == 0
+    assert main(["regress", "compare", "slow", "--quick", "--rounds", "5", "--dir", d, *l2]) == 0
+    capsys.readouterr()
+    assert main(["regress", "list", "--dir", d]) == 0
+    out = capsys.readouterr().out
+    assert out.count("checks 7/7") == 3 and "today:" in out
+    assert main(["regress", "report", "today", "--dir", d]) == 0
+    assert "integration checks 7/7" in capsys.readouterr().out
     assert main(["regress", "compare", "missing", "--dir", d]) == 2
     with pytest.raises(SystemExit):
         main(["regress", "compare", "slow", "--dir", d, "--threshold", "150%"])
+
+
+def test_regress_judgement_under_simulated_noise() -> None:
+    """The decision rule over samples drawn like real ones (per-sample noise on the speed relative to the
+    anchor, occasional slow outliers; the machine's own drift cancels in the ratio): identical code passes
+    20 comparisons of 20, a 15 % slowdown is caught 20 of 20 — seeded, so the same every run."""
+    import random
+
+    from tiercache.regress import judge
+
+    for seed in (1, 2, 3, 2026):
+        rng = random.Random(seed)
+
+        def run(slowdown: float, n: int = 9, sigma: float = 0.03) -> List[float]:
+            out = []
+            for _ in range(n):
+                x = (1.0 - slowdown) * rng.lognormvariate(0.0, sigma)
+                if rng.random() < 0.05:
+                    x *= rng.uniform(0.6, 0.9)  # an outlier: another tenant's burst during that sample
+                out.append(x)
+            return out
+
+        identical = [judge(run(0.0), run(0.0), 0.10)["regression"] for _ in range(20)]
+        slowed = [judge(run(0.0), run(0.15), 0.10)["regression"] for _ in range(20)]
+        assert identical.count(True) == 0 and slowed.count(True) == 20, seed
+    noisy = judge(run(0.0, sigma=0.25), run(0.15, sigma=0.25), 0.10)
+    assert noisy["limit"] > 0.10  # too noisy to call at 10 %: the limit widens rather than guess
 
 
 def test_compare_plot(tmp_path: Any) -> None:

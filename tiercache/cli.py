@@ -5,7 +5,7 @@
     tiercache validate --url URL --api-key K   call every admin endpoint, one ✅/❌ line each; exit 1 on ❌
     tiercache health [--l2 URL] [--env ENV]    the health assessment of a manager on that L2, for a terminal
     tiercache config show [FILE] | validate FILE   the configuration in force / check a TOML file
-    tiercache regress baseline NAME | compare NAME [--threshold 10%] | run
+    tiercache regress baseline NAME | compare NAME [--threshold 10%] | report NAME | list | run
     tiercache bench --compare [--plot FILE.png]     bench/compare.py beside other caches (source tree)
 """
 
@@ -17,27 +17,28 @@ import platform
 import random
 import sys
 import time
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import IMPLEMENTATION, HashCache, __version__
 
 
 def _rate(run: Callable[[], int], seconds: float) -> float:
-    """Operations per second of `run` (which returns how many it did), best of repeated runs."""
-    best = 0.0
-    deadline = time.perf_counter() + seconds
-    while True:
-        start = time.perf_counter()
-        ops = run()
-        elapsed = time.perf_counter() - start
-        best = max(best, ops / elapsed)
-        if time.perf_counter() >= deadline:
-            return best
+    from .regress import rate
+
+    return rate(run, seconds)
 
 
 def bench(quick: bool) -> List[tuple]:
-    n = 20_000 if quick else 100_000
     seconds = 0.3 if quick else 1.5
+    rows = []
+    for name, fn in _l1_workloads(quick):
+        with _progress(name):
+            rows.append((name, _rate(fn, seconds)))
+    return rows
+
+
+def _l1_workloads(quick: bool) -> List[Tuple[str, Callable[[], int]]]:
+    n = 20_000 if quick else 100_000
     rng = random.Random(42)
     keys = list(range(n))
     rng.shuffle(keys)
@@ -45,7 +46,6 @@ def bench(quick: bool) -> List[tuple]:
     inserts = list(range(n, 5 * n))
     values = [b"x" * 100] * n
 
-    rows = []
     cache = HashCache(max_bytes=1 << 40, max_entries=n)
     for k, v in zip(keys, values):
         cache.set(k, v)
@@ -87,85 +87,102 @@ def bench(quick: bool) -> List[tuple]:
             s(k, v)
         return len(keys)
 
-    for name, fn in [
+    return [
         ("HashCache.get, hit", get_hit),
         ("HashCache.get, miss", get_miss),
         ("HashCache.get, hit, entry with TTL", get_hit_ttl),
         ("HashCache.set, evicting by count", set_evict),
         ("HashCache.set 100 B, evicting by bytes", set_bytes),
-    ]:
-        with _progress(name):
-            rows.append((name, _rate(fn, seconds)))
-    return rows
+    ]
+
+
+class _TwoTier:
+    """A CacheManager on the given L2 (default: the embedded SQLite store) with the two-tier workloads of
+    `tiercache bench` (L1 hits, L2 hits, get_many, writes), in namespaces of its own whose entries expire
+    from L2 and are cleared on exit, so a run against a shared L2 leaves nothing behind."""
+
+    namespace = "tiercache.bench"
+
+    def __init__(self, quick: bool, l2_url: Optional[str]) -> None:
+        from .config import NamespaceConfig
+        from .manager.sync import CacheManager
+
+        self.n = 500 if quick else 2000
+        ns = self.namespace
+        config = {ns: NamespaceConfig(l1_ttl=None, l2_ttl=300.0),
+                  ns + "-thin": NamespaceConfig(l1_max_entries=1, l2_ttl=300.0)}
+        self.m = CacheManager(l2_url, env="test", config=config, invalidation=False)
+        self.kind = getattr(self.m.l2, "kind", "?")
+        self.where = str(getattr(self.m.l2, "path", "") or l2_url or "")
+
+    def __enter__(self) -> "_TwoTier":
+        m, ns, n = self.m, self.namespace, self.n
+        value = {"symbol": "ACME", "prices": [101.5, 101.75, 102.0], "volume": 12345}
+        keys = [f"item:{i}" for i in range(n)]
+        m.set_many(ns, {k: value for k in keys})
+        m.set_many(ns + "-thin", {k: value for k in keys})
+
+        def l1_hit() -> int:
+            get = m.get
+            for k in keys:
+                get(ns, k)
+            return n
+
+        def l2_hit() -> int:  # L1 holds one entry: every get reads L2 and decodes
+            get = m.get
+            for k in keys:
+                get(ns + "-thin", k)
+            return n
+
+        def get_many() -> int:
+            thin = m.l1(ns + "-thin")
+            for i in range(0, n, 100):
+                thin.clear()
+                m.get_many(ns + "-thin", keys[i:i + 100])
+            return n
+
+        def write_through() -> int:
+            put = m.set
+            for k in keys[:200]:
+                put(ns, k, value)
+            return 200
+
+        kind = self.kind
+        self.workloads = [
+            ("manager.get, L1 hit", l1_hit),
+            (f"manager.get, L2 hit ({kind})", l2_hit),
+            (f"manager.get_many from L2 ({kind}), per key", get_many),
+            (f"manager.set, write-through to {kind}", write_through),
+        ]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.m.clear(self.namespace)
+            self.m.clear(self.namespace + "-thin")
+        finally:
+            self.m.close()
 
 
 def bench_two_tier(quick: bool, l2_url: Optional[str]) -> Tuple[str, List[tuple]]:
     """CacheManager on the given L2 (default: the embedded SQLite store): L1 hits, L2 hits, writes."""
-    from .config import NamespaceConfig
-    from .manager.sync import CacheManager
-
-    n = 500 if quick else 2000
     seconds = 0.3 if quick else 1.5
-    # Namespaces of its own whose entries expire from L2, so a run against a shared L2 leaves nothing behind
-    namespace = "tiercache.bench"
-    config = {namespace: NamespaceConfig(l1_ttl=None, l2_ttl=300.0),
-              namespace + "-thin": NamespaceConfig(l1_max_entries=1, l2_ttl=300.0)}
-    value = {"symbol": "ACME", "prices": [101.5, 101.75, 102.0], "volume": 12345}
     rows = []
-    with CacheManager(l2_url, env="test", config=config, invalidation=False) as m:
-        kind = getattr(m.l2, "kind", "?")
-        keys = [f"item:{i}" for i in range(n)]
-        try:
-            m.set_many(namespace, {k: value for k in keys})
-            m.set_many(namespace + "-thin", {k: value for k in keys})
-
-            def l1_hit() -> int:
-                get = m.get
-                for k in keys:
-                    get(namespace, k)
-                return n
-
-            def l2_hit() -> int:  # L1 holds one entry: every get reads L2 and decodes
-                get = m.get
-                for k in keys:
-                    get(namespace + "-thin", k)
-                return n
-
-            def get_many() -> int:
-                thin = m.l1(namespace + "-thin")
-                for i in range(0, n, 100):
-                    thin.clear()
-                    m.get_many(namespace + "-thin", keys[i:i + 100])
-                return n
-
-            def write_through() -> int:
-                put = m.set
-                for k in keys[:200]:
-                    put(namespace, k, value)
-                return 200
-
-            for name, fn in [
-                ("manager.get, L1 hit", l1_hit),
-                (f"manager.get, L2 hit ({kind})", l2_hit),
-                (f"manager.get_many from L2 ({kind}), per key", get_many),
-                (f"manager.set, write-through to {kind}", write_through),
-            ]:
-                with _progress(name):
-                    rows.append((name, _rate(fn, seconds)))
-            stats = m.stats()
-            _LAST_TWO_TIER.clear()
-            snap = m.metrics_snapshot()["namespaces"]
-            for ns in (namespace, namespace + "-thin"):
-                entry = snap.get(ns, {})
-                l1 = entry.get("l1") or {}
-                lat = entry.get("latency", {})
-                _LAST_TWO_TIER.append((ns, l1.get("hit_rate"), lat.get("l1_get", {}), lat.get("l2_get", {}),
-                                       lat.get("l2_set", {})))
-        finally:
-            m.clear(namespace)
-            m.clear(namespace + "-thin")
-    where = str(getattr(m.l2, "path", "") or l2_url or "")
-    return f"{kind} {where}".strip() + f"; circuit {stats['circuit']['state']}, l2 errors {stats['l2_errors']}", rows
+    with _TwoTier(quick, l2_url) as tt:
+        for name, fn in tt.workloads:
+            with _progress(name):
+                rows.append((name, _rate(fn, seconds)))
+        m = tt.m
+        stats = m.stats()
+        _LAST_TWO_TIER.clear()
+        snap = m.metrics_snapshot()["namespaces"]
+        for ns in (tt.namespace, tt.namespace + "-thin"):
+            entry = snap.get(ns, {})
+            l1 = entry.get("l1") or {}
+            lat = entry.get("latency", {})
+            _LAST_TWO_TIER.append((ns, l1.get("hit_rate"), lat.get("l1_get", {}), lat.get("l2_get", {}),
+                                   lat.get("l2_set", {})))
+    return f"{tt.kind} {tt.where}".strip() + f"; circuit {stats['circuit']['state']}, l2 errors {stats['l2_errors']}", rows
 
 
 _LAST_TWO_TIER: List[tuple] = []  # (namespace, L1 hit rate, l1_get, l2_get, l2_set latency summaries)
@@ -313,60 +330,117 @@ def _baseline_path(directory: str, name: str) -> str:
     return os.path.join(directory, f"{name}.json")
 
 
-def _regress_rows(quick: bool, l2: Optional[str]) -> dict:
-    rows = dict(bench(quick))
-    _, two = bench_two_tier(quick, l2)
-    rows.update({f"two-tier {name}": rate for name, rate in two})
-    return rows
+def _regress_measure(args: argparse.Namespace) -> Dict[str, Any]:
+    """Every `tiercache bench` workload measured in interleaved rounds against the anchor (tiercache.regress),
+    with the health figure and the integration checks."""
+    from . import regress as rg
+
+    rounds = args.rounds or (5 if args.quick else 9)
+    if rounds < 5:  # (the rank test needs a few samples a side)
+        raise SystemExit("tiercache regress: --rounds must be at least 5")
+    seconds = 0.1 if args.quick else 0.25
+    with _TwoTier(args.quick, _l2_url(args)) as tt:
+        workloads = dict(_l1_workloads(args.quick) + [(f"two-tier {n}", fn) for n, fn in tt.workloads])
+        with _progress(f"{len(workloads)} workloads × {rounds} rounds"):
+            samples = rg.measure(workloads, rounds=rounds, seconds=seconds)
+    import statistics
+
+    return {
+        "implementation": IMPLEMENTATION, "python": platform.python_version(), "machine": platform.machine(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rounds": rounds,
+        "samples": {name: v["relative"] for name, v in samples.items()},
+        "ops_per_sec": {name: statistics.median(v["ops_per_sec"]) for name, v in samples.items()},
+        "health": rg.health_figure(), "checks": rg.integration_checks(),
+    }
 
 
 def regress(args: argparse.Namespace) -> int:
     import json
     import os
 
+    from . import regress as rg
+
     if args.action == "run":
-        rows = _regress_rows(args.quick, _l2_url(args))
-        print(json.dumps({"implementation": IMPLEMENTATION, "ops_per_sec": rows}, indent=2))
+        print(json.dumps(_regress_measure(args), indent=2))
+        return 0
+    if args.action == "list":
+        names = sorted(f[:-5] for f in os.listdir(args.dir) if f.endswith(".json")) if os.path.isdir(args.dir) else []
+        if not names:
+            print(f"no baselines in {args.dir}")
+        for name in names:
+            try:
+                with open(_baseline_path(args.dir, name), encoding="utf-8") as f:
+                    b = json.load(f)
+                print(f"{name}: {b.get('created')} {b.get('implementation')}, {len(b.get('samples', {}))} workloads, "
+                      f"health {b.get('health', {}).get('score')} ({b.get('health', {}).get('status')}), "
+                      f"checks {b.get('checks', {}).get('passed')}/{b.get('checks', {}).get('total')}")
+            except (OSError, ValueError) as exc:
+                print(f"{name}: unreadable ({exc})")
         return 0
     if not args.name:
         print(f"tiercache regress {args.action}: name the baseline", file=sys.stderr)
         return 2
     path = _baseline_path(args.dir, args.name)
     if args.action == "baseline":
-        rows = _regress_rows(args.quick, _l2_url(args))
+        data = {"name": args.name, **_regress_measure(args)}
         os.makedirs(args.dir, exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
-            json.dump({"name": args.name, "implementation": IMPLEMENTATION, "python": platform.python_version(),
-                       "machine": platform.machine(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "ops_per_sec": rows}, f, indent=2)
-        print(f"saved baseline {args.name!r} ({len(rows)} workloads) to {path}")
+            json.dump(data, f, indent=2)
+        print(f"saved baseline {args.name!r} ({len(data['samples'])} workloads × {data['rounds']} rounds, health "
+              f"{data['health']['score']}, checks {data['checks']['passed']}/{data['checks']['total']}) to {path}")
         return 0
     try:
         with open(path, encoding="utf-8") as f:
-            base = json.load(f)["ops_per_sec"]
+            base = json.load(f)
+        base_samples = base["samples"]
     except (OSError, ValueError, KeyError) as exc:
-        print(f"tiercache regress compare: cannot read baseline {args.name!r} at {path}: {exc}", file=sys.stderr)
+        print(f"tiercache regress {args.action}: cannot read baseline {args.name!r} at {path}: {exc}",
+              file=sys.stderr)
         return 2
-    threshold = _percent(args.threshold)
-    rows = _regress_rows(args.quick, _l2_url(args))
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"against baseline {args.name!r} (regression: slower by more than {threshold:.0%})")
-    for col in ("workload", "baseline ops/s", "now ops/s", "change", ""):
-        table.add_column(col, justify="right" if col not in ("workload", "") else "left")
+    if args.action == "report":
+        table = Table(title=f"baseline {args.name!r}: {base.get('created')}, {base.get('implementation')}, "
+                            f"{base.get('rounds')} rounds")
+        for col in ("workload", "ops/s (median)", "relative to the anchor", "spread (robust σ)"):
+            table.add_column(col, justify="left" if col == "workload" else "right")
+        for name, values in base_samples.items():
+            table.add_row(name, f"{base['ops_per_sec'].get(name, 0):,.0f}", f"{_median(values):.4g}",
+                          f"{rg._spread(values):.1%}")
+        Console().print(table)
+        print(f"health of the fixed workload: {base['health']['score']} ({base['health']['status']}); integration "
+              f"checks {base['checks']['passed']}/{base['checks']['total']}")
+        return 0
+    threshold = _percent(args.threshold)
+    now = _regress_measure(args)
+    table = Table(title=f"against baseline {args.name!r} (regression: slower by more than {threshold:.0%} or the "
+                        "noise, p < 0.05)")
+    for col in ("workload", "baseline ops/s", "now ops/s", "change (vs anchor)", "p", ""):
+        table.add_column(col, justify="left" if col in ("workload", "") else "right")
     regressions = 0
-    for name, before in base.items():
-        now = rows.get(name)
-        if now is None:
-            table.add_row(name, f"{before:,.0f}", "-", "-", "not measured")
+    for name, before in base_samples.items():
+        after = now["samples"].get(name)
+        if not after:
+            table.add_row(name, f"{base['ops_per_sec'].get(name, 0):,.0f}", "-", "-", "-", "not measured")
             continue
-        change = now / before - 1.0
-        bad = change < -threshold
-        regressions += bad
-        table.add_row(name, f"{before:,.0f}", f"{now:,.0f}", f"{change:+.1%}", "REGRESSION" if bad else "ok")
+        v = rg.judge(before, after, threshold)
+        regressions += v["regression"]
+        verdict = "REGRESSION" if v["regression"] else ("ok" if v["change"] >= -v["limit"] else "ok (not significant)")
+        table.add_row(name, f"{base['ops_per_sec'].get(name, 0):,.0f}", f"{now['ops_per_sec'][name]:,.0f}",
+                      f"{v['change']:+.1%} (limit {v['limit']:.0%})", f"{v['p']:.3f}", verdict)
     Console().print(table)
-    return 1 if regressions else 0
+    checks_lost = now["checks"]["passed"] < base["checks"]["passed"]
+    print(f"health of the fixed workload: {base['health']['score']} -> {now['health']['score']}; integration checks "
+          f"{base['checks']['passed']}/{base['checks']['total']} -> {now['checks']['passed']}/{now['checks']['total']}"
+          + (f" (failed: {', '.join(now['checks']['failed'])})" if now["checks"]["failed"] else ""))
+    return 1 if regressions or checks_lost else 0
+
+
+def _median(values: Sequence[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
 
 
 def _percent(text: str) -> float:
@@ -597,12 +671,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_bench.add_argument("--compare", action="store_true",
                          help="run bench/compare.py: tiercache beside the other caches (source checkout)")
     p_bench.add_argument("--plot", metavar="FILE.png", help="with --compare: draw the ratios (matplotlib)")
-    p_reg = sub.add_parser("regress", help="benchmark baselines: save, compare, run")
-    p_reg.add_argument("action", choices=["baseline", "compare", "run"])
+    p_reg = sub.add_parser("regress", help="benchmark baselines: save, compare, run, list, report")
+    p_reg.add_argument("action", choices=["baseline", "compare", "run", "list", "report"])
     p_reg.add_argument("name", nargs="?")
-    p_reg.add_argument("--threshold", default="10%", help="slower by more than this is a regression (10%%)")
+    p_reg.add_argument("--threshold", default="10%",
+                       help="slower, against the anchor, by more than this (or the samples' own spread, if "
+                            "larger) and significantly (p < 0.05) is a regression (10%%)")
     p_reg.add_argument("--dir", default=".tiercache-baselines", help="where baselines live")
     p_reg.add_argument("--quick", action="store_true")
+    p_reg.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 9; 5 with --quick)")
     p_reg.add_argument("--l2", metavar="URL", default=None,
                        help="the L2 URL (default: $TIERCACHE_L2_URL, else the embedded SQLite store); a URL "
                             "with a password shows in `ps`: prefer --l2-file or the environment")

@@ -130,6 +130,18 @@ class _AsyncRedisCommands(RedisBackendBase):
         except _ERRORS as exc:
             raise self._fail("UNLINK", exc) from exc
 
+    async def keys(self, prefix: str, limit: int) -> List[str]:
+        pattern = prefix_pattern(prefix)
+        found: List[str] = []
+        try:
+            async for key in self._c().scan_iter(match=pattern, count=_BATCH, **self._scan_options):
+                found.append(key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else key)
+                if len(found) >= limit:
+                    break
+        except _ERRORS as exc:
+            raise self._fail("SCAN", exc) from exc
+        return found
+
     async def delete_many(self, keys: List[str]) -> int:
         removed = 0
         try:
@@ -289,6 +301,9 @@ class ThreadedL2:
 
     async def delete(self, key: str) -> bool:
         return await self._run(self.sync.delete, key)  # type: ignore[no-any-return]
+
+    async def keys(self, prefix: str, limit: int) -> List[str]:
+        return await self._run(self.sync.keys, prefix, limit)  # type: ignore[no-any-return]
 
     async def delete_many(self, keys: List[str]) -> int:
         return await self._run(self.sync.delete_many, list(keys))  # type: ignore[no-any-return]

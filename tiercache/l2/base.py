@@ -31,6 +31,10 @@ class L2(Protocol):
     def delete(self, key: str) -> bool:
         """Remove `key`; True when it existed."""
 
+    def keys(self, prefix: str, limit: int) -> List[str]:
+        """Up to `limit` keys starting with `prefix` (incremental, never KEYS), the most recently written first
+        where the store knows (SQLite), else in the store's order."""
+
     def delete_many(self, keys: List[str]) -> int:
         """Remove every key in `keys` (a batch: one round trip per thousand); returns how many existed."""
 

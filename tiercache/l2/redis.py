@@ -285,6 +285,19 @@ class _RedisCommands(RedisBackendBase, _Listener):
         except _ERRORS as exc:
             raise self._fail("UNLINK", exc) from exc
 
+    def keys(self, prefix: str, limit: int) -> List[str]:
+        """SCAN MATCH prefix* (every primary of a cluster) until `limit` keys."""
+        pattern = prefix_pattern(prefix)
+        found: List[str] = []
+        try:
+            for key in self._c().scan_iter(match=pattern, count=_BATCH, **self._scan_options):
+                found.append(key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else key)
+                if len(found) >= limit:
+                    break
+        except _ERRORS as exc:
+            raise self._fail("SCAN", exc) from exc
+        return found
+
     def delete_many(self, keys: List[str]) -> int:
         """UNLINK in batches of 1000 (on a cluster, split by slot)."""
         removed = 0

@@ -304,6 +304,25 @@ class SQLiteL2:
         except sqlite3.Error as exc:
             raise self._fail("delete", exc) from exc
 
+    def keys(self, prefix: str, limit: int) -> List[str]:
+        """Up to `limit` live keys starting with `prefix`, the most recently written first (a write replaces
+        the row, which takes a new rowid)."""
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"prefix must be a non-empty str, got {prefix!r}")
+        upper = _prefix_successor(prefix)
+        try:
+            conn = self._conn()
+            now = self._clock()
+            if upper is None:
+                rows = conn.execute("SELECT key FROM entries WHERE key >= ? AND (expires IS NULL OR expires > ?) "
+                                    "ORDER BY rowid DESC LIMIT ?", (prefix, now, limit))
+            else:
+                rows = conn.execute("SELECT key FROM entries WHERE key >= ? AND key < ? AND (expires IS NULL OR "
+                                    "expires > ?) ORDER BY rowid DESC LIMIT ?", (prefix, upper, now, limit))
+            return [key for (key,) in rows]
+        except sqlite3.Error as exc:
+            raise self._fail("keys", exc) from exc
+
     def delete_many(self, keys: List[str]) -> int:
         """Remove every key in `keys` (up to 499 per statement) in one transaction; returns how many were live."""
         removed = 0

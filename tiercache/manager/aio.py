@@ -136,6 +136,10 @@ class AsyncCacheManager(BaseManager):
         """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
         return await arun(self._get_many_steps(namespace, keys))  # type: ignore[no-any-return]
 
+    async def preload(self, namespace: str, keys: Iterable[Any] = (), count: int = 100) -> Dict[Any, bool]:
+        """Warm L1 from L2 (as CacheManager.preload)."""
+        return await arun(self._preload_steps(namespace, keys, count))  # type: ignore[no-any-return]
+
     async def get_or_set(self, namespace: str, key: Any, loader: Callable[[], Any],
                          ttl: Optional[float] = None) -> Any:
         """The cached value, else the loader's result (loader may be async), cached. Concurrent misses on one

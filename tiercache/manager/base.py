@@ -396,6 +396,39 @@ class BaseManager:
         self._finish(state, missing, l2_keys, datas, version, found, owed)
         return found
 
+    def _preload_steps(self, namespace: str, keys: Iterable[Any], count: int) -> Steps:
+        """Warm the namespace's L1 from L2: `keys`, then its most read keys, then keys L2 holds (the most
+        recently written first where the store knows), `count` at most; {key: loaded}."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive int, got {count!r}")
+        state = self._space(namespace)
+        wanted = list(dict.fromkeys(keys))
+        wanted += [h["key"] for h in self.hot_keys.top(count) if h["namespace"] == namespace]
+        if len(wanted) < count and state.persist and self.enabled:
+            found = yield from self._l2_steps(self.l2.keys, (state.l2_base, count), namespace)
+            if found is not FAILED:
+                wanted += [wire.decode_key(k[len(state.l2_base):]) for k in found]
+        wanted = list(dict.fromkeys(wanted))[:count]
+        found, missing, _, l2_keys = self._read.plan_many(state, wanted)
+        loaded = set(found)
+        if l2_keys is not None and self.enabled:
+            version = state.version
+            owed = self._owed(state, l2_keys) if self._gate.owing else None
+            datas = yield from self._l2_steps(self.l2.get_many, (l2_keys,), namespace, "l2_get")
+            if datas is not FAILED:
+                got: Dict[Any, Any] = {}
+                # every value read is copied into L1 (the strategy is not asked: warming is the point), for no
+                # longer than it has left in L2; a write meanwhile makes it an ordinary read
+                target = state
+                if self.enable_promotion and state.version == version and not state.immediate:
+                    target = NamespaceState(state.name, state.l1, state.cfg, state.loads, True, state.l2_base,
+                                            state.codec)
+                    target.version = version
+                    target.inherit(state)
+                self._finish(target, missing, l2_keys, datas, version, got, owed)
+                loaded.update(got)
+        return {key: key in loaded for key in wanted}
+
     def _owed(self, state: NamespaceState, l2_keys: List[str]) -> Optional[List[bool]]:
         """Which of `l2_keys` await the repair of a write that never reached L2, taken before they are read (the
         repair runs after the read's round trip); None when none do."""

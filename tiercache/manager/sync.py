@@ -73,6 +73,12 @@ class CacheManager(BaseManager):
         """{key: value} for the keys found in L1 or L2; the L2 part is one round trip."""
         return run(self._get_many_steps(namespace, keys))  # type: ignore[no-any-return]
 
+    def preload(self, namespace: str, keys: Iterable[Any] = (), count: int = 100) -> Dict[Any, bool]:
+        """Warm L1 from L2 (after a restart, say): `keys`, then the most read ones, then keys L2 holds (most
+        recently written first on SQLite), `count` at most, copied into L1 as the namespace's promotion
+        allows; {key: found}. Writes nothing."""
+        return run(self._preload_steps(namespace, keys, count))  # type: ignore[no-any-return]
+
     def get_or_set(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float] = None) -> Any:
         """The cached value, else loader()'s result, cached. Concurrent misses on one key run loader once;
         the others get its result or its exception. When the loader fails, a stale copy within the

@@ -61,7 +61,8 @@ class WarmupRequest(BaseModel):
     namespace: Optional[str] = Field(default=None, min_length=1, max_length=200,
                                      description="one namespace (default: every configured one)")
     keys: List[str] = Field(default_factory=list, max_length=10_000,
-                            description="keys to load from L2 into L1, besides the most read ones")
+                            description="keys to load from L2 into L1 first (then the most read, then keys L2 "
+                                        "holds)")
     count: int = Field(default=100, ge=1, le=10_000, description="at most this many keys per namespace")
 
 
@@ -343,18 +344,17 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
     @app.post("/cache-warmup", dependencies=auth, openapi_extra=_body_schema(WarmupRequest),
               responses={200: {"model": contract.WarmupBody}})
     async def warmup(request: Request) -> Dict[str, Any]:
-        """Warm L1 from L2: each namespace's most read keys (and any given) are loaded from L2 into L1, then
-        a self-test writes and reads back a few keys of the reserved namespace. Writes nothing elsewhere."""
+        """Warm L1 from L2 (manager.preload: the keys given, the most read, then keys L2 holds), then a
+        self-test writes and reads back a few keys of the reserved namespace. Writes nothing elsewhere."""
         req = await _parse_body(request, WarmupRequest)
         names = [namespace_or_404(req.namespace)] if req.namespace else sorted(manager.config.namespaces)
-        hot = manager.hot_keys.top(1000)
         results: List[Dict[str, Any]] = []
         for ns in names:
-            keys = list(dict.fromkeys([*req.keys, *(h["key"] for h in hot if h["namespace"] == ns)]))[:req.count]
-            if ns == SELFTEST_NAMESPACE or not keys:
+            if ns == SELFTEST_NAMESPACE:
                 continue
-            found = await manager.get_many(ns, keys)
-            results += [{"namespace": ns, "key": k, "success": k in found} for k in keys]
+            loaded = await manager.preload(ns, req.keys, req.count)
+            results += [{"namespace": ns, "key": k if isinstance(k, (str, int)) else repr(k), "success": ok}
+                        for k, ok in loaded.items()]
         probe = {f"warmup:{i}": {"warmup": i} for i in range(3)}
         await manager.set_many(SELFTEST_NAMESPACE, probe)
         back = await manager.get_many(SELFTEST_NAMESPACE, list(probe))
