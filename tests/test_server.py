@@ -213,7 +213,7 @@ def test_warmup_and_test_load(server: str) -> None:
     httpx.put(server + "/cache/sector_data/s1", json={"value": {"v": 1}}, headers=H)
     r = httpx.post(server + "/cache-warmup", json={"namespace": "sector_data", "keys": ["s1", "absent"]},
                    headers=H).json()
-    assert r["success"] is True and "1 of 2 keys loaded" in r["message"]
+    assert r["success"] is True and "1 of 2 keys loaded" in r["message"] and "self-test passed" in r["message"]
     assert {(x["namespace"], x["key"], x["success"]) for x in r["results"]} >= {
         ("sector_data", "s1", True), ("sector_data", "absent", False), ("tiercache.selftest", "warmup:0", True)}
     assert get(server, "/cache/sector_data/absent").status_code == 404  # warming writes nothing

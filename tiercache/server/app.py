@@ -362,7 +362,9 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
                     for k, v in probe.items()]
         loaded = sum(r["success"] for r in results if r["namespace"] != SELFTEST_NAMESPACE)
         asked = sum(r["namespace"] != SELFTEST_NAMESPACE for r in results)
-        return ok(message=f"Cache warmup completed: {loaded} of {asked} keys loaded from L2 into L1",
+        probed = all(r["success"] for r in results if r["namespace"] == SELFTEST_NAMESPACE)
+        return ok(message=f"Cache warmup completed: {loaded} of {asked} keys loaded from L2 into L1; self-test "
+                          f"{'passed' if probed else 'FAILED'}",
                   results=results, cacheStats=contract.cache_stats(manager))
 
     @app.post("/cache-test-load", dependencies=auth, openapi_extra=_body_schema(TestLoadRequest),
