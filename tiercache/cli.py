@@ -474,6 +474,10 @@ def serve(args: argparse.Namespace) -> int:
     manager = AsyncCacheManager(_l2_url(args), env=args.env, config=args.config)
     app = create_app(manager, keys, insecure_no_auth=args.insecure_no_auth and not keys,
                      test_load_cap=args.test_load_cap)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"tiercache serve: http://{host}:{args.port} (environment {manager.env}, L2 "
+          f"{getattr(manager.l2, 'kind', '?')}, {IMPLEMENTATION}); GET /health, the API needs X-API-KEY",
+          file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
