@@ -244,12 +244,13 @@ def test_clear_namespace_takes_the_prefix_literally(backend: Backend, prefix: st
     assert l2.get_many(decoys) == [b"out"] * len(decoys)
 
 
-def test_clear_namespace_refuses_an_empty_prefix(backend: Backend) -> None:
+def test_clear_namespace_and_keys_refuse_an_empty_prefix(backend: Backend) -> None:
     backend.l2.set("t:k", b"v")
-    with pytest.raises(ValueError, match="prefix"):
-        backend.l2.clear_namespace("")
-    with pytest.raises(TypeError, match="prefix"):
-        backend.l2.clear_namespace(b"t:")
+    for call in (backend.l2.clear_namespace, lambda p: backend.l2.keys(p, 10)):
+        with pytest.raises(ValueError, match="prefix"):
+            call("")
+        with pytest.raises(TypeError, match="prefix"):
+            call(b"t:")
     assert backend.l2.get("t:k") == b"v"
 
 

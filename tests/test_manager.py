@@ -14,6 +14,8 @@ from tiercache.config import NamespaceConfig
 from tiercache.errors import ConfigError, L2Error, SerializationError
 from tiercache.manager import CacheManager, decode_key, encode_key
 
+from outage_helpers import Flaky
+
 
 def free_port_url() -> str:
     import socket
@@ -711,37 +713,12 @@ def _until(predicate: Any, timeout: float = 10.0) -> bool:
     return True
 
 
-class _Flaky:
-    """An L2 whose deletes fail while `down`, and whose batched deletes (the repair) wait for `release`."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.down = inner, False
-        self.release = threading.Event()
-        self.release.set()
-        self.batches: List[int] = []
-        self.threads: List[Any] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def delete(self, key: str) -> Any:
-        if self.down:
-            raise L2Error("connection refused")
-        return self.inner.delete(key)
-
-    def delete_many(self, keys: List[str]) -> Any:
-        self.threads.append(threading.current_thread())
-        assert self.release.wait(10)
-        self.batches.append(len(keys))
-        return self.inner.delete_many(keys)
-
-
 def test_a_delete_lost_in_an_outage_does_not_come_back(tmp_path: Any) -> None:
     """A delete that could not reach L2 is owed a repair; until the repair is done, the value L2 still holds
     is not served (nor copied into L1), by get or get_many."""
     from tiercache.l2 import SQLiteL2
 
-    l2 = _Flaky(SQLiteL2(tmp_path / "l2.sqlite3"))
+    l2 = Flaky(SQLiteL2(tmp_path / "l2.sqlite3"))
     with CacheManager(l2, env="test", invalidation=False) as m:
         m.set_many("ns", {"k": 1, "j": 2, "other": 3})
         l2.down = True
@@ -769,7 +746,7 @@ def test_ten_thousand_dropped_keys_are_repaired_in_batches_off_the_read_path(tmp
     per call, and the keys read as misses until it is done."""
     from tiercache.l2 import SQLiteL2
 
-    l2 = _Flaky(SQLiteL2(tmp_path / "l2.sqlite3"))
+    l2 = Flaky(SQLiteL2(tmp_path / "l2.sqlite3"))
     with CacheManager(l2, env="test", invalidation=False) as m:
         keys = [f"k{i}" for i in range(10_000)]
         m.set_many("ns", {k: 1 for k in keys + ["live"]})
@@ -848,3 +825,15 @@ def test_preload_warms_l1_from_l2_after_a_restart(sqlite_url: str) -> None:
         assert m.stats()["sets"] == 0
         with pytest.raises(ValueError):
             m.preload("ns", count=0)
+
+
+def test_preload_takes_the_most_read_keys_as_they_are(sqlite_url: str) -> None:
+    """Most-read keys reach preload unchanged (a bytes or int key stays one, it is not turned into text)."""
+    with CacheManager(sqlite_url, env="test", invalidation=False) as m:
+        m.set_many("ns", {b"\x00raw": 1, 7: 2})
+        for _ in range(64):
+            m.l1("ns").clear()
+            m.get_many("ns", [b"\x00raw", 7])  # (one L2 read in 16 is sampled)
+        m.l1("ns").clear()
+        loaded = m.preload("ns", count=2)
+        assert loaded == {b"\x00raw": True, 7: True} and b"\x00raw" in m.l1("ns")

@@ -250,21 +250,9 @@ def test_loaders_are_timed_alike(tmp_path: Any, clock: Any) -> None:
 def test_repair_after_an_outage_runs_in_the_background_alike(tmp_path: Any) -> None:
     """Deletes dropped while L2 was down: the next successful call starts the repair off the caller's path
     (a worker thread, a task), the keys read as misses until it is done, and both end repaired."""
-    from tiercache.errors import L2Error
+    from outage_helpers import Flaky
     from tiercache.l2 import SQLiteL2
     from tiercache.l2.aio import ThreadedL2
-
-    class Flaky:
-        def __init__(self, inner: Any) -> None:
-            self.inner, self.down = inner, False
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-        def delete(self, key: str) -> Any:
-            if self.down:
-                raise L2Error("connection refused")
-            return self.inner.delete(key)
 
     async def story(m: Any, l2: Any) -> List[Any]:
         await _maybe(m.set_many("ns", {f"k{i}": i for i in range(5)}))

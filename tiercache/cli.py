@@ -182,7 +182,8 @@ def bench_two_tier(quick: bool, l2_url: Optional[str]) -> Tuple[str, List[tuple]
             lat = entry.get("latency", {})
             _LAST_TWO_TIER.append((ns, l1.get("hit_rate"), lat.get("l1_get", {}), lat.get("l2_get", {}),
                                    lat.get("l2_set", {})))
-    return f"{tt.kind} {tt.where}".strip() + f"; circuit {stats['circuit']['state']}, l2 errors {stats['l2_errors']}", rows
+    where = f"{tt.kind} {tt.where}".strip()
+    return f"{where}; circuit {stats['circuit']['state']}, l2 errors {stats['l2_errors']}", rows
 
 
 _LAST_TWO_TIER: List[tuple] = []  # (namespace, L1 hit rate, l1_get, l2_get, l2_set latency summaries)
@@ -357,6 +358,7 @@ def _regress_measure(args: argparse.Namespace) -> Dict[str, Any]:
 def regress(args: argparse.Namespace) -> int:
     import json
     import os
+    import statistics
 
     from . import regress as rg
 
@@ -406,8 +408,8 @@ def regress(args: argparse.Namespace) -> int:
         for col in ("workload", "ops/s (median)", "relative to the anchor", "spread (robust σ)"):
             table.add_column(col, justify="left" if col == "workload" else "right")
         for name, values in base_samples.items():
-            table.add_row(name, f"{base['ops_per_sec'].get(name, 0):,.0f}", f"{_median(values):.4g}",
-                          f"{rg._spread(values):.1%}")
+            table.add_row(name, f"{base['ops_per_sec'].get(name, 0):,.0f}", f"{statistics.median(values):.4g}",
+                          f"{rg.spread(values):.1%}")
         Console().print(table)
         print(f"health of the fixed workload: {base['health']['score']} ({base['health']['status']}); integration "
               f"checks {base['checks']['passed']}/{base['checks']['total']}")
@@ -435,12 +437,6 @@ def regress(args: argparse.Namespace) -> int:
           f"{base['checks']['passed']}/{base['checks']['total']} -> {now['checks']['passed']}/{now['checks']['total']}"
           + (f" (failed: {', '.join(now['checks']['failed'])})" if now["checks"]["failed"] else ""))
     return 1 if regressions or checks_lost else 0
-
-
-def _median(values: Sequence[float]) -> float:
-    import statistics
-
-    return statistics.median(values)
 
 
 def _percent(text: str) -> float:

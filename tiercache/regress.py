@@ -23,9 +23,9 @@ import random
 import statistics
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Sequence
 
-__all__ = ["rate", "measure", "judge", "mann_whitney_p", "health_figure", "integration_checks"]
+__all__ = ["rate", "measure", "spread", "judge", "mann_whitney_p", "health_figure", "integration_checks"]
 
 _ANCHOR_KEYS = list(range(4096))
 _ANCHOR_TABLE = {k: k for k in _ANCHOR_KEYS}
@@ -52,12 +52,12 @@ def rate(run: Callable[[], int], seconds: float) -> float:
 
 
 def measure(workloads: Mapping[str, Callable[[], int]], rounds: int = 9, seconds: float = 0.2,
-            seed: int = 0, progress: Optional[Callable[[int], Any]] = None) -> Dict[str, Dict[str, List[float]]]:
+            seed: int = 0) -> Dict[str, Dict[str, List[float]]]:
     """{workload: {"relative": speed / the anchor's, per round, "ops_per_sec": per round}}."""
     rng = random.Random(seed)
     names = list(workloads)
     out: Dict[str, Dict[str, List[float]]] = {n: {"relative": [], "ops_per_sec": []} for n in names}
-    for r in range(rounds):
+    for _ in range(rounds):
         rng.shuffle(names)
         for name in names:
             before = rate(_anchor, seconds / 2)
@@ -65,8 +65,6 @@ def measure(workloads: Mapping[str, Callable[[], int]], rounds: int = 9, seconds
             after = rate(_anchor, seconds / 2)  # (bracketing: a change of pace during the workload shows)
             out[name]["relative"].append(ops / math.sqrt(before * after))
             out[name]["ops_per_sec"].append(ops)
-        if progress is not None:
-            progress(r + 1)
     return out
 
 
@@ -100,7 +98,7 @@ def mann_whitney_p(before: Sequence[float], after: Sequence[float]) -> float:
     return 0.5 * math.erfc(-z / math.sqrt(2))
 
 
-def _spread(values: Sequence[float]) -> float:
+def spread(values: Sequence[float]) -> float:
     """A robust standard deviation relative to the median: 1.4826 × the median absolute deviation (an
     outlier or two, another tenant's burst, do not widen it)."""
     if len(values) < 3:
@@ -115,8 +113,8 @@ def judge(before: Sequence[float], after: Sequence[float], threshold: float = 0.
     more than `threshold` widened to the samples' own spread, and the rank test calls it significant."""
     change = statistics.median(after) / statistics.median(before) - 1.0
     # the standard error of a median is ~1.2533 sigma / sqrt(n); the difference of two, and a margin of two
-    noise = 2.0 * math.hypot(1.2533 * _spread(before) / math.sqrt(len(before)),
-                             1.2533 * _spread(after) / math.sqrt(len(after)))
+    noise = 2.0 * math.hypot(1.2533 * spread(before) / math.sqrt(len(before)),
+                             1.2533 * spread(after) / math.sqrt(len(after)))
     limit = max(threshold, noise)
     p = mann_whitney_p(before, after)
     return {"change": change, "limit": limit, "p": p, "regression": change < -limit and p < alpha}

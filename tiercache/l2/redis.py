@@ -72,7 +72,7 @@ def prefix_pattern(prefix: str) -> str:
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {type(prefix).__name__} {prefix!r}")
     if not prefix:
-        raise ValueError("prefix must be a non-empty str: clear_namespace('') would remove every key")
+        raise ValueError("prefix must be a non-empty str: '' would select every key")
     return glob_escape(prefix) + "*"
 
 

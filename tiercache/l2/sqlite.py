@@ -14,6 +14,7 @@ or the clear that triggered it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -21,7 +22,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Union
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Union
 
 from .._validate import check_ttl
 from ..errors import L2Error
@@ -72,6 +73,31 @@ def _prefix_successor(prefix: str) -> Optional[str]:
             chars.append(chr(nxt))
             return "".join(chars)
     return None
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction. IMMEDIATE takes the write lock up front, so the busy timeout applies instead of
+    a deadlock error; anything raised inside rolls it back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _prefix_range(prefix: str) -> "tuple[str, tuple]":
+    """(an SQL condition, its parameters) selecting the keys that start with `prefix`: a primary-key range,
+    no table scan. TypeError / ValueError for a prefix that is not a non-empty str (an empty one would
+    select every key)."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {type(prefix).__name__} {prefix!r}")
+    if not prefix:
+        raise ValueError("prefix must be a non-empty str: '' would select every key")
+    upper = _prefix_successor(prefix)
+    return ("key >= ?", (prefix,)) if upper is None else ("key >= ? AND key < ?", (prefix, upper))
 
 
 class _Connection:
@@ -278,14 +304,8 @@ class SQLiteL2:
             conn = self._conn()
             expires = None if ttl is None else self._clock() + ttl
             rows = [(key, data, expires) for key, data in items.items()]
-            # IMMEDIATE takes the write lock up front, so the busy timeout applies instead of a deadlock error.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 conn.executemany("INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)", rows)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._fail("set_many", exc) from exc
         self._count_writes(len(rows))
@@ -307,18 +327,10 @@ class SQLiteL2:
     def keys(self, prefix: str, limit: int) -> List[str]:
         """Up to `limit` live keys starting with `prefix`, the most recently written first (a write replaces
         the row, which takes a new rowid)."""
-        if not isinstance(prefix, str) or not prefix:
-            raise ValueError(f"prefix must be a non-empty str, got {prefix!r}")
-        upper = _prefix_successor(prefix)
+        where, params = _prefix_range(prefix)
         try:
-            conn = self._conn()
-            now = self._clock()
-            if upper is None:
-                rows = conn.execute("SELECT key FROM entries WHERE key >= ? AND (expires IS NULL OR expires > ?) "
-                                    "ORDER BY rowid DESC LIMIT ?", (prefix, now, limit))
-            else:
-                rows = conn.execute("SELECT key FROM entries WHERE key >= ? AND key < ? AND (expires IS NULL OR "
-                                    "expires > ?) ORDER BY rowid DESC LIMIT ?", (prefix, upper, now, limit))
+            rows = self._conn().execute(f"SELECT key FROM entries WHERE {where} AND (expires IS NULL OR expires > ?) "
+                                        "ORDER BY rowid DESC LIMIT ?", (*params, self._clock(), limit))
             return [key for (key,) in rows]
         except sqlite3.Error as exc:
             raise self._fail("keys", exc) from exc
@@ -329,8 +341,7 @@ class SQLiteL2:
         try:
             conn = self._conn()
             now = self._clock()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 for i in range(0, len(keys), _MAX_PARAMS - 1):
                     batch = keys[i:i + _MAX_PARAMS - 1]
                     marks = ",".join("?" * len(batch))
@@ -338,28 +349,16 @@ class SQLiteL2:
                         f"DELETE FROM entries WHERE key IN ({marks}) AND (expires IS NULL OR expires > ?)",
                         (*batch, now)).rowcount
                     conn.execute(f"DELETE FROM entries WHERE key IN ({marks})", batch)  # expired leftovers
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._fail("delete_many", exc) from exc
         return removed
 
     def clear_namespace(self, prefix: str) -> int:
         """Remove every key starting with `prefix` (a primary-key range, no table scan); returns how many."""
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, got {type(prefix).__name__} {prefix!r}")
-        if not prefix:
-            raise ValueError("prefix must be a non-empty str: clear_namespace('') would remove every key")
+        where, params = _prefix_range(prefix)
         self._purge_quietly()
-        upper = _prefix_successor(prefix)
         try:
-            conn = self._conn()
-            if upper is None:
-                cur = conn.execute("DELETE FROM entries WHERE key >= ?", (prefix,))
-            else:
-                cur = conn.execute("DELETE FROM entries WHERE key >= ? AND key < ?", (prefix, upper))
+            cur = self._conn().execute(f"DELETE FROM entries WHERE {where}", params)
             return cur.rowcount  # type: ignore[no-any-return]
         except sqlite3.Error as exc:
             raise self._fail("clear_namespace", exc) from exc

@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 
 from ..observability import health
 from .. import wire
@@ -220,6 +220,11 @@ class BaseManager:
         """The namespaces this manager has used (each has an L1), sorted."""
         return sorted(self._spaces)
 
+    def unreported_namespaces(self) -> Set[str]:
+        """The namespaces left out of health assessments and hit-rate totals: the reserved one of synthetic
+        traffic, and those with enable_stats off."""
+        return {SELFTEST_NAMESPACE} | {ns for ns in self.namespaces() if not self.namespace_config(ns).enable_stats}
+
     def l1(self, namespace: str) -> Any:
         """The namespace's L1 (a HashCache), for inspection: what is written to it directly bypasses L2 and
         other processes."""
@@ -378,7 +383,9 @@ class BaseManager:
         self.counters.add("stale_served", 1, namespace)
         return stale
 
-    def _get_many_steps(self, namespace: str, keys: Iterable[Any]) -> Steps:
+    def _get_many_steps(self, namespace: str, keys: Iterable[Any], warm: bool = False) -> Steps:
+        """get_many's steps; `warm` (preload): every value read is copied into L1 without asking the promotion
+        strategy, and a failed L2 serves no stale copy."""
         if self._closed:
             self._check_open()
         state = self._space(namespace)
@@ -389,12 +396,22 @@ class BaseManager:
         owed = self._owed(state, l2_keys) if self._gate.owing else None
         datas = yield from self._l2_steps(self.l2.get_many, (l2_keys,), namespace, "l2_get")
         if datas is FAILED:
-            if stale:
+            if stale and not warm:
                 self.counters.add("stale_served", len(stale), namespace)
-            found.update(stale)
+                found.update(stale)
             return found
-        self._finish(state, missing, l2_keys, datas, version, found, owed)
+        self._finish(self._eager(state, version) if warm else state, missing, l2_keys, datas, version, found, owed)
         return found
+
+    def _eager(self, state: NamespaceState, version: int) -> NamespaceState:
+        """A stand-in for `state` that promotes every L2 hit (for no longer than it has left in L2), sharing its
+        L1 and counters; `state` itself when promotion is off or a write overtook the read (`version`)."""
+        if not self.enable_promotion or state.immediate or state.version != version:
+            return state
+        eager = NamespaceState(state.name, state.l1, state.cfg, state.loads, True, state.l2_base, state.codec)
+        eager.version = version
+        eager.inherit(state)
+        return eager
 
     def _preload_steps(self, namespace: str, keys: Iterable[Any], count: int) -> Steps:
         """Warm the namespace's L1 from L2: `keys`, then its most read keys, then keys L2 holds (the most
@@ -409,24 +426,7 @@ class BaseManager:
             if found is not FAILED:
                 wanted += [wire.decode_key(k[len(state.l2_base):]) for k in found]
         wanted = list(dict.fromkeys(wanted))[:count]
-        found, missing, _, l2_keys = self._read.plan_many(state, wanted)
-        loaded = set(found)
-        if l2_keys is not None and self.enabled:
-            version = state.version
-            owed = self._owed(state, l2_keys) if self._gate.owing else None
-            datas = yield from self._l2_steps(self.l2.get_many, (l2_keys,), namespace, "l2_get")
-            if datas is not FAILED:
-                got: Dict[Any, Any] = {}
-                # every value read is copied into L1 (the strategy is not asked: warming is the point), for no
-                # longer than it has left in L2; a write meanwhile makes it an ordinary read
-                target = state
-                if self.enable_promotion and state.version == version and not state.immediate:
-                    target = NamespaceState(state.name, state.l1, state.cfg, state.loads, True, state.l2_base,
-                                            state.codec)
-                    target.version = version
-                    target.inherit(state)
-                self._finish(target, missing, l2_keys, datas, version, got, owed)
-                loaded.update(got)
+        loaded = yield from self._get_many_steps(namespace, wanted, warm=True)
         return {key: key in loaded for key in wanted}
 
     def _owed(self, state: NamespaceState, l2_keys: List[str]) -> Optional[List[bool]]:
@@ -734,8 +734,7 @@ class BaseManager:
         seconds = self.health_thresholds["window"] if window is None else window
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
             raise ValueError(f"window must be a positive number of seconds, got {window!r}")
-        quiet = {SELFTEST_NAMESPACE} | {ns for ns in self.namespaces() if not self.namespace_config(ns).enable_stats}
-        now, base = (_without(snap, quiet) for snap in metrics.window(seconds))
+        now, base = (_without(snap, self.unreported_namespaces()) for snap in metrics.window(seconds))
         configs = {ns: self.namespace_config(ns) for ns in now["namespaces"]}
         result = health.assess(now, base, self.health_thresholds, configs)
         result["l2"] = getattr(self.l2, "kind", type(self.l2).__name__)

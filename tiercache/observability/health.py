@@ -54,7 +54,7 @@ WEIGHTS: Dict[str, float] = {
 }
 
 _STATUSES = ((80.0, "healthy"), (60.0, "degraded"), (40.0, "unhealthy"), (-1.0, "critical"))
-_RANK = {"healthy": 0, "degraded": 1, "unhealthy": 2, "critical": 3}
+_RANK = {name: rank for rank, (_, name) in enumerate(_STATUSES)}  # healthy 0 ... critical 3
 _SEVERITY_CAP = {"low": "healthy", "medium": "degraded", "high": "unhealthy", "critical": "critical"}
 
 

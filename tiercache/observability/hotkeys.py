@@ -49,12 +49,12 @@ class HotKeys:
         self._counts = dict(kept)
 
     def top(self, n: int = 10, exclude: Optional[str] = None) -> List[Dict[str, Any]]:
-        """The `n` most read keys: namespace, key, hits (estimated: sampled reads × `every`), last access."""
+        """The `n` most read keys: namespace, key (as the caller gave it), hits (estimated: sampled reads ×
+        `every`), last access."""
         with self._lock:
             items = sorted(((k, v) for k, v in self._counts.items() if k[0] != exclude),
                            key=lambda item: item[1][0], reverse=True)[:n]
-        return [{"namespace": ns, "key": key if isinstance(key, (str, int)) else repr(key),
-                 "hits": int(count * self.every), "lastAccess": iso_time(last)}
+        return [{"namespace": ns, "key": key, "hits": int(count * self.every), "lastAccess": iso_time(last)}
                 for (ns, key), (count, last) in items]
 
 

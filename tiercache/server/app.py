@@ -303,8 +303,9 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
     @app.get("/cache-metrics", dependencies=auth, responses={200: {"model": contract.MetricsBody}})
     async def cache_metrics() -> Dict[str, Any]:
         snap = manager.metrics_snapshot() if manager.metrics is not None else {}
-        return ok(cacheStats=contract.cache_stats(manager), l1Stats=contract.l1_stats(manager),
-                  promotionStats=manager.promotion_stats(), trends=trends(), stats=manager.stats(), metrics=snap)
+        stats = manager.stats()
+        return ok(cacheStats=contract.cache_stats(manager, stats), l1Stats=contract.l1_stats(stats),
+                  promotionStats=manager.promotion_stats(), trends=trends(), stats=stats, metrics=snap)
 
     @app.get("/metrics", dependencies=auth, response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:
@@ -315,8 +316,8 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
     @app.get("/cache-promotion", dependencies=auth, responses={200: {"model": contract.PromotionBody}})
     async def cache_promotion() -> Dict[str, Any]:
         stats = manager.promotion_stats()
-        return ok(enabled=manager.enable_promotion, stats=stats, accessPatterns=manager.hot_keys.top(10, exclude=SELFTEST_NAMESPACE),
-                  namespaces=stats)
+        patterns = [{**p, "key": _as_json(p["key"])} for p in manager.hot_keys.top(10, exclude=SELFTEST_NAMESPACE)]
+        return ok(enabled=manager.enable_promotion, stats=stats, accessPatterns=patterns, namespaces=stats)
 
     @app.get("/cache-system-status", dependencies=auth, responses={200: {"model": contract.SystemBody}})
     async def system_status() -> Dict[str, Any]:
@@ -353,8 +354,7 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
             if ns == SELFTEST_NAMESPACE:
                 continue
             loaded = await manager.preload(ns, req.keys, req.count)
-            results += [{"namespace": ns, "key": k if isinstance(k, (str, int)) else repr(k), "success": ok}
-                        for k, ok in loaded.items()]
+            results += [{"namespace": ns, "key": _as_json(k), "success": ok} for k, ok in loaded.items()]
         probe = {f"warmup:{i}": {"warmup": i} for i in range(3)}
         await manager.set_many(SELFTEST_NAMESPACE, probe)
         back = await manager.get_many(SELFTEST_NAMESPACE, list(probe))

@@ -38,7 +38,7 @@ class HealthBody(Envelope):
 
 class Assessment(_Open):
     status: str
-    overallScore: float
+    overallScore: Optional[float]
     l1Metrics: Dict[str, Any]
     l2Metrics: Dict[str, Any]
     promotionMetrics: Dict[str, Any]
@@ -137,12 +137,12 @@ def _rate(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def cache_stats(manager: Any) -> Dict[str, Any]:
+def cache_stats(manager: Any, stats: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The original's cacheStats over the user namespaces (the reserved one of synthetic traffic, and those
     with enable_stats off, left out)."""
-    stats = manager.stats()
+    stats = manager.stats() if stats is None else stats
     counters = manager.counters.by_namespace()
-    quiet = {SELFTEST_NAMESPACE} | {ns for ns in stats["namespaces"] if not manager.namespace_config(ns).enable_stats}
+    quiet = manager.unreported_namespaces()
     l1_hits = l1_misses = l2_hits = evictions = errors = 0
     for ns, st in stats["namespaces"].items():
         if ns in quiet:
@@ -159,13 +159,14 @@ def cache_stats(manager: Any) -> Dict[str, Any]:
         "l1HitRate": _rate(l1_hits, total), "l2HitRate": _rate(l2_hits, total),
         "overallHitRate": _rate(l1_hits + l2_hits, total), "evictions": evictions, "errors": errors,
         "sets": sum(c.get("sets", 0) for ns, c in counters.items() if ns not in quiet),
-        "circuit": stats["circuit"]["state"] if isinstance(stats.get("circuit"), dict) else stats.get("circuit"),
+        "circuit": stats["circuit"]["state"],
     }
 
 
-def l1_stats(manager: Any) -> Dict[str, Any]:
+def l1_stats(stats: Dict[str, Any]) -> Dict[str, Any]:
+    """Each namespace's L1 figures from `stats` (a manager's stats())."""
     out = {}
-    for ns, st in manager.stats()["namespaces"].items():
+    for ns, st in stats["namespaces"].items():
         lookups = st.get("hits", 0) + st.get("misses", 0)
         out[ns] = {"entries": st.get("entries"), "bytes": st.get("bytes"), "maxBytes": st.get("max_bytes"),
                    "maxEntries": st.get("max_entries"), "hits": st.get("hits", 0), "misses": st.get("misses", 0),
@@ -182,10 +183,9 @@ def assessment(report: Dict[str, Any]) -> Dict[str, Any]:
         c = comp.get(name) or {}
         return {"score": c.get("score"), "value": c.get("value"), "threshold": c.get("threshold")}
 
-    score = report.get("overall_score")
     return {
         "status": report["status"],
-        "overallScore": 100.0 if score is None else score,
+        "overallScore": report["overall_score"],  # (None only when the manager's metrics are off)
         "l1Metrics": {**part("l1_hit_rate"), "latency": part("latency"), "memory": part("memory")},
         "l2Metrics": {**part("l2"), "overallHitRate": part("overall_hit_rate"), "kind": report.get("l2")},
         "promotionMetrics": part("promotion"),
