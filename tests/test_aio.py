@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Awaitable, Callable, List
+from typing import Any, Awaitable, List
 
 import pytest
 

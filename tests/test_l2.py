@@ -204,6 +204,12 @@ def test_keys_lists_a_prefix_up_to_a_limit(backend: Backend) -> None:
     if backend.name == "sqlite":
         l2.set("t:ks:5", b"rewritten")
         assert l2.keys("t:ks:", 1) == ["t:ks:5"]  # the most recently written first
+    else:  # the most recently used first: idle times set through RESTORE … IDLETIME (no waiting)
+        client = l2.client
+        for i in range(30):
+            if i != 5:
+                client.restore(f"t:ks:{i}", 0, client.dump(f"t:ks:{i}"), replace=True, idletime=1000 - i)
+        assert l2.keys("t:ks:", 10) == ["t:ks:5"] + [f"t:ks:{i}" for i in range(29, 20, -1)]
 
 
 def test_clear_namespace_removes_only_the_prefix(backend: Backend) -> None:

@@ -827,6 +827,17 @@ def test_preload_warms_l1_from_l2_after_a_restart(sqlite_url: str) -> None:
             m.preload("ns", count=0)
 
 
+def test_preload_loads_the_configured_warmup_keys_first(sqlite_url: str) -> None:
+    cfg = {"ns": NamespaceConfig(l2_ttl=600.0, warmup_keys=["b", 3])}
+    with CacheManager(sqlite_url, env="test", config=cfg, invalidation=False) as m:
+        m.set_many("ns", {"a": 1, "b": 2, 3: 3})
+    with CacheManager(sqlite_url, env="test", config=cfg, invalidation=False) as m:
+        assert list(m.preload("ns", ["a"], count=3).items()) == [("a", True), ("b", True), (3, True)]
+        assert "b" in m.l1("ns") and 3 in m.l1("ns")
+    with pytest.raises(ConfigError, match="warmup_keys: must be a list"):
+        CacheManager(sqlite_url, env="test", config={"ns": {"warmup_keys": [1.5]}}, invalidation=False)
+
+
 def test_preload_takes_the_most_read_keys_as_they_are(sqlite_url: str) -> None:
     """Most-read keys reach preload unchanged (a bytes or int key stays one, it is not turned into text)."""
     with CacheManager(sqlite_url, env="test", invalidation=False) as m:

@@ -486,6 +486,28 @@ def test_regress_judgement_under_simulated_noise() -> None:
     assert noisy["limit"] > 0.10  # too noisy to call at 10 %: the limit widens rather than guess
 
 
+def test_regress_measures_again_a_workload_whose_anchors_disagree(monkeypatch: Any) -> None:
+    """A burst from another tenant during a workload shows as bracketing anchors that disagree: that
+    measurement is repeated, and only an undisturbed one is kept (a round stays disturbed after REMEASURE
+    tries: kept, counted)."""
+    from tiercache import regress
+
+    anchors = iter([100.0, 70.0, 100.0, 100.0] + [100.0] * 2 * regress.REMEASURE * 2)
+    speeds = iter([40.0, 50.0] + [50.0] * 10)
+
+    def fake_rate(run: Any, seconds: float) -> float:
+        return next(anchors) if run is regress.anchor else next(speeds)
+
+    monkeypatch.setattr(regress, "rate", fake_rate)
+    out = regress.measure({"w": lambda: 1}, rounds=2, seconds=0.01)
+    assert out["w"]["ops_per_sec"] == [50.0, 50.0] and out["w"]["relative"] == [0.5, 0.5]
+    assert out["w"]["remeasured"] == 1
+    anchors = iter([100.0, 50.0] * (1 + regress.REMEASURE))
+    speeds = iter([40.0] * (1 + regress.REMEASURE))
+    out = regress.measure({"w": lambda: 1}, rounds=1, seconds=0.01)
+    assert out["w"]["remeasured"] == regress.REMEASURE and len(out["w"]["relative"]) == 1
+
+
 def test_compare_plot(tmp_path: Any) -> None:
     from tiercache.cli import plot_compare
 

@@ -351,6 +351,7 @@ def _regress_measure(args: argparse.Namespace) -> Dict[str, Any]:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rounds": rounds,
         "samples": {name: v["relative"] for name, v in samples.items()},
         "ops_per_sec": {name: statistics.median(v["ops_per_sec"]) for name, v in samples.items()},
+        "remeasured": {name: v["remeasured"] for name, v in samples.items()},
         "health": rg.health_figure(), "checks": rg.integration_checks(),
     }
 
@@ -405,11 +406,11 @@ def regress(args: argparse.Namespace) -> int:
     if args.action == "report":
         table = Table(title=f"baseline {args.name!r}: {base.get('created')}, {base.get('implementation')}, "
                             f"{base.get('rounds')} rounds")
-        for col in ("workload", "ops/s (median)", "relative to the anchor", "spread (robust σ)"):
+        for col in ("workload", "ops/s (median)", "relative to the anchor", "spread (robust σ)", "disturbed"):
             table.add_column(col, justify="left" if col == "workload" else "right")
         for name, values in base_samples.items():
             table.add_row(name, f"{base['ops_per_sec'].get(name, 0):,.0f}", f"{statistics.median(values):.4g}",
-                          f"{rg.spread(values):.1%}")
+                          f"{rg.spread(values):.1%}", str(base.get("remeasured", {}).get(name, "-")))
         Console().print(table)
         print(f"health of the fixed workload: {base['health']['score']} ({base['health']['status']}); integration "
               f"checks {base['checks']['passed']}/{base['checks']['total']}")

@@ -148,6 +148,16 @@ def _choice(options: Tuple[Any, ...]) -> _Kind:
                  str.strip, None in options)
 
 
+MAX_WARMUP_KEYS = 10_000
+
+
+def _check_keys(v: Any) -> Optional[str]:
+    if (not isinstance(v, (list, tuple)) or len(v) > MAX_WARMUP_KEYS
+            or not all(isinstance(k, (str, int)) and not isinstance(k, bool) for k in v)):
+        return f"must be a list of at most {MAX_WARMUP_KEYS} keys (str or int)"
+    return None
+
+
 def _check_fraction(v: Any) -> Optional[str]:
     if not _is_number(v) or math.isnan(v) or not 0 <= v < 1:
         return "must be a fraction in [0, 1)"
@@ -172,6 +182,8 @@ _FIELD_KINDS: Dict[str, _Kind] = {
     "promotion": _choice(PROMOTION_STRATEGIES),
     "ttl_jitter": _Kind(_check_fraction, float, normalize=float),
     "enable_stats": _BOOL,
+    "warmup_keys": _Kind(_check_keys, lambda text: tuple(k.strip() for k in text.split(",") if k.strip()),
+                         normalize=tuple),
 }
 
 
@@ -220,6 +232,7 @@ class NamespaceConfig:
     promotion: str = "auto"  # L2 -> L1 promotion strategy; "auto" picks one by priority
     ttl_jitter: float = 0.0  # each TTL is scaled by a random factor in [1 - j, 1 + j] to spread expiries
     enable_stats: bool = True
+    warmup_keys: Tuple[Any, ...] = ()  # loaded from L2 into L1 first by preload() and POST /cache-warmup
 
     def problems(self, namespace: str) -> List[str]:
         """Every problem with these settings, as "namespace 'X': field: message (got VALUE)" strings."""
@@ -608,9 +621,14 @@ class CacheConfig:
             "l1_max_bytes": self.l1_max_bytes,
             "strict_namespaces": self.strict_namespaces,
             "health": dict(self.health),
-            "default": asdict(self.default_namespace),
-            "namespaces": {name: asdict(cfg) for name, cfg in sorted(self.namespaces.items())},
+            "default": _as_json(self.default_namespace),
+            "namespaces": {name: _as_json(cfg) for name, cfg in sorted(self.namespaces.items())},
         }
+
+
+def _as_json(cfg: NamespaceConfig) -> Dict[str, Any]:
+    """A namespace's fields as JSON has them (lists, not tuples)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
 
 def _check_globals(errors: _Errors, l1_max_bytes: Any, strict: Any) -> None:

@@ -24,7 +24,8 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
 from ..errors import L2Error
-from .redis import HEALTH_CHECK_INTERVAL, prefix_pattern, ttl_ms, RedisBackendBase, cluster_url_to_redis
+from .redis import (HEALTH_CHECK_INTERVAL, RECENCY_SAMPLE, RedisBackendBase, cluster_url_to_redis, most_recent,
+                    prefix_pattern, ttl_ms)
 
 __all__ = ["AsyncRedisL2", "AsyncRedisClusterL2", "AsyncSubscription", "ThreadedL2", "from_url"]
 
@@ -132,15 +133,20 @@ class _AsyncRedisCommands(RedisBackendBase):
 
     async def keys(self, prefix: str, limit: int) -> List[str]:
         pattern = prefix_pattern(prefix)
-        found: List[str] = []
+        sample: List[Any] = []
         try:
-            async for key in self._c().scan_iter(match=pattern, count=_BATCH, **self._scan_options):
-                found.append(key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else key)
-                if len(found) >= limit:
+            client = self._c()
+            async for key in client.scan_iter(match=pattern, count=_BATCH, **self._scan_options):
+                sample.append(key)
+                if len(sample) >= limit * RECENCY_SAMPLE:
                     break
+            pipe = self._pipeline(client)
+            for key in sample:
+                pipe.object("idletime", key)
+            idle = await pipe.execute(raise_on_error=False) if sample else []
         except _ERRORS as exc:
             raise self._fail("SCAN", exc) from exc
-        return found
+        return most_recent(sample, idle, limit)
 
     async def delete_many(self, keys: List[str]) -> int:
         removed = 0

@@ -32,8 +32,8 @@ class L2(Protocol):
         """Remove `key`; True when it existed."""
 
     def keys(self, prefix: str, limit: int) -> List[str]:
-        """Up to `limit` keys starting with `prefix` (incremental, never KEYS), the most recently written first
-        where the store knows (SQLite), else in the store's order."""
+        """Up to `limit` keys starting with `prefix` (incremental, never KEYS), the most recent first: SQLite
+        the most recently written, Redis the most recently used of a sample (OBJECT IDLETIME)."""
 
     def delete_many(self, keys: List[str]) -> int:
         """Remove every key in `keys` (a batch: one round trip per thousand); returns how many existed."""

@@ -76,6 +76,21 @@ def prefix_pattern(prefix: str) -> str:
     return glob_escape(prefix) + "*"
 
 
+# keys(prefix, limit) samples this many times `limit` keys and keeps the most recently used of them
+RECENCY_SAMPLE = 4
+
+
+def most_recent(sample: List[Any], idle: List[Any], limit: int) -> List[str]:
+    """The `limit` keys of `sample` with the smallest OBJECT IDLETIME in `idle` (an error or a key gone
+    meanwhile goes last), decoded."""
+    def idleness(i: int) -> float:
+        t = idle[i] if i < len(idle) else None
+        return t if isinstance(t, int) and not isinstance(t, bool) else float("inf")
+
+    order = sorted(range(len(sample)), key=idleness)[:limit]
+    return [k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k for k in (sample[i] for i in order)]
+
+
 def _send_and_read(conn: Any, packed: bytes) -> Any:
     conn.send_packed_command((packed,))
     return conn.read_response()
@@ -286,17 +301,24 @@ class _RedisCommands(RedisBackendBase, _Listener):
             raise self._fail("UNLINK", exc) from exc
 
     def keys(self, prefix: str, limit: int) -> List[str]:
-        """SCAN MATCH prefix* (every primary of a cluster) until `limit` keys."""
+        """Up to `limit` keys under `prefix`, the most recently used first: SCAN MATCH prefix* (every primary
+        of a cluster) samples up to RECENCY_SAMPLE × limit keys, ordered by OBJECT IDLETIME in one pipeline
+        (SCAN order where the server does not track idle time: an LFU maxmemory policy)."""
         pattern = prefix_pattern(prefix)
-        found: List[str] = []
+        sample: List[Any] = []
         try:
-            for key in self._c().scan_iter(match=pattern, count=_BATCH, **self._scan_options):
-                found.append(key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else key)
-                if len(found) >= limit:
+            client = self._c()
+            for key in client.scan_iter(match=pattern, count=_BATCH, **self._scan_options):
+                sample.append(key)
+                if len(sample) >= limit * RECENCY_SAMPLE:
                     break
+            pipe = self._pipeline(client)
+            for key in sample:
+                pipe.object("idletime", key)
+            idle = pipe.execute(raise_on_error=False) if sample else []
         except _ERRORS as exc:
             raise self._fail("SCAN", exc) from exc
-        return found
+        return most_recent(sample, idle, limit)
 
     def delete_many(self, keys: List[str]) -> int:
         """UNLINK in batches of 1000 (on a cluster, split by slot)."""

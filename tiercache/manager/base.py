@@ -414,12 +414,12 @@ class BaseManager:
         return eager
 
     def _preload_steps(self, namespace: str, keys: Iterable[Any], count: int) -> Steps:
-        """Warm the namespace's L1 from L2: `keys`, then its most read keys, then keys L2 holds (the most
-        recently written first where the store knows), `count` at most; {key: loaded}."""
+        """Warm the namespace's L1 from L2: `keys`, then its configured warmup_keys, then its most read keys,
+        then the most recent keys L2 holds, `count` at most; {key: loaded}."""
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"count must be a positive int, got {count!r}")
         state = self._space(namespace)
-        wanted = list(dict.fromkeys(keys))
+        wanted = list(dict.fromkeys(keys)) + list(state.cfg.warmup_keys)
         wanted += [h["key"] for h in self.hot_keys.top(count) if h["namespace"] == namespace]
         if len(wanted) < count and state.persist and self.enabled:
             found = yield from self._l2_steps(self.l2.keys, (state.l2_base, count), namespace)

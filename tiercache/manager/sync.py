@@ -74,9 +74,9 @@ class CacheManager(BaseManager):
         return run(self._get_many_steps(namespace, keys))  # type: ignore[no-any-return]
 
     def preload(self, namespace: str, keys: Iterable[Any] = (), count: int = 100) -> Dict[Any, bool]:
-        """Warm L1 from L2 (after a restart, say): `keys`, then the most read ones, then keys L2 holds (most
-        recently written first on SQLite), `count` at most, copied into L1 as the namespace's promotion
-        allows; {key: found}. Writes nothing."""
+        """Warm L1 from L2 (after a restart, say): `keys`, then the namespace's `warmup_keys`, then the most
+        read ones, then the most recent keys L2 holds (SQLite: written; Redis: used, from a sample), `count` at
+        most, copied into L1 whatever the promotion strategy; {key: found}. Writes nothing."""
         return run(self._preload_steps(namespace, keys, count))  # type: ignore[no-any-return]
 
     def get_or_set(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float] = None) -> Any:
