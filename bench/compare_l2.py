@@ -15,8 +15,11 @@ each interleaved with its anchor segment by segment, medians over all segments:
   L1 hit:   manager.get on a key held in L1           vs  HashCache.get of the same key
   metrics:  manager.get L1 hit minus the same with enable_metrics=False (the sampled latency timing),
             as a fraction of HashCache.get
+  writes:   with cross-process invalidation on (and another manager listening): manager.set vs redis-py
+            SET of msgpack.packb(value) with the same expiry; manager.delete vs redis-py DEL;
+            manager.set_many of 100 vs a pipeline of 100 SETs + packb
 
-Limits checked: L2 hit <= 1.10x, get_many <= 1.2x, L1 hit <= 2.0x, metrics <= 0.10x. Ratios, not absolute times, are the
+Limits checked: L2 hit <= 1.10x, get_many <= 1.2x, L1 hit <= 2.0x, metrics <= 0.10x, writes <= 1.15x. Ratios, not absolute times, are the
 figures to quote: this machine is shared and noisy.
 """
 
@@ -233,11 +236,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "redis-py MGET(100), 100 B bytes": raw_mget_blob}, rounds)
             s3 = interleave({"manager L1 hit": manager_l1_hit, "manager L1 hit, metrics off": manager_l1_hit_off,
                              "HashCache.get": hashcache_get, "empty loop": empty_loop}, rounds * 4)
+            s4 = writes(url, raw, keys, rounds)
     finally:
         if server is not None:
             server.stop()
 
-    med = {name: statistics.median(v) for s in (s1, s2, s3) for name, v in s.items()}
+    med = {name: statistics.median(v) for s in (s1, s2, s3, s4) for name, v in s.items()}
     loop = med["empty loop"]
     rows = [
         ("L2 hit (GET + decode)", med["manager L2 hit"], med["redis-py GET + decode"], 1.10, "ns/op"),
@@ -256,6 +260,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         # what metrics add to an L1 hit (sampled timing), as a fraction of a HashCache.get
         ("metrics cost on L1 hit", med["manager L1 hit"] - med["manager L1 hit, metrics off"],
          med["HashCache.get"] - loop, 0.10, "ns/op"),
+        ("set, invalidation on", med["manager set"], med["redis-py SET + packb"], 1.15, "ns/op"),
+        ("delete, invalidation on", med["manager delete"], med["redis-py DEL"], 1.15, "ns/op"),
+        ("set_many(100), invalidation on", med["manager set_many(100)"], med["redis-py 100 SETs + packb"], 1.15,
+         "ns/call"),
     ]
     print(f"command:  python {' '.join(sys.argv)}")
     print(f"machine:  {platform.processor() or platform.machine()}, nproc {os.cpu_count()}, "
@@ -276,8 +284,88 @@ def main(argv: Optional[List[str]] = None) -> int:
         results[name] = {"tiercache": ours, "anchor": anchor, "ratio": ratio, "target": target, "status": status}
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "medians": med, "samples": {**s1, **s2, **s3}}, f, indent=2)
+            json.dump({"results": results, "medians": med, "samples": {**s1, **s2, **s3, **s4}}, f, indent=2)
     return 0 if ok else 1
+
+
+LISTENER = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from tiercache.manager import CacheManager
+with CacheManager(sys.argv[1], env="test") as m:
+    assert m.listener_connected.wait(10)
+    print("ready", flush=True)
+    sys.stdin.read()  # until the benchmark closes it
+"""
+
+
+def writes(url: str, raw: Any, keys: List[str], rounds: int) -> Dict[str, List[float]]:
+    """The write workloads, with cross-process invalidation on: another process's manager listens."""
+    from tiercache import wire
+
+    cfg = {"w": NamespaceConfig(l1_ttl=None, l2_ttl=300.0, promotion="immediate")}
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    listener = subprocess.Popen([sys.executable, "-c", LISTENER, url, here], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        return _writes(url, raw, keys, rounds, cfg, wire.key_prefix("test") + "w:")
+    finally:
+        assert listener.stdin is not None
+        listener.stdin.close()
+        listener.wait(10)
+
+
+def _writes(url: str, raw: Any, keys: List[str], rounds: int, cfg: Any, base: str) -> Dict[str, List[float]]:
+    with CacheManager(url, env="test", config=cfg) as m:
+        assert m.listener_connected is not None and m.listener_connected.wait(10)
+        raw_keys = [base + "raw:" + k for k in keys]
+        packb = msgpack.packb
+        px = 300_000
+        batches = [keys[i:i + 100] for i in range(0, len(keys), 100)]
+        raw_batches = [raw_keys[i:i + 100] for i in range(0, len(raw_keys), 100)]
+
+        def manager_set() -> int:
+            put = m.set
+            for k in keys:
+                put("w", k, VALUE)
+            return len(keys)
+
+        def raw_set() -> int:
+            put = raw.set
+            for k in raw_keys:
+                put(k, packb(VALUE), px=px)
+            return len(raw_keys)
+
+        def manager_delete() -> int:
+            delete = m.delete
+            for k in keys:
+                delete("w", k)
+            return len(keys)
+
+        def raw_delete() -> int:
+            delete = raw.delete
+            for k in raw_keys:
+                delete(k)
+            return len(raw_keys)
+
+        def manager_set_many() -> int:
+            for batch in batches:
+                m.set_many("w", {k: VALUE for k in batch})
+            return len(batches)
+
+        def raw_set_many() -> int:
+            for batch in raw_batches:
+                pipe = raw.pipeline(transaction=False)
+                for k in batch:
+                    pipe.set(k, packb(VALUE), px=px)
+                pipe.execute()
+            return len(raw_batches)
+
+        return interleave({"manager set": manager_set, "redis-py SET + packb": raw_set,
+                           "manager delete": manager_delete, "redis-py DEL": raw_delete,
+                           "manager set_many(100)": manager_set_many, "redis-py 100 SETs + packb": raw_set_many},
+                          rounds)
 
 
 def _has_hiredis() -> bool:

@@ -62,7 +62,8 @@ def test_the_two_tier_contract(l2_url: str) -> None:
 
 def test_an_l1_hit_is_already_done_and_awaits_no_io(tmp_path: Any) -> None:
     async def main() -> None:
-        async with AsyncCacheManager(f"sqlite:///{tmp_path}/l2.db", env="test", config={"ns": BIG}) as m:
+        async with AsyncCacheManager(f"sqlite:///{tmp_path}/l2.db", env="test", config={"ns": BIG},
+                                     invalidation=False) as m:
             await m.set("ns", "k", 1)
             hit = m.get("ns", "k")
             assert inspect.isawaitable(hit) and not inspect.iscoroutine(hit)

@@ -308,6 +308,49 @@ def test_redis_sets_the_ttl_in_milliseconds(redis_backend: Backend) -> None:
     l2.set("t:tiny", b"v", ttl=0.0001)  # rounds up to PX 1, never to an invalid PX 0
 
 
+def test_writes_sent_packed_match_the_clients(redis_backend: Backend) -> None:
+    """SET, UNLINK and the batch of SETs that RedisL2 packs itself store what the client would (bytes and str
+    keys, with and without expiry, non-ASCII keys), and a key that is not str takes the client's path."""
+    l2 = redis_backend.l2
+    items = {"t:pk:é": b"\x00\r\n$3", "t:pk:2": b"", "t:pk:3": bytes(range(256))}
+    l2.set_many(items)
+    l2.set_many({"t:pk:ttl": b"x"}, ttl=5)
+    l2.set("t:pk:one", b"1", ttl=5)
+    l2.set("t:pk:keep", b"k")
+    assert l2.get_many(list(items)) == list(items.values())
+    assert 4_000 < pttl(redis_backend, "t:pk:ttl") <= 5_000 and 4_000 < pttl(redis_backend, "t:pk:one") <= 5_000
+    assert pttl(redis_backend, "t:pk:é") == -1 and pttl(redis_backend, "t:pk:keep") == -1
+    assert l2.delete("t:pk:é") is True and l2.delete("t:pk:é") is False
+    l2.set(b"t:pk:bytes-key", b"b")  # type: ignore[arg-type]
+    assert l2.get("t:pk:bytes-key") == b"b" and l2.delete(b"t:pk:bytes-key") is True  # type: ignore[arg-type]
+
+
+def test_an_error_reply_in_a_packed_batch_is_raised_after_every_reply_is_read() -> None:
+    """The connection stays in step: a server error on one command of a batch is raised, the later replies
+    are read first."""
+    from redis.exceptions import ResponseError
+
+    from tiercache.l2.redis import _send_and_read
+
+    class Conn:
+        def __init__(self) -> None:
+            self.replies: List[Any] = [b"OK", ResponseError("ERR no"), b"OK"]
+
+        def send_packed_command(self, packed: Any) -> None:
+            pass
+
+        def read_response(self) -> Any:
+            reply = self.replies.pop(0)
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
+
+    conn = Conn()
+    with pytest.raises(ResponseError, match="ERR no"):
+        _send_and_read(conn, b"...", 3)
+    assert conn.replies == []
+
+
 def test_many_key_calls_take_one_round_trip(redis_backend: Backend) -> None:
     l2 = redis_backend.l2
     keys = [f"t:rt:{i}" for i in range(100)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import stat
+import time
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -275,3 +276,91 @@ def test_a_failed_purge_does_not_fail_the_write(tmp_path: Path, monkeypatch: Any
     assert sum("could not purge" in r.getMessage() for r in caplog.records) == 1  # once per burst
     l2.close()
 
+
+
+# -- invalidation messages -------------------------------------------------------------------------------
+
+
+def test_sqlite_carries_messages_between_connections(tmp_path: Path) -> None:
+    """What one store publishes on a channel reaches the subscriptions of another (another process's, as
+    far as SQLite can tell: another connection), in order, from the moment they subscribed."""
+    path = tmp_path / "m.sqlite3"
+    a, b = SQLiteL2(path), SQLiteL2(path)
+    b.publish("chan", b"before")
+    with a.subscribe("chan") as sub, a.subscribe("other") as other:
+        assert sub.get_message(0.0) is None
+        b.publish("chan", b"m1")
+        b.publish("elsewhere", b"x")
+        b.publish("chan", bytearray(b"m2"))
+        a.publish("chan", b"m3")  # (the same store's other connections too)
+        assert [sub.get_message(2.0) for _ in range(3)] == [b"m1", b"m2", b"m3"]
+        assert sub.get_message(0.0) is None and other.get_message(0.0) is None
+    a.close()
+    b.close()
+
+
+def test_a_subscription_that_fell_behind_says_so(tmp_path: Path, make_timer: Any) -> None:
+    """Messages are kept KEEP_MESSAGES seconds; a subscription whose unread messages were pruned raises
+    L2Error (its listener then flushes L1 and subscribes again), rather than miss them silently."""
+    from tiercache.l2.sqlite import KEEP_MESSAGES, PRUNE_EVERY
+
+    clock = make_timer(1_700_000_000.0)
+    path = tmp_path / "m.sqlite3"
+    reader, writer = SQLiteL2(path), SQLiteL2(path, clock=clock)
+    sub = reader.subscribe("c")
+    writer.publish("c", b"old")
+    clock.advance(KEEP_MESSAGES + 1)
+    for _ in range(PRUNE_EVERY):
+        writer.publish("c", b"new")
+    with pytest.raises(L2Error, match="fell behind"):
+        sub.get_message(0.0)
+    sub.close()
+    fresh = reader.subscribe("c")  # subscribes from now on
+    writer.publish("c", b"after")
+    assert fresh.get_message(2.0) == b"after"
+    fresh.close()
+    reader.close()
+    writer.close()
+    with pytest.raises(L2Error, match="closed"):
+        reader.subscribe("c")
+
+
+def _set_in_another_process(path: str, key: str) -> None:
+    """A separate interpreter (not a fork of this threaded one) writes `key`."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom tiercache.manager import CacheManager\n"
+            "with CacheManager('sqlite:///' + sys.argv[1], env='test') as m:\n    m.set('ns', sys.argv[2], 'new')\n")
+    subprocess.run([sys.executable, "-c", code, path, key], check=True, timeout=60)
+
+
+def test_processes_sharing_sqlite_invalidate_each_others_l1(tmp_path: Path) -> None:
+    """A write in another process drops this process's L1 copy (through the file: no server), and a read
+    then gets the new value; the async manager listens the same way."""
+    import asyncio
+
+    from tiercache import AsyncCacheManager, CacheManager
+
+    path = str(tmp_path / "shared.sqlite3")
+
+    async def async_side() -> None:
+        async with AsyncCacheManager(f"sqlite:///{path}", env="test") as am:
+            await am.set("ns", "b", "old")
+            assert await am.get("ns", "b") == "old" and "b" in am.l1("ns")
+            await asyncio.get_running_loop().run_in_executor(None, _set_in_another_process, path, "b")
+            deadline = time.monotonic() + 5
+            while "b" in am.l1("ns") and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            assert await am.get("ns", "b") == "new"
+
+    with CacheManager(f"sqlite:///{path}", env="test") as m:
+        assert m.listener_connected is not None and m.listener_connected.wait(5)
+        m.set("ns", "a", "old")
+        assert m.get("ns", "a") == "old" and "a" in m.l1("ns")
+        _set_in_another_process(path, "a")
+        deadline = time.monotonic() + 5
+        while "a" in m.l1("ns") and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert m.get("ns", "a") == "new" and m.counters.by_namespace()["ns"]["invalidations_received"] >= 1
+    asyncio.run(async_side())

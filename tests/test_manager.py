@@ -3,6 +3,7 @@ values, failures."""
 
 from __future__ import annotations
 
+import os
 import struct
 import threading
 import time
@@ -409,7 +410,8 @@ def test_get_many_compiled_path_counts_as_the_general_one(tmp_path: Any, clock: 
            "gated": NamespaceConfig(promotion="conditional")}
     runs = []
     for fast in (True, False):
-        with CacheManager(f"sqlite:///{tmp_path}/{fast}.db", env="test", config=cfg, timer=clock) as m:
+        with CacheManager(f"sqlite:///{tmp_path}/{fast}.db", env="test", config=cfg, timer=clock,
+                          invalidation=False) as m:  # (when invalidations go out is not the point here)
             runs.append(_get_many_story(m))
     assert runs[0] == runs[1]
     assert runs[0][0] == {f"k{i}": {"v": i} for i in range(6)}
@@ -848,3 +850,52 @@ def test_preload_takes_the_most_read_keys_as_they_are(sqlite_url: str) -> None:
         m.l1("ns").clear()
         loaded = m.preload("ns", count=2)
         assert loaded == {b"\x00raw": True, 7: True} and b"\x00raw" in m.l1("ns")
+
+
+def test_the_outbox_merges_queued_invalidations_and_stays_bounded() -> None:
+    from tiercache.manager.invalidation import MAX_PARTS, MAX_PENDING, Outbox
+
+    box = Outbox()
+    assert box.add("a", ["k1", "k2"]) is True  # (was empty: the caller wakes the publisher)
+    assert box.add("a", ["k2", "k3"]) is False and box.add("b", ["x"]) is False
+    assert box.take() == [("a", ["k1", "k2", "k3"]), ("b", ["x"])] and box.take() == []
+    box.add("a", ["k1"])
+    box.add("a", None)  # the whole namespace covers its keys
+    box.add("a", ["k4"])
+    assert box.take() == [("a", None)]
+    box.add("big", [str(i) for i in range(MAX_PARTS + 1)])
+    assert [len(parts) for _, parts in box.take()] == [MAX_PARTS, 1]  # one message per MAX_PARTS keys
+    box.add("huge", [str(i) for i in range(MAX_PENDING + 1)])
+    assert box.take() == [("huge", None)] and len(box) == 0
+
+
+def _write_in_forked_child(m: CacheManager, queue: Any) -> None:
+    sent = m.counters.by_namespace()["ns"]["invalidations_sent"]  # (the parent's, inherited)
+    m.set("ns", "k", "from the child")  # (no close: the child's own publisher must send it)
+    connected = m.listener_connected is not None and m.listener_connected.wait(5)
+    deadline = time.monotonic() + 5
+    while m.counters.by_namespace()["ns"]["invalidations_sent"] == sent and time.monotonic() < deadline:
+        time.sleep(0.005)
+    queue.put((connected, m.counters.by_namespace()["ns"]["invalidations_sent"] - sent))
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="needs fork")
+def test_a_forked_child_publishes_and_listens_with_threads_of_its_own(sqlite_url: str) -> None:
+    """A pre-forking server forks after the manager is made: the child's writes still reach the parent's
+    L1, through a publisher (and a listener) the child starts for itself."""
+    import multiprocessing
+
+    with CacheManager(sqlite_url, env="test") as m:
+        assert m.listener_connected is not None and m.listener_connected.wait(5)
+        m.set("ns", "k", "old")
+        assert m.get("ns", "k") == "old" and "k" in m.l1("ns")
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_write_in_forked_child, args=(m, queue))
+        child.start()
+        assert queue.get(timeout=20) == (True, 1)
+        child.join(20)
+        deadline = time.monotonic() + 5
+        while "k" in m.l1("ns") and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert m.get("ns", "k") == "from the child"

@@ -48,7 +48,26 @@ def test_redis_many_key_calls_take_one_round_trip(redis_manager: CacheManager, r
     assert command_calls(client, "mget") == 1
     assert command_calls(client, "get") == 0
     assert command_calls(client, "set") == 100  # one pipeline (redis counts each SET in it)
+    redis_manager.flush_invalidations()  # (the write queued it; the publisher may not have sent it yet)
     assert command_calls(client, "publish") == 1  # one invalidation message for the whole batch
+
+
+def test_writes_queue_their_invalidations_for_the_publisher(redis_manager: CacheManager, redis_server: Any,
+                                                             redis_url: str) -> None:
+    """A write returns after its own round trip; its invalidation is queued and sent by the publisher
+    (whatever is queued by then shares one message per namespace), and another process drops every key."""
+    with CacheManager(redis_url, env="test") as other:
+        assert wait_for(lambda: other.listener_connected is not None and other.listener_connected.is_set())
+        for i in range(50):
+            other.l1("ns").set(f"b{i}", "stale")
+        for i in range(50):
+            redis_manager.set("ns", f"b{i}", i)
+        redis_manager.delete("ns", "b0")
+        assert wait_for(lambda: all(f"b{i}" not in other.l1("ns") for i in range(50)))
+        redis_manager.flush_invalidations()
+        assert redis_manager.flush_invalidations() == 0  # (nothing left queued)
+        sent = redis_manager.counters.by_namespace()["ns"]["invalidations_sent"]
+        assert 1 <= sent <= 51
 
 
 def test_redis_clear_uses_scan_not_keys(redis_manager: CacheManager, redis_server: Any) -> None:

@@ -2,7 +2,8 @@
 
     AsyncRedisL2         redis.asyncio, one server        redis:// rediss:// unix://
     AsyncRedisClusterL2  redis.asyncio's cluster client   redis+cluster:// rediss+cluster://
-    ThreadedL2           any sync L2 (the SQLite store) run on a small worker-thread pool
+    ThreadedL2           any sync L2 (the SQLite store) run on a small worker-thread pool; ThreadedPubSubL2
+                         when it also carries invalidation messages (SQLite's publish/subscribe)
 
 Same semantics and errors as the sync backends (tiercache/l2/redis.py): every failure is raised as
 L2Error; get_many is one MGET (per slot on a cluster), set_many one pipeline; clear_namespace is SCAN +
@@ -27,7 +28,8 @@ from ..errors import L2Error
 from .redis import (HEALTH_CHECK_INTERVAL, RECENCY_SAMPLE, RedisBackendBase, cluster_url_to_redis, most_recent,
                     prefix_pattern, ttl_ms)
 
-__all__ = ["AsyncRedisL2", "AsyncRedisClusterL2", "AsyncSubscription", "ThreadedL2", "from_url"]
+__all__ = ["AsyncRedisL2", "AsyncRedisClusterL2", "AsyncSubscription", "ThreadedL2", "ThreadedPubSubL2",
+           "ThreadedSubscription", "from_url", "threaded"]
 
 _ERRORS: Tuple[Type[BaseException], ...] = (RedisError, RedisClusterException, OSError, TypeError,
                                             asyncio.TimeoutError)
@@ -331,6 +333,44 @@ class ThreadedL2:
             self._pool.shutdown(wait=True)
 
 
+class ThreadedSubscription:
+    """A sync subscription (SQLite's) behind the async one: each look for a message runs on a worker
+    thread without waiting there (the waiting is an asyncio sleep), so a worker is never held."""
+
+    def __init__(self, sub: Any, run: Callable[..., Any]) -> None:
+        self._sub, self._run = sub, run
+
+    async def get_message(self, timeout: float = 0.0) -> Optional[bytes]:
+        from .sqlite import POLL_INTERVAL
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            message = await self._run(self._sub.get_message, 0.0)
+            left = deadline - loop.time()
+            if message is not None or left <= 0:
+                return message  # type: ignore[no-any-return]
+            await asyncio.sleep(min(POLL_INTERVAL, left))
+
+    async def aclose(self) -> None:
+        await self._run(self._sub.close)
+
+
+class ThreadedPubSubL2(ThreadedL2):
+    """ThreadedL2 over a store that also carries invalidation messages (SQLite's publish/subscribe)."""
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        return await self._run(self.sync.publish, channel, message)  # type: ignore[no-any-return]
+
+    async def subscribe(self, channel: str) -> ThreadedSubscription:
+        return ThreadedSubscription(await self._run(self.sync.subscribe, channel), self._run)
+
+
+def threaded(l2: Any) -> ThreadedL2:
+    """A sync L2 behind the async protocol, with publish/subscribe when it has them."""
+    return ThreadedPubSubL2(l2) if hasattr(l2, "publish") and hasattr(l2, "subscribe") else ThreadedL2(l2)
+
+
 def from_url(url: Optional[str] = None) -> Any:
     """The async L2 for `url` (None: $TIERCACHE_L2_URL, else the embedded SQLite store, on worker threads)."""
     import os
@@ -341,7 +381,7 @@ def from_url(url: Optional[str] = None) -> Any:
     if url is None:
         url = os.environ.get(ENV_URL) or None
     if url is None:
-        return ThreadedL2(sync_from_url(None))
+        return threaded(sync_from_url(None))
     if not isinstance(url, str):
         raise TypeError(f"url must be a str or None, got {type(url).__name__} {url!r}")
     scheme = url.partition("://")[0].lower()
@@ -349,4 +389,4 @@ def from_url(url: Optional[str] = None) -> Any:
         return AsyncRedisClusterL2(url)
     if scheme in ("redis", "rediss", "unix"):
         return AsyncRedisL2(url)
-    return ThreadedL2(sync_from_url(url))  # sqlite://, and the errors for anything else
+    return threaded(sync_from_url(url))  # sqlite://, and the errors for anything else

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import redis
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.retry import Retry
 
 from .._compat import twin
@@ -91,9 +91,21 @@ def most_recent(sample: List[Any], idle: List[Any], limit: int) -> List[str]:
     return [k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k for k in (sample[i] for i in order)]
 
 
-def _send_and_read(conn: Any, packed: bytes) -> Any:
+def _send_and_read(conn: Any, packed: bytes, replies: int = 1) -> Any:
+    """Send `packed` (`replies` commands) and read every reply: the one, or a list; an error reply raises
+    once all of them are read (the connection stays in step)."""
     conn.send_packed_command((packed,))
-    return conn.read_response()
+    if replies == 1:
+        return conn.read_response()
+    out, error = [], None
+    for _ in range(replies):
+        try:
+            out.append(conn.read_response())
+        except ResponseError as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+    return out
 
 
 class _Closed:
@@ -414,8 +426,9 @@ class RedisL2(_RedisCommands):
         )
         self._client: Any = redis.Redis.from_pool(pool)
         self._pool: Any = pool
-        # GET and MGET of str keys are packed here (resp_command: UTF-8, strictly), so only while the client
-        # would send the same bytes for them; a URL asking for another key encoding leaves them to the client.
+        # GET, MGET, SET and UNLINK of str keys are packed here (resp_command: UTF-8, strictly), so only while
+        # the client would send the same bytes for them; a URL asking for another key encoding leaves them to
+        # the client.
         options = pool.connection_kwargs
         self._pack_reads = (str(options.get("encoding", "utf-8")).lower().replace("_", "-") in ("utf-8", "utf8")
                             and options.get("encoding_errors", "strict") == "strict")
@@ -431,27 +444,29 @@ class RedisL2(_RedisCommands):
     def _c(self) -> Any:
         return self._client
 
-    # GET and MGET of str keys, the read paths, are sent already packed (resp_command) on a pooled
-    # connection: what the client does for a command — a connection from the pool, the connection's own
-    # Retry (one retry on a broken connection, or what the URL asks for), the reply read (a server error
-    # raised), the connection back — without its per-command packing and bookkeeping, which cost about as
-    # much as the rest of an MGET of 100 keys. They skip what else the client would add: redis-py's
-    # observability hooks and any response callback set on `client`. Other key types and writes go
-    # through the client.
+    # GET, MGET, SET and UNLINK of str keys, the per-item paths, are sent already packed (resp_command) on
+    # a pooled connection: what the client does for a command — a connection from the pool, the
+    # connection's own Retry (one retry on a broken connection, or what the URL asks for), the reply read
+    # (a server error raised), the connection back — without its per-command packing and bookkeeping, which
+    # cost about as much as the rest of an MGET of 100 keys. They skip what else the client would add:
+    # redis-py's observability hooks and any response callback set on `client`. Other key types and the
+    # other commands go through the client.
 
-    def _roundtrip(self, packed: bytes) -> Any:
+    def _roundtrip(self, packed: bytes, replies: int = 1) -> Any:
         pool = self._pool
         conn = pool.get_connection()
         try:
             try:
-                return _send_and_read(conn, packed)
+                return _send_and_read(conn, packed, replies)
+            except ResponseError:  # (the server answered: nothing to retry)
+                raise
             except Exception as exc:  # the connection's Retry decides what follows, this failure counted
                 failed = [exc]
 
                 def attempt() -> Any:
                     if failed:
                         raise failed.pop()
-                    return _send_and_read(conn, packed)
+                    return _send_and_read(conn, packed, replies)
 
                 return conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
         finally:
@@ -464,6 +479,40 @@ class RedisL2(_RedisCommands):
             return self._client.get(key)  # type: ignore[no-any-return]
         except _ERRORS as exc:
             raise self._fail("GET", exc) from exc
+
+    def set(self, key: str, data: bytes, ttl: Optional[float] = None) -> None:
+        px = ttl_ms(ttl)
+        try:
+            if type(key) is str and type(data) is bytes and self._pack_reads:
+                args = (key, data) if px is None else (key, data, b"PX", b"%d" % px)
+                self._roundtrip(resp_command(b"SET", args))
+            else:
+                self._client.set(key, data, px=px)
+        except _ERRORS as exc:
+            raise self._fail("SET", exc) from exc
+
+    def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
+        """Every SET sent at once, one round trip."""
+        px = ttl_ms(ttl)
+        if not items:
+            return
+        try:
+            if self._pack_reads and all(type(k) is str and type(d) is bytes for k, d in items.items()):
+                tail = () if px is None else (b"PX", b"%d" % px)
+                packed = b"".join([resp_command(b"SET", (k, d, *tail)) for k, d in items.items()])
+                self._roundtrip(packed, len(items))
+                return
+        except _ERRORS as exc:
+            raise self._fail("SET pipeline", exc) from exc
+        super().set_many(items, ttl)
+
+    def delete(self, key: str) -> bool:
+        try:
+            if type(key) is str and self._pack_reads:
+                return self._roundtrip(resp_command(b"UNLINK", (key,))) > 0  # type: ignore[no-any-return]
+            return self._client.unlink(key) > 0  # type: ignore[no-any-return]
+        except _ERRORS as exc:
+            raise self._fail("UNLINK", exc) from exc
 
     def get_many(self, keys: List[str]) -> List[Optional[bytes]]:
         if not keys:

@@ -14,6 +14,7 @@ or the clear that triggered it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -27,7 +28,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Union
 from .._validate import check_ttl
 from ..errors import L2Error
 
-__all__ = ["SQLiteL2"]
+__all__ = ["SQLiteL2", "SQLiteSubscription"]
 
 log = logging.getLogger("tiercache")
 
@@ -41,19 +42,48 @@ CREATE TABLE IF NOT EXISTS entries (
     expires REAL
 );
 CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires IS NOT NULL;
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    message BLOB NOT NULL,
+    created REAL NOT NULL
+);
 """
+
+# publish(): a message is kept this many seconds for the subscribers to read (a subscriber that fell further
+# behind has lost messages, and says so), and old ones are pruned every PRUNE_EVERY messages.
+KEEP_MESSAGES = 60.0
+PRUNE_EVERY = 256
+# A subscription looks for new messages this often (PRAGMA data_version: does not touch the tables).
+POLL_INTERVAL = 0.002
 
 # Bumped in a forked child: connections inherited from the parent must not be used (or closed) there.
 _fork_generation = 0
 
 
+# Held by this module's own background work (a subscription's poll, a publish) and by a fork while it
+# happens: a child never starts with such a call half done inside SQLite, whose locks it would inherit
+# held. (What the application's own threads do in SQLite at a fork is, as ever, theirs to order.)
+_background = threading.Lock()
+
+
 def _after_fork_in_child() -> None:
-    global _fork_generation
+    global _fork_generation, _background
     _fork_generation += 1
+    _background = threading.Lock()
+
+
+def _before_fork() -> None:
+    _background.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _background.release()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 def _prefix_successor(prefix: str) -> Optional[str]:
@@ -179,6 +209,14 @@ class SQLiteL2:
         with self._lock:
             if stale is not None:
                 self._inherited.append(stale)
+        holder = self._connect()
+        self._local.holder = holder
+        return holder.conn
+
+    def _connect(self, register: bool = True) -> _Connection:
+        """A new connection, prepared (WAL, the schema), and registered for close() unless `register` is
+        False (a subscription's, which its own close() closes, never while it polls)."""
+        with self._lock:
             if self._closed:
                 raise L2Error(f"sqlite L2 {self.path} is closed")
         try:
@@ -222,9 +260,9 @@ class SQLiteL2:
             if self._closed:
                 conn.close()
                 raise L2Error(f"sqlite L2 {self.path} is closed")
-            self._connections.add(holder)
-        self._local.holder = holder
-        return conn
+            if register:
+                self._connections.add(holder)
+        return holder
 
     def _fail(self, op: str, exc: BaseException) -> L2Error:
         return L2Error(f"sqlite L2 {op} failed on {self.path}: {exc}")
@@ -373,6 +411,26 @@ class SQLiteL2:
         except sqlite3.Error as exc:
             raise self._fail("purge_expired", exc) from exc
 
+    def publish(self, channel: str, message: bytes) -> int:
+        """Append `message` to `channel` for every subscription of every process on this file (see
+        subscribe); returns 0 (how many will read it is not known)."""
+        try:
+            with _background:
+                conn = self._conn()
+                now = self._clock()
+                seq = conn.execute("INSERT INTO messages (channel, message, created) VALUES (?, ?, ?)",
+                                   (channel, bytes(message), now)).lastrowid
+                if seq and seq % PRUNE_EVERY == 0:
+                    conn.execute("DELETE FROM messages WHERE created < ?", (now - KEEP_MESSAGES,))
+        except sqlite3.Error as exc:
+            raise self._fail("publish", exc) from exc
+        return 0
+
+    def subscribe(self, channel: str) -> "SQLiteSubscription":
+        """The messages published on `channel` from now on, by any process (see SQLiteSubscription)."""
+        with _background:
+            return SQLiteSubscription(self._connect(register=False), channel, self.path)
+
     def ping(self) -> bool:
         """True when the database answers; raises L2Error when it cannot be opened or read."""
         try:
@@ -396,6 +454,93 @@ class SQLiteL2:
         self._local = threading.local()
 
     def __enter__(self) -> "SQLiteL2":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class SQLiteSubscription:
+    """Messages published on one channel of an SQLite file, read on a connection of its own.
+
+    `get_message(timeout)` polls `PRAGMA data_version` (which changes when another connection commits)
+    every POLL_INTERVAL and reads the new rows of the `messages` table in order. A subscription that fell
+    more than KEEP_MESSAGES behind, so that messages it never read were pruned, raises L2Error: as with a
+    lost Redis connection, its listener flushes L1 and subscribes again.
+    """
+
+    def __init__(self, holder: _Connection, channel: str, path: Path) -> None:
+        self._holder, self._channel, self._path = holder, channel, path
+        self._lock = threading.Lock()  # a poll and close() never overlap (the async manager's run on threads)
+        self._closed = False
+        self._pending: "collections.deque[bytes]" = collections.deque()
+        self._version: Optional[int] = None
+        try:
+            self._last = self._high_water()
+        except sqlite3.Error as exc:
+            self.close()
+            raise L2Error(f"sqlite L2 subscribe failed on {path}: {exc}") from exc
+
+    def _high_water(self) -> int:
+        row = self._holder.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _poll(self) -> None:
+        conn = self._holder.conn
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._version:
+            return
+        self._version = version
+        conn.execute("BEGIN")  # (one snapshot for both reads: a message committed between them is no gap)
+        try:
+            rows = conn.execute("SELECT seq, channel, message FROM messages WHERE seq > ? ORDER BY seq",
+                                (self._last,)).fetchall()
+            behind = rows[0][0] != self._last + 1 if rows else self._high_water() > self._last
+        finally:
+            conn.execute("COMMIT")
+        if behind:
+            raise L2Error(f"sqlite L2 subscription on {self._path} fell behind: messages were pruned unread")
+        for seq, channel, message in rows:
+            self._last = seq
+            if channel == self._channel:
+                self._pending.append(message)
+
+    def get_message(self, timeout: float = 0.0) -> Optional[bytes]:
+        """The next message, waiting up to `timeout` seconds; None when none came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self._pending:
+                try:
+                    with self._lock, _background:
+                        if self._closed:
+                            raise L2Error(f"sqlite L2 subscription on {self._path} is closed")
+                        self._poll()
+                except sqlite3.Error as exc:
+                    raise L2Error(f"sqlite L2 subscription on {self._path} failed: {exc}") from exc
+            if self._pending:
+                return self._pending.popleft()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(POLL_INTERVAL, left))
+
+    def close(self) -> None:
+        """Close the subscription's connection (idempotent); a later get_message raises L2Error."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._holder.generation == _fork_generation:
+                try:
+                    self._holder.conn.close()
+                except sqlite3.Error:  # pragma: no cover - close() of a healthy connection does not fail
+                    pass
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.close()
+
+    def __enter__(self) -> "SQLiteSubscription":
         return self
 
     def __exit__(self, *exc_info: object) -> None:

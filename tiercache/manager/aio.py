@@ -17,7 +17,9 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import logging
 import threading
+import time
 import weakref
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
@@ -26,10 +28,12 @@ from .base import BaseManager, call_key
 from ..config import check_namespace
 from ..errors import L2Error
 from .gate import FAILED
-from .invalidation import Backoff, apply_safely
+from .invalidation import LINGER, Backoff, apply_safely
 from .steps import Steps, arun
 
 __all__ = ["AsyncCacheManager"]
+
+log = logging.getLogger("tiercache")
 
 
 class AsyncCacheManager(BaseManager):
@@ -58,6 +62,8 @@ class AsyncCacheManager(BaseManager):
         self._aflights: Dict[Tuple[str, Any], concurrent.futures.Future] = {}
         self._aflights_lock = threading.Lock()
         self._tasks: set = set()
+        self._publishing: Optional["asyncio.Future[Any]"] = None  # the publisher's task, while one is due
+        self._published = -LINGER  # when it last sent (time.monotonic())
         if self.metrics is not None:
             self.metrics.start()
 
@@ -81,7 +87,17 @@ class AsyncCacheManager(BaseManager):
         """Stop the listener and any loader still running, close L2 (when opened here). Idempotent."""
         if not self._close_l1():
             return
-        tasks = [t for t in (self._listener_task, *self._tasks) if t is not None and not t.done()]
+        loop = asyncio.get_running_loop()
+        if self._publishing is not None and not self._publishing.done() and self._publishing.get_loop() is loop:
+            await asyncio.gather(self._publishing, return_exceptions=True)
+        if self._invalidation:
+            try:
+                await self.flush_invalidations()
+            except Exception:  # (strict mode: L2 failed; the manager closes all the same)
+                pass
+        # (a task of a loop that has ended since, as asyncio.run ends them, cannot be cancelled or awaited)
+        tasks = [t for t in (self._listener_task, *self._tasks)
+                 if t is not None and not t.done() and t.get_loop() is loop]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -246,6 +262,26 @@ class AsyncCacheManager(BaseManager):
             return False
 
     # ------------------------------------------------------------------ invalidation
+
+    async def flush_invalidations(self) -> int:
+        """Send the invalidations queued by recent writes now (as CacheManager.flush_invalidations)."""
+        return await arun(self._publish_steps())  # type: ignore[no-any-return]
+
+    def _wake_publisher(self, was_empty: bool) -> None:
+        # (a publisher task due on another loop, which may have ended since, does not count)
+        task = self._publishing
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            self._publishing = self._spawn(self._publish_soon())
+
+    async def _publish_soon(self) -> None:
+        """At once after a quiet spell, at most once per LINGER during a burst (see invalidation.Publisher)."""
+        due = self._published + LINGER - time.monotonic()
+        await asyncio.sleep(max(due, 0.0))
+        try:
+            await self.flush_invalidations()
+        except Exception:  # (strict mode raises L2 failures; nobody is waiting for this one)
+            log.exception("tiercache: failed to publish invalidations")
+        self._published = time.monotonic()
 
     async def _listen(self) -> None:
         backoff = Backoff()

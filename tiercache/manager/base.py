@@ -38,7 +38,7 @@ from ..config import (
     resolve_env,
 )
 from .gate import FAILED, L2Gate
-from .invalidation import decode_message, encode_message, message_key
+from .invalidation import Outbox, decode_message, encode_message, message_key
 from ..observability.counters import Counters
 from ..observability.hotkeys import HotKeys
 from ..observability.metrics import Metrics
@@ -173,6 +173,7 @@ class BaseManager:
         self._channel = wire.channel(self.env)
         self._closed = False
         self._invalidation = bool(invalidation and hasattr(l2, "subscribe") and hasattr(l2, "publish"))
+        self._outbox = Outbox()  # invalidations queued by writes, sent by the publisher
         self._start()
 
     def _start(self) -> None:
@@ -525,8 +526,8 @@ class BaseManager:
         if self.config.l1_max_bytes is not None:
             self._enforce_global_cap()
         self.counters.add("sets", len(encoded), namespace)
-        if state.persist and encoded and self._invalidation:
-            yield from self._publish_steps(namespace, [part for _, part, _, _ in encoded])  # one message
+        if state.persist and encoded:
+            self._invalidate(namespace, [part for _, part, _, _ in encoded])
         return len(encoded)
 
     def _set_steps(self, namespace: str, key: Any, value: Any, ttl: Optional[float]) -> Steps:
@@ -550,7 +551,7 @@ class BaseManager:
                 self._gate.dropped(namespace, state.l2_base, [l2_key])
             else:
                 found = found or bool(result)
-            yield from self._publish_steps(namespace, [part])
+            self._invalidate(namespace, [part])
         return found
 
     def _clear_steps(self, namespace: str) -> Steps:
@@ -568,7 +569,7 @@ class BaseManager:
                 self._gate.dropped_namespace(namespace, state.l2_base)
             else:
                 removed = int(result)
-            yield from self._publish_steps(namespace, None)
+            self._invalidate(namespace, None)
         return removed
 
     def _bump(self, state: NamespaceState) -> None:
@@ -632,14 +633,30 @@ class BaseManager:
 
     # ------------------------------------------------------------------ invalidation
 
-    def _publish_steps(self, namespace: str, key_parts: Optional[List[str]]) -> Steps:
-        """Tell other processes to drop `key_parts` of `namespace` from L1 (None: the whole namespace)."""
-        if not self._invalidation:
-            return
-        message = encode_message(self._id, namespace, key_parts, self._message_key)
-        result = yield from self._l2_steps(self.l2.publish, (self._channel, message), namespace)
-        if result is not FAILED:
-            self.counters.add("invalidations_sent", 1, namespace)
+    def _invalidate(self, namespace: str, key_parts: Optional[List[str]]) -> None:
+        """Queue the message telling other processes to drop `key_parts` of `namespace` from L1 (None: the
+        whole namespace); the publisher sends it within LINGER."""
+        if self._invalidation:
+            self._wake_publisher(self._outbox.add(namespace, key_parts))
+
+    def _wake_publisher(self, was_empty: bool) -> None:
+        """Have the publisher send the outbox within LINGER (the managers say how); `was_empty`: the
+        outbox was empty before this message."""
+
+    def _publish_steps(self) -> Steps:
+        """Send what the outbox holds, one message per namespace (and per MAX_PARTS keys); returns how many
+        messages went out. A message L2 refused is counted as dropped: the L1 copies it was for expire
+        with their L1 TTL."""
+        sent = 0
+        for namespace, key_parts in self._outbox.take():
+            message = encode_message(self._id, namespace, key_parts, self._message_key)
+            result = yield from self._l2_steps(self.l2.publish, (self._channel, message), namespace)
+            if result is FAILED:
+                self.counters.add("invalidations_dropped", 1, namespace)
+            else:
+                self.counters.add("invalidations_sent", 1, namespace)
+                sent += 1
+        return sent
 
     def _on_invalidation(self, message: bytes) -> None:
         decoded = decode_message(message, self._id, self._message_key)

@@ -7,6 +7,11 @@ Anyone who can publish on the channel could otherwise drop any namespace's L1; w
 the managers that share it can. A message naming a namespace that is not a valid name, or that this process
 holds no L1 for, changes nothing and creates no state.
 
+A write does not wait for its message: it queues its keys in the manager's Outbox and returns after its own
+L2 round trip. The publisher (a thread here, a task in the async manager) sends what the outbox holds, one
+message per namespace, at once after a quiet spell and at most once per LINGER during a burst, so a burst of
+writes shares a few PUBLISHes; close() sends what is left. The outbox is bounded: past MAX_PENDING keys a namespace's message invalidates all of it.
+
 A listener that lost its connection flushes L1 once it is back, since invalidations sent meanwhile were
 lost; it retries with exponential backoff (Backoff, shared by the thread here and the async manager's task).
 """
@@ -19,12 +24,20 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..config import check_namespace
 from ..wire import decode_key
 
-__all__ = ["Backoff", "InvalidationListener", "decode_message", "encode_message", "message_key"]
+__all__ = ["Backoff", "InvalidationListener", "Outbox", "Publisher", "decode_message", "encode_message",
+           "message_key", "LINGER"]
+
+# The publisher sends at most one round of messages per LINGER seconds: the first write after a quiet spell
+# goes out at once, those of a burst share messages. (Each message costs the server a fan-out to every
+# subscriber and each subscriber a wake-up: a write-heavy process must not pay that per write.)
+LINGER = 0.01
+MAX_PARTS = 500  # keys per message
+MAX_PENDING = 10_000  # keys queued for one namespace before its message invalidates all of it
 
 log = logging.getLogger("tiercache")
 
@@ -162,3 +175,85 @@ def apply_safely(apply: Callable[[bytes], None], message: bytes) -> None:
         apply(message)
     except Exception:
         log.exception("tiercache: failed to apply an invalidation message")
+
+
+class Outbox:
+    """The invalidations waiting to be published: per namespace, its keys' encoded parts (each once, in
+    order), or None for the whole namespace. Thread-safe; at most MAX_PENDING keys per namespace."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: Dict[str, Optional[Dict[str, None]]] = {}
+
+    def add(self, namespace: str, parts: Optional[List[str]]) -> bool:
+        """Queue `parts` of `namespace` (None: all of it); True when the outbox was empty, so the caller
+        schedules a flush."""
+        with self._lock:
+            was_empty = not self._pending
+            if parts is None:
+                self._pending[namespace] = None
+            elif namespace not in self._pending or self._pending[namespace] is not None:
+                held = self._pending.setdefault(namespace, {})
+                assert held is not None
+                held.update(dict.fromkeys(parts))
+                if len(held) > MAX_PENDING:
+                    self._pending[namespace] = None
+            return was_empty
+
+    def take(self) -> List[Tuple[str, Optional[List[str]]]]:
+        """Everything queued, emptied, as messages: (namespace, at most MAX_PARTS parts, or None)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        messages: List[Tuple[str, Optional[List[str]]]] = []
+        for namespace, parts in pending.items():
+            if parts is None:
+                messages.append((namespace, None))
+            else:
+                keys = list(parts)
+                messages += [(namespace, keys[i:i + MAX_PARTS]) for i in range(0, len(keys), MAX_PARTS)]
+        return messages
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+
+class Publisher:
+    """A daemon thread that calls `flush` after each wake-up, at most once per LINGER (and once more when
+    stopped)."""
+
+    def __init__(self, flush: Callable[[], Any]) -> None:
+        self._flush = flush
+        self._last = -LINGER
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="tiercache-publisher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Send what is queued and end the thread."""
+        self._stop = True
+        self._wake.set()
+        self._thread.join(10.0)
+        try:
+            self._flush()  # (what a write queued while the thread was finishing)
+        except Exception:
+            log.exception("tiercache: failed to publish invalidations")
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait()
+            due = self._last + LINGER - time.monotonic()
+            if due > 0 and not self._stop:
+                time.sleep(due)
+            self._wake.clear()
+            try:
+                self._flush()
+            except Exception:  # (strict mode raises L2 failures; nobody is waiting for this one)
+                log.exception("tiercache: failed to publish invalidations")
+            self._last = time.monotonic()

@@ -11,7 +11,10 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import inspect
+import os
 import threading
+import uuid
+import weakref
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from .. import l2 as l2_backends
@@ -19,12 +22,18 @@ from .._compat import MISSING
 from .base import BaseManager, call_key
 from ..config import check_namespace
 from ..errors import L2Error
-from .invalidation import InvalidationListener
+from .invalidation import InvalidationListener, Outbox, Publisher
 from .singleflight import SingleFlight
 from .steps import Steps, run
 from ..wire import decode_key, encode_key
 
 __all__ = ["CacheManager", "decode_key", "encode_key"]
+
+
+def _at_fork(ref: "weakref.ref[CacheManager]", when: str) -> None:
+    manager = ref()
+    if manager is not None:
+        manager._at_fork(when)
 
 
 class CacheManager(BaseManager):
@@ -50,13 +59,56 @@ class CacheManager(BaseManager):
         self._worker: Optional[concurrent.futures.ThreadPoolExecutor] = None  # refresh-ahead, repair
         self._listener: Optional[InvalidationListener] = None
         self.listener_connected: Optional[threading.Event] = None  # set while invalidations are received
+        self._publisher: Optional[Publisher] = None
+        # Held by the publisher while it sends and by the listener while it applies a message, and by a fork
+        # while it happens: a forked child never inherits the counters' or the circuit's lock held by one.
+        self._background = threading.Lock()
+        self._start_invalidation()
+        if self.metrics is not None:
+            self.metrics.start()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+            os.register_at_fork(before=functools.partial(_at_fork, ref, "before"),
+                                after_in_parent=functools.partial(_at_fork, ref, "parent"),
+                                after_in_child=functools.partial(_at_fork, ref, "child"))
+
+    def _start_invalidation(self) -> None:
         if self._invalidation:
-            self._listener = InvalidationListener(self.l2.subscribe, self._channel, self._on_invalidation,
+            self._publisher = Publisher(self._publish_in_background)
+            self._publisher.start()
+            self._listener = InvalidationListener(self.l2.subscribe, self._channel, self._apply_in_background,
                                                   self._flush_l1)
             self.listener_connected = self._listener.connected
             self._listener.start()
-        if self.metrics is not None:
-            self.metrics.start()
+
+    def _publish_in_background(self) -> None:
+        with self._background:
+            self.flush_invalidations()
+
+    def _apply_in_background(self, message: bytes) -> None:
+        with self._background:
+            self._on_invalidation(message)
+
+    def _at_fork(self, when: str) -> None:
+        if when == "before":
+            self._background.acquire()
+        elif when == "parent":
+            self._background.release()
+        else:
+            self._background = threading.Lock()
+            self._forked()
+
+    def _forked(self) -> None:
+        """In a child process forked from this one (a pre-forking server, say): the child takes an id of its
+        own (messages from the parent's id are ignored as one's own), and since the parent's threads did not
+        come along, starts its own publisher and listener (and a fresh outbox: what is queued there is the
+        parent's to send); the worker pool is made anew when needed."""
+        if self._closed:
+            return
+        self._id = uuid.uuid4().hex  # (the parent's id would make every process ignore the others' messages)
+        self._outbox = Outbox()
+        self._worker = None
+        self._start_invalidation()
 
     # ------------------------------------------------------------------ reads
 
@@ -170,6 +222,15 @@ class CacheManager(BaseManager):
         """Load items into both tiers; returns how many."""
         return self.set_many(namespace, dict(items.items() if isinstance(items, Mapping) else items), ttl)
 
+    def flush_invalidations(self) -> int:
+        """Send the invalidations queued by recent writes now (the publisher sends them within a few
+        milliseconds anyway); returns how many messages went out."""
+        return run(self._publish_steps())  # type: ignore[no-any-return]
+
+    def _wake_publisher(self, was_empty: bool) -> None:
+        if was_empty and self._publisher is not None:
+            self._publisher.wake()
+
     # ------------------------------------------------------------------ health and lifecycle
 
     def perform_health_assessment(self, window: Optional[float] = None) -> Dict[str, Any]:
@@ -184,9 +245,12 @@ class CacheManager(BaseManager):
             return False
 
     def close(self) -> None:
-        """Stop the invalidation listener and close L2 (when the manager opened it). Idempotent."""
+        """Send the queued invalidations, stop the listener and close L2 (when the manager opened it).
+        Idempotent."""
         if not self._close_l1():
             return
+        if self._publisher is not None:
+            self._publisher.stop()
         if self._listener is not None:
             self._listener.stop()
         if self._worker is not None:

@@ -5,7 +5,7 @@ Families (labels in braces):
     tiercache_evictions_total{namespace,tier,cause}      cause size / count / expired (L1)
     tiercache_<counter>_total{namespace}                 sets, deletes, promotions, promoted_hits, loader_calls,
                                                          loader_errors, stale_served, l2_writes_dropped, ...
-    tiercache_invalidations_total{namespace,direction}   sent / received
+    tiercache_invalidations_total{namespace,direction}   sent / received / dropped
     tiercache_circuit_transitions_total{to}              opened / half_opened / closed
     tiercache_entries{namespace,tier}, tiercache_bytes{namespace,tier}, tiercache_max_bytes{namespace,tier}
     tiercache_l1_entries_all, tiercache_l1_bytes_all       the same over every namespace
@@ -30,7 +30,7 @@ __all__ = ["TierCacheCollector", "exposition", "registry_for", "serve", "start_h
 
 # Counters exported one family each (the others are folded into requests / invalidations).
 _PLAIN = tuple(c for c in COUNTERS if c not in (
-    "l2_hits", "l2_misses", "l2_errors", "invalidations_sent", "invalidations_received"))
+    "l2_hits", "l2_misses", "l2_errors", "invalidations_sent", "invalidations_received", "invalidations_dropped"))
 _POW2 = [i for i, b in enumerate(Histogram.BOUNDS[:-1]) if i % 4 == 0]  # bounds that are powers of two
 
 
@@ -77,6 +77,7 @@ class TierCacheCollector(Collector):
             requests.add_metric([ns, "l2", "error"], c.get("l2_errors", 0))
             invalidations.add_metric([ns, "sent"], c.get("invalidations_sent", 0))
             invalidations.add_metric([ns, "received"], c.get("invalidations_received", 0))
+            invalidations.add_metric([ns, "dropped"], c.get("invalidations_dropped", 0))
             for name, family in plain.items():
                 family.add_metric([ns], c.get(name, 0))
         yield from (requests, evictions, invalidations, promoted_hits, *plain.values(), entries, nbytes, max_bytes)
