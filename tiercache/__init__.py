@@ -4,11 +4,16 @@
 (Cython) when the extension is built, pure Python otherwise; `IMPLEMENTATION` tells which.
 """
 
+from typing import TYPE_CHECKING
+
 from . import _moved
 from ._compat import IMPLEMENTATION, HashCache, deep_sizer, default_sizer
 from .config import NamespaceConfig
 from .errors import CircuitOpenError, ConfigError, IntegrityError, L2Error, SerializationError, TierCacheError
 from .manager import CacheManager
+
+if TYPE_CHECKING:  # (at run time imported on first use: see __getattr__)
+    from .manager.aio import AsyncCacheManager
 
 _moved.install()  # the modules that moved keep their old names, with a DeprecationWarning
 

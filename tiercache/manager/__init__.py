@@ -9,11 +9,15 @@
 `CacheManager` runs the steps with plain calls, `AsyncCacheManager` awaits them.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..wire import decode_key, encode_key
 
-__all__ = ["CacheManager", "decode_key", "encode_key"]
+if TYPE_CHECKING:  # (at run time imported on first use: see __getattr__)
+    from .aio import AsyncCacheManager
+    from .sync import CacheManager
+
+__all__ = ["AsyncCacheManager", "CacheManager", "decode_key", "encode_key"]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,4 +27,8 @@ def __getattr__(name: str) -> Any:
         from .sync import CacheManager
 
         return CacheManager
+    if name == "AsyncCacheManager":
+        from .aio import AsyncCacheManager
+
+        return AsyncCacheManager
     raise AttributeError(f"module 'tiercache.manager' has no attribute {name!r}")

@@ -21,10 +21,11 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from .._compat import MISSING
-from .base import BaseManager, call_key
+from .base import BaseManager
+from .callkey import key_maker
 from ..config import check_namespace
 from ..errors import L2Error
 from .gate import FAILED
@@ -32,6 +33,12 @@ from .invalidation import LINGER, Backoff, apply_safely
 from .steps import Steps, arun
 
 __all__ = ["AsyncCacheManager"]
+
+if TYPE_CHECKING:
+    from typing_extensions import ParamSpec
+
+    P = ParamSpec("P")
+R = TypeVar("R")
 
 log = logging.getLogger("tiercache")
 
@@ -205,22 +212,21 @@ class AsyncCacheManager(BaseManager):
                 if self._aflights.get(flight_key) is shared:
                     del self._aflights[flight_key]
 
-    def cached(self, namespace: str, ttl: Optional[float] = None,
-               key: Optional[Callable[..., Any]] = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def cached(self, namespace: str, ttl: Optional[float] = None, key: Optional[Callable[..., Any]] = None, *,
+               ignore: Iterable[str] = ()) -> "Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]":
         """Decorator for `async def` functions: results cached in `namespace` through get_or_set, with the
-        sync decorator's key rules (`key(*args, **kwargs)`, else the qualified name and a digest of the
-        arguments' repr)."""
+        sync decorator's keys (CacheManager.cached)."""
         check_namespace(namespace)
 
-        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def decorate(fn: "Callable[P, Awaitable[R]]") -> "Callable[P, Awaitable[R]]":
             if not inspect.iscoroutinefunction(fn):
                 raise TypeError("AsyncCacheManager.cached wraps async def functions")
-            name = f"{fn.__module__}.{fn.__qualname__}"
+            make_key = key_maker(fn, key, ignore)
 
             @functools.wraps(fn)
-            async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                k = key(*args, **kwargs) if key is not None else call_key(name, args, kwargs)
-                return await self.get_or_set(namespace, k, lambda: fn(*args, **kwargs), ttl)
+            async def wrapper(*args: "P.args", **kwargs: "P.kwargs") -> "R":
+                return await self.get_or_set(namespace, make_key(args, kwargs),  # type: ignore[no-any-return]
+                                             lambda: fn(*args, **kwargs), ttl)
 
             return wrapper
 

@@ -15,7 +15,6 @@ breaker, counting, repair) is tiercache.manager.gate's; the I/O-free read steps 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -60,12 +59,6 @@ def _cap(ttl: Optional[float], namespace_ttl: Optional[float]) -> Optional[float
     if ttl is None:
         return namespace_ttl
     return ttl if namespace_ttl is None else min(ttl, namespace_ttl)
-
-
-def call_key(name: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> str:
-    """The default key of `cached`: the function's name and a digest of the arguments' repr."""
-    digest = hashlib.blake2b(repr((args, sorted(kwargs.items()))).encode(), digest_size=16).hexdigest()
-    return f"{name}:{digest}"
 
 
 def check_ttl(ttl: Any) -> None:

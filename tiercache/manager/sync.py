@@ -15,11 +15,12 @@ import os
 import threading
 import uuid
 import weakref
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, TypeVar, Union
 
 from .. import l2 as l2_backends
 from .._compat import MISSING
-from .base import BaseManager, call_key
+from .base import BaseManager
+from .callkey import key_maker
 from ..config import check_namespace
 from ..errors import L2Error
 from .invalidation import InvalidationListener, Outbox, Publisher
@@ -28,6 +29,12 @@ from .steps import Steps, run
 from ..wire import decode_key, encode_key
 
 __all__ = ["CacheManager", "decode_key", "encode_key"]
+
+if TYPE_CHECKING:
+    from typing_extensions import ParamSpec
+
+    P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _at_fork(ref: "weakref.ref[CacheManager]", when: str) -> None:
@@ -176,24 +183,27 @@ class CacheManager(BaseManager):
         finally:
             self._refreshed(namespace, key)
 
-    def cached(self, namespace: str, ttl: Optional[float] = None,
-               key: Optional[Callable[..., Any]] = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def cached(self, namespace: str, ttl: Optional[float] = None, key: Optional[Callable[..., Any]] = None, *,
+               ignore: Iterable[str] = ()) -> "Callable[[Callable[P, R]], Callable[P, R]]":
         """Decorator: cache a function's results in `namespace` through get_or_set.
 
         The key is `key(*args, **kwargs)` when given, else the function's qualified name and a digest of
-        the arguments' repr (arguments must have a stable repr).
+        its arguments bound to its signature (defaults applied), encoded the same in every process
+        (tiercache.manager.callkey: an argument of a type without a canonical encoding is a TypeError
+        naming it); `ignore` leaves arguments out of that key. The wrapper keeps the function's signature
+        for type checkers.
         """
         check_namespace(namespace)
 
-        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def decorate(fn: "Callable[P, R]") -> "Callable[P, R]":
             if inspect.iscoroutinefunction(fn):
                 raise TypeError("CacheManager.cached wraps plain functions, not async def ones")
-            name = f"{fn.__module__}.{fn.__qualname__}"
+            make_key = key_maker(fn, key, ignore)
 
             @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                k = key(*args, **kwargs) if key is not None else call_key(name, args, kwargs)
-                return self.get_or_set(namespace, k, lambda: fn(*args, **kwargs), ttl)
+            def wrapper(*args: "P.args", **kwargs: "P.kwargs") -> "R":
+                return self.get_or_set(namespace, make_key(args, kwargs),  # type: ignore[no-any-return]
+                                       lambda: fn(*args, **kwargs), ttl)
 
             return wrapper
 
