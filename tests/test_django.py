@@ -16,11 +16,17 @@ if not settings.configured:
 
 from django.core.cache.backends.base import CacheKeyWarning  # noqa: E402
 
-from tiercache.contrib.django import TierCacheBackend  # noqa: E402
+from tiercache.contrib.django import TierCacheBackend, close_shared  # noqa: E402
 
 
 def make(location: str, **params: Any) -> TierCacheBackend:
     return TierCacheBackend(location, {"TIMEOUT": 300, **params})
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_manager_outlives_its_test() -> Iterator[None]:
+    yield
+    close_shared()
 
 
 @pytest.fixture
@@ -218,3 +224,37 @@ def test_a_signed_value_copied_to_another_key_is_not_served(cache: TierCacheBack
     assert cache.get("session:bob") is None
     assert cache.get("session:admin") == {"user": "admin", "is_staff": True}
     assert cache.manager.stats()["corrupt_values"] == 1
+
+
+def test_backends_of_one_process_share_one_manager(redis_url: str) -> None:
+    """Django makes a backend per thread and alias: 20 short-lived request threads share one manager (one
+    listener, one pool), a write through one backend is read at once through another, and close() after
+    each request leaves nothing behind."""
+    import threading
+
+    options = {"NAMESPACE": "django-shared"}
+    backends = []
+
+    def request() -> None:
+        b = make(redis_url, OPTIONS=options)
+        b.set("k", threading.get_ident())
+        backends.append(b)
+        b.close()
+
+    before = {t.name for t in threading.enumerate()}
+    threads = [threading.Thread(target=request) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(b.manager) for b in backends}) == 1
+    listeners = [t for t in threading.enumerate() if t.name.startswith("tiercache-invalidation")]
+    assert len(listeners) <= 1 + sum(name.startswith("tiercache-invalidation") for name in before)
+    other = make(redis_url, OPTIONS=options)
+    other.set("fresh", 1)
+    assert backends[0].get("fresh") == 1  # no wait for a listener: one L1
+    assert make(redis_url, OPTIONS={"NAMESPACE": "django-other"}).manager is not other.manager
+    other.manager.close()
+    again = make(redis_url, OPTIONS=options)  # a closed shared manager is replaced
+    assert not again.manager.closed and again.get("fresh") == 1
+    again.manager.close()

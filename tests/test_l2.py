@@ -212,6 +212,21 @@ def test_keys_lists_a_prefix_up_to_a_limit(backend: Backend) -> None:
         assert l2.keys("t:ks:", 10) == ["t:ks:5"] + [f"t:ks:{i}" for i in range(29, 20, -1)]
 
 
+def test_a_lock_has_one_holder_until_released_or_expired(backend: Backend) -> None:
+    l2 = backend.l2
+    assert l2.lock("t:lock", b"a", 30) is True
+    assert l2.lock("t:lock", b"b", 30) is False and l2.get("t:lock") == b"a"
+    assert l2.unlock("t:lock", b"b") is False  # not b's to release
+    assert l2.unlock("t:lock", b"a") is True and l2.get("t:lock") is None
+    assert l2.lock("t:lock", b"b", 30) is True
+    if backend.name == "sqlite":
+        backend.advance(31)  # expired: another may take it
+    else:
+        backend.l2.client.pexpire("t:lock", 1)
+        eventually(lambda: l2.get("t:lock") is None, what="the lock's expiry")
+    assert l2.lock("t:lock", b"c", 30) is True and l2.unlock("t:lock", b"b") is False
+
+
 def test_clear_namespace_removes_only_the_prefix(backend: Backend) -> None:
     l2 = backend.l2
     inside = {f"tiercache:v1:dev:users:{i}": b"u" for i in range(2500)}  # several SCAN/UNLINK batches

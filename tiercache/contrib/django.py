@@ -16,16 +16,23 @@ HMAC-signed with a key derived from SECRET_KEY (OPTIONS HMAC_KEY to set one), so
 anything else is rejected, never unpickled. `timeout` caps both tiers; None keeps an entry until deleted or
 evicted; 0 or less deletes the key instead of storing it.
 
-add, incr/decr and touch read and then write: atomic within a process (one lock), not across processes —
-as with Django's database and file backends. The async methods (aget, aset, …) are Django's, running the
-sync ones in a thread.
+Django makes a backend object per thread and alias; all those of one process with the same LOCATION and
+OPTIONS share one CacheManager (one L1, one pool of connections, one invalidation listener), as
+django-redis shares its connection pools, so a write through one is read at once through the others.
+`close()`, which Django calls after every request, costs nothing; the shared managers close when the
+process exits.
+
+add, incr/decr and touch read and then write: atomic within a process (one lock per shared manager), not
+across processes — as with Django's database and file backends. The async methods (aget, aset, …) are
+Django's, running the sync ones in a thread.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import threading
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
@@ -33,9 +40,37 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from ..config import NamespaceConfig
 from ..manager.sync import CacheManager
 
-__all__ = ["TierCacheBackend"]
+__all__ = ["TierCacheBackend", "close_shared"]
 
 _MISSING: Any = object()
+
+
+# (LOCATION, ENV, namespace, its config, HMAC key, strict) -> the process's manager, and the lock that makes
+# add / incr / touch atomic within the process
+_SHARED: Dict[Tuple[Any, ...], Tuple[CacheManager, threading.RLock]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_manager(settings_key: Tuple[Any, ...]) -> Tuple[CacheManager, threading.RLock]:
+    with _SHARED_LOCK:
+        shared = _SHARED.get(settings_key)
+        if shared is None or shared[0].closed:
+            location, env, namespace, ns, hmac_key, strict = settings_key
+            manager = CacheManager(location, env=env, config={namespace: ns}, hmac_key=hmac_key, strict=strict,
+                                   metrics_interval=None)
+            shared = _SHARED[settings_key] = (manager, threading.RLock())
+        return shared
+
+
+@atexit.register
+def close_shared() -> None:
+    """Close the managers this process's backends share (at exit, where it runs by itself: the queued
+    invalidations are sent, the connections closed); backends made afterwards get new ones."""
+    with _SHARED_LOCK:
+        managers = [m for m, _ in _SHARED.values()]
+        _SHARED.clear()
+    for manager in managers:
+        manager.close()
 
 
 class TierCacheBackend(BaseCache):
@@ -54,10 +89,8 @@ class TierCacheBackend(BaseCache):
             l1_max_entries=options.get("L1_MAX_ENTRIES", 10_000), l1_max_bytes=options.get("L1_MAX_BYTES", 64 << 20),
             compression=options.get("COMPRESSION"),
         )
-        self._manager = CacheManager(location or None, env=options.get("ENV"), config={self.namespace: ns},
-                                     hmac_key=hmac_key, strict=bool(options.get("STRICT", False)),
-                                     metrics_interval=None)
-        self._lock = threading.RLock()  # add / incr / touch: read-then-write within this process
+        self._manager, self._lock = _shared_manager(
+            (location or None, options.get("ENV"), self.namespace, ns, hmac_key, bool(options.get("STRICT", False))))
 
     @property
     def manager(self) -> CacheManager:
@@ -152,5 +185,4 @@ class TierCacheBackend(BaseCache):
         self._manager.clear(self.namespace)
 
     def close(self, **kwargs: Any) -> None:
-        # Django calls close() at the end of every request: the manager (L1, connections) lives on.
-        pass
+        """Django calls this at the end of every request: the shared manager (L1, connections) lives on."""

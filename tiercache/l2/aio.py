@@ -25,8 +25,8 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
 from ..errors import L2Error
-from .redis import (HEALTH_CHECK_INTERVAL, RECENCY_SAMPLE, RedisBackendBase, cluster_url_to_redis, most_recent,
-                    prefix_pattern, ttl_ms)
+from .redis import (HEALTH_CHECK_INTERVAL, RECENCY_SAMPLE, UNLOCK_SCRIPT, RedisBackendBase, cluster_url_to_redis,
+                    most_recent, prefix_pattern, ttl_ms)
 
 __all__ = ["AsyncRedisL2", "AsyncRedisClusterL2", "AsyncSubscription", "ThreadedL2", "ThreadedPubSubL2",
            "ThreadedSubscription", "from_url", "threaded"]
@@ -183,6 +183,18 @@ class _AsyncRedisCommands(RedisBackendBase):
         except _ERRORS as exc:
             raise self._fail("PING", exc) from exc
 
+    async def lock(self, key: str, token: bytes, ttl: float) -> bool:
+        try:
+            return bool(await self._c().set(key, token, nx=True, px=ttl_ms(ttl)))
+        except _ERRORS as exc:
+            raise self._fail("SET NX", exc) from exc
+
+    async def unlock(self, key: str, token: bytes) -> bool:
+        try:
+            return bool(await self._c().eval(UNLOCK_SCRIPT, 1, key, token))
+        except _ERRORS as exc:
+            raise self._fail("unlock", exc) from exc
+
     async def publish(self, channel: str, message: bytes) -> int:
         try:
             return await self._c().publish(channel, message)  # type: ignore[no-any-return]
@@ -312,6 +324,12 @@ class ThreadedL2:
 
     async def keys(self, prefix: str, limit: int) -> List[str]:
         return await self._run(self.sync.keys, prefix, limit)  # type: ignore[no-any-return]
+
+    async def lock(self, key: str, token: bytes, ttl: float) -> bool:
+        return await self._run(self.sync.lock, key, token, ttl)  # type: ignore[no-any-return]
+
+    async def unlock(self, key: str, token: bytes) -> bool:
+        return await self._run(self.sync.unlock, key, token)  # type: ignore[no-any-return]
 
     async def delete_many(self, keys: List[str]) -> int:
         return await self._run(self.sync.delete_many, list(keys))  # type: ignore[no-any-return]

@@ -76,6 +76,9 @@ def prefix_pattern(prefix: str) -> str:
     return glob_escape(prefix) + "*"
 
 
+# unlock(): delete the lock only while it still holds the caller's token (it may have expired and been taken)
+UNLOCK_SCRIPT = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
 # keys(prefix, limit) samples this many times `limit` keys and keeps the most recently used of them
 RECENCY_SAMPLE = 4
 
@@ -368,6 +371,20 @@ class _RedisCommands(RedisBackendBase, _Listener):
             return bool(self._c().ping(**self._ping_options))
         except _ERRORS as exc:
             raise self._fail("PING", exc) from exc
+
+    def lock(self, key: str, token: bytes, ttl: float) -> bool:
+        """Take the lock `key` for `token` unless another holds it (SET NX PX): whether it was taken."""
+        try:
+            return bool(self._c().set(key, token, nx=True, px=ttl_ms(ttl)))
+        except _ERRORS as exc:
+            raise self._fail("SET NX", exc) from exc
+
+    def unlock(self, key: str, token: bytes) -> bool:
+        """Release the lock `key` if `token` still holds it (compare and delete, atomically)."""
+        try:
+            return bool(self._c().eval(UNLOCK_SCRIPT, 1, key, token))
+        except _ERRORS as exc:
+            raise self._fail("unlock", exc) from exc
 
     def publish(self, channel: str, message: bytes) -> int:
         """Broadcast `message` on `channel`; returns how many subscribers received it."""

@@ -411,6 +411,28 @@ class SQLiteL2:
         except sqlite3.Error as exc:
             raise self._fail("purge_expired", exc) from exc
 
+    def lock(self, key: str, token: bytes, ttl: float) -> bool:
+        """Take the lock `key` (a row of `entries` expiring in `ttl` seconds) for `token` unless another
+        holds it: whether it was taken."""
+        ttl = check_ttl(ttl)
+        try:
+            now = self._clock()
+            cur = self._conn().execute(
+                "INSERT INTO entries (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "value = excluded.value, expires = excluded.expires "
+                "WHERE entries.expires IS NOT NULL AND entries.expires <= ?", (key, bytes(token), now + ttl, now))
+            return cur.rowcount > 0  # type: ignore[no-any-return]
+        except sqlite3.Error as exc:
+            raise self._fail("lock", exc) from exc
+
+    def unlock(self, key: str, token: bytes) -> bool:
+        """Release the lock `key` if `token` still holds it."""
+        try:
+            return self._conn().execute("DELETE FROM entries WHERE key = ? AND value = ?",  # type: ignore[no-any-return]
+                                        (key, bytes(token))).rowcount > 0
+        except sqlite3.Error as exc:
+            raise self._fail("unlock", exc) from exc
+
     def publish(self, channel: str, message: bytes) -> int:
         """Append `message` to `channel` for every subscription of every process on this file (see
         subscribe); returns 0 (how many will read it is not known)."""

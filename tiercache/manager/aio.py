@@ -24,7 +24,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from .._compat import MISSING
-from .base import BaseManager
+from .base import BaseManager, check_lock
 from .callkey import key_maker
 from ..config import check_namespace
 from ..errors import L2Error
@@ -164,11 +164,13 @@ class AsyncCacheManager(BaseManager):
         return await arun(self._preload_steps(namespace, keys, count))  # type: ignore[no-any-return]
 
     async def get_or_set(self, namespace: str, key: Any, loader: Callable[[], Any],
-                         ttl: Optional[float] = None) -> Any:
+                         ttl: Optional[float] = None, *, lock: str = "local", lock_timeout: float = 10.0) -> Any:
         """The cached value, else the loader's result (loader may be async), cached. Concurrent misses on one
-        key — in any coroutine or thread — run the loader once; cancelling one waiter does not cancel it."""
+        key — in any coroutine or thread — run the loader once; cancelling one waiter does not cancel it.
+        lock="distributed": once across processes (as CacheManager.get_or_set)."""
         if not callable(loader):
             raise TypeError(f"loader must be callable, got {type(loader).__name__}")
+        check_lock(lock, lock_timeout)
         self._check_open()
         value, stale = await arun(self._lookup_steps(namespace, key))
         if value is not MISSING:
@@ -182,7 +184,11 @@ class AsyncCacheManager(BaseManager):
             if leader:
                 shared = self._aflights[flight_key] = concurrent.futures.Future()
         if leader:
-            self._spawn(self._load(namespace, key, loader, ttl, shared, flight_key))
+            if lock == "distributed":
+                steps = self._distributed_load_steps(namespace, key, loader, ttl, lock_timeout)
+            else:
+                steps = self._load_steps(namespace, key, loader, ttl)
+            self._spawn(self._load(steps, shared, flight_key))
         try:
             return await asyncio.shield(asyncio.wrap_future(shared))
         except asyncio.CancelledError:
@@ -199,10 +205,24 @@ class AsyncCacheManager(BaseManager):
         finally:
             self._refreshed(namespace, key)
 
-    async def _load(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float],
-                    shared: concurrent.futures.Future, flight_key: Tuple[str, Any]) -> None:
+    async def _pause(self, namespace: str, key: Any, seconds: float) -> None:
+        woken = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:  # (the listener may be a task of another loop)
+            loop.call_soon_threadsafe(woken.set)
+
+        self._watch(namespace, key, wake)
         try:
-            shared.set_result(await arun(self._load_steps(namespace, key, loader, ttl)))
+            await asyncio.wait_for(woken.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._unwatch(namespace, key, wake)
+
+    async def _load(self, steps: Steps, shared: concurrent.futures.Future, flight_key: Tuple[str, Any]) -> None:
+        try:
+            shared.set_result(await arun(steps))
         except BaseException as exc:
             _settle_failed(shared, exc)
             if not isinstance(exc, Exception):

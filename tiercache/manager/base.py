@@ -51,6 +51,15 @@ log = logging.getLogger("tiercache")
 
 MAX_TTL = 10 * 365 * 24 * 3600.0
 REPAIR_BATCH = 1000  # keys removed from L2 per call when repairing after an outage
+LOCK_POLL = 0.05  # seconds between a waiter's checks of another process's single-flight lock
+LOCKS = ("local", "distributed")
+
+
+def check_lock(lock: Any, lock_timeout: Any) -> None:
+    if lock not in LOCKS:
+        raise ValueError(f"lock must be 'local' or 'distributed', got {lock!r}")
+    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not 0 < lock_timeout <= 3600:
+        raise ValueError(f"lock_timeout must be a number of seconds in (0, 3600], got {lock_timeout!r}")
 _perf_counter = time.perf_counter
 
 
@@ -167,6 +176,7 @@ class BaseManager:
         self._closed = False
         self._invalidation = bool(invalidation and hasattr(l2, "subscribe") and hasattr(l2, "publish"))
         self._outbox = Outbox()  # invalidations queued by writes, sent by the publisher
+        self._watchers: Dict[Tuple[str, Any], List[Callable[[], None]]] = {}  # waiting for a key's invalidation
         self._start()
 
     def _start(self) -> None:
@@ -271,6 +281,11 @@ class BaseManager:
 
     def _l2_key(self, namespace: str, key: Any) -> str:
         return f"{self._prefix}{namespace}:{wire.encode_key(key)}"
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() (or aclose()) was called."""
+        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:
@@ -599,6 +614,58 @@ class BaseManager:
             self.counters.add("refreshes", 1, namespace)
         return result
 
+    def _distributed_load_steps(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float],
+                                lock_timeout: float) -> Steps:
+        """get_or_set's load with lock="distributed": across processes, one loads the key while the others
+        wait. The loader's process holds an L2 lock (a token, expiring after `lock_timeout`) until its
+        value is written; the others check the lock every LOCK_POLL (sooner when the value's invalidation
+        wakes them) and read the value once it is gone, or take the lock themselves when it went without
+        one (the loader failed). After `lock_timeout` they load anyway, and so does everyone while L2
+        fails: the lock never blocks longer than its expiry."""
+        state = self._space(namespace)
+        if not (state.persist and self.enabled and hasattr(self.l2, "lock")):
+            return (yield from self._load_steps(namespace, key, loader, ttl))
+        lock_key = wire.lock_key(self.env, namespace, wire.encode_key(key))
+        token = uuid.uuid4().hex.encode()
+        deadline = time.monotonic() + lock_timeout
+        while True:
+            taken = yield from self._l2_steps(self.l2.lock, (lock_key, token, lock_timeout), namespace)
+            if taken is FAILED or taken:
+                try:
+                    return (yield from self._load_steps(namespace, key, loader, ttl))
+                finally:
+                    if taken is True:
+                        yield from self._l2_steps(self.l2.unlock, (lock_key, token), namespace)
+            while True:  # another process is loading it
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.counters.add("lock_timeouts", 1, namespace)
+                    return (yield from self._load_steps(namespace, key, loader, ttl))
+                yield self._pause, (namespace, key, min(LOCK_POLL, left))
+                holder = yield from self._l2_steps(self.l2.get, (lock_key,), namespace)
+                if holder is FAILED or holder is None:
+                    break
+            value, _ = yield from self._lookup_steps(namespace, key)
+            if value is not MISSING:
+                return value
+
+    def _pause(self, namespace: str, key: Any, seconds: float) -> Any:
+        """Wait up to `seconds`, less if an invalidation of the key arrives (the managers say how)."""
+        raise NotImplementedError
+
+    def _watch(self, namespace: str, key: Any, wake: Callable[[], None]) -> None:
+        """Have `wake` called when an invalidation of (namespace, key) arrives (until _unwatch)."""
+        with self._lock:
+            self._watchers.setdefault((namespace, key), []).append(wake)
+
+    def _unwatch(self, namespace: str, key: Any, wake: Callable[[], None]) -> None:
+        with self._lock:
+            wakers = self._watchers.get((namespace, key))
+            if wakers is not None:
+                wakers.remove(wake)
+                if not wakers:
+                    del self._watchers[(namespace, key)]
+
     # Refresh-ahead: get_or_set on an entry older than its namespace's refresh_threshold serves it and reloads
     # it in the background (once per key at a time), when the namespace has background_refresh on. The age is
     # read from L1: the namespace's L1 TTL (plus grace period) minus the time the entry has left.
@@ -666,6 +733,12 @@ class BaseManager:
         else:
             for key in keys:
                 state.l1.delete(key)
+        if self._watchers:
+            with self._lock:
+                wakers = [w for (ns, k), ws in self._watchers.items()
+                          if ns == namespace and (keys is None or k in keys) for w in ws]
+            for wake in wakers:
+                wake()
 
     def _flush_l1(self) -> None:
         """After the listener lost its connection: any L1 copy may have missed an invalidation."""

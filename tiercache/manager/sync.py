@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Option
 
 from .. import l2 as l2_backends
 from .._compat import MISSING
-from .base import BaseManager
+from .base import BaseManager, check_lock
 from .callkey import key_maker
 from ..config import check_namespace
 from ..errors import L2Error
@@ -138,12 +138,15 @@ class CacheManager(BaseManager):
         most, copied into L1 whatever the promotion strategy; {key: found}. Writes nothing."""
         return run(self._preload_steps(namespace, keys, count))  # type: ignore[no-any-return]
 
-    def get_or_set(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float] = None) -> Any:
+    def get_or_set(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float] = None, *,
+                   lock: str = "local", lock_timeout: float = 10.0) -> Any:
         """The cached value, else loader()'s result, cached. Concurrent misses on one key run loader once;
         the others get its result or its exception. When the loader fails, a stale copy within the
-        namespace's grace period is served instead."""
+        namespace's grace period is served instead. lock="distributed": once across every process on the
+        L2, through a lock in L2 that waiters respect for at most `lock_timeout` seconds."""
         if not callable(loader):
             raise TypeError(f"loader must be callable, got {type(loader).__name__}")
+        check_lock(lock, lock_timeout)
         self._check_open()
         value, stale = run(self._lookup_steps(namespace, key))
         if value is not MISSING:
@@ -151,13 +154,25 @@ class CacheManager(BaseManager):
                 self._refresh_in_background(namespace, key, loader, ttl)
             return value
         try:
-            result, _ = self._flights.do((namespace, key), lambda: run(self._load_steps(namespace, key, loader, ttl)))
+            if lock == "distributed":
+                load = self._distributed_load_steps(namespace, key, loader, ttl, lock_timeout)
+            else:
+                load = self._load_steps(namespace, key, loader, ttl)
+            result, _ = self._flights.do((namespace, key), lambda: run(load))
         except Exception:
             if stale is MISSING:
                 raise
             self.counters.add("stale_served", 1, namespace)
             return stale
         return result
+
+    def _pause(self, namespace: str, key: Any, seconds: float) -> None:
+        woken = threading.Event()
+        self._watch(namespace, key, woken.set)
+        try:
+            woken.wait(seconds)
+        finally:
+            self._unwatch(namespace, key, woken.set)
 
     def _workers(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._lock:

@@ -61,6 +61,12 @@ def key_prefix(env: str) -> str:
     return f"tiercache:{KEY_VERSION}:{env}:"
 
 
+def lock_key(env: str, namespace: str, part: str) -> str:
+    """The L2 key of the distributed single-flight lock of one key ('#' is in no namespace name, so no
+    namespace's keys, nor clear(), reach it)."""
+    return f"tiercache:{KEY_VERSION}:{env}:#lock:{namespace}:{part}"
+
+
 def channel(env: str) -> str:
     """The pub/sub channel on which the processes of `env` invalidate each other's L1."""
     return f"tiercache:{KEY_VERSION}:{env}:invalidate"
