@@ -3,7 +3,7 @@ backend tests (tests/cache/tests.py in Django: BaseCacheTests)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, List
 
 import pytest
 
@@ -258,3 +258,64 @@ def test_backends_of_one_process_share_one_manager(redis_url: str) -> None:
     again = make(redis_url, OPTIONS=options)  # a closed shared manager is replaced
     assert not again.manager.closed and again.get("fresh") == 1
     again.manager.close()
+
+
+DJANGO_WORKER = """
+import sys
+import django
+from django.conf import settings
+settings.configure(SECRET_KEY="tiercache-tests", USE_TZ=True, CACHES={})
+django.setup()
+from tiercache.contrib.django import TierCacheBackend
+
+cache = TierCacheBackend(sys.argv[1], {"TIMEOUT": 300, "OPTIONS": {"NAMESPACE": "django-race"}})
+what = sys.argv[2]
+if what == "incr":
+    for _ in range(int(sys.argv[3])):
+        cache.incr("counter")
+elif what == "add":
+    print("won" if cache.add("prize", sys.argv[3]) else "lost")
+"""
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def shared_location(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return f"sqlite:///{tmp_path}/l2.sqlite3"
+
+
+def _run_workers(location: str, args: List[List[str]]) -> List[str]:
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-c", DJANGO_WORKER, location, *a], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for a in args]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    return [out.strip() for out, _ in outs]
+
+
+def test_incr_and_add_are_atomic_across_processes(shared_location: str) -> None:
+    """4 processes x 500 incr on one key end at 2,000; of 8 processes racing add, exactly one wins."""
+    cache = make(shared_location, OPTIONS={"NAMESPACE": "django-race"})
+    cache.set("counter", 0)
+    _run_workers(shared_location, [["incr", "500"]] * 4)
+    assert cache.get("counter") == 2000
+    results = _run_workers(shared_location, [["add", str(i)] for i in range(8)])
+    assert sorted(results) == ["lost"] * 7 + ["won"]
+    assert cache.get("prize") == str(results.index("won"))
+
+
+def test_unpicklable_values_raise_pickle_errors_as_django_expects(cache: TierCacheBackend) -> None:
+    import pickle
+
+    class Refuses:
+        def __getstate__(self) -> Any:
+            raise pickle.PickleError("no")
+
+    for call in (lambda: cache.set("k", Refuses()), lambda: cache.add("k2", Refuses()),
+                 lambda: cache.set_many({"k3": Refuses()})):
+        with pytest.raises(pickle.PickleError):
+            call()
+    assert cache.get("k") is None and cache.get("k2") is None and cache.get("k3") is None

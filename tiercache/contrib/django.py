@@ -22,15 +22,17 @@ django-redis shares its connection pools, so a write through one is read at once
 `close()`, which Django calls after every request, costs nothing; the shared managers close when the
 process exits.
 
-add, incr/decr and touch read and then write: atomic within a process (one lock per shared manager), not
-across processes — as with Django's database and file backends. The async methods (aget, aset, …) are
-Django's, running the sync ones in a thread.
+add, incr/decr and touch read and then write under the key's lock across every process on the L2
+(`CacheManager.locked`: Redis `SET NX PX` or a row of the SQLite file), reading L2 itself, not an L1 copy
+that may lag: atomic across processes. The async methods (aget, aset, …) are Django's, running the sync
+ones in a thread.
 """
 
 from __future__ import annotations
 
 import atexit
 import hashlib
+import pickle
 import threading
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -38,6 +40,7 @@ from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 
 from ..config import NamespaceConfig
+from ..errors import SerializationError
 from ..manager.sync import CacheManager
 
 __all__ = ["TierCacheBackend", "close_shared"]
@@ -45,21 +48,19 @@ __all__ = ["TierCacheBackend", "close_shared"]
 _MISSING: Any = object()
 
 
-# (LOCATION, ENV, namespace, its config, HMAC key, strict) -> the process's manager, and the lock that makes
-# add / incr / touch atomic within the process
-_SHARED: Dict[Tuple[Any, ...], Tuple[CacheManager, threading.RLock]] = {}
+# (LOCATION, ENV, namespace, its config, HMAC key, strict) -> the process's manager
+_SHARED: Dict[Tuple[Any, ...], CacheManager] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def _shared_manager(settings_key: Tuple[Any, ...]) -> Tuple[CacheManager, threading.RLock]:
+def _shared_manager(settings_key: Tuple[Any, ...]) -> CacheManager:
     with _SHARED_LOCK:
-        shared = _SHARED.get(settings_key)
-        if shared is None or shared[0].closed:
+        manager = _SHARED.get(settings_key)
+        if manager is None or manager.closed:
             location, env, namespace, ns, hmac_key, strict = settings_key
-            manager = CacheManager(location, env=env, config={namespace: ns}, hmac_key=hmac_key, strict=strict,
-                                   metrics_interval=None)
-            shared = _SHARED[settings_key] = (manager, threading.RLock())
-        return shared
+            manager = _SHARED[settings_key] = CacheManager(location, env=env, config={namespace: ns},
+                                                           hmac_key=hmac_key, strict=strict, metrics_interval=None)
+        return manager
 
 
 @atexit.register
@@ -67,7 +68,7 @@ def close_shared() -> None:
     """Close the managers this process's backends share (at exit, where it runs by itself: the queued
     invalidations are sent, the connections closed); backends made afterwards get new ones."""
     with _SHARED_LOCK:
-        managers = [m for m, _ in _SHARED.values()]
+        managers = list(_SHARED.values())
         _SHARED.clear()
     for manager in managers:
         manager.close()
@@ -89,7 +90,7 @@ class TierCacheBackend(BaseCache):
             l1_max_entries=options.get("L1_MAX_ENTRIES", 10_000), l1_max_bytes=options.get("L1_MAX_BYTES", 64 << 20),
             compression=options.get("COMPRESSION"),
         )
-        self._manager, self._lock = _shared_manager(
+        self._manager = _shared_manager(
             (location or None, options.get("ENV"), self.namespace, ns, hmac_key, bool(options.get("STRICT", False))))
 
     @property
@@ -115,23 +116,36 @@ class TierCacheBackend(BaseCache):
         if ttl is not None and ttl <= 0:
             self._manager.delete(self.namespace, k)
             return
-        self._manager.set(self.namespace, k, value, ttl)
+        self._store(k, value, ttl)
+
+    def _store(self, k: str, value: Any, ttl: Optional[float]) -> None:
+        try:
+            self._manager.set(self.namespace, k, value, ttl)
+        except SerializationError as exc:
+            if isinstance(exc.__cause__, pickle.PickleError):  # (what Django's own backends raise)
+                raise exc.__cause__ from None
+            raise
+
+    def _current(self, k: str) -> Any:
+        """The key's value as L2 has it (this process's L1 copy may lag another process's write)."""
+        self._manager.l1(self.namespace).delete(k)
+        return self._manager.get(self.namespace, k, _MISSING)
 
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
         k = self.make_and_validate_key(key, version)
-        with self._lock:
-            if self._manager.get(self.namespace, k, _MISSING) is not _MISSING:
+        with self._manager.locked(self.namespace, k):
+            if self._current(k) is not _MISSING:
                 return False
             ttl = self._ttl(timeout)
             if ttl is not None and ttl <= 0:
                 return True  # stored and expired at once, as Django's other backends behave
-            self._manager.set(self.namespace, k, value, ttl)
+            self._store(k, value, ttl)
             return True
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
         k = self.make_and_validate_key(key, version)
-        with self._lock:
-            value = self._manager.get(self.namespace, k, _MISSING)
+        with self._manager.locked(self.namespace, k):
+            value = self._current(k)
             if value is _MISSING:
                 return False
             ttl = self._ttl(timeout)
@@ -160,7 +174,12 @@ class TierCacheBackend(BaseCache):
             for k in items:
                 self._manager.delete(self.namespace, k)
             return []
-        self._manager.set_many(self.namespace, items, ttl)
+        try:
+            self._manager.set_many(self.namespace, items, ttl)
+        except SerializationError as exc:
+            if isinstance(exc.__cause__, pickle.PickleError):
+                raise exc.__cause__ from None
+            raise
         return []  # keys that failed to store: none (L2 failures are counted and repaired, not raised)
 
     def delete_many(self, keys: Iterable[Any], version: Optional[int] = None) -> None:
@@ -169,8 +188,8 @@ class TierCacheBackend(BaseCache):
 
     def incr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> Any:
         k = self.make_and_validate_key(key, version)
-        with self._lock:
-            value = self._manager.get(self.namespace, k, _MISSING)
+        with self._manager.locked(self.namespace, k):
+            value = self._current(k)
             if value is _MISSING:
                 raise ValueError(f"Key '{key}' not found")
             new = value + delta

@@ -649,6 +649,34 @@ class BaseManager:
             if value is not MISSING:
                 return value
 
+    def _lock_steps(self, namespace: str, key: Any, timeout: float) -> Steps:
+        """Take the key's L2 lock (the one lock="distributed" loads take), waiting while another holds it
+        (at most its expiry, `timeout`, if its holder died): the token, or None when L2 cannot lock (it
+        failed, or the namespace is not persisted), so the caller goes on with its process's lock only."""
+        state = self._space(namespace)
+        if not (state.persist and self.enabled and hasattr(self.l2, "lock")):
+            return None
+        lock_key = wire.lock_key(self.env, namespace, wire.encode_key(key))
+        token = uuid.uuid4().hex.encode()
+        deadline = time.monotonic() + 2 * timeout
+        wait = 0.001
+        while True:
+            taken = yield from self._l2_steps(self.l2.lock, (lock_key, token, timeout), namespace)
+            if taken is FAILED:
+                return None
+            if taken:
+                return token
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the L2 lock of {namespace}:{key!r} was not released within {2 * timeout} s")
+            yield self._pause, (namespace, key, min(wait, left))
+            wait = min(wait * 2, LOCK_POLL)
+
+    def _unlock_steps(self, namespace: str, key: Any, token: Optional[bytes]) -> Steps:
+        if token is not None:
+            lock_key = wire.lock_key(self.env, namespace, wire.encode_key(key))
+            yield from self._l2_steps(self.l2.unlock, (lock_key, token), namespace)
+
     def _pause(self, namespace: str, key: Any, seconds: float) -> Any:
         """Wait up to `seconds`, less if an invalidation of the key arrives (the managers say how)."""
         raise NotImplementedError

@@ -9,13 +9,14 @@ the circuit breaker stops calling a dead server until a probe succeeds.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import inspect
 import os
 import threading
 import uuid
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Tuple, TypeVar, Union
 
 from .. import l2 as l2_backends
 from .._compat import MISSING
@@ -63,6 +64,7 @@ class CacheManager(BaseManager):
         if type(self).get is CacheManager.get:
             self.get = self._read.get  # type: ignore[method-assign]
         self._flights = SingleFlight()
+        self._key_locks: "weakref.WeakValueDictionary[Tuple[str, Any], threading.Lock]" = weakref.WeakValueDictionary()
         self._worker: Optional[concurrent.futures.ThreadPoolExecutor] = None  # refresh-ahead, repair
         self._listener: Optional[InvalidationListener] = None
         self.listener_connected: Optional[threading.Event] = None  # set while invalidations are received
@@ -165,6 +167,28 @@ class CacheManager(BaseManager):
             self.counters.add("stale_served", 1, namespace)
             return stale
         return result
+
+    @contextlib.contextmanager
+    def locked(self, namespace: str, key: Any, timeout: float = 10.0) -> Iterator[None]:
+        """Hold the key's lock across every process on the L2 (and within this one) for a read-modify-write:
+        `with cache.locked(ns, key): cache.set(ns, key, cache.get(ns, key) + 1)`. The lock expires after
+        `timeout` seconds should its holder die; when L2 cannot lock, only this process's lock is held.
+        What other processes hold in L1 may lag: read the key with `l1(ns).delete(key)` first."""
+        check_lock("distributed", timeout)
+        self._check_open()
+        with self._key_lock(namespace, key):
+            token = run(self._lock_steps(namespace, key, timeout))
+            try:
+                yield
+            finally:
+                run(self._unlock_steps(namespace, key, token))
+
+    def _key_lock(self, namespace: str, key: Any) -> threading.Lock:
+        with self._lock:
+            lock = self._key_locks.get((namespace, key))
+            if lock is None:
+                lock = self._key_locks[(namespace, key)] = threading.Lock()
+            return lock
 
     def _pause(self, namespace: str, key: Any, seconds: float) -> None:
         woken = threading.Event()
