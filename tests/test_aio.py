@@ -364,3 +364,13 @@ def test_async_delete_many(request: pytest.FixtureRequest, tmp_path: Any, where:
             await l2.aclose()
 
     run(main())
+
+
+def test_async_manager_delete_many(l2_url: str) -> None:
+    async def main() -> None:
+        async with AsyncCacheManager(l2_url, env="test", config={"ns": BIG}) as m:
+            await m.set_many("ns", {i: i for i in range(5)})
+            assert await m.delete_many("ns", [0, 1, 9]) == 2
+            assert await m.get_many("ns", list(range(5))) == {2: 2, 3: 3, 4: 4}
+
+    run(main())

@@ -70,6 +70,23 @@ def test_writes_queue_their_invalidations_for_the_publisher(redis_manager: Cache
         assert 1 <= sent <= 51
 
 
+def test_delete_many_is_one_round_trip_and_one_message(redis_manager: CacheManager, redis_server: Any,
+                                                       redis_url: str) -> None:
+    client = redis_server.client()
+    with CacheManager(redis_url, env="test") as other:
+        assert wait_for(lambda: other.listener_connected is not None and other.listener_connected.is_set())
+        redis_manager.set_many("ns", {f"d{i}": i for i in range(20)})
+        other.get_many("ns", [f"d{i}" for i in range(20)])
+        other.l1("ns").set("d0", "copy")
+        redis_manager.l1("ns").delete("d1")
+        client.config_resetstat()
+        assert redis_manager.delete_many("ns", [f"d{i}" for i in range(10)] + ["absent", "d0"]) == 10
+        assert command_calls(client, "unlink") == 1 and command_calls(client, "del") == 0
+        assert redis_manager.get_many("ns", [f"d{i}" for i in range(20)]) == {f"d{i}": i for i in range(10, 20)}
+        assert wait_for(lambda: "d0" not in other.l1("ns"))
+        assert redis_manager.delete_many("ns", []) == 0 and redis_manager.delete_many("ns", ["absent"]) == 0
+
+
 def test_redis_clear_uses_scan_not_keys(redis_manager: CacheManager, redis_server: Any) -> None:
     client = redis_server.client()
     redis_manager.set_many("ns", {f"k{i}": i for i in range(50)})

@@ -3,7 +3,8 @@
     tiercache bench [--quick] [--l2 URL]       L1 and two-tier workloads (embedded SQLite L2 by default)
     tiercache serve [--host] [--port] ...      the admin HTTP API (pip install "tiercache[server]")
     tiercache validate --url URL --api-key K   call every admin endpoint, one ✅/❌ line each; exit 1 on ❌
-    tiercache health [--l2 URL] [--env ENV]    the health assessment of a manager on that L2, for a terminal
+    tiercache health --url URL [--api-key-file F]   the health assessment of a running server
+    tiercache health [--l2 URL] [--env ENV]    the same for a fresh manager on that L2 (idle: no traffic yet)
     tiercache config show [FILE] | validate FILE   the configuration in force / check a TOML file
     tiercache regress baseline NAME | compare NAME [--threshold 10%] | report NAME | list | run
     tiercache bench --compare [--plot FILE.png]     bench/compare.py beside other caches (source tree)
@@ -659,7 +660,8 @@ def config_command(action: str, file: Optional[str], env: Optional[str]) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="tiercache", description=__doc__)
+    parser = argparse.ArgumentParser(prog="tiercache", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tiercache {__version__} ({IMPLEMENTATION})")
     sub = parser.add_subparsers(dest="command", required=True)
     p_bench = sub.add_parser("bench", help="measure L1 and both tiers (ops/sec); needs no server")

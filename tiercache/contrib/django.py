@@ -171,8 +171,7 @@ class TierCacheBackend(BaseCache):
         items = {self.make_and_validate_key(key, version): value for key, value in data.items()}
         ttl = self._ttl(timeout)
         if ttl is not None and ttl <= 0:
-            for k in items:
-                self._manager.delete(self.namespace, k)
+            self._manager.delete_many(self.namespace, list(items))
             return []
         try:
             self._manager.set_many(self.namespace, items, ttl)
@@ -183,8 +182,7 @@ class TierCacheBackend(BaseCache):
         return []  # keys that failed to store: none (L2 failures are counted and repaired, not raised)
 
     def delete_many(self, keys: Iterable[Any], version: Optional[int] = None) -> None:
-        for key in keys:
-            self.delete(key, version)
+        self._manager.delete_many(self.namespace, [self.make_and_validate_key(key, version) for key in keys])
 
     def incr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> Any:
         k = self.make_and_validate_key(key, version)

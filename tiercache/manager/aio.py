@@ -266,6 +266,10 @@ class AsyncCacheManager(BaseManager):
         """Remove from L1 and L2; True when either held it."""
         return await arun(self._delete_steps(namespace, key))  # type: ignore[no-any-return]
 
+    async def delete_many(self, namespace: str, keys: Iterable[Any]) -> int:
+        """Remove every key from L1 and L2 (as CacheManager.delete_many)."""
+        return await arun(self._delete_many_steps(namespace, keys))  # type: ignore[no-any-return]
+
     async def clear(self, namespace: str) -> int:
         """Empty the namespace in L1 and L2 (SCAN + UNLINK in batches on Redis); returns L2 keys removed."""
         return await arun(self._clear_steps(namespace))  # type: ignore[no-any-return]

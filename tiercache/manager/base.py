@@ -542,25 +542,36 @@ class BaseManager:
         """set's steps (their result: 1, the number of items written)."""
         return self._set_many_steps(namespace, ((key, value),), ttl, single=True)
 
-    def _delete_steps(self, namespace: str, key: Any) -> Steps:
+    def _delete_many_steps(self, namespace: str, keys: Any, single: bool = False) -> Steps:
+        """Remove every key from L1 and L2 (the L2 part one round trip; one invalidation message): how many
+        keys either tier held (delete: whether it did)."""
         if self._closed:
             self._check_open()
-        part = wire.encode_key(key)
+        keys = list(dict.fromkeys(keys))
+        parts = [wire.encode_key(key) for key in keys]  # (a bad key raises before anything is removed)
         state = self._space(namespace)
-        if not self.enabled:
-            return False
+        if not self.enabled or not keys:
+            return False if single else 0
         self._bump(state)
-        found = bool(state.l1.delete(key))
-        self.counters.add("deletes", 1, namespace)
+        in_l1 = sum(bool(state.l1.delete(key)) for key in keys)
+        self.counters.add("deletes", len(keys), namespace)
+        found = in_l1
         if state.persist:
-            l2_key = state.l2_base + part
-            result = yield from self._l2_steps(self.l2.delete, (l2_key,), namespace, "l2_set")
-            if result is FAILED:
-                self._gate.dropped(namespace, state.l2_base, [l2_key])
+            l2_keys = [state.l2_base + part for part in parts]
+            if single:
+                result = yield from self._l2_steps(self.l2.delete, (l2_keys[0],), namespace, "l2_set")
             else:
-                found = found or bool(result)
-            self._invalidate(namespace, [part])
-        return found
+                result = yield from self._l2_steps(self.l2.delete_many, (l2_keys,), namespace, "l2_set")
+            if result is FAILED:
+                self._gate.dropped(namespace, state.l2_base, l2_keys)
+            else:
+                found = max(found, int(result))
+            self._invalidate(namespace, parts)
+        return bool(found) if single else found
+
+    def _delete_steps(self, namespace: str, key: Any) -> Steps:
+        """delete's steps: whether L1 or L2 held the key."""
+        return self._delete_many_steps(namespace, (key,), single=True)
 
     def _clear_steps(self, namespace: str) -> Steps:
         if self._closed:

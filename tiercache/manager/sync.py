@@ -262,6 +262,11 @@ class CacheManager(BaseManager):
         """Remove from L1 and L2; True when either held it."""
         return run(self._delete_steps(namespace, key))  # type: ignore[no-any-return]
 
+    def delete_many(self, namespace: str, keys: Iterable[Any]) -> int:
+        """Remove every key from L1 and L2 (the L2 part one round trip); how many keys a tier held (the
+        larger of L1's and L2's counts)."""
+        return run(self._delete_many_steps(namespace, keys))  # type: ignore[no-any-return]
+
     def clear(self, namespace: str) -> int:
         """Empty the namespace in L1 and L2 (SCAN + UNLINK in batches on Redis); returns L2 keys removed."""
         return run(self._clear_steps(namespace))  # type: ignore[no-any-return]
