@@ -341,14 +341,14 @@ class ThreadedL2:
         return await self._run(self.sync.ping)  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
-        """Close the store and stop the workers; later calls raise L2Error. Idempotent."""
+        """Stop the workers, once the calls they are running are done (a call of a cancelled task goes on
+        running: its connection must not be closed under it), then close the store; later calls raise
+        L2Error. Idempotent."""
         if self._closed:
             return
-        try:
-            await self._run(self.sync.close)
-        finally:
-            self._closed = True
-            self._pool.shutdown(wait=True)
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(None, functools.partial(self._pool.shutdown, wait=True))
+        self.sync.close()
 
 
 class ThreadedSubscription:
@@ -371,7 +371,10 @@ class ThreadedSubscription:
             await asyncio.sleep(min(POLL_INTERVAL, left))
 
     async def aclose(self) -> None:
-        await self._run(self._sub.close)
+        try:
+            await self._run(self._sub.close)
+        except L2Error:  # (the store's workers have stopped: no poll can be running)
+            self._sub.close()
 
 
 class ThreadedPubSubL2(ThreadedL2):
