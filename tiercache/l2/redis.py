@@ -498,36 +498,30 @@ class RedisL2(_RedisCommands):
             raise self._fail("GET", exc) from exc
 
     def set(self, key: str, data: bytes, ttl: Optional[float] = None) -> None:
+        if not (type(key) is str and type(data) is bytes and self._pack_reads):
+            return super().set(key, data, ttl)
         px = ttl_ms(ttl)
         try:
-            if type(key) is str and type(data) is bytes and self._pack_reads:
-                args = (key, data) if px is None else (key, data, b"PX", b"%d" % px)
-                self._roundtrip(resp_command(b"SET", args))
-            else:
-                self._client.set(key, data, px=px)
+            self._roundtrip(resp_command(b"SET", (key, data) if px is None else (key, data, b"PX", b"%d" % px)))
         except _ERRORS as exc:
             raise self._fail("SET", exc) from exc
 
     def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
         """Every SET sent at once, one round trip."""
+        if not (items and self._pack_reads and all(type(k) is str and type(d) is bytes for k, d in items.items())):
+            return super().set_many(items, ttl)
         px = ttl_ms(ttl)
-        if not items:
-            return
+        tail = () if px is None else (b"PX", b"%d" % px)
         try:
-            if self._pack_reads and all(type(k) is str and type(d) is bytes for k, d in items.items()):
-                tail = () if px is None else (b"PX", b"%d" % px)
-                packed = b"".join([resp_command(b"SET", (k, d, *tail)) for k, d in items.items()])
-                self._roundtrip(packed, len(items))
-                return
+            self._roundtrip(b"".join([resp_command(b"SET", (k, d, *tail)) for k, d in items.items()]), len(items))
         except _ERRORS as exc:
             raise self._fail("SET pipeline", exc) from exc
-        super().set_many(items, ttl)
 
     def delete(self, key: str) -> bool:
+        if not (type(key) is str and self._pack_reads):
+            return super().delete(key)
         try:
-            if type(key) is str and self._pack_reads:
-                return self._roundtrip(resp_command(b"UNLINK", (key,))) > 0  # type: ignore[no-any-return]
-            return self._client.unlink(key) > 0  # type: ignore[no-any-return]
+            return self._roundtrip(resp_command(b"UNLINK", (key,))) > 0  # type: ignore[no-any-return]
         except _ERRORS as exc:
             raise self._fail("UNLINK", exc) from exc
 

@@ -295,6 +295,10 @@ class AsyncCacheManager(BaseManager):
 
     async def flush_invalidations(self) -> int:
         """Send the invalidations queued by recent writes now (as CacheManager.flush_invalidations)."""
+        task = self._publishing
+        if (task is not None and not task.done() and task is not asyncio.current_task()
+                and task.get_loop() is asyncio.get_running_loop()):
+            await asyncio.wait([task])  # (a round the publisher has begun finishes first)
         return await arun(self._publish_steps())  # type: ignore[no-any-return]
 
     def _wake_publisher(self, was_empty: bool) -> None:

@@ -72,6 +72,7 @@ class CacheManager(BaseManager):
         # Held by the publisher while it sends and by the listener while it applies a message, and by a fork
         # while it happens: a forked child never inherits the counters' or the circuit's lock held by one.
         self._background = threading.Lock()
+        self._flushing = threading.Lock()  # one round of invalidation messages at a time
         self._start_invalidation()
         if self.metrics is not None:
             self.metrics.start()
@@ -105,6 +106,7 @@ class CacheManager(BaseManager):
             self._background.release()
         else:
             self._background = threading.Lock()
+            self._flushing = threading.Lock()
             self._forked()
 
     def _forked(self) -> None:
@@ -278,8 +280,10 @@ class CacheManager(BaseManager):
 
     def flush_invalidations(self) -> int:
         """Send the invalidations queued by recent writes now (the publisher sends them within a few
-        milliseconds anyway); returns how many messages went out."""
-        return run(self._publish_steps())  # type: ignore[no-any-return]
+        milliseconds anyway): when it returns, every write before the call has had its message sent (or
+        counted as dropped). Returns how many messages this call sent."""
+        with self._flushing:  # (a round the publisher has begun finishes first)
+            return run(self._publish_steps())  # type: ignore[no-any-return]
 
     def _wake_publisher(self, was_empty: bool) -> None:
         if was_empty and self._publisher is not None:
