@@ -374,3 +374,45 @@ def test_async_manager_delete_many(l2_url: str) -> None:
             assert await m.get_many("ns", list(range(5))) == {2: 2, 3: 3, 4: 4}
 
     run(main())
+
+
+def test_async_invalidations_queued_during_a_round_are_sent(redis_url: str) -> None:
+    """A write queued while a round of messages is in flight is sent without another write to wake the
+    publisher, and flush_invalidations() returns only once rounds begun before it (the publisher's or
+    another flush's) are done."""
+    async def main() -> None:
+        async with AsyncCacheManager(redis_url, env="test") as a:
+            real = a.l2.publish
+            gate = asyncio.Event()
+            started: List[bytes] = []
+            sent: List[bytes] = []
+
+            async def held_publish(channel: str, message: bytes) -> Any:
+                started.append(message)
+                await gate.wait()
+                sent.append(message)
+                return await real(channel, message)
+
+            a.l2.publish = held_publish  # type: ignore[method-assign]
+            await a.set("ns", "k1", 1)
+            while not started:  # the publisher's round has taken k1's message and waits on the gate
+                await asyncio.sleep(0.001)
+            await a.set("ns", "k2", 2)  # queued while that round is in flight
+            gate.set()
+            for _ in range(5000):
+                if any(b"k2" in m for m in sent):
+                    break
+                await asyncio.sleep(0.001)
+            assert any(b"k2" in m for m in sent)
+            gate.clear()
+            await a.set("ns", "k3", 3)
+            first = asyncio.ensure_future(a.flush_invalidations())
+            await asyncio.sleep(0)
+            second = asyncio.ensure_future(a.flush_invalidations())
+            await asyncio.sleep(0.01)
+            assert not second.done()  # the first round's message is not sent yet
+            gate.set()
+            await asyncio.gather(first, second)
+            assert any(b"k3" in m for m in sent)
+
+    run(main())

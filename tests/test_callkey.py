@@ -118,3 +118,23 @@ def test_cached_uses_the_canonical_key(manager: CacheManager) -> None:
         bad(object())
     with pytest.raises(TypeError, match="ignore= applies to the default key"):
         manager.cached("fn", key=lambda x: x, ignore=("x",))(bad)
+
+
+def test_the_encoding_is_self_delimiting_and_context_free() -> None:
+    """NaN takes 8 bytes as any float (so no value's bytes can pass for another's); Decimals are keyed by
+    value whatever the decimal context (no rounding); ints of any size encode."""
+    import struct
+
+    odd = struct.unpack(">d", b"nan1:bs1")[0]
+    k = CallKey(report)
+    assert k(("d",), {"tags": [float("nan"), "bs7:xxxxxxx"]}) != k(("d",), {"tags": [odd, "xxxxxxx"]})
+    assert encode_argument(decimal.Decimal("1.00000000000000000000000000000001")) != encode_argument(
+        decimal.Decimal("1"))
+    with decimal.localcontext() as ctx:
+        ctx.prec = 5
+        assert encode_argument(decimal.Decimal("1.23456")) != encode_argument(decimal.Decimal("1.2346"))
+        inside = encode_argument(decimal.Decimal("1.23456"))
+    assert inside == encode_argument(decimal.Decimal("1.234560"))
+    assert encode_argument(decimal.Decimal("0.00")) == encode_argument(decimal.Decimal("0"))
+    assert encode_argument(10 ** 5000) != encode_argument(10 ** 5000 + 1)
+    assert encode_argument(-1) != encode_argument(255) and encode_argument(0) != encode_argument(False)

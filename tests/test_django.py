@@ -319,3 +319,18 @@ def test_unpicklable_values_raise_pickle_errors_as_django_expects(cache: TierCac
         with pytest.raises(pickle.PickleError):
             call()
     assert cache.get("k") is None and cache.get("k2") is None and cache.get("k3") is None
+
+
+def test_add_and_incr_keep_their_meaning_while_l2_is_down(tmp_path: Any) -> None:
+    """With L2 unreachable the lock is this process's only, and the value read is this process's copy: add
+    does not overwrite a value it holds, incr counts on from it."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nobody = f"redis://127.0.0.1:{s.getsockname()[1]}/0"  # (nothing listens there)
+    cache = make(nobody, OPTIONS={"NAMESPACE": "django-down"})
+    cache.set("k", "first")
+    assert cache.add("k", "second") is False and cache.get("k") == "first"
+    cache.set("n", 1)
+    assert cache.incr("n") == 2 and cache.get("n") == 2

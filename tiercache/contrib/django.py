@@ -126,15 +126,17 @@ class TierCacheBackend(BaseCache):
                 raise exc.__cause__ from None
             raise
 
-    def _current(self, k: str) -> Any:
-        """The key's value as L2 has it (this process's L1 copy may lag another process's write)."""
-        self._manager.l1(self.namespace).delete(k)
+    def _current(self, k: str, shared: bool) -> Any:
+        """The key's value: as L2 has it when the L2 lock is held (`shared`: this process's L1 copy may lag
+        another process's write), else as this process has it (L2 is failing: an L1 copy beats none)."""
+        if shared:
+            self._manager.l1(self.namespace).delete(k)
         return self._manager.get(self.namespace, k, _MISSING)
 
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
         k = self.make_and_validate_key(key, version)
-        with self._manager.locked(self.namespace, k):
-            if self._current(k) is not _MISSING:
+        with self._manager.locked(self.namespace, k) as shared:
+            if self._current(k, shared) is not _MISSING:
                 return False
             ttl = self._ttl(timeout)
             if ttl is not None and ttl <= 0:
@@ -144,8 +146,8 @@ class TierCacheBackend(BaseCache):
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
         k = self.make_and_validate_key(key, version)
-        with self._manager.locked(self.namespace, k):
-            value = self._current(k)
+        with self._manager.locked(self.namespace, k) as shared:
+            value = self._current(k, shared)
             if value is _MISSING:
                 return False
             ttl = self._ttl(timeout)
@@ -186,8 +188,8 @@ class TierCacheBackend(BaseCache):
 
     def incr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> Any:
         k = self.make_and_validate_key(key, version)
-        with self._manager.locked(self.namespace, k):
-            value = self._current(k)
+        with self._manager.locked(self.namespace, k) as shared:
+            value = self._current(k, shared)
             if value is _MISSING:
                 raise ValueError(f"Key '{key}' not found")
             new = value + delta

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS messages (
 """
 
 # publish(): a message is kept this many seconds for the subscribers to read (a subscriber that fell further
-# behind has lost messages, and says so), and old ones are pruned every PRUNE_EVERY messages.
+# behind has lost messages, and says so); every PRUNE_EVERY messages the oldest are pruned, always a prefix
+# in message order, so a reader's gap check sees any loss.
 KEEP_MESSAGES = 60.0
 PRUNE_EVERY = 256
 # A subscription looks for new messages this often (PRAGMA data_version: does not touch the tables).
@@ -442,8 +443,9 @@ class SQLiteL2:
                 now = self._clock()
                 seq = conn.execute("INSERT INTO messages (channel, message, created) VALUES (?, ?, ?)",
                                    (channel, bytes(message), now)).lastrowid
-                if seq and seq % PRUNE_EVERY == 0:
-                    conn.execute("DELETE FROM messages WHERE created < ?", (now - KEEP_MESSAGES,))
+                if seq and seq % PRUNE_EVERY == 0:  # (a prefix in message order: a reader's gap check sees any loss)
+                    conn.execute("DELETE FROM messages WHERE seq <= (SELECT max(seq) FROM messages WHERE created < ?)",
+                                 (now - KEEP_MESSAGES,))
         except sqlite3.Error as exc:
             raise self._fail("publish", exc) from exc
         return 0

@@ -71,6 +71,7 @@ class AsyncCacheManager(BaseManager):
         self._tasks: set = set()
         self._publishing: Optional["asyncio.Future[Any]"] = None  # the publisher's task, while one is due
         self._published = -LINGER  # when it last sent (time.monotonic())
+        self._rounds: set = set()  # rounds of invalidation messages in flight
         if self.metrics is not None:
             self.metrics.start()
 
@@ -295,11 +296,14 @@ class AsyncCacheManager(BaseManager):
 
     async def flush_invalidations(self) -> int:
         """Send the invalidations queued by recent writes now (as CacheManager.flush_invalidations)."""
-        task = self._publishing
-        if (task is not None and not task.done() and task is not asyncio.current_task()
-                and task.get_loop() is asyncio.get_running_loop()):
-            await asyncio.wait([task])  # (a round the publisher has begun finishes first)
-        return await arun(self._publish_steps())  # type: ignore[no-any-return]
+        loop = asyncio.get_running_loop()
+        begun = [r for r in self._rounds if r.get_loop() is loop and not r.done()]
+        if begun:
+            await asyncio.wait(begun)  # (rounds begun earlier, the publisher's or another flush's, finish first)
+        round_ = asyncio.ensure_future(arun(self._publish_steps()))
+        self._rounds.add(round_)
+        round_.add_done_callback(self._rounds.discard)
+        return await round_  # type: ignore[no-any-return]
 
     def _wake_publisher(self, was_empty: bool) -> None:
         # (a publisher task due on another loop, which may have ended since, does not count)
@@ -316,6 +320,8 @@ class AsyncCacheManager(BaseManager):
         except Exception:  # (strict mode raises L2 failures; nobody is waiting for this one)
             log.exception("tiercache: failed to publish invalidations")
         self._published = time.monotonic()
+        if len(self._outbox) and not self._closed:  # (queued while this round was in flight: no one woke us)
+            self._publishing = self._spawn(self._publish_soon())
 
     async def _listen(self) -> None:
         backoff = Backoff()

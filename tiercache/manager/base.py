@@ -643,6 +643,10 @@ class BaseManager:
             taken = yield from self._l2_steps(self.l2.lock, (lock_key, token, lock_timeout), namespace)
             if taken is FAILED or taken:
                 try:
+                    if taken is True:  # (the last holder may have written it since this process missed)
+                        value, _ = yield from self._lookup_steps(namespace, key)
+                        if value is not MISSING:
+                            return value
                     return (yield from self._load_steps(namespace, key, loader, ttl))
                 finally:
                     if taken is True:

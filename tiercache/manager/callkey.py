@@ -28,6 +28,7 @@ __all__ = ["KEY_VERSION", "CallKey", "encode_argument", "key_maker"]
 
 KEY_VERSION = 1
 _MAX_DEPTH = 64
+_NAN = float("nan")
 
 
 def key_maker(fn: Callable[..., Any], key: Optional[Callable[..., Any]],
@@ -93,9 +94,11 @@ def _encode(v: Any, out: List[bytes], depth: int) -> None:
         out.append(b"E" + _text(f"{type(v).__module__}.{type(v).__qualname__}"))
         _encode(v.value, out, depth + 1)
     elif isinstance(v, int):
-        out.append(b"i" + _text(str(int(v))))
+        n = int(v)
+        data = n.to_bytes(n.bit_length() // 8 + 1, "big", signed=True)
+        out.append(b"i%d:" % len(data) + data)
     elif isinstance(v, float):
-        out.append(b"fnan" if v != v else b"f" + struct.pack(">d", v))
+        out.append(b"f" + struct.pack(">d", _NAN if v != v else v))  # (every NaN alike, 8 bytes as any float)
     elif isinstance(v, str):
         out.append(b"s" + _text(str(v)))
     elif isinstance(v, (bytes, bytearray, memoryview)):
@@ -124,7 +127,7 @@ def _encode(v: Any, out: List[bytes], depth: int) -> None:
     elif isinstance(v, datetime.timedelta):
         out.append(b"r" + _text(f"{v.days},{v.seconds},{v.microseconds}"))
     elif isinstance(v, decimal.Decimal):
-        out.append(b"m" + _text(str(v.normalize()) if v.is_finite() else str(v)))
+        out.append(b"m" + _text(_decimal_text(v)))
     elif isinstance(v, uuid.UUID):
         out.append(b"u" + v.bytes)
     elif dataclasses.is_dataclass(v) and not isinstance(v, type):
@@ -135,6 +138,21 @@ def _encode(v: Any, out: List[bytes], depth: int) -> None:
             _encode(getattr(v, f.name), out, depth + 1)
     else:
         raise TypeError(f"{type(v).__module__}.{type(v).__qualname__} has no canonical encoding")
+
+
+def _decimal_text(d: decimal.Decimal) -> str:
+    """A Decimal by value, whatever the thread's decimal context: 1.0 and 1.00 alike, no rounding."""
+    if not d.is_finite():
+        return str(d)
+    sign, digits, exponent = d.as_tuple()
+    assert isinstance(exponent, int)
+    stripped = list(digits)
+    while len(stripped) > 1 and stripped[-1] == 0:
+        stripped.pop()
+        exponent += 1
+    if stripped == [0]:
+        return "0"
+    return f"{'-' if sign else ''}{''.join(map(str, stripped))}e{exponent}"
 
 
 def _encoded(value: Any, depth: int) -> bytes:

@@ -111,14 +111,24 @@ class CacheManager(BaseManager):
 
     def _forked(self) -> None:
         """In a child process forked from this one (a pre-forking server, say): the child takes an id of its
-        own (messages from the parent's id are ignored as one's own), and since the parent's threads did not
-        come along, starts its own publisher and listener (and a fresh outbox: what is queued there is the
-        parent's to send); the worker pool is made anew when needed."""
+        own (messages from the parent's id are ignored as one's own), empties its L1, and since the parent's
+        threads did not come along, drops their loads and locks and starts its own publisher and listener
+        (and a fresh outbox: what is queued there is the parent's to send); the worker pool is made anew
+        when needed."""
         if self._closed:
             return
         self._id = uuid.uuid4().hex  # (the parent's id would make every process ignore the others' messages)
         self._outbox = Outbox()
         self._worker = None
+        # what the parent's other threads were doing did not come along: their loads, refreshes and locks
+        self._lock = threading.RLock()
+        self._flights = SingleFlight()
+        self._key_locks = weakref.WeakValueDictionary()
+        self._refreshing = set()
+        self._watchers = {}
+        # invalidations the parent had not applied yet, or sent before this listener subscribes, are lost to
+        # the child: its L1 starts empty, as after a lost connection
+        self._flush_l1()
         self._start_invalidation()
 
     # ------------------------------------------------------------------ reads
@@ -171,17 +181,18 @@ class CacheManager(BaseManager):
         return result
 
     @contextlib.contextmanager
-    def locked(self, namespace: str, key: Any, timeout: float = 10.0) -> Iterator[None]:
+    def locked(self, namespace: str, key: Any, timeout: float = 10.0) -> Iterator[bool]:
         """Hold the key's lock across every process on the L2 (and within this one) for a read-modify-write:
         `with cache.locked(ns, key): cache.set(ns, key, cache.get(ns, key) + 1)`. The lock expires after
-        `timeout` seconds should its holder die; when L2 cannot lock, only this process's lock is held.
-        What other processes hold in L1 may lag: read the key with `l1(ns).delete(key)` first."""
+        `timeout` seconds should its holder die. Yields whether the L2 lock is held: False when L2 cannot
+        lock (it fails, or the namespace is not persisted), and only this process's lock is. What other
+        processes hold in L1 may lag: with the L2 lock, read the key with `l1(ns).delete(key)` first."""
         check_lock("distributed", timeout)
         self._check_open()
         with self._key_lock(namespace, key):
             token = run(self._lock_steps(namespace, key, timeout))
             try:
-                yield
+                yield token is not None
             finally:
                 run(self._unlock_steps(namespace, key, token))
 
