@@ -31,10 +31,11 @@ ones in a thread.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import pickle
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
@@ -61,6 +62,18 @@ def _shared_manager(settings_key: Tuple[Any, ...]) -> CacheManager:
             manager = _SHARED[settings_key] = CacheManager(location, env=env, config={namespace: ns},
                                                            hmac_key=hmac_key, strict=strict, metrics_interval=None)
         return manager
+
+
+@contextlib.contextmanager
+def _pickle_errors() -> Iterator[None]:
+    """A value pickle refused raises pickle.PickleError, as with Django's own backends (not the
+    SerializationError wrapping it)."""
+    try:
+        yield
+    except SerializationError as exc:
+        if isinstance(exc.__cause__, pickle.PickleError):
+            raise exc.__cause__ from None
+        raise
 
 
 @atexit.register
@@ -119,12 +132,8 @@ class TierCacheBackend(BaseCache):
         self._store(k, value, ttl)
 
     def _store(self, k: str, value: Any, ttl: Optional[float]) -> None:
-        try:
+        with _pickle_errors():
             self._manager.set(self.namespace, k, value, ttl)
-        except SerializationError as exc:
-            if isinstance(exc.__cause__, pickle.PickleError):  # (what Django's own backends raise)
-                raise exc.__cause__ from None
-            raise
 
     def _current(self, k: str, shared: bool) -> Any:
         """The key's value: as L2 has it when the L2 lock is held (`shared`: this process's L1 copy may lag
@@ -175,12 +184,8 @@ class TierCacheBackend(BaseCache):
         if ttl is not None and ttl <= 0:
             self._manager.delete_many(self.namespace, list(items))
             return []
-        try:
+        with _pickle_errors():
             self._manager.set_many(self.namespace, items, ttl)
-        except SerializationError as exc:
-            if isinstance(exc.__cause__, pickle.PickleError):
-                raise exc.__cause__ from None
-            raise
         return []  # keys that failed to store: none (L2 failures are counted and repaired, not raised)
 
     def delete_many(self, keys: Iterable[Any], version: Optional[int] = None) -> None:

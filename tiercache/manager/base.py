@@ -633,10 +633,9 @@ class BaseManager:
         wakes them) and read the value once it is gone, or take the lock themselves when it went without
         one (the loader failed). After `lock_timeout` they load anyway, and so does everyone while L2
         fails: the lock never blocks longer than its expiry."""
-        state = self._space(namespace)
-        if not (state.persist and self.enabled and hasattr(self.l2, "lock")):
+        lock_key = self._lock_key(namespace, key)
+        if lock_key is None:
             return (yield from self._load_steps(namespace, key, loader, ttl))
-        lock_key = wire.lock_key(self.env, namespace, wire.encode_key(key))
         token = uuid.uuid4().hex.encode()
         deadline = time.monotonic() + lock_timeout
         while True:
@@ -668,10 +667,9 @@ class BaseManager:
         """Take the key's L2 lock (the one lock="distributed" loads take), waiting while another holds it
         (at most its expiry, `timeout`, if its holder died): the token, or None when L2 cannot lock (it
         failed, or the namespace is not persisted), so the caller goes on with its process's lock only."""
-        state = self._space(namespace)
-        if not (state.persist and self.enabled and hasattr(self.l2, "lock")):
+        lock_key = self._lock_key(namespace, key)
+        if lock_key is None:
             return None
-        lock_key = wire.lock_key(self.env, namespace, wire.encode_key(key))
         token = uuid.uuid4().hex.encode()
         deadline = time.monotonic() + 2 * timeout
         wait = 0.001
@@ -689,8 +687,15 @@ class BaseManager:
 
     def _unlock_steps(self, namespace: str, key: Any, token: Optional[bytes]) -> Steps:
         if token is not None:
-            lock_key = wire.lock_key(self.env, namespace, wire.encode_key(key))
-            yield from self._l2_steps(self.l2.unlock, (lock_key, token), namespace)
+            yield from self._l2_steps(self.l2.unlock, (self._lock_key(namespace, key), token), namespace)
+
+    def _lock_key(self, namespace: str, key: Any) -> Optional[str]:
+        """The L2 key of the key's lock, or None when L2 cannot hold it (a namespace not persisted, a disabled
+        cache, an L2 without locks)."""
+        state = self._space(namespace)
+        if not (state.persist and self.enabled and hasattr(self.l2, "lock")):
+            return None
+        return wire.lock_key(self.env, namespace, wire.encode_key(key))
 
     def _pause(self, namespace: str, key: Any, seconds: float) -> Any:
         """Wait up to `seconds`, less if an invalidation of the key arrives (the managers say how)."""
