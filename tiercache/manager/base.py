@@ -55,11 +55,12 @@ LOCK_POLL = 0.05  # seconds between a waiter's checks of another process's singl
 LOCKS = ("local", "distributed")
 
 
-def check_lock(lock: Any, lock_timeout: Any) -> None:
+def check_lock(lock: Any, lock_timeout: Any, name: str = "lock_timeout") -> None:
+    """ValueError naming the argument (`name`: how the caller calls the timeout) for a bad lock or timeout."""
     if lock not in LOCKS:
         raise ValueError(f"lock must be 'local' or 'distributed', got {lock!r}")
     if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not 0 < lock_timeout <= 3600:
-        raise ValueError(f"lock_timeout must be a number of seconds in (0, 3600], got {lock_timeout!r}")
+        raise ValueError(f"{name} must be a number of seconds in (0, 3600], got {lock_timeout!r}")
 _perf_counter = time.perf_counter
 
 

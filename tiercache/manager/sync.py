@@ -187,7 +187,7 @@ class CacheManager(BaseManager):
         `timeout` seconds should its holder die. Yields whether the L2 lock is held: False when L2 cannot
         lock (it fails, or the namespace is not persisted), and only this process's lock is. What other
         processes hold in L1 may lag: with the L2 lock, read the key with `l1(ns).delete(key)` first."""
-        check_lock("distributed", timeout)
+        check_lock("distributed", timeout, "timeout")
         self._check_open()
         with self._key_lock(namespace, key):
             token = run(self._lock_steps(namespace, key, timeout))
