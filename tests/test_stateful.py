@@ -162,7 +162,9 @@ class CacheMachine(RuleBasedStateMachine):
     )
     def setup(self, max_bytes: Optional[int], max_entries: Optional[int], default_ttl: Optional[float]) -> None:
         self.clock = self.FakeTimer()
-        self.cache = self.HashCache(max_bytes, max_entries, default_ttl, timer=self.clock)
+        self.evicted: List[Any] = []  # (on_evict: one call per eviction and expiration the stats count)
+        self.cache = self.HashCache(max_bytes, max_entries, default_ttl, timer=self.clock,
+                                    on_evict=lambda key, value, cause: self.evicted.append(cause))
         self.model = Model(max_bytes, max_entries, default_ttl)
 
     def now(self, dt: float) -> float:
@@ -267,7 +269,10 @@ class CacheMachine(RuleBasedStateMachine):
             return
         self.cache._check()
         now = self.clock.now
-        assert self.cache.stats() == self.model.stats(now)
+        stats = self.cache.stats()
+        assert stats == self.model.stats(now)
+        assert len(self.evicted) == stats["evictions"] + stats["expirations"]
+        assert self.evicted.count("size") == stats["evictions_by_size"]
         assert list(self.cache) == list(self.model.data)
         self.cache._check()
 

@@ -85,6 +85,19 @@ cdef struct Sketch:
     int64_t size           # additions since the last aging
 
 
+cdef struct Evicted:
+    # An entry evicted during a call, held for HashCache.on_evict until the call's end.
+    PyObject* key
+    PyObject* value
+    int cause              # EVICTED_SIZE, EVICTED_COUNT, EVICTED_EXPIRED
+
+
+cdef enum:
+    EVICTED_SIZE = 0       # indexes into _EVICT_CAUSES
+    EVICTED_COUNT = 1
+    EVICTED_EXPIRED = 2
+
+
 cdef struct Heap:
     # Binary min-heap of entry indices keyed by Entry.expires, each entry knowing its position, so an
     # expiry can be removed or changed in O(log n) and expire() pops only what is due.
@@ -121,6 +134,10 @@ cdef class HashCache:
         PyObject** pending
         Py_ssize_t n_pending
         Py_ssize_t pending_capacity
+        # -- entries evicted during a call, given to on_evict (None: nothing recorded) at its end
+        object on_evict
+        Evicted* evicted
+        Py_ssize_t n_evicted, evicted_head, evicted_capacity
         # -- policy: 0 = LRU (one list, `lru`); 1 = W-TinyLFU: `lru` is the admission window, then the
         #    main region's probation and protected lists (the entry's list is in Entry.tag's bits 2-3)
         int policy_id

@@ -121,6 +121,8 @@ include "_sketch.pxi"
 __all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram", "decode_l2", "deep_sizer", "default_sizer", "jittered", "read_l2_value"]
 
 cdef object _MISSING = object()
+cdef tuple _EVICT_CAUSES = ("size", "count", "expired")  # by EVICTED_SIZE, EVICTED_COUNT, EVICTED_EXPIRED
+cdef object _log = __import__("logging").getLogger("tiercache")
 cdef object _ABSENT = object()
 cdef object _getsizeof = sys.getsizeof
 # time.monotonic is read through the C clock, not a Python call, where the two are one clock (CLOCK_MONOTONIC)

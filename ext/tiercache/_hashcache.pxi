@@ -8,7 +8,8 @@ cdef class HashCache:
     """A bounded in-process LRU cache with per-entry TTLs and exact byte accounting (compiled).
 
     HashCache(max_bytes=10 MiB, max_entries=None, default_ttl=None, *, sizer=None, timer=None,
-    cleanup_interval=None). Thread-safe: any number of threads may share one instance.
+    cleanup_interval=None, policy="lru", on_evict=None). Thread-safe: any number of threads may share one
+    instance.
     """
 
     def __cinit__(self):
@@ -24,8 +25,9 @@ cdef class HashCache:
         self.free_head = -1
 
     def __init__(self, max_bytes=10 * 1024 * 1024, max_entries=None, default_ttl=None, *,
-                 sizer=None, timer=None, cleanup_interval=None, policy="lru"):
+                 sizer=None, timer=None, cleanup_interval=None, policy="lru", on_evict=None):
         cdef int policy_code = check_policy(policy)
+        check_callable("on_evict", on_evict)
         max_bytes = check_max_bytes(max_bytes)
         max_entries = check_max_entries(max_entries)
         default_ttl = check_default_ttl(default_ttl)
@@ -42,6 +44,7 @@ cdef class HashCache:
         self.sizer = sizer
         self.timer = None if timer is _monotonic else timer
         self.policy_id = policy_code
+        self.on_evict = on_evict
         self._allocate()
         if self.policy_id:
             wt_reset(self)
@@ -65,6 +68,11 @@ cdef class HashCache:
         tc_table_free(self.table.slots)
         PyMem_Free(self.heap.items)
         PyMem_Free(self.pending)
+        while self.n_evicted > self.evicted_head:  # (a call that raised before its end: no callback now)
+            self.n_evicted -= 1
+            Py_XDECREF(self.evicted[self.n_evicted].key)
+            Py_XDECREF(self.evicted[self.n_evicted].value)
+        PyMem_Free(self.evicted)
         sketch_free(&self.sketch)
 
     # ------------------------------------------------------------------ internals
@@ -141,7 +149,7 @@ cdef class HashCache:
                 if self.entries[idx].heap_pos < 0:
                     return idx  # ... or gave this key a new value without a TTL
             if now[0] >= self.entries[idx].expires:
-                slab_remove(self, idx)
+                slab_evict(self, idx, EVICTED_EXPIRED)
                 self.expirations += 1
                 return -1
             return idx
@@ -182,7 +190,7 @@ cdef class HashCache:
             top = self.heap.items[0]
             if self.entries[top].expires > now:
                 break
-            slab_remove(self, top)
+            slab_evict(self, top, EVICTED_EXPIRED)
             removed += 1
         self.expirations += removed
         return removed
@@ -203,7 +211,9 @@ cdef class HashCache:
         while self._over():
             if self.bytes > self.max_bytes_:
                 self.evictions_by_size += 1
-            slab_remove(self, self.lru.tail)
+                slab_evict(self, self.lru.tail, EVICTED_SIZE)
+            else:
+                slab_evict(self, self.lru.tail, EVICTED_COUNT)
             self.evictions += 1
 
     cdef bint _store(self, object key, Py_hash_t h, object value, bint has_ttl, double ttl,
@@ -280,7 +290,7 @@ cdef class HashCache:
             self._make_room(has_now, now)
         if TIERCACHE_DEBUG:
             self._check()
-        if self.n_pending:
+        if self.n_pending or self.n_evicted:
             slab_flush(self)
         return True
 
@@ -298,7 +308,9 @@ cdef class HashCache:
     cdef void _evict(self, int32_t idx) noexcept:
         if self.bytes > self.max_bytes_:
             self.evictions_by_size += 1
-        slab_remove(self, idx)
+            slab_evict(self, idx, EVICTED_SIZE)
+        else:
+            slab_evict(self, idx, EVICTED_COUNT)
         self.evictions += 1
 
     def admits(self, key, size):
@@ -353,7 +365,7 @@ cdef class HashCache:
         else:
             victim = self.lru.tail
         size = self.entries[victim].size
-        slab_remove(self, victim)
+        slab_evict(self, victim, EVICTED_SIZE)
         self.evictions += 1
         self.evictions_by_size += 1
         slab_flush(self)
@@ -395,7 +407,7 @@ cdef class HashCache:
             self.misses += 1
             if self.policy_id:
                 wt_climb(self, False)
-            if self.n_pending:
+            if self.n_pending or self.n_evicted:
                 slab_flush(self)
             return default
         if self.policy_id:

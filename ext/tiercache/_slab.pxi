@@ -54,6 +54,52 @@ cdef void slab_flush(HashCache self) noexcept:
         self.n_pending -= 1
         obj = self.pending[self.n_pending]
         Py_XDECREF(obj)
+    if self.n_evicted:
+        slab_notify(self)
+
+
+cdef void slab_evict(HashCache self, Py_ssize_t idx, int cause) noexcept:
+    """slab_remove, for `cause`: with on_evict set, the entry's key and value are kept for it until the
+    call's end (no Python object is made here; out of memory, the callback misses this one)."""
+    cdef Entry* e
+    cdef Py_ssize_t capacity
+    cdef Evicted* grown
+    if self.on_evict is not None:
+        if self.n_evicted == self.evicted_capacity:
+            capacity = self.evicted_capacity * 2 if self.evicted_capacity else 16
+            grown = <Evicted*>PyMem_Realloc(self.evicted, capacity * sizeof(Evicted))
+            if grown != NULL:
+                self.evicted = grown
+                self.evicted_capacity = capacity
+        if self.n_evicted < self.evicted_capacity:
+            e = &self.entries[idx]
+            Py_INCREF(<object>e.key)
+            Py_INCREF(<object>e.value)
+            self.evicted[self.n_evicted].key = e.key
+            self.evicted[self.n_evicted].value = e.value
+            self.evicted[self.n_evicted].cause = cause
+            self.n_evicted += 1
+    slab_remove(self, idx)
+
+
+cdef void slab_notify(HashCache self) noexcept:
+    """Call on_evict for each entry evicted, in order, once the structure is consistent (the callback may
+    use the cache: what it evicts joins the queue); an exception from it is logged."""
+    cdef Evicted rec
+    while self.evicted_head < self.n_evicted:
+        rec = self.evicted[self.evicted_head]
+        self.evicted_head += 1
+        key = <object>rec.key
+        value = <object>rec.value
+        Py_DECREF(key)  # (the record's references; `key` and `value` hold their own)
+        Py_DECREF(value)
+        callback = self.on_evict
+        if callback is not None:
+            try:
+                callback(key, value, _EVICT_CAUSES[rec.cause])
+            except Exception:
+                _log.exception("tiercache: on_evict failed for %r", key)
+    self.evicted_head = self.n_evicted = 0
 
 
 cdef int slab_reserve(HashCache self) except -1:

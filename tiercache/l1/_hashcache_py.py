@@ -17,12 +17,14 @@ The rules both implementations follow are in docs/design.md ("HashCache's contra
 
 from __future__ import annotations
 
+import collections
 import heapq
+import logging
 import itertools
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Hashable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Hashable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from . import cleanup as _cleanup
 from .._validate import (
@@ -48,6 +50,7 @@ from ._wtinylfu_py import unlink_node as _unlink_node
 __all__ = ["HashCache", "deep_sizer", "default_sizer"]
 
 _MISSING: Any = object()
+_log = logging.getLogger("tiercache")
 _ABSENT: Any = object()
 
 # The entry record's fields and lists are defined in _wtinylfu_py, which moves entries between lists.
@@ -92,7 +95,10 @@ def deep_sizer(value: Any) -> int:
 class HashCache:
     """A bounded in-process LRU cache with per-entry TTLs and exact byte accounting (pure Python).
 
-    Thread-safe: any number of threads may share one instance.
+    Thread-safe: any number of threads may share one instance. `on_evict(key, value, cause)`, when given,
+    is called for each entry that leaves for max_bytes (cause "size"), max_entries ("count") or its TTL
+    ("expired") — never for delete, pop, clear or an overwrite — in eviction order, once the call that
+    evicted it has let go of the cache, so it may use the cache; an exception from it is logged.
     """
 
     __slots__ = (
@@ -100,7 +106,7 @@ class HashCache:
         "_sizer", "_timer", "_lock", "_cleaner", "_version",
         "_hits", "_misses", "_sets", "_evictions", "_expirations", "_rejections",
         "_evictions_by_size", "_promoted", "_promoted_hits",
-        "_policy", "_segments",
+        "_policy", "_segments", "_on_evict", "_evicted",
         "__weakref__",
     )
 
@@ -114,8 +120,12 @@ class HashCache:
         timer: Optional[Callable[[], float]] = None,
         cleanup_interval: Optional[float] = None,
         policy: str = "lru",
+        on_evict: Optional[Callable[[Any, Any, str], Any]] = None,
     ) -> None:
         self._policy = check_policy(policy)
+        self._on_evict = check_callable("on_evict", on_evict)
+        # entries evicted (key, value, cause), for on_evict once the call that evicted them lets go of the lock
+        self._evicted: Deque[Tuple[Any, Any, str]] = collections.deque()
         self._max_bytes = check_max_bytes(max_bytes)
         self._byte_limit = _BYTES_CEILING if self._max_bytes is None else self._max_bytes
         self._max_entries = check_max_entries(max_entries)
@@ -160,6 +170,24 @@ class HashCache:
         if self._unlink(entry[_KEY], entry, dropped):
             self._evictions += 1
             self._evictions_by_size += by_size
+            if self._on_evict is not None:
+                self._evicted.append((entry[_KEY], entry[_VALUE], "size" if by_size else "count"))
+
+    def _notify(self) -> None:
+        """Call on_evict for each entry evicted, in order, outside the lock (the callback may use the cache:
+        what it evicts joins the queue); an exception from it is logged."""
+        evicted = self._evicted
+        while evicted:
+            try:
+                key, value, cause = evicted.popleft()
+            except IndexError:  # (another thread took the last one)
+                return
+            callback = self._on_evict
+            if callback is not None:
+                try:
+                    callback(key, value, cause)
+                except Exception:
+                    _log.exception("tiercache: on_evict failed for %r", key)
 
     def _maintain(self, now: Optional[float], dropped: List[Any]) -> None:
         """Window overflow into probation, then evict until both limits hold (expired entries first)."""
@@ -190,9 +218,13 @@ class HashCache:
     def was_hit(self, key: Hashable) -> Optional[bool]:
         """For a promoted entry: whether it has been hit since (None when `key` is not held)."""
         dropped: List[Any] = []
-        with self._lock:
-            entry, _ = self._find_live(key, None, dropped)
-            return None if entry is None else bool(entry[_FLAGS] & _HIT)
+        try:
+            with self._lock:
+                entry, _ = self._find_live(key, None, dropped)
+                return None if entry is None else bool(entry[_FLAGS] & _HIT)
+        finally:
+            if self._evicted:
+                self._notify()
 
     def held_bytes(self) -> int:
         """Bytes held now (expired entries not yet dropped included): cheap, for the manager's global cap."""
@@ -202,19 +234,25 @@ class HashCache:
         """Evict the entry this policy would evict next; returns its weight, or None when empty. Counted as
         an eviction for size (the manager's global L1 cap)."""
         dropped: List[Any] = []
-        with self._lock:
-            if self._policy:
-                victim = self._segments.next_victim()  # type: ignore[union-attr]
-            else:
-                root = self._root
-                victim = root[_NEXT] if root[_NEXT] is not root else None
-            if victim is None:
-                return None
-            size = victim[_SIZE]
-            if self._unlink(victim[_KEY], victim, dropped):
-                self._evictions += 1
-                self._evictions_by_size += 1
-            return size  # type: ignore[no-any-return]
+        try:
+            with self._lock:
+                if self._policy:
+                    victim = self._segments.next_victim()  # type: ignore[union-attr]
+                else:
+                    root = self._root
+                    victim = root[_NEXT] if root[_NEXT] is not root else None
+                if victim is None:
+                    return None
+                size = victim[_SIZE]
+                if self._unlink(victim[_KEY], victim, dropped):
+                    self._evictions += 1
+                    self._evictions_by_size += 1
+                    if self._on_evict is not None:
+                        self._evicted.append((victim[_KEY], victim[_VALUE], "size"))
+                return size  # type: ignore[no-any-return]
+        finally:
+            if self._evicted:
+                self._notify()
 
     def record_use(self, key: Hashable) -> None:
         """Count a use of `key` that did not reach this cache (an L1 miss served by L2), so the sketch
@@ -296,6 +334,8 @@ class HashCache:
             if now >= entry[_EXPIRES]:
                 if self._unlink(key, entry, dropped):
                     self._expirations += 1
+                    if self._on_evict is not None:
+                        self._evicted.append((key, entry[_VALUE], "expired"))
                 return None, now
             return entry, now
 
@@ -309,8 +349,10 @@ class HashCache:
             seq, key = due
             entry = self._find(key)  # may raise from the key's __eq__: the record stays for next time
             expiry.pop(seq)
-            if expiry.is_current(entry, seq):
-                removed += self._unlink(key, entry, dropped)  # type: ignore[arg-type]
+            if expiry.is_current(entry, seq) and self._unlink(key, entry, dropped):  # type: ignore[arg-type]
+                removed += 1
+                if self._on_evict is not None:
+                    self._evicted.append((key, entry[_VALUE], "expired"))  # type: ignore[index]
         self._expirations += removed
         return removed
 
@@ -336,6 +378,8 @@ class HashCache:
             if self._unlink(victim[_KEY], victim, dropped):
                 self._evictions += 1
                 self._evictions_by_size += by_size
+                if self._on_evict is not None:
+                    self._evicted.append((victim[_KEY], victim[_VALUE], "size" if by_size else "count"))
 
     def _ttl_or_default(self, ttl: Any) -> Optional[float]:
         """`ttl` checked, or default_ttl when None (None again: no expiry)."""
@@ -418,28 +462,36 @@ class HashCache:
     def get(self, key: Hashable, default: Any = None) -> Any:
         """The value for `key`, or `default` when absent or expired; counts a hit or a miss."""
         dropped: List[Any] = []
-        with self._lock:
-            entry, _ = self._find_live(key, None, dropped)
-            if entry is None:
-                self._misses += 1
+        try:
+            with self._lock:
+                entry, _ = self._find_live(key, None, dropped)
+                if entry is None:
+                    self._misses += 1
+                    if self._policy:
+                        self._segments.climb(False)  # type: ignore[union-attr]
+                    return default
+                self._use(entry)
                 if self._policy:
-                    self._segments.climb(False)  # type: ignore[union-attr]
-                return default
-            self._use(entry)
-            if self._policy:
-                self._segments.climb(True)  # type: ignore[union-attr]
-            self._hits += 1
-            if entry[_FLAGS] == _PROMOTED:  # a promotion's first hit
-                entry[_FLAGS] = _PROMOTED | _HIT
-                self._promoted_hits += 1
-            return entry[_VALUE]
+                    self._segments.climb(True)  # type: ignore[union-attr]
+                self._hits += 1
+                if entry[_FLAGS] == _PROMOTED:  # a promotion's first hit
+                    entry[_FLAGS] = _PROMOTED | _HIT
+                    self._promoted_hits += 1
+                return entry[_VALUE]
+        finally:
+            if self._evicted:
+                self._notify()
 
     def peek(self, key: Hashable, default: Any = None) -> Any:
         """The value for `key` without marking it used or counting a hit/miss."""
         dropped: List[Any] = []
-        with self._lock:
-            entry, _ = self._find_live(key, None, dropped)
-            return default if entry is None else entry[_VALUE]
+        try:
+            with self._lock:
+                entry, _ = self._find_live(key, None, dropped)
+                return default if entry is None else entry[_VALUE]
+        finally:
+            if self._evicted:
+                self._notify()
 
     def __contains__(self, key: Hashable) -> bool:
         return self.peek(key, _MISSING) is not _MISSING
@@ -460,8 +512,12 @@ class HashCache:
             raise unhashable(key) from None
         weight = self._weigh(value, size)
         dropped: List[Any] = []  # (released when this call returns, after the lock)
-        with self._lock:
-            return self._store(key, value, ttl, weight, dropped, promoted, h)
+        try:
+            with self._lock:
+                return self._store(key, value, ttl, weight, dropped, promoted, h)
+        finally:
+            if self._evicted:
+                self._notify()
 
     def __setitem__(self, key: Hashable, value: Any) -> None:
         """`cache[key] = value`: set() with the default ttl; ValueError where set() would return False."""
@@ -471,8 +527,12 @@ class HashCache:
             raise unhashable(key) from None
         weight = self._weigh(value, None)
         dropped: List[Any] = []
-        with self._lock:
-            stored = self._store(key, value, self._default_ttl, weight, dropped, False, h)
+        try:
+            with self._lock:
+                stored = self._store(key, value, self._default_ttl, weight, dropped, False, h)
+        finally:
+            if self._evicted:
+                self._notify()
         if not stored:
             raise too_heavy(self._max_bytes)
 
@@ -505,9 +565,13 @@ class HashCache:
             weighed.append((key, value, self._weigh(value, None), h))
         stored = 0
         dropped: List[Any] = []
-        with self._lock:
-            for key, value, weight, h in weighed:
-                stored += self._store(key, value, ttl, weight, dropped, False, h)
+        try:
+            with self._lock:
+                for key, value, weight, h in weighed:
+                    stored += self._store(key, value, ttl, weight, dropped, False, h)
+        finally:
+            if self._evicted:
+                self._notify()
         return stored
 
     def get_many(self, keys: Iterable[Hashable]) -> Dict[Hashable, Any]:
@@ -532,11 +596,15 @@ class HashCache:
     def pop(self, key: Hashable, default: Any = _MISSING) -> Any:
         """Remove `key` and return its value; `default` (or KeyError) when absent or expired."""
         dropped: List[Any] = []
-        with self._lock:
-            entry, _ = self._find_live(key, None, dropped)
-            if entry is not None:
-                self._unlink(key, entry, dropped)
-                return entry[_VALUE]
+        try:
+            with self._lock:
+                entry, _ = self._find_live(key, None, dropped)
+                if entry is not None:
+                    self._unlink(key, entry, dropped)
+                    return entry[_VALUE]
+        finally:
+            if self._evicted:
+                self._notify()
         if default is _MISSING:
             raise KeyError(key)
         return default
@@ -545,33 +613,45 @@ class HashCache:
         """Mark `key` used and restart its expiry with `ttl` (or default_ttl; neither: expiry unchanged)."""
         ttl = self._ttl_or_default(ttl)
         dropped: List[Any] = []
-        with self._lock:
-            # The time is read first when a new expiry will be set, else only if the entry has one.
-            now = self._now() if ttl is not None else None
-            entry, now = self._find_live(key, now, dropped)
-            if entry is None:
-                return False
-            if ttl is not None:
-                self._expiry.track(key, entry, now + ttl, self._data)  # type: ignore[operator]
-            self._use(entry)
-            return True
+        try:
+            with self._lock:
+                # The time is read first when a new expiry will be set, else only if the entry has one.
+                now = self._now() if ttl is not None else None
+                entry, now = self._find_live(key, now, dropped)
+                if entry is None:
+                    return False
+                if ttl is not None:
+                    self._expiry.track(key, entry, now + ttl, self._data)  # type: ignore[operator]
+                self._use(entry)
+                return True
+        finally:
+            if self._evicted:
+                self._notify()
 
     def ttl(self, key: Hashable) -> Optional[float]:
         """Seconds until `key` expires, None when it never does; KeyError when absent or expired."""
         dropped: List[Any] = []
-        with self._lock:
-            entry, now = self._find_live(key, None, dropped)
-            if entry is not None:
-                if entry[_EXPIRES] is None:
-                    return None
-                return entry[_EXPIRES] - now  # type: ignore[operator]
+        try:
+            with self._lock:
+                entry, now = self._find_live(key, None, dropped)
+                if entry is not None:
+                    if entry[_EXPIRES] is None:
+                        return None
+                    return entry[_EXPIRES] - now  # type: ignore[operator]
+        finally:
+            if self._evicted:
+                self._notify()
         raise KeyError(key)
 
     def expire(self) -> int:
         """Drop every expired entry now; returns how many. Costs O(expired · log n)."""
         dropped: List[Any] = []
-        with self._lock:
-            return self._expire(dropped)
+        try:
+            with self._lock:
+                return self._expire(dropped)
+        finally:
+            if self._evicted:
+                self._notify()
 
     def _expire(self, dropped: List[Any]) -> int:
         if not self._expiry.count:
@@ -594,48 +674,60 @@ class HashCache:
 
     def __len__(self) -> int:
         dropped: List[Any] = []
-        with self._lock:
-            self._expire(dropped)
-            return len(self._data)
+        try:
+            with self._lock:
+                self._expire(dropped)
+                return len(self._data)
+        finally:
+            if self._evicted:
+                self._notify()
 
     def __iter__(self) -> Iterator[Hashable]:
         """Iterate over a snapshot of the live keys, least recently used first."""
         dropped: List[Any] = []
-        with self._lock:
-            self._expire(dropped)
-            keys = []
-            segments = self._segments
-            roots = [segments.probation, segments.protected, self._root] if segments is not None else [self._root]
-            for root in roots:  # (W-TinyLFU: eviction order, roughly: probation, protected, the window)
-                entry = root[_NEXT]
-                while entry is not root:
-                    keys.append(entry[_KEY])
-                    entry = entry[_NEXT]
-            return iter(keys)
+        try:
+            with self._lock:
+                self._expire(dropped)
+                keys = []
+                segments = self._segments
+                roots = [segments.probation, segments.protected, self._root] if segments is not None else [self._root]
+                for root in roots:  # (W-TinyLFU: eviction order, roughly: probation, protected, the window)
+                    entry = root[_NEXT]
+                    while entry is not root:
+                        keys.append(entry[_KEY])
+                        entry = entry[_NEXT]
+                return iter(keys)
+        finally:
+            if self._evicted:
+                self._notify()
 
     def stats(self) -> Dict[str, Any]:
         """Counters and sizes; expired entries are dropped first so entries/bytes count live entries."""
         dropped: List[Any] = []
-        with self._lock:
-            self._expire(dropped)
-            lookups = self._hits + self._misses
-            return {
-                "hits": self._hits,
-                "misses": self._misses,
-                "sets": self._sets,
-                "evictions": self._evictions,
-                "evictions_by_size": self._evictions_by_size,
-                "evictions_by_count": self._evictions - self._evictions_by_size,
-                "expirations": self._expirations,
-                "rejections": self._rejections,
-                "entries": len(self._data),
-                "bytes": self._bytes,
-                "max_bytes": self._max_bytes,
-                "max_entries": self._max_entries,
-                "hit_rate": self._hits / lookups if lookups else 0.0,
-                "promoted": self._promoted,
-                "promoted_hits": self._promoted_hits,
-            }
+        try:
+            with self._lock:
+                self._expire(dropped)
+                lookups = self._hits + self._misses
+                return {
+                    "hits": self._hits,
+                    "misses": self._misses,
+                    "sets": self._sets,
+                    "evictions": self._evictions,
+                    "evictions_by_size": self._evictions_by_size,
+                    "evictions_by_count": self._evictions - self._evictions_by_size,
+                    "expirations": self._expirations,
+                    "rejections": self._rejections,
+                    "entries": len(self._data),
+                    "bytes": self._bytes,
+                    "max_bytes": self._max_bytes,
+                    "max_entries": self._max_entries,
+                    "hit_rate": self._hits / lookups if lookups else 0.0,
+                    "promoted": self._promoted,
+                    "promoted_hits": self._promoted_hits,
+                }
+        finally:
+            if self._evicted:
+                self._notify()
 
     @property
     def max_bytes(self) -> Optional[int]:
@@ -655,17 +747,21 @@ class HashCache:
         max_bytes = check_max_bytes(max_bytes)
         max_entries = check_max_entries(max_entries)
         dropped: List[Any] = []
-        with self._lock:
-            before = self._evictions + self._expirations
-            now = self._now() if self._expiry.count else None
-            self._max_bytes = max_bytes
-            self._byte_limit = _BYTES_CEILING if max_bytes is None else max_bytes
-            self._max_entries = max_entries
-            if self._policy:
-                # the window and the sketch follow the new capacity
-                self._segments.reset(max_bytes, max_entries)  # type: ignore[union-attr]
-            self._make_room(now, dropped)
-            return self._evictions + self._expirations - before
+        try:
+            with self._lock:
+                before = self._evictions + self._expirations
+                now = self._now() if self._expiry.count else None
+                self._max_bytes = max_bytes
+                self._byte_limit = _BYTES_CEILING if max_bytes is None else max_bytes
+                self._max_entries = max_entries
+                if self._policy:
+                    # the window and the sketch follow the new capacity
+                    self._segments.reset(max_bytes, max_entries)  # type: ignore[union-attr]
+                self._make_room(now, dropped)
+                return self._evictions + self._expirations - before
+        finally:
+            if self._evicted:
+                self._notify()
 
     def close(self) -> None:
         """Stop the cleanup thread, if any. The cache stays usable."""

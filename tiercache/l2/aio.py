@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import time
 from typing import Any, Callable, List, Mapping, Optional, Tuple, Type
 
 import redis
@@ -24,9 +25,10 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
+from .._validate import check_ttl
 from ..errors import L2Error
 from .redis import (HEALTH_CHECK_INTERVAL, RECENCY_SAMPLE, UNLOCK_SCRIPT, RedisBackendBase, cluster_url_to_redis,
-                    most_recent, prefix_pattern, ttl_ms)
+                    most_recent, popped_keys, prefix_pattern, queue_tagged, ttl_ms)
 
 __all__ = ["AsyncRedisL2", "AsyncRedisClusterL2", "AsyncSubscription", "ThreadedL2", "ThreadedPubSubL2",
            "ThreadedSubscription", "from_url", "threaded"]
@@ -132,6 +134,23 @@ class _AsyncRedisCommands(RedisBackendBase):
             return await self._c().unlink(key) > 0  # type: ignore[no-any-return]
         except _ERRORS as exc:
             raise self._fail("UNLINK", exc) from exc
+
+    async def set_tagged(self, items: Mapping[str, bytes], ttl: Optional[float], tag_keys: List[str]) -> None:
+        check_ttl(ttl)
+        if not items:
+            return
+        try:
+            pipe = self._pipeline(self._c())
+            queue_tagged(pipe, items, ttl, tag_keys, time.time())
+            await pipe.execute()
+        except _ERRORS as exc:
+            raise self._fail("tagged SET pipeline", exc) from exc
+
+    async def pop_tagged(self, tag_key: str, count: int) -> List[str]:
+        try:
+            return popped_keys(await self._c().zpopmin(tag_key, count))
+        except _ERRORS as exc:
+            raise self._fail("ZPOPMIN", exc) from exc
 
     async def keys(self, prefix: str, limit: int) -> List[str]:
         pattern = prefix_pattern(prefix)
@@ -321,6 +340,12 @@ class ThreadedL2:
 
     async def delete(self, key: str) -> bool:
         return await self._run(self.sync.delete, key)  # type: ignore[no-any-return]
+
+    async def set_tagged(self, items: Mapping[str, bytes], ttl: Optional[float], tag_keys: List[str]) -> None:
+        await self._run(self.sync.set_tagged, dict(items), ttl, list(tag_keys))
+
+    async def pop_tagged(self, tag_key: str, count: int) -> List[str]:
+        return await self._run(self.sync.pop_tagged, tag_key, count)  # type: ignore[no-any-return]
 
     async def keys(self, prefix: str, limit: int) -> List[str]:
         return await self._run(self.sync.keys, prefix, limit)  # type: ignore[no-any-return]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type
 from urllib.parse import urlsplit
 
@@ -92,6 +93,36 @@ def most_recent(sample: List[Any], idle: List[Any], limit: int) -> List[str]:
 
     order = sorted(range(len(sample)), key=idleness)[:limit]
     return [k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k for k in (sample[i] for i in order)]
+
+
+# set_tagged(): a tag's index drops members whose entry expired more than this long ago (by the writer's
+# clock: the margin covers clocks of different hosts that disagree)
+TAG_PRUNE_MARGIN_MS = 60_000
+
+
+def queue_tagged(pipe: Any, items: Mapping[str, bytes], ttl: Optional[float], tag_keys: List[str],
+                 now: float) -> None:
+    """Queue on `pipe` the SETs of `items` and, for each tag index in `tag_keys` (a sorted set scored by
+    its entries' expiry, in ms; +inf for none): the items added, members expired before TAG_PRUNE_MARGIN_MS
+    ago dropped, and the index kept as long as its longest-lived entry (PEXPIRE NX then GT, Redis 7)."""
+    px = ttl_ms(ttl)
+    score: float = float("inf") if px is None else now * 1000.0 + px
+    for key, data in items.items():
+        pipe.set(key, data, px=px)
+    members = dict.fromkeys(items, score)
+    for tag_key in tag_keys:
+        pipe.zadd(tag_key, members)
+        pipe.zremrangebyscore(tag_key, "-inf", f"({now * 1000.0 - TAG_PRUNE_MARGIN_MS}")
+        if px is None:
+            pipe.persist(tag_key)
+        else:
+            pipe.pexpire(tag_key, px + TAG_PRUNE_MARGIN_MS, nx=True)
+            pipe.pexpire(tag_key, px + TAG_PRUNE_MARGIN_MS, gt=True)
+
+
+def popped_keys(popped: List[Any]) -> List[str]:
+    """The members of a ZPOPMIN answer ([(member, score), …]), decoded."""
+    return [m.decode("utf-8", "surrogateescape") if isinstance(m, bytes) else m for m, _ in popped]
 
 
 def _send_and_read(conn: Any, packed: bytes, replies: int = 1) -> Any:
@@ -314,6 +345,26 @@ class _RedisCommands(RedisBackendBase, _Listener):
             return self._c().unlink(key) > 0  # type: ignore[no-any-return]
         except _ERRORS as exc:
             raise self._fail("UNLINK", exc) from exc
+
+    def set_tagged(self, items: Mapping[str, bytes], ttl: Optional[float], tag_keys: List[str]) -> None:
+        """set_many, and every key added to each tag index of `tag_keys`, in one pipeline (see queue_tagged)."""
+        check_ttl(ttl)
+        if not items:
+            return
+        try:
+            pipe = self._pipeline(self._c())
+            queue_tagged(pipe, items, ttl, tag_keys, time.time())
+            pipe.execute()
+        except _ERRORS as exc:
+            raise self._fail("tagged SET pipeline", exc) from exc
+
+    def pop_tagged(self, tag_key: str, count: int) -> List[str]:
+        """Remove up to `count` keys from the tag index `tag_key` and return them (ZPOPMIN: atomic, so two
+        callers never get the same key)."""
+        try:
+            return popped_keys(self._c().zpopmin(tag_key, count))
+        except _ERRORS as exc:
+            raise self._fail("ZPOPMIN", exc) from exc
 
     def keys(self, prefix: str, limit: int) -> List[str]:
         """Up to `limit` keys under `prefix`, the most recently used first: SCAN MATCH prefix* (every primary

@@ -1,10 +1,11 @@
 """The embedded L2: one SQLite file shared by every thread and process of one host.
 
-Layout: a single table `entries(key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL)`, `expires` being
+Layout: a table `entries(key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL)`, `expires` being
 wall-clock seconds (`clock() + ttl`) or NULL. The database runs in WAL mode with `synchronous=NORMAL`: readers
 never block the writer, and a crash can lose the last transactions but never corrupt the file — the right
 trade for a cache. Each thread of each process gets its own connection (SQLite connections are not meant to
 be shared across threads or carried across fork); the file's locks and the busy timeout arbitrate between them.
+Beside it: `tags(tag, key, expires)`, the keys written under each tag, and `messages`, the invalidation log.
 
 Reads never write: expired rows are invisible to them, and are purged in bulk every `purge_every` writes and
 on `clear_namespace`, through a partial index on `expires`. A purge is best effort (another process may hold
@@ -42,6 +43,13 @@ CREATE TABLE IF NOT EXISTS entries (
     expires REAL
 );
 CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tags (
+    tag TEXT NOT NULL,
+    key TEXT NOT NULL,
+    expires REAL,
+    PRIMARY KEY (tag, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_expires ON tags(expires) WHERE expires IS NOT NULL;
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     channel TEXT NOT NULL,
@@ -349,6 +357,40 @@ class SQLiteL2:
             raise self._fail("set_many", exc) from exc
         self._count_writes(len(rows))
 
+    def set_tagged(self, items: Mapping[str, bytes], ttl: Optional[float], tag_keys: List[str]) -> None:
+        """set_many, and every key recorded under each tag of `tag_keys` (the `tags` table), in one
+        transaction. A tag's rows of expired entries go with the purge of expired rows."""
+        ttl = check_ttl(ttl)
+        if not items:
+            return
+        try:
+            conn = self._conn()
+            expires = None if ttl is None else self._clock() + ttl
+            rows = [(key, data, expires) for key, data in items.items()]
+            with _transaction(conn):
+                conn.executemany("INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)", rows)
+                conn.executemany("INSERT OR REPLACE INTO tags (tag, key, expires) VALUES (?, ?, ?)",
+                                 [(tag, key, expires) for tag in tag_keys for key in items])
+        except sqlite3.Error as exc:
+            raise self._fail("set_tagged", exc) from exc
+        self._count_writes(len(rows))
+
+    def pop_tagged(self, tag_key: str, count: int) -> List[str]:
+        """Remove up to `count` keys recorded under the tag `tag_key` and return them (one transaction: two
+        callers never get the same key)."""
+        try:
+            conn = self._conn()
+            with _transaction(conn):
+                keys = [key for (key,) in conn.execute("SELECT key FROM tags WHERE tag = ? LIMIT ?",
+                                                       (tag_key, count))]
+                for i in range(0, len(keys), _MAX_PARAMS - 1):
+                    batch = keys[i:i + _MAX_PARAMS - 1]
+                    conn.execute(f"DELETE FROM tags WHERE tag = ? AND key IN ({','.join('?' * len(batch))})",
+                                 (tag_key, *batch))
+            return keys
+        except sqlite3.Error as exc:
+            raise self._fail("pop_tagged", exc) from exc
+
     def delete(self, key: str) -> bool:
         """Remove `key`; True when it existed and had not expired."""
         try:
@@ -405,9 +447,11 @@ class SQLiteL2:
     def purge_expired(self) -> int:
         """Delete every expired row now; returns how many."""
         try:
-            cur = self._conn().execute(
-                "DELETE FROM entries WHERE expires IS NOT NULL AND expires <= ?", (self._clock(),)
-            )
+            conn = self._conn()
+            now = self._clock()
+            with _transaction(conn):
+                conn.execute("DELETE FROM tags WHERE expires IS NOT NULL AND expires <= ?", (now,))
+                cur = conn.execute("DELETE FROM entries WHERE expires IS NOT NULL AND expires <= ?", (now,))
             return cur.rowcount  # type: ignore[no-any-return]
         except sqlite3.Error as exc:
             raise self._fail("purge_expired", exc) from exc

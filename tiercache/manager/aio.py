@@ -24,7 +24,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from .._compat import MISSING
-from .base import BaseManager, check_lock
+from .base import BaseManager, check_lock, check_tags
 from .callkey import key_maker
 from ..config import check_namespace
 from ..errors import L2Error
@@ -165,18 +165,20 @@ class AsyncCacheManager(BaseManager):
         return await arun(self._preload_steps(namespace, keys, count))  # type: ignore[no-any-return]
 
     async def get_or_set(self, namespace: str, key: Any, loader: Callable[[], Any],
-                         ttl: Optional[float] = None, *, lock: str = "local", lock_timeout: float = 10.0) -> Any:
+                         ttl: Optional[float] = None, *, lock: str = "local", lock_timeout: float = 10.0,
+                         tags: Iterable[str] = ()) -> Any:
         """The cached value, else the loader's result (loader may be async), cached. Concurrent misses on one
         key — in any coroutine or thread — run the loader once; cancelling one waiter does not cancel it.
         lock="distributed": once across processes (as CacheManager.get_or_set)."""
         if not callable(loader):
             raise TypeError(f"loader must be callable, got {type(loader).__name__}")
         check_lock(lock, lock_timeout)
+        tags = check_tags(tags)
         self._check_open()
         value, stale = await arun(self._lookup_steps(namespace, key))
         if value is not MISSING:
             if self._claim_refresh(namespace, key):
-                self._spawn(self._refresh(namespace, key, loader, ttl))
+                self._spawn(self._refresh(namespace, key, loader, ttl, tags))
             return value
         flight_key = (namespace, key)
         with self._aflights_lock:
@@ -186,9 +188,9 @@ class AsyncCacheManager(BaseManager):
                 shared = self._aflights[flight_key] = concurrent.futures.Future()
         if leader:
             if lock == "distributed":
-                steps = self._distributed_load_steps(namespace, key, loader, ttl, lock_timeout)
+                steps = self._distributed_load_steps(namespace, key, loader, ttl, lock_timeout, tags)
             else:
-                steps = self._load_steps(namespace, key, loader, ttl)
+                steps = self._load_steps(namespace, key, loader, ttl, tags=tags)
             self._spawn(self._load(steps, shared, flight_key))
         try:
             return await asyncio.shield(asyncio.wrap_future(shared))
@@ -200,9 +202,10 @@ class AsyncCacheManager(BaseManager):
             self.counters.add("stale_served", 1, namespace)
             return stale
 
-    async def _refresh(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float]) -> None:
+    async def _refresh(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float],
+                       tags: Tuple[str, ...]) -> None:
         try:
-            await arun(self._load_steps(namespace, key, loader, ttl, refresh=True))
+            await arun(self._load_steps(namespace, key, loader, ttl, refresh=True, tags=tags))
         finally:
             self._refreshed(namespace, key)
 
@@ -234,10 +237,12 @@ class AsyncCacheManager(BaseManager):
                     del self._aflights[flight_key]
 
     def cached(self, namespace: str, ttl: Optional[float] = None, key: Optional[Callable[..., Any]] = None, *,
-               ignore: Iterable[str] = ()) -> "Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]":
+               ignore: Iterable[str] = (), tags: Iterable[str] = ()
+               ) -> "Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]":
         """Decorator for `async def` functions: results cached in `namespace` through get_or_set, with the
-        sync decorator's keys (CacheManager.cached)."""
+        sync decorator's keys and tags (CacheManager.cached)."""
         check_namespace(namespace)
+        tags = check_tags(tags)
 
         def decorate(fn: "Callable[P, Awaitable[R]]") -> "Callable[P, Awaitable[R]]":
             if not inspect.iscoroutinefunction(fn):
@@ -247,7 +252,7 @@ class AsyncCacheManager(BaseManager):
             @functools.wraps(fn)
             async def wrapper(*args: "P.args", **kwargs: "P.kwargs") -> "R":
                 return await self.get_or_set(namespace, make_key(args, kwargs),  # type: ignore[no-any-return]
-                                             lambda: fn(*args, **kwargs), ttl)
+                                             lambda: fn(*args, **kwargs), ttl, tags=tags)
 
             return wrapper
 
@@ -255,13 +260,20 @@ class AsyncCacheManager(BaseManager):
 
     # ------------------------------------------------------------------ writes
 
-    async def set(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None) -> bool:
-        """Write through to L2 and L1 (ttl caps the namespace's TTLs); other processes drop their copy."""
-        return bool(await arun(self._set_steps(namespace, key, value, ttl)))
+    async def set(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None, *,
+                  tags: Iterable[str] = ()) -> bool:
+        """Write through to L2 and L1 (ttl caps the namespace's TTLs); other processes drop their copy.
+        `tags` (str): invalidate_tag(namespace, tag) removes the entry, in every process."""
+        return bool(await arun(self._set_steps(namespace, key, value, ttl, tags)))
 
-    async def set_many(self, namespace: str, mapping: Mapping[Any, Any], ttl: Optional[float] = None) -> int:
+    async def set_many(self, namespace: str, mapping: Mapping[Any, Any], ttl: Optional[float] = None, *,
+                       tags: Iterable[str] = ()) -> int:
         """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip."""
-        return await arun(self._set_many_steps(namespace, mapping, ttl))  # type: ignore[no-any-return]
+        return await arun(self._set_many_steps(namespace, mapping, ttl, tags=tags))  # type: ignore[no-any-return]
+
+    async def invalidate_tag(self, namespace: str, tag: str) -> int:
+        """Remove every entry written with `tag` (as CacheManager.invalidate_tag)."""
+        return await arun(self._invalidate_tag_steps(namespace, tag))  # type: ignore[no-any-return]
 
     async def delete(self, namespace: str, key: Any) -> bool:
         """Remove from L1 and L2; True when either held it."""

@@ -45,7 +45,7 @@ from .promotion import PromotionManager, resolve_strategy
 from ..wire.serialization import Codec, resolve_hmac_key
 from .steps import Steps
 
-__all__ = ["BaseManager", "MAX_TTL"]
+__all__ = ["BaseManager", "MAX_TTL", "check_tag", "check_tags"]
 
 log = logging.getLogger("tiercache")
 
@@ -53,6 +53,32 @@ MAX_TTL = 10 * 365 * 24 * 3600.0
 REPAIR_BATCH = 1000  # keys removed from L2 per call when repairing after an outage
 LOCK_POLL = 0.05  # seconds between a waiter's checks of another process's single-flight lock
 LOCKS = ("local", "distributed")
+TAG_BATCH = 500  # keys invalidate_tag takes from L2's index, removes and announces per round
+LOCAL_TAGS_MIN = 4096  # members the index of an unpersisted namespace's tags holds before it is pruned
+
+
+def check_tag(tag: Any) -> str:
+    if not isinstance(tag, str):
+        raise TypeError(f"a tag must be a str, got {type(tag).__name__} {tag!r}")
+    if not tag:
+        raise ValueError("a tag must be a non-empty str")
+    if not tag.isascii():
+        try:
+            tag.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"a tag must be encodable as UTF-8, got {tag!r}") from None
+    return tag
+
+
+def check_tags(tags: Any) -> Tuple[str, ...]:
+    """A write's tags, checked and without repeats: a collection of non-empty str (a lone str is refused,
+    as it would be read as its characters)."""
+    if type(tags) is tuple and not tags:
+        return ()
+    if isinstance(tags, (str, bytes)) or not isinstance(tags, Iterable):
+        raise TypeError(f"tags must be a collection of str, e.g. tags=('user:42',), got {type(tags).__name__} "
+                        f"{tags!r}")
+    return tuple(dict.fromkeys([check_tag(tag) for tag in tags]))
 
 
 def check_lock(lock: Any, lock_timeout: Any, name: str = "lock_timeout") -> None:
@@ -178,6 +204,11 @@ class BaseManager:
         self._invalidation = bool(invalidation and hasattr(l2, "subscribe") and hasattr(l2, "publish"))
         self._outbox = Outbox()  # invalidations queued by writes, sent by the publisher
         self._watchers: Dict[Tuple[str, Any], List[Callable[[], None]]] = {}  # waiting for a key's invalidation
+        # the tags of unpersisted namespaces' entries ({(namespace, tag): keys}; L2 keeps the others'), pruned
+        # of keys gone from L1 once it holds more than _local_tag_limit members
+        self._local_tags: Dict[Tuple[str, str], Set[Any]] = {}
+        self._local_tagged = 0
+        self._local_tag_limit = LOCAL_TAGS_MIN
         self._start()
 
     def _start(self) -> None:
@@ -499,13 +530,19 @@ class BaseManager:
 
     # ------------------------------------------------------------------ writes
 
-    def _set_many_steps(self, namespace: str, mapping: Any, ttl: Optional[float], single: bool = False) -> Steps:
-        """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip."""
+    def _set_many_steps(self, namespace: str, mapping: Any, ttl: Optional[float], single: bool = False,
+                        tags: Tuple[str, ...] = ()) -> Steps:
+        """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip,
+        recording the keys under each of `tags` (L2's tag index; an unpersisted namespace's in this process)."""
         if self._closed:
             self._check_open()
         if ttl is not None:
             check_ttl(ttl)
+        if tags:
+            tags = check_tags(tags)
         state = self._spaces.get(namespace) or self._space(namespace)
+        if tags and state.persist and not hasattr(self.l2, "set_tagged"):
+            raise TypeError(f"the L2 backend {self.l2!r} cannot keep tags (it has no set_tagged)")
         codec = state.codec
         items = mapping if single else list(mapping.items())
         l2_ttl = _cap(ttl, jittered(state.cfg.l2_ttl, state.cfg.ttl_jitter))
@@ -521,7 +558,11 @@ class BaseManager:
         self._bump(state)
         if state.persist and encoded:
             l2_items = {base + part: data for _, part, _, data in encoded}
-            if single:
+            if tags:
+                tag_keys = [wire.tag_key(self.env, namespace, tag) for tag in tags]
+                result = yield from self._l2_steps(self.l2.set_tagged, (l2_items, l2_ttl, tag_keys), namespace,
+                                                   "l2_set", l2_items)
+            elif single:
                 ((l2_key, data),) = l2_items.items()
                 result = yield from self._l2_steps(self.l2.set, (l2_key, data, l2_ttl), namespace, "l2_set",
                                                    (l2_key,))
@@ -532,6 +573,8 @@ class BaseManager:
                 self._gate.dropped(namespace, state.l2_base, l2_items)
         for key, _, value, data in encoded:
             self._read.store(state, key, value, None, ttl)  # (weighed by the L1's deep_sizer)
+        if tags and not state.persist:
+            self._tag_locally(state, [key for key, _, _, _ in encoded], tags)
         if self.config.l1_max_bytes is not None:
             self._enforce_global_cap()
         self.counters.add("sets", len(encoded), namespace)
@@ -539,9 +582,63 @@ class BaseManager:
             self._invalidate(namespace, [part for _, part, _, _ in encoded])
         return len(encoded)
 
-    def _set_steps(self, namespace: str, key: Any, value: Any, ttl: Optional[float]) -> Steps:
+    def _set_steps(self, namespace: str, key: Any, value: Any, ttl: Optional[float],
+                   tags: Tuple[str, ...] = ()) -> Steps:
         """set's steps (their result: 1, the number of items written)."""
-        return self._set_many_steps(namespace, ((key, value),), ttl, single=True)
+        return self._set_many_steps(namespace, ((key, value),), ttl, True, tags)
+
+    def _tag_locally(self, state: NamespaceState, keys: List[Any], tags: Tuple[str, ...]) -> None:
+        with self._lock:
+            for tag in tags:
+                self._local_tags.setdefault((state.name, tag), set()).update(keys)
+            self._local_tagged += len(keys) * len(tags)
+            if self._local_tagged <= self._local_tag_limit:
+                return
+            total = 0  # prune: keys L1 no longer holds need no invalidation
+            for (namespace, tag), members in list(self._local_tags.items()):
+                space = self._spaces.get(namespace)
+                kept = {key for key in members if space is not None and key in space.l1}
+                if kept:
+                    self._local_tags[(namespace, tag)] = kept
+                    total += len(kept)
+                else:
+                    del self._local_tags[(namespace, tag)]
+            self._local_tagged = total
+            self._local_tag_limit = max(LOCAL_TAGS_MIN, 2 * total)
+
+    def _invalidate_tag_steps(self, namespace: str, tag: str) -> Steps:
+        """Remove every entry written with `tag` from L2 and from every process's L1: TAG_BATCH keys at a
+        time, taken from L2's index of the tag, deleted (one round trip) and announced (one message). When L2
+        fails meanwhile, what else carries the tag is unknown: the namespace is emptied instead (L1 here and
+        in the other processes now, L2 once it answers). How many entries either tier held."""
+        if self._closed:
+            self._check_open()
+        check_tag(tag)
+        state = self._space(namespace)
+        if not self.enabled:
+            return 0
+        with self._lock:
+            local = self._local_tags.pop((namespace, tag), ())
+            self._local_tagged -= len(local)
+        removed = (yield from self._delete_many_steps(namespace, local)) if local else 0
+        if state.persist and hasattr(self.l2, "pop_tagged"):
+            tag_key = wire.tag_key(self.env, namespace, tag)
+            base = state.l2_base
+            while True:
+                popped = yield from self._l2_steps(self.l2.pop_tagged, (tag_key, TAG_BATCH), namespace, "l2_set")
+                if popped is FAILED:
+                    self._bump(state)
+                    state.l1.clear()
+                    self._gate.dropped_namespace(namespace, base)
+                    self._invalidate(namespace, None)
+                    break
+                keys = [wire.decode_key(k[len(base):]) for k in popped if k.startswith(base)]
+                if keys:
+                    removed += yield from self._delete_many_steps(namespace, keys)
+                if len(popped) < TAG_BATCH:
+                    break
+        self.counters.add("tag_invalidations", 1, namespace)
+        return removed
 
     def _delete_many_steps(self, namespace: str, keys: Any, single: bool = False) -> Steps:
         """Remove every key from L1 and L2 (the L2 part one round trip; one invalidation message): how many
@@ -599,7 +696,7 @@ class BaseManager:
     # ------------------------------------------------------------------ loads
 
     def _load_steps(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float],
-                    refresh: bool = False) -> Steps:
+                    refresh: bool = False, tags: Tuple[str, ...] = ()) -> Steps:
         """Run the loader (once per call: single-flight is the manager's) and store its result. A refresh
         (refresh-ahead, in the background) reloads a key that is still cached; it never raises."""
         if not refresh:
@@ -621,13 +718,13 @@ class BaseManager:
                 self.metrics.record(namespace, "loader", _perf_counter() - t0)
         if refresh and self._closed:
             return None
-        yield from self._set_steps(namespace, key, result, ttl)
+        yield from self._set_steps(namespace, key, result, ttl, tags)
         if refresh:
             self.counters.add("refreshes", 1, namespace)
         return result
 
     def _distributed_load_steps(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float],
-                                lock_timeout: float) -> Steps:
+                                lock_timeout: float, tags: Tuple[str, ...] = ()) -> Steps:
         """get_or_set's load with lock="distributed": across processes, one loads the key while the others
         wait. The loader's process holds an L2 lock (a token, expiring after `lock_timeout`) until its
         value is written; the others check the lock every LOCK_POLL (sooner when the value's invalidation
@@ -636,7 +733,7 @@ class BaseManager:
         fails: the lock never blocks longer than its expiry."""
         lock_key = self._lock_key(namespace, key)
         if lock_key is None:
-            return (yield from self._load_steps(namespace, key, loader, ttl))
+            return (yield from self._load_steps(namespace, key, loader, ttl, tags=tags))
         token = uuid.uuid4().hex.encode()
         deadline = time.monotonic() + lock_timeout
         while True:
@@ -647,7 +744,7 @@ class BaseManager:
                         value, _ = yield from self._lookup_steps(namespace, key)
                         if value is not MISSING:
                             return value
-                    return (yield from self._load_steps(namespace, key, loader, ttl))
+                    return (yield from self._load_steps(namespace, key, loader, ttl, tags=tags))
                 finally:
                     if taken is True:
                         yield from self._l2_steps(self.l2.unlock, (lock_key, token), namespace)
@@ -655,7 +752,7 @@ class BaseManager:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self.counters.add("lock_timeouts", 1, namespace)
-                    return (yield from self._load_steps(namespace, key, loader, ttl))
+                    return (yield from self._load_steps(namespace, key, loader, ttl, tags=tags))
                 yield self._pause, (namespace, key, min(LOCK_POLL, left))
                 holder = yield from self._l2_steps(self.l2.get, (lock_key,), namespace)
                 if holder is FAILED or holder is None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, Mappi
 
 from .. import l2 as l2_backends
 from .._compat import MISSING
-from .base import BaseManager, check_lock
+from .base import BaseManager, check_lock, check_tags
 from .callkey import key_maker
 from ..config import check_namespace
 from ..errors import L2Error
@@ -153,25 +153,26 @@ class CacheManager(BaseManager):
         return run(self._preload_steps(namespace, keys, count))  # type: ignore[no-any-return]
 
     def get_or_set(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float] = None, *,
-                   lock: str = "local", lock_timeout: float = 10.0) -> Any:
+                   lock: str = "local", lock_timeout: float = 10.0, tags: Iterable[str] = ()) -> Any:
         """The cached value, else loader()'s result, cached. Concurrent misses on one key run loader once;
         the others get its result or its exception. When the loader fails, a stale copy within the
         namespace's grace period is served instead. lock="distributed": once across every process on the
-        L2, through a lock in L2 that waiters respect for at most `lock_timeout` seconds."""
+        L2, through a lock in L2 that waiters respect for at most `lock_timeout` seconds. `tags`: as set's."""
         if not callable(loader):
             raise TypeError(f"loader must be callable, got {type(loader).__name__}")
         check_lock(lock, lock_timeout)
+        tags = check_tags(tags)
         self._check_open()
         value, stale = run(self._lookup_steps(namespace, key))
         if value is not MISSING:
             if self._claim_refresh(namespace, key):
-                self._refresh_in_background(namespace, key, loader, ttl)
+                self._refresh_in_background(namespace, key, loader, ttl, tags)
             return value
         try:
             if lock == "distributed":
-                load = self._distributed_load_steps(namespace, key, loader, ttl, lock_timeout)
+                load = self._distributed_load_steps(namespace, key, loader, ttl, lock_timeout, tags)
             else:
-                load = self._load_steps(namespace, key, loader, ttl)
+                load = self._load_steps(namespace, key, loader, ttl, tags=tags)
             result, _ = self._flights.do((namespace, key), lambda: run(load))
         except Exception:
             if stale is MISSING:
@@ -218,8 +219,8 @@ class CacheManager(BaseManager):
             return self._worker
 
     def _refresh_in_background(self, namespace: str, key: Any, loader: Callable[[], Any],
-                               ttl: Optional[float]) -> None:
-        self._workers().submit(self._refresh, namespace, key, loader, ttl)
+                               ttl: Optional[float], tags: Tuple[str, ...]) -> None:
+        self._workers().submit(self._refresh, namespace, key, loader, ttl, tags)
 
     def _in_background(self, steps: Steps) -> bool:
         try:
@@ -229,23 +230,25 @@ class CacheManager(BaseManager):
             return False
         return True
 
-    def _refresh(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float]) -> None:
+    def _refresh(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float],
+                 tags: Tuple[str, ...]) -> None:
         try:
-            run(self._load_steps(namespace, key, loader, ttl, refresh=True))
+            run(self._load_steps(namespace, key, loader, ttl, refresh=True, tags=tags))
         finally:
             self._refreshed(namespace, key)
 
     def cached(self, namespace: str, ttl: Optional[float] = None, key: Optional[Callable[..., Any]] = None, *,
-               ignore: Iterable[str] = ()) -> "Callable[[Callable[P, R]], Callable[P, R]]":
+               ignore: Iterable[str] = (), tags: Iterable[str] = ()) -> "Callable[[Callable[P, R]], Callable[P, R]]":
         """Decorator: cache a function's results in `namespace` through get_or_set.
 
         The key is `key(*args, **kwargs)` when given, else the function's qualified name and a digest of
         its arguments bound to its signature (defaults applied), encoded the same in every process
         (tiercache.manager.callkey: an argument of a type without a canonical encoding is a TypeError
         naming it); `ignore` leaves arguments out of that key. The wrapper keeps the function's signature
-        for type checkers.
+        for type checkers. `tags`: given to every result written (as set's).
         """
         check_namespace(namespace)
+        tags = check_tags(tags)
 
         def decorate(fn: "Callable[P, R]") -> "Callable[P, R]":
             if inspect.iscoroutinefunction(fn):
@@ -255,7 +258,7 @@ class CacheManager(BaseManager):
             @functools.wraps(fn)
             def wrapper(*args: "P.args", **kwargs: "P.kwargs") -> "R":
                 return self.get_or_set(namespace, make_key(args, kwargs),  # type: ignore[no-any-return]
-                                       lambda: fn(*args, **kwargs), ttl)
+                                       lambda: fn(*args, **kwargs), ttl, tags=tags)
 
             return wrapper
 
@@ -263,13 +266,21 @@ class CacheManager(BaseManager):
 
     # ------------------------------------------------------------------ writes
 
-    def set(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None) -> bool:
-        """Write through to L2 and L1 (ttl caps the namespace's TTLs); other processes drop their copy."""
-        return bool(run(self._set_steps(namespace, key, value, ttl)))
+    def set(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None, *,
+            tags: Iterable[str] = ()) -> bool:
+        """Write through to L2 and L1 (ttl caps the namespace's TTLs); other processes drop their copy.
+        `tags` (str): invalidate_tag(namespace, tag) removes the entry, in every process."""
+        return bool(run(self._set_steps(namespace, key, value, ttl, tags)))
 
-    def set_many(self, namespace: str, mapping: Mapping[Any, Any], ttl: Optional[float] = None) -> int:
+    def set_many(self, namespace: str, mapping: Mapping[Any, Any], ttl: Optional[float] = None, *,
+                 tags: Iterable[str] = ()) -> int:
         """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip."""
-        return run(self._set_many_steps(namespace, mapping, ttl))  # type: ignore[no-any-return]
+        return run(self._set_many_steps(namespace, mapping, ttl, tags=tags))  # type: ignore[no-any-return]
+
+    def invalidate_tag(self, namespace: str, tag: str) -> int:
+        """Remove every entry of the namespace written with `tag` from L2 and from the L1 of every process
+        (in rounds of a few hundred keys, however many carry it); how many entries were removed."""
+        return run(self._invalidate_tag_steps(namespace, tag))  # type: ignore[no-any-return]
 
     def delete(self, namespace: str, key: Any) -> bool:
         """Remove from L1 and L2; True when either held it."""

@@ -15,7 +15,7 @@ COUNTERS = (
     "sets", "deletes", "l2_hits", "l2_misses", "l2_errors", "l2_short_circuited", "l2_writes_dropped",
     "corrupt_values", "loader_calls", "loader_errors", "stale_served", "lock_timeouts", "invalidations_sent",
     "invalidations_dropped", "invalidations_received", "promotions", "promotions_skipped_stale",
-    "promotions_declined", "refreshes",
+    "promotions_declined", "refreshes", "tag_invalidations",
 )
 # Counters that belong to the manager as a whole.
 GLOBAL_COUNTERS = ("invalidation_flushes", "repaired_after_outage", "global_cap_evictions")

@@ -24,7 +24,7 @@ from typing import Any, Optional, Tuple
 
 __all__ = [
     "KEY_VERSION", "EXPIRY_TAG", "EXPIRY_HEADER_SIZE", "TAG_MSGPACK", "TAG_JSON", "TAG_PICKLE", "FLAG_ZLIB",
-    "FORMAT_HEADER_SIZE", "MAC_SIZE", "key_prefix", "channel", "encode_key", "decode_key", "expiry_header", "seal",
+    "FORMAT_HEADER_SIZE", "MAC_SIZE", "key_prefix", "lock_key", "tag_key", "channel", "encode_key", "decode_key", "expiry_header", "seal",
     "open_sealed", "mac_context",
 ]
 
@@ -65,6 +65,12 @@ def lock_key(env: str, namespace: str, part: str) -> str:
     """The L2 key of the distributed single-flight lock of one key ('#' is in no namespace name, so no
     namespace's keys, nor clear(), reach it)."""
     return f"tiercache:{KEY_VERSION}:{env}:#lock:{namespace}:{part}"
+
+
+def tag_key(env: str, namespace: str, tag: str) -> str:
+    """The L2 key of the index of one tag's entries in one namespace (reached by no namespace's keys,
+    nor by clear(), as lock_key)."""
+    return f"tiercache:{KEY_VERSION}:{env}:#tag:{namespace}:{tag}"
 
 
 def channel(env: str) -> str:
