@@ -22,9 +22,9 @@ django-redis shares its connection pools, so a write through one is read at once
 `close()`, which Django calls after every request, costs nothing; the shared managers close when the
 process exits.
 
-add, incr/decr and touch read and then write under the key's lock across every process on the L2
-(`CacheManager.locked`: Redis `SET NX PX` or a row of the SQLite file), reading L2 itself, not an L1 copy
-that may lag: atomic across processes. The async methods (aget, aset, …) are Django's, running the sync
+add is CacheManager.add (Redis SET NX, one SQLite statement); incr/decr and touch read and then write
+under the key's lock across every process on the L2 (`CacheManager.locked`: Redis `SET NX PX` or a row of
+the SQLite file), reading L2 itself, not an L1 copy that may lag: atomic across processes. The async methods (aget, aset, …) are Django's, running the sync
 ones in a thread.
 """
 
@@ -144,14 +144,11 @@ class TierCacheBackend(BaseCache):
 
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
         k = self.make_and_validate_key(key, version)
-        with self._manager.locked(self.namespace, k) as shared:
-            if self._current(k, shared) is not _MISSING:
-                return False
-            ttl = self._ttl(timeout)
-            if ttl is not None and ttl <= 0:
-                return True  # stored and expired at once, as Django's other backends behave
-            self._store(k, value, ttl)
-            return True
+        ttl = self._ttl(timeout)
+        if ttl is not None and ttl <= 0:  # stored and expired at once, as Django's other backends behave
+            return self._manager.get(self.namespace, k, _MISSING) is _MISSING
+        with _pickle_errors():
+            return self._manager.add(self.namespace, k, value, ttl)
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
         k = self.make_and_validate_key(key, version)

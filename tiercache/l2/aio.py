@@ -202,11 +202,14 @@ class _AsyncRedisCommands(RedisBackendBase):
         except _ERRORS as exc:
             raise self._fail("PING", exc) from exc
 
-    async def lock(self, key: str, token: bytes, ttl: float) -> bool:
+    async def add(self, key: str, data: bytes, ttl: Optional[float] = None) -> bool:
         try:
-            return bool(await self._c().set(key, token, nx=True, px=ttl_ms(ttl)))
+            return bool(await self._c().set(key, data, nx=True, px=ttl_ms(ttl)))
         except _ERRORS as exc:
             raise self._fail("SET NX", exc) from exc
+
+    async def lock(self, key: str, token: bytes, ttl: float) -> bool:
+        return await self.add(key, token, check_ttl(ttl))
 
     async def unlock(self, key: str, token: bytes) -> bool:
         try:
@@ -349,6 +352,9 @@ class ThreadedL2:
 
     async def keys(self, prefix: str, limit: int) -> List[str]:
         return await self._run(self.sync.keys, prefix, limit)  # type: ignore[no-any-return]
+
+    async def add(self, key: str, data: bytes, ttl: Optional[float] = None) -> bool:
+        return await self._run(self.sync.add, key, data, ttl)  # type: ignore[no-any-return]
 
     async def lock(self, key: str, token: bytes, ttl: float) -> bool:
         return await self._run(self.sync.lock, key, token, ttl)  # type: ignore[no-any-return]

@@ -48,6 +48,25 @@ class L2(Protocol):
         """Release connections/files. Idempotent."""
 
 
+class Writes(Protocol):
+    """Optional, for CacheManager.add, tags and get_or_set(lock="distributed") (every backend here has them)."""
+
+    def add(self, key: str, data: bytes, ttl: Optional[float] = None) -> bool:
+        """Store `data` unless `key` holds a live value, atomically: whether it was stored."""
+
+    def lock(self, key: str, token: bytes, ttl: float) -> bool:
+        """add(key, token, ttl): take a lock that expires."""
+
+    def unlock(self, key: str, token: bytes) -> bool:
+        """Delete `key` if it still holds `token`, atomically: whether it did."""
+
+    def set_tagged(self, items: Mapping[str, bytes], ttl: Optional[float], tag_keys: List[str]) -> None:
+        """set_many, and each key recorded in the index of every tag of `tag_keys`, in one round trip."""
+
+    def pop_tagged(self, tag_key: str, count: int) -> List[str]:
+        """Remove up to `count` keys from a tag's index and return them (two callers never get one key)."""
+
+
 class Invalidations(Protocol):
     """Optional: backends that can broadcast invalidations to other processes (Redis pub/sub)."""
 
@@ -70,4 +89,4 @@ def chunked(items: Iterable[str], size: int) -> Iterable[List[str]]:
         yield batch
 
 
-__all__ = ["L2", "Invalidations", "chunked", "Dict"]
+__all__ = ["L2", "Writes", "Invalidations", "chunked", "Dict"]

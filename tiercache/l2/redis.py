@@ -423,12 +423,16 @@ class _RedisCommands(RedisBackendBase, _Listener):
         except _ERRORS as exc:
             raise self._fail("PING", exc) from exc
 
-    def lock(self, key: str, token: bytes, ttl: float) -> bool:
-        """Take the lock `key` for `token` unless another holds it (SET NX PX): whether it was taken."""
+    def add(self, key: str, data: bytes, ttl: Optional[float] = None) -> bool:
+        """Store `data` unless `key` exists (SET NX PX): whether it was stored."""
         try:
-            return bool(self._c().set(key, token, nx=True, px=ttl_ms(ttl)))
+            return bool(self._c().set(key, data, nx=True, px=ttl_ms(ttl)))
         except _ERRORS as exc:
             raise self._fail("SET NX", exc) from exc
+
+    def lock(self, key: str, token: bytes, ttl: float) -> bool:
+        """Take the lock `key` for `token` unless another holds it (SET NX PX): whether it was taken."""
+        return self.add(key, token, check_ttl(ttl))
 
     def unlock(self, key: str, token: bytes) -> bool:
         """Release the lock `key` if `token` still holds it (compare and delete, atomically)."""

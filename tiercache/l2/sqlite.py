@@ -456,19 +456,28 @@ class SQLiteL2:
         except sqlite3.Error as exc:
             raise self._fail("purge_expired", exc) from exc
 
-    def lock(self, key: str, token: bytes, ttl: float) -> bool:
-        """Take the lock `key` (a row of `entries` expiring in `ttl` seconds) for `token` unless another
-        holds it: whether it was taken."""
+    def add(self, key: str, data: bytes, ttl: Optional[float] = None) -> bool:
+        """Store `data` unless `key` holds a live value (one statement: atomic across processes): whether
+        it was stored."""
         ttl = check_ttl(ttl)
         try:
             now = self._clock()
             cur = self._conn().execute(
                 "INSERT INTO entries (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
                 "value = excluded.value, expires = excluded.expires "
-                "WHERE entries.expires IS NOT NULL AND entries.expires <= ?", (key, bytes(token), now + ttl, now))
-            return cur.rowcount > 0  # type: ignore[no-any-return]
+                "WHERE entries.expires IS NOT NULL AND entries.expires <= ?",
+                (key, bytes(data), None if ttl is None else now + ttl, now))
         except sqlite3.Error as exc:
-            raise self._fail("lock", exc) from exc
+            raise self._fail("add", exc) from exc
+        if cur.rowcount > 0:
+            self._count_writes(1)
+            return True
+        return False
+
+    def lock(self, key: str, token: bytes, ttl: float) -> bool:
+        """Take the lock `key` (a row of `entries` expiring in `ttl` seconds) for `token` unless another
+        holds it: whether it was taken."""
+        return self.add(key, token, check_ttl(ttl))
 
     def unlock(self, key: str, token: bytes) -> bool:
         """Release the lock `key` if `token` still holds it."""

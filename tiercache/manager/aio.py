@@ -271,6 +271,10 @@ class AsyncCacheManager(BaseManager):
         """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip."""
         return await arun(self._set_many_steps(namespace, mapping, ttl, tags=tags))  # type: ignore[no-any-return]
 
+    async def add(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None) -> bool:
+        """set, only when L2 holds no live value for the key (as CacheManager.add)."""
+        return bool(await arun(self._add_steps(namespace, key, value, ttl)))
+
     async def invalidate_tag(self, namespace: str, tag: str) -> int:
         """Remove every entry written with `tag` (as CacheManager.invalidate_tag)."""
         return await arun(self._invalidate_tag_steps(namespace, tag))  # type: ignore[no-any-return]

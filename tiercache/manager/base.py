@@ -531,9 +531,10 @@ class BaseManager:
     # ------------------------------------------------------------------ writes
 
     def _set_many_steps(self, namespace: str, mapping: Any, ttl: Optional[float], single: bool = False,
-                        tags: Tuple[str, ...] = ()) -> Steps:
+                        tags: Tuple[str, ...] = (), only_new: bool = False) -> Steps:
         """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip,
-        recording the keys under each of `tags` (L2's tag index; an unpersisted namespace's in this process)."""
+        recording the keys under each of `tags` (L2's tag index; an unpersisted namespace's in this process).
+        `only_new` (add, one item): only when L2 holds no live value for the key (L1, when L2 cannot tell)."""
         if self._closed:
             self._check_open()
         if ttl is not None:
@@ -543,6 +544,8 @@ class BaseManager:
         state = self._spaces.get(namespace) or self._space(namespace)
         if tags and state.persist and not hasattr(self.l2, "set_tagged"):
             raise TypeError(f"the L2 backend {self.l2!r} cannot keep tags (it has no set_tagged)")
+        if only_new and state.persist and not hasattr(self.l2, "add"):
+            raise TypeError(f"the L2 backend {self.l2!r} cannot add (it has no add)")
         codec = state.codec
         items = mapping if single else list(mapping.items())
         l2_ttl = _cap(ttl, jittered(state.cfg.l2_ttl, state.cfg.ttl_jitter))
@@ -558,7 +561,12 @@ class BaseManager:
         self._bump(state)
         if state.persist and encoded:
             l2_items = {base + part: data for _, part, _, data in encoded}
-            if tags:
+            if only_new:
+                ((l2_key, data),) = l2_items.items()
+                result = yield from self._l2_steps(self.l2.add, (l2_key, data, l2_ttl), namespace, "l2_set")
+                if result is False or result is FAILED and encoded[0][0] in state.l1:
+                    return 0
+            elif tags:
                 tag_keys = [wire.tag_key(self.env, namespace, tag) for tag in tags]
                 result = yield from self._l2_steps(self.l2.set_tagged, (l2_items, l2_ttl, tag_keys), namespace,
                                                    "l2_set", l2_items)
@@ -571,6 +579,8 @@ class BaseManager:
                                                    l2_items)
             if result is FAILED:
                 self._gate.dropped(namespace, state.l2_base, l2_items)
+        elif only_new and encoded and encoded[0][0] in state.l1:
+            return 0
         for key, _, value, data in encoded:
             self._read.store(state, key, value, None, ttl)  # (weighed by the L1's deep_sizer)
         if tags and not state.persist:
@@ -586,6 +596,10 @@ class BaseManager:
                    tags: Tuple[str, ...] = ()) -> Steps:
         """set's steps (their result: 1, the number of items written)."""
         return self._set_many_steps(namespace, ((key, value),), ttl, True, tags)
+
+    def _add_steps(self, namespace: str, key: Any, value: Any, ttl: Optional[float]) -> Steps:
+        """add's steps (their result: 1 when stored, else 0)."""
+        return self._set_many_steps(namespace, ((key, value),), ttl, True, only_new=True)
 
     def _tag_locally(self, state: NamespaceState, keys: List[Any], tags: Tuple[str, ...]) -> None:
         with self._lock:

@@ -277,6 +277,11 @@ class CacheManager(BaseManager):
         """Write every item (encoded first: one bad value stores nothing); the L2 part is one round trip."""
         return run(self._set_many_steps(namespace, mapping, ttl, tags=tags))  # type: ignore[no-any-return]
 
+    def add(self, namespace: str, key: Any, value: Any, ttl: Optional[float] = None) -> bool:
+        """set, only when L2 holds no live value for the key, atomically across processes (Redis SET NX; one
+        SQLite statement): whether it was stored. While L2 fails, this process's L1 decides."""
+        return bool(run(self._add_steps(namespace, key, value, ttl)))
+
     def invalidate_tag(self, namespace: str, tag: str) -> int:
         """Remove every entry of the namespace written with `tag` from L2 and from the L1 of every process
         (in rounds of a few hundred keys, however many carry it); how many entries were removed."""
