@@ -164,3 +164,51 @@ def in_order(seen: List[Record]) -> List[Any]:
         else:
             out.append({record} if record[2] == "expired" else record)
     return out
+
+
+def test_evictions_made_by_the_callback_queue_instead_of_nesting(make_cache: Callable[..., Any]) -> None:
+    """A callback that writes evicts again: the drain under way goes on to those, so a chain of thousands
+    of evictions never nests (nor overflows the stack)."""
+    depth = [0, 0]
+    calls: List[Any] = []
+    made: List[Any] = []
+
+    def on_evict(key: Any, value: Any, cause: str) -> None:
+        depth[0] += 1
+        depth[1] = max(depth[1], depth[0])
+        calls.append(key)
+        if len(calls) < 3000:
+            made[0].set(len(calls) + 1, value)  # a new key: evicts the one held
+        depth[0] -= 1
+
+    made.append(make_cache(max_entries=1, on_evict=on_evict))
+    made[0].set(0, 0)
+    made[0].set(1, 1)
+    assert depth[1] == 1 and calls == list(range(3000))
+
+
+def test_any_exception_from_the_callback_is_logged(make_cache: Callable[..., Any],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    seen: List[Any] = []
+
+    def on_evict(key: Any, value: Any, cause: str) -> None:
+        seen.append(key)
+        raise KeyboardInterrupt
+
+    cache = make_cache(max_entries=1, on_evict=on_evict)
+    with caplog.at_level(logging.ERROR, logger="tiercache"):
+        cache.set(0, 0)
+        cache.set(1, 1)
+        cache.set(2, 2)
+    assert seen == [0, 1] and caplog.text.count("on_evict failed") == 2
+
+
+def test_a_cache_that_goes_calls_no_callback(HashCache: Any) -> None:
+    import gc
+
+    seen, on_evict = recorder()
+    cache = HashCache(max_entries=2, on_evict=on_evict)
+    cache.set_many({1: 1, 2: 2})
+    del cache
+    gc.collect()
+    assert seen == []

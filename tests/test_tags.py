@@ -230,6 +230,75 @@ def test_redis_tag_index_sheds_members_long_expired(redis_url: str) -> None:
         queue_tagged(pipe, {"forever": b"4"}, None, ["tix"], now)
         pipe.execute()
         assert client.pttl("tix") == -1 and client.zcard("tix") == 3
+        pipe = client.pipeline(transaction=False)
+        queue_tagged(pipe, {"later": b"5"}, 1.0, ["tix"], now)  # an entry that never expires keeps it forever
+        pipe.execute()
+        assert client.pttl("tix") == -1 and client.zcard("tix") == 4
     finally:
-        client.delete("tix", "old", "new", "short", "forever")
+        client.delete("tix", "old", "new", "short", "forever", "later")
         client.close()
+
+
+def test_no_tags_is_none_or_empty_and_falsy_non_collections_are_refused(tmp_path: Path) -> None:
+    with CacheManager(f"sqlite:///{tmp_path}/l2.db", env="test") as m:
+        assert m.set("ns", "a", 1, tags=None) and m.set("ns", "b", 1, tags=[]) and m.get_or_set("ns", "c", lambda: 1,
+                                                                                                  tags=None) == 1
+        for bad in ("", 0, b""):
+            with pytest.raises(TypeError, match="tags"):
+                m.set("ns", "d", 1, tags=bad)
+        assert m.get("ns", "d") is None
+
+
+def test_strict_mode_keeps_what_a_failed_round_took_from_the_index(tmp_path: Path) -> None:
+    """The index lets go of a round's keys before they are deleted: when the delete fails (strict mode
+    raises), they are owed a removal, read as misses meanwhile, and removed once L2 answers."""
+    with CacheManager(f"sqlite:///{tmp_path}/l2.db", env="test", strict=True) as m:
+        m.set("ns", "k", "v", tags=("t",))
+        real = m.l2.delete_many
+
+        def failing(keys: Any) -> Any:
+            raise L2Error("down")
+
+        m.l2.delete_many = failing
+        with pytest.raises(L2Error):
+            m.invalidate_tag("ns", "t")
+        m.l2.delete_many = real
+        assert "k" not in m.l1("ns") and m.get("ns", "k") is None
+        assert _wait_for(lambda: m.l2.get(m._l2_key("ns", "k")) is None)
+
+
+def test_an_async_store_without_tags_refuses_them_clearly(tmp_path: Path) -> None:
+    from tiercache.l2 import SQLiteL2
+    from tiercache.l2.aio import threaded
+
+    class Plain:
+        """An L2 of the base protocol only."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            if name in ("set_tagged", "pop_tagged", "add", "lock", "unlock"):
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    async def main() -> None:
+        async with AsyncCacheManager(threaded(Plain(SQLiteL2(tmp_path / "l2.db"))), env="test") as m:
+            with pytest.raises(TypeError, match="tags"):
+                await m.set("ns", "k", 1, tags=("t",))
+            assert m.stats()["l2_errors"] == 0 and await m.get("ns", "k") is None
+
+    asyncio.run(main())
+
+
+def test_deleted_and_cleared_keys_leave_the_index(url: str) -> None:
+    with CacheManager(url, env="test") as m:
+        m.clear("ns")
+        m.set_many("ns", {i: i for i in range(50)}, tags=("t",))
+        assert m.delete_many("ns", range(25)) == 25
+        m.set("ns", 3, "untagged now")
+        if m.l2.kind == "sqlite":  # a row of the index goes with its entry's
+            assert m.invalidate_tag("ns", "t") == 25 and m.get("ns", 3) == "untagged now"
+            m.set_many("ns", {i: i for i in range(50)}, tags=("t",))
+        m.clear("ns")  # the namespace's indexes go with it
+        assert m.invalidate_tag("ns", "t") == 0

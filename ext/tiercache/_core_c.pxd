@@ -138,6 +138,7 @@ cdef class HashCache:
         object on_evict
         Evicted* evicted
         Py_ssize_t n_evicted, evicted_head, evicted_capacity
+        bint draining          # a slab_notify is under way (a nested one leaves the queue to it)
         # -- policy: 0 = LRU (one list, `lru`); 1 = W-TinyLFU: `lru` is the admission window, then the
         #    main region's probation and protected lists (the entry's list is in Entry.tag's bits 2-3)
         int policy_id

@@ -63,15 +63,12 @@ cdef class HashCache:
         return 0
 
     def __dealloc__(self):
+        slab_drop_evicted(self)  # (no callback now: the cache is going)
         slab_release_all(self)
         PyMem_Free(self.entries)
         tc_table_free(self.table.slots)
         PyMem_Free(self.heap.items)
         PyMem_Free(self.pending)
-        while self.n_evicted > self.evicted_head:  # (a call that raised before its end: no callback now)
-            self.n_evicted -= 1
-            Py_XDECREF(self.evicted[self.n_evicted].key)
-            Py_XDECREF(self.evicted[self.n_evicted].value)
         PyMem_Free(self.evicted)
         sketch_free(&self.sketch)
 

@@ -83,9 +83,13 @@ cdef void slab_evict(HashCache self, Py_ssize_t idx, int cause) noexcept:
 
 
 cdef void slab_notify(HashCache self) noexcept:
-    """Call on_evict for each entry evicted, in order, once the structure is consistent (the callback may
-    use the cache: what it evicts joins the queue); an exception from it is logged."""
+    """Call on_evict for each entry evicted, in order, once the structure is consistent. The callback may use
+    the cache: what it evicts joins the queue, which the drain under way goes on to (no nesting). An
+    exception from it, of any kind, is logged."""
     cdef Evicted rec
+    if self.draining:
+        return
+    self.draining = True
     while self.evicted_head < self.n_evicted:
         rec = self.evicted[self.evicted_head]
         self.evicted_head += 1
@@ -97,8 +101,27 @@ cdef void slab_notify(HashCache self) noexcept:
         if callback is not None:
             try:
                 callback(key, value, _EVICT_CAUSES[rec.cause])
-            except Exception:
-                _log.exception("tiercache: on_evict failed for %r", key)
+            except BaseException:
+                _log_callback_error(key)
+    self.evicted_head = self.n_evicted = 0
+    self.draining = False
+
+
+cdef void _log_callback_error(object key) noexcept:
+    try:
+        _log.exception("tiercache: on_evict failed for %r", key)
+    except BaseException:  # (a failing handler, a recursion limit: the drain goes on)
+        pass
+
+
+cdef void slab_drop_evicted(HashCache self) noexcept:
+    """Release the records on_evict has not had, without calling it (the cache is being destroyed)."""
+    cdef Evicted rec
+    while self.evicted_head < self.n_evicted:
+        rec = self.evicted[self.evicted_head]
+        self.evicted_head += 1
+        slab_defer(self, rec.key)
+        slab_defer(self, rec.value)
     self.evicted_head = self.n_evicted = 0
 
 
@@ -205,11 +228,19 @@ cdef int _traverse(PyObject* o, tc_visitproc visit, void* arg) noexcept:
             r = visit(e.value, arg)
             if r:
                 return r
+    for i in range(<int32_t>self.evicted_head, <int32_t>self.n_evicted):
+        r = visit(self.evicted[i].key, arg)
+        if r:
+            return r
+        r = visit(self.evicted[i].value, arg)
+        if r:
+            return r
     return 0
 
 
 cdef int _clear(PyObject* o) noexcept:
     cdef HashCache self = <HashCache>o
+    slab_drop_evicted(self)
     slab_release_all(self)
     if _base_clear != NULL:
         return _base_clear(o)

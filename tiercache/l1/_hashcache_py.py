@@ -106,7 +106,7 @@ class HashCache:
         "_sizer", "_timer", "_lock", "_cleaner", "_version",
         "_hits", "_misses", "_sets", "_evictions", "_expirations", "_rejections",
         "_evictions_by_size", "_promoted", "_promoted_hits",
-        "_policy", "_segments", "_on_evict", "_evicted",
+        "_policy", "_segments", "_on_evict", "_evicted", "_draining",
         "__weakref__",
     )
 
@@ -126,6 +126,7 @@ class HashCache:
         self._on_evict = check_callable("on_evict", on_evict)
         # entries evicted (key, value, cause), for on_evict once the call that evicted them lets go of the lock
         self._evicted: Deque[Tuple[Any, Any, str]] = collections.deque()
+        self._draining = False  # a _notify is under way (a nested one leaves the queue to it)
         self._max_bytes = check_max_bytes(max_bytes)
         self._byte_limit = _BYTES_CEILING if self._max_bytes is None else self._max_bytes
         self._max_entries = check_max_entries(max_entries)
@@ -174,20 +175,30 @@ class HashCache:
                 self._evicted.append((entry[_KEY], entry[_VALUE], "size" if by_size else "count"))
 
     def _notify(self) -> None:
-        """Call on_evict for each entry evicted, in order, outside the lock (the callback may use the cache:
-        what it evicts joins the queue); an exception from it is logged."""
-        evicted = self._evicted
-        while evicted:
-            try:
-                key, value, cause = evicted.popleft()
-            except IndexError:  # (another thread took the last one)
-                return
-            callback = self._on_evict
-            if callback is not None:
+        """Call on_evict for each entry evicted, in order, outside the lock. The callback may use the cache:
+        what it evicts joins the queue, which the drain under way goes on to (no nesting). An exception
+        from it, of any kind, is logged."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            evicted = self._evicted
+            while evicted:
                 try:
-                    callback(key, value, cause)
-                except Exception:
-                    _log.exception("tiercache: on_evict failed for %r", key)
+                    key, value, cause = evicted.popleft()
+                except IndexError:  # (another thread took the last one)
+                    return
+                callback = self._on_evict
+                if callback is not None:
+                    try:
+                        callback(key, value, cause)
+                    except BaseException:
+                        try:
+                            _log.exception("tiercache: on_evict failed for %r", key)
+                        except BaseException:  # (a failing handler: the drain goes on)
+                            pass
+        finally:
+            self._draining = False
 
     def _maintain(self, now: Optional[float], dropped: List[Any]) -> None:
         """Window overflow into probation, then evict until both limits hold (expired entries first)."""

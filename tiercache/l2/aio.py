@@ -310,6 +310,10 @@ class AsyncRedisClusterL2(_AsyncRedisCommands):
             await self._client.aclose()
 
 
+# The optional parts of the L2 protocol (tiercache.l2.base.Writes) a ThreadedL2 runs when its store has them.
+OPTIONAL = ("add", "lock", "unlock", "set_tagged", "pop_tagged")
+
+
 class ThreadedL2:
     """A sync L2 (the embedded SQLite store) behind the async protocol: each call runs on a worker thread
     of a small pool of this backend's own, so the event loop never blocks on disk."""
@@ -319,6 +323,10 @@ class ThreadedL2:
         self.kind = getattr(l2, "kind", type(l2).__name__)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tiercache-l2")
         self._closed = False
+        for name in OPTIONAL:  # (only what the store has: the manager asks hasattr to know what it can do)
+            method = getattr(l2, name, None)
+            if method is not None:
+                setattr(self, name, functools.partial(self._run, method))
 
     def __repr__(self) -> str:
         return f"ThreadedL2({self.sync!r})"
@@ -344,23 +352,10 @@ class ThreadedL2:
     async def delete(self, key: str) -> bool:
         return await self._run(self.sync.delete, key)  # type: ignore[no-any-return]
 
-    async def set_tagged(self, items: Mapping[str, bytes], ttl: Optional[float], tag_keys: List[str]) -> None:
-        await self._run(self.sync.set_tagged, dict(items), ttl, list(tag_keys))
-
-    async def pop_tagged(self, tag_key: str, count: int) -> List[str]:
-        return await self._run(self.sync.pop_tagged, tag_key, count)  # type: ignore[no-any-return]
 
     async def keys(self, prefix: str, limit: int) -> List[str]:
         return await self._run(self.sync.keys, prefix, limit)  # type: ignore[no-any-return]
 
-    async def add(self, key: str, data: bytes, ttl: Optional[float] = None) -> bool:
-        return await self._run(self.sync.add, key, data, ttl)  # type: ignore[no-any-return]
-
-    async def lock(self, key: str, token: bytes, ttl: float) -> bool:
-        return await self._run(self.sync.lock, key, token, ttl)  # type: ignore[no-any-return]
-
-    async def unlock(self, key: str, token: bytes) -> bool:
-        return await self._run(self.sync.unlock, key, token)  # type: ignore[no-any-return]
 
     async def delete_many(self, keys: List[str]) -> int:
         return await self._run(self.sync.delete_many, list(keys))  # type: ignore[no-any-return]

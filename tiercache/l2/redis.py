@@ -100,24 +100,36 @@ def most_recent(sample: List[Any], idle: List[Any], limit: int) -> List[str]:
 TAG_PRUNE_MARGIN_MS = 60_000
 
 
+# After a tagged write, on each tag index: drop members expired before ARGV[1] (ms), then keep the index as
+# long as its longest-lived member: no expiry while one never expires, else at least ARGV[2] ms more.
+TAG_UPKEEP_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+if ARGV[2] == '' then return redis.call('PERSIST', KEYS[1]) end
+local left = redis.call('PTTL', KEYS[1])
+if left == -1 then
+    if redis.call('ZCOUNT', KEYS[1], '+inf', '+inf') > 0 then return 0 end
+elseif left >= tonumber(ARGV[2]) then
+    return 0
+end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+
 def queue_tagged(pipe: Any, items: Mapping[str, bytes], ttl: Optional[float], tag_keys: List[str],
                  now: float) -> None:
     """Queue on `pipe` the SETs of `items` and, for each tag index in `tag_keys` (a sorted set scored by
-    its entries' expiry, in ms; +inf for none): the items added, members expired before TAG_PRUNE_MARGIN_MS
-    ago dropped, and the index kept as long as its longest-lived entry (PEXPIRE NX then GT, Redis 7)."""
+    its entries' expiry, in ms; +inf for none): the items added, members expired more than
+    TAG_PRUNE_MARGIN_MS ago dropped, and the index kept as long as its longest-lived member."""
     px = ttl_ms(ttl)
     score: float = float("inf") if px is None else now * 1000.0 + px
     for key, data in items.items():
         pipe.set(key, data, px=px)
     members = dict.fromkeys(items, score)
+    prune_below = "%d" % (now * 1000.0 - TAG_PRUNE_MARGIN_MS)
+    keep = "" if px is None else "%d" % (px + TAG_PRUNE_MARGIN_MS)
     for tag_key in tag_keys:
         pipe.zadd(tag_key, members)
-        pipe.zremrangebyscore(tag_key, "-inf", f"({now * 1000.0 - TAG_PRUNE_MARGIN_MS}")
-        if px is None:
-            pipe.persist(tag_key)
-        else:
-            pipe.pexpire(tag_key, px + TAG_PRUNE_MARGIN_MS, nx=True)
-            pipe.pexpire(tag_key, px + TAG_PRUNE_MARGIN_MS, gt=True)
+        pipe.execute_command("EVAL", TAG_UPKEEP_SCRIPT, 1, tag_key, prune_below, keep)  # (a cluster pipeline has no .eval)
 
 
 def popped_keys(popped: List[Any]) -> List[str]:

@@ -5,7 +5,8 @@ wall-clock seconds (`clock() + ttl`) or NULL. The database runs in WAL mode with
 never block the writer, and a crash can lose the last transactions but never corrupt the file — the right
 trade for a cache. Each thread of each process gets its own connection (SQLite connections are not meant to
 be shared across threads or carried across fork); the file's locks and the busy timeout arbitrate between them.
-Beside it: `tags(tag, key, expires)`, the keys written under each tag, and `messages`, the invalidation log.
+Beside it: `tags(tag, key, expires)`, the keys written under each tag (a row goes with its entry's, by a
+trigger), and `messages`, the invalidation log.
 
 Reads never write: expired rows are invisible to them, and are purged in bulk every `purge_every` writes and
 on `clear_namespace`, through a partial index on `expires`. A purge is best effort (another process may hold
@@ -50,6 +51,10 @@ CREATE TABLE IF NOT EXISTS tags (
     PRIMARY KEY (tag, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_expires ON tags(expires) WHERE expires IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tags_key ON tags(key);
+CREATE TRIGGER IF NOT EXISTS entries_untag AFTER DELETE ON entries BEGIN
+    DELETE FROM tags WHERE key = old.key;
+END;
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     channel TEXT NOT NULL,

@@ -72,8 +72,8 @@ def check_tag(tag: Any) -> str:
 
 def check_tags(tags: Any) -> Tuple[str, ...]:
     """A write's tags, checked and without repeats: a collection of non-empty str (a lone str is refused,
-    as it would be read as its characters)."""
-    if type(tags) is tuple and not tags:
+    as it would be read as its characters); None is none."""
+    if tags is None or type(tags) is tuple and not tags:
         return ()
     if isinstance(tags, (str, bytes)) or not isinstance(tags, Iterable):
         raise TypeError(f"tags must be a collection of str, e.g. tags=('user:42',), got {type(tags).__name__} "
@@ -541,6 +541,8 @@ class BaseManager:
             check_ttl(ttl)
         if tags:
             tags = check_tags(tags)
+        elif tags is not None and type(tags) is not tuple:
+            check_tags(tags)  # ("", 0, b"": refused, as set's other callers refuse them)
         state = self._spaces.get(namespace) or self._space(namespace)
         if tags and state.persist and not hasattr(self.l2, "set_tagged"):
             raise TypeError(f"the L2 backend {self.l2!r} cannot keep tags (it has no set_tagged)")
@@ -646,9 +648,17 @@ class BaseManager:
                     self._gate.dropped_namespace(namespace, base)
                     self._invalidate(namespace, None)
                     break
-                keys = [wire.decode_key(k[len(base):]) for k in popped if k.startswith(base)]
-                if keys:
-                    removed += yield from self._delete_many_steps(namespace, keys)
+                popped = [k for k in popped if k.startswith(base)]
+                keys = [wire.decode_key(k[len(base):]) for k in popped]
+                try:
+                    if keys:
+                        removed += yield from self._delete_many_steps(namespace, keys)
+                except BaseException:  # (strict mode's L2Error, a cancellation) the index has let go of them:
+                    self._gate.dropped(namespace, base, popped)  # L2 owes their removal,
+                    for key in keys:
+                        state.l1.delete(key)
+                    self._invalidate(namespace, [k[len(base):] for k in popped])  # and so do other processes
+                    raise
                 if len(popped) < TAG_BATCH:
                     break
         self.counters.add("tag_invalidations", 1, namespace)
@@ -700,6 +710,9 @@ class BaseManager:
                 self._gate.dropped_namespace(namespace, state.l2_base)
             else:
                 removed = int(result)
+                # the namespace's tag indexes too (on SQLite a trigger has emptied them already)
+                yield from self._l2_steps(self.l2.clear_namespace, (wire.tag_key(self.env, namespace, ""),),
+                                          namespace)
             self._invalidate(namespace, None)
         return removed
 
