@@ -17,7 +17,8 @@ each interleaved with its anchor segment by segment, medians over all segments:
             as a fraction of HashCache.get
   writes:   with cross-process invalidation on (and another manager listening): manager.set vs redis-py
             SET of msgpack.packb(value) with the same expiry; manager.delete vs redis-py DEL;
-            manager.set_many of 100 vs a pipeline of 100 SETs + packb
+            manager.set_many of 100 vs a pipeline of 100 SETs + packb; manager.incr vs INCRBY, and
+            manager.add vs SET NX (after a DEL of the key, in both)
 
 Limits checked: L2 hit <= 1.10x, get_many <= 1.2x, L1 hit <= 2.0x, metrics <= 0.10x, writes <= 1.15x. Ratios, not absolute times, are the
 figures to quote: this machine is shared and noisy.
@@ -264,6 +265,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         ("delete, invalidation on", med["manager delete"], med["redis-py DEL"], 1.15, "ns/op"),
         ("set_many(100), invalidation on", med["manager set_many(100)"], med["redis-py 100 SETs + packb"], 1.15,
          "ns/call"),
+        # not targets: a script (read, check, add, write back keeping the expiry) against the bare command
+        ("incr vs INCRBY", med["manager incr"], med["redis-py INCRBY"], None, "ns/op"),
+        ("DEL + add vs DEL + SET NX", med["DEL + manager add"], med["DEL + redis-py SET NX + packb"], None,
+         "ns/op"),
     ]
     print(f"command:  python {' '.join(sys.argv)}")
     print(f"machine:  {platform.processor() or platform.machine()}, nproc {os.cpu_count()}, "
@@ -362,9 +367,41 @@ def _writes(url: str, raw: Any, keys: List[str], rounds: int, cfg: Any, base: st
                 pipe.execute()
             return len(raw_batches)
 
+        for k in keys:
+            m.set("w", "n:" + k, 0)
+            raw.set(base + "raw:n:" + k, 0, px=px)
+
+        def manager_incr() -> int:
+            incr = m.incr
+            for k in keys:
+                incr("w", "n:" + k)
+            return len(keys)
+
+        def raw_incrby() -> int:
+            incrby = raw.incrby
+            for k in raw_keys:
+                incrby(k.replace("raw:", "raw:n:", 1), 1)
+            return len(raw_keys)
+
+        def manager_add() -> int:
+            add, delete = m.add, m.l2.delete
+            for k in keys:
+                delete(base + "a:" + k)
+                add("w", "a:" + k, VALUE)
+            return len(keys)
+
+        def raw_set_nx() -> int:
+            put, delete = raw.set, raw.delete
+            for k in raw_keys:
+                delete(k + ":a")
+                put(k + ":a", packb(VALUE), px=px, nx=True)
+            return len(raw_keys)
+
         return interleave({"manager set": manager_set, "redis-py SET + packb": raw_set,
                            "manager delete": manager_delete, "redis-py DEL": raw_delete,
-                           "manager set_many(100)": manager_set_many, "redis-py 100 SETs + packb": raw_set_many},
+                           "manager set_many(100)": manager_set_many, "redis-py 100 SETs + packb": raw_set_many,
+                           "manager incr": manager_incr, "redis-py INCRBY": raw_incrby,
+                           "DEL + manager add": manager_add, "DEL + redis-py SET NX + packb": raw_set_nx},
                           rounds)
 
 

@@ -22,8 +22,9 @@ django-redis shares its connection pools, so a write through one is read at once
 `close()`, which Django calls after every request, costs nothing; the shared managers close when the
 process exits.
 
-add is CacheManager.add (Redis SET NX, one SQLite statement); incr/decr and touch read and then write
-under the key's lock across every process on the L2 (`CacheManager.locked`: Redis `SET NX PX` or a row of
+add is CacheManager.add (Redis SET NX, one SQLite statement); incr/decr CacheManager.incr (ints are
+stored as msgpack, which L2 adds to itself: a Redis script, one SQLite transaction); touch reads and then
+writes under the key's lock across every process on the L2 (`CacheManager.locked`: Redis `SET NX PX` or a row of
 the SQLite file), reading L2 itself, not an L1 copy that may lag: atomic across processes. The async methods (aget, aset, …) are Django's, running the sync
 ones in a thread.
 """
@@ -190,17 +191,11 @@ class TierCacheBackend(BaseCache):
 
     def incr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> Any:
         k = self.make_and_validate_key(key, version)
-        with self._manager.locked(self.namespace, k) as shared:
-            value = self._current(k, shared)
-            if value is _MISSING:
-                raise ValueError(f"Key '{key}' not found")
-            new = value + delta
-            try:
-                remaining = self._manager.l1(self.namespace).ttl(k)  # (the get above put it in L1)
-            except KeyError:
-                remaining = None
-            self._manager.set(self.namespace, k, new, remaining)  # the entry keeps its expiry
-            return new
+        try:
+            with _pickle_errors():
+                return self._manager.incr(self.namespace, k, delta)
+        except KeyError:
+            raise ValueError(f"Key '{key}' not found") from None
 
     def clear(self) -> None:
         self._manager.clear(self.namespace)

@@ -27,8 +27,9 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from .._validate import check_ttl
 from ..errors import L2Error
-from .redis import (HEALTH_CHECK_INTERVAL, RECENCY_SAMPLE, UNLOCK_SCRIPT, RedisBackendBase, cluster_url_to_redis,
-                    most_recent, popped_keys, prefix_pattern, queue_tagged, ttl_ms)
+from .redis import (HEALTH_CHECK_INTERVAL, INCR_SCRIPT, RECENCY_SAMPLE, UNLOCK_SCRIPT, RedisBackendBase,
+                    cluster_url_to_redis, incr_answer, most_recent, popped_keys, prefix_pattern, queue_tagged,
+                    ttl_ms)
 
 __all__ = ["AsyncRedisL2", "AsyncRedisClusterL2", "AsyncSubscription", "ThreadedL2", "ThreadedPubSubL2",
            "ThreadedSubscription", "from_url", "threaded"]
@@ -217,6 +218,12 @@ class _AsyncRedisCommands(RedisBackendBase):
         except _ERRORS as exc:
             raise self._fail("unlock", exc) from exc
 
+    async def incr(self, key: str, delta: int) -> Any:
+        try:
+            return incr_answer(await self._c().register_script(INCR_SCRIPT)(keys=[key], args=[delta]))
+        except _ERRORS as exc:
+            raise self._fail("incr", exc) from exc
+
     async def publish(self, channel: str, message: bytes) -> int:
         try:
             return await self._c().publish(channel, message)  # type: ignore[no-any-return]
@@ -311,7 +318,7 @@ class AsyncRedisClusterL2(_AsyncRedisCommands):
 
 
 # The optional parts of the L2 protocol (tiercache.l2.base.Writes) a ThreadedL2 runs when its store has them.
-OPTIONAL = ("add", "lock", "unlock", "set_tagged", "pop_tagged")
+OPTIONAL = ("add", "lock", "unlock", "incr", "set_tagged", "pop_tagged")
 
 
 class ThreadedL2:

@@ -80,6 +80,32 @@ def prefix_pattern(prefix: str) -> str:
 # unlock(): delete the lock only while it still holds the caller's token (it may have expired and been taken)
 UNLOCK_SCRIPT = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
+# incr(): tiercache.wire.added in the server, atomically. The new int; nil when the key holds no value; 'no'
+# when the value is not a plain msgpack int within ±2**53 (Lua's numbers are doubles): the caller does it.
+INCR_SCRIPT = """
+local v = redis.call('GET', KEYS[1])
+if not v then return nil end
+local at = 1
+if string.byte(v, 1) == 88 then at = 10 end
+if string.byte(v, at) ~= 77 or string.byte(v, at + 1) ~= 0 then return 'no' end
+local first = string.byte(v, at + 2)
+if not first or not (first < 128 or first >= 224 or (first >= 204 and first <= 211)) then return 'no' end
+local body = string.sub(v, at + 2)
+local n = cmsgpack.unpack(body)
+local new = n + tonumber(ARGV[1])
+if math.abs(n) >= 9007199254740992 or math.abs(new) >= 9007199254740992 or cmsgpack.pack(n) ~= body then
+    return 'no'
+end
+redis.call('SET', KEYS[1], string.sub(v, 1, at + 1) .. cmsgpack.pack(new), 'KEEPTTL')
+return new
+"""
+
+
+def incr_answer(reply: Any) -> Any:
+    """What incr() returns for INCR_SCRIPT's reply: the int, None, or NotImplemented."""
+    return reply if reply is None or type(reply) is int else NotImplemented
+
+
 # keys(prefix, limit) samples this many times `limit` keys and keeps the most recently used of them
 RECENCY_SAMPLE = 4
 
@@ -452,6 +478,14 @@ class _RedisCommands(RedisBackendBase, _Listener):
             return bool(self._c().eval(UNLOCK_SCRIPT, 1, key, token))
         except _ERRORS as exc:
             raise self._fail("unlock", exc) from exc
+
+    def incr(self, key: str, delta: int) -> Any:
+        """Add `delta` to the plain msgpack int under `key`, atomically, keeping its expiry (INCR_SCRIPT):
+        the new int; None when `key` holds no value; NotImplemented for any other value."""
+        try:  # (EVALSHA; the script is loaded on a server that does not have it)
+            return incr_answer(self._c().register_script(INCR_SCRIPT)(keys=[key], args=[delta]))
+        except _ERRORS as exc:
+            raise self._fail("incr", exc) from exc
 
     def publish(self, channel: str, message: bytes) -> int:
         """Broadcast `message` on `channel`; returns how many subscribers received it."""

@@ -25,10 +25,11 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
 
 from .._validate import check_ttl
 from ..errors import L2Error
+from ..wire import added
 
 __all__ = ["SQLiteL2", "SQLiteSubscription"]
 
@@ -478,6 +479,24 @@ class SQLiteL2:
             self._count_writes(1)
             return True
         return False
+
+    def incr(self, key: str, delta: int) -> Any:
+        """Add `delta` to the plain msgpack int under `key` in one transaction, keeping its expiry
+        (tiercache.wire.added): the new int; None when `key` holds no live value; NotImplemented for any
+        other value."""
+        try:
+            conn = self._conn()
+            with _transaction(conn):
+                row = conn.execute("SELECT value, expires FROM entries WHERE key = ?", (key,)).fetchone()
+                if row is None or row[1] is not None and row[1] <= self._clock():
+                    return None
+                done = added(bytes(row[0]), delta)
+                if done is None:
+                    return NotImplemented
+                conn.execute("UPDATE entries SET value = ? WHERE key = ?", (done[0], key))
+                return done[1]
+        except sqlite3.Error as exc:
+            raise self._fail("incr", exc) from exc
 
     def lock(self, key: str, token: bytes, ttl: float) -> bool:
         """Take the lock `key` (a row of `entries` expiring in `ttl` seconds) for `token` unless another

@@ -603,6 +603,59 @@ class BaseManager:
         """add's steps (their result: 1 when stored, else 0)."""
         return self._set_many_steps(namespace, ((key, value),), ttl, True, only_new=True)
 
+    def _incr_steps(self, namespace: str, key: Any, delta: int, timeout: float) -> Steps:
+        """incr's steps: the new value. L2 adds to a plain int itself, atomically, in one round trip (ints are
+        msgpack in every namespace); any other value is read, added to and written back under the key's L2
+        lock (`timeout`: its expiry), or, while L2 cannot lock, as this process sees it."""
+        if self._closed:
+            self._check_open()
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError(f"delta must be an int, got {type(delta).__name__} {delta!r}")
+        part = wire.encode_key(key)
+        state = self._space(namespace)
+        if not self.enabled:
+            raise KeyError(key)
+        if not state.persist:  # L1 alone: under the manager's lock (no I/O to wait for)
+            with self._lock:
+                value, _ = self._read.lookup(state, key, False)
+                if value is MISSING:
+                    raise KeyError(key)
+                new = value + delta
+                try:
+                    remaining = state.l1.ttl(key)
+                except KeyError:
+                    remaining = None
+                self._read.store(state, key, new, None, remaining)
+                self.counters.add("sets", 1, namespace)
+                return new
+        if state.persist and hasattr(self.l2, "incr") and -wire.EXACT_INT < delta < wire.EXACT_INT:
+            self._bump(state)
+            l2_key = state.l2_base + part
+            result = yield from self._l2_steps(self.l2.incr, (l2_key, delta), namespace, "l2_set", (l2_key,))
+            if result is not NotImplemented and result is not FAILED:
+                state.l1.delete(key)  # (read again when next asked: it carries the expiry L2 kept)
+                if result is None:
+                    raise KeyError(key)
+                self.counters.add("sets", 1, namespace)
+                self._invalidate(namespace, [part])
+                return result
+        token = yield from self._lock_steps(namespace, key, timeout)
+        try:
+            if token is not None:
+                state.l1.delete(key)  # (the L2 lock is held: read L2, not an L1 copy that may lag it)
+            value, _ = yield from self._lookup_steps(namespace, key)
+            if value is MISSING:
+                raise KeyError(key)
+            new = value + delta  # (TypeError for a value that takes no int)
+            try:
+                remaining = state.l1.ttl(key)  # the entry keeps its expiry
+            except KeyError:
+                remaining = None
+            yield from self._set_steps(namespace, key, new, remaining)
+            return new
+        finally:
+            yield from self._unlock_steps(namespace, key, token)
+
     def _tag_locally(self, state: NamespaceState, keys: List[Any], tags: Tuple[str, ...]) -> None:
         with self._lock:
             for tag in tags:

@@ -122,6 +122,29 @@ def seal(data: bytes, l2_ttl: Optional[float], now: Optional[float] = None) -> b
     return expiry_header(l2_ttl, now) + data
 
 
+# added(): the integers an increment handles, here and in Redis's script (Lua numbers are doubles)
+EXACT_INT = 2**53
+_PLAIN_MSGPACK = bytes((TAG_MSGPACK, 0))
+
+
+def added(data: bytes, delta: int) -> Optional[Tuple[bytes, int]]:
+    """(the value with `delta` added, the new int) for an L2 value that is a plain msgpack int (after any
+    expiry header, kept as it is), both within ±EXACT_INT; None for any other value (the caller reads it
+    and writes it back itself). What INCR_SCRIPT does in Redis, for the other stores."""
+    import msgpack
+
+    start = EXPIRY_HEADER_SIZE if data[:1] == _SEALED else 0
+    if data[start:start + FORMAT_HEADER_SIZE] != _PLAIN_MSGPACK:
+        return None
+    try:
+        value = msgpack.unpackb(data[start + FORMAT_HEADER_SIZE:])
+    except Exception:
+        return None
+    if type(value) is not int or not -EXACT_INT < value < EXACT_INT or not -EXACT_INT < value + delta < EXACT_INT:
+        return None
+    return data[:start + FORMAT_HEADER_SIZE] + msgpack.packb(value + delta), value + delta
+
+
 def mac_context(l2_key: str, header: bytes) -> bytes:
     """What a signed value's HMAC covers besides its own bytes: the format version, the L2 key it is stored
     under and its expiry header (b"" for none)."""

@@ -537,6 +537,9 @@ class Codec:
         """Encode `value` as tagged bytes; SerializationError when this format cannot hold it. A signed format
         (pickle) signs `context` too: loads() then needs the same context (the managers pass
         tiercache.wire.mac_context of the value's L2 key and expiry header)."""
+        if self._tag == _TAG_PICKLE and type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
+            # an int as msgpack, as every namespace writes it, which L2 can increment (tiercache.wire.added)
+            return _PLAIN_MSGPACK + msgpack.packb(value)
         payload = self._encode(value)
         if len(payload) > self.max_value_bytes:
             raise _too_large(len(payload), self.max_value_bytes)
@@ -624,4 +627,5 @@ def get_codec(name: str, **opts: Any) -> Codec:
 
 
 _PLAIN_MSGPACK = bytes((_TAG_MSGPACK, 0))  # msgpack, no flags: the fast path of Codec.loads
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _FAST_UNPACKB = _make_fast_unpackb()

@@ -1,0 +1,124 @@
+"""incr(namespace, key, delta=1): atomic across processes, keeping the entry's expiry; an int is added to by
+L2 itself (a script on Redis, a transaction on SQLite), anything else under the key's lock."""
+
+from __future__ import annotations
+
+import asyncio
+import decimal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, List
+
+import pytest
+
+from tiercache import AsyncCacheManager, CacheManager, NamespaceConfig
+from tiercache.wire import EXACT_INT
+
+
+@pytest.fixture(params=["sqlite", "redis", "cluster"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    if request.param == "cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
+    return f"sqlite:///{tmp_path}/l2.sqlite3"
+
+
+def test_incr_adds_and_keeps_the_expiry(url: str) -> None:
+    with CacheManager(url, env="test", hmac_key="k",
+                      config={"p": NamespaceConfig(serializer="pickle", l2_ttl=600)}) as m:
+        m.set("p", "n", 5, ttl=300)
+        raw = m.l2.get(m._l2_key("p", "n"))
+        assert raw[9:11] == b"M\x00"  # an int is msgpack in every namespace: L2 can add to it
+        assert m.incr("p", "n") == 6 and m.incr("p", "n", -10) == -4
+        assert m.get("p", "n") == -4 and m.l1("p").ttl("n") <= 300
+        after = m.l2.get(m._l2_key("p", "n"))
+        assert after[:9] == raw[:9]  # the expiry header, as it was
+        assert m.stats()["l2_writes_dropped"] == 0
+
+
+def test_values_l2_cannot_add_to_are_added_to_under_the_lock(url: str) -> None:
+    with CacheManager(url, env="test") as m:
+        m.set("ns", "f", 1.5)
+        m.set("ns", "d", decimal.Decimal("1.25"))
+        m.set("ns", "big", EXACT_INT + 10)  # beyond what Redis's Lua numbers hold exactly
+        assert m.incr("ns", "f", 2) == 3.5 and m.incr("ns", "d") == decimal.Decimal("2.25")
+        assert m.incr("ns", "big", 1) == EXACT_INT + 11 and m.incr("ns", "big", -(EXACT_INT + 11)) == 0
+        m.l1("ns").clear()
+        assert m.get_many("ns", ["f", "d", "big"]) == {"f": 3.5, "d": decimal.Decimal("2.25"), "big": 0}
+
+
+def test_absent_keys_and_values_that_take_no_int_are_refused(url: str) -> None:
+    with CacheManager(url, env="test") as m:
+        m.delete("ns", "none")
+        with pytest.raises(KeyError):
+            m.incr("ns", "none")
+        m.set("ns", "s", "text")
+        with pytest.raises(TypeError):
+            m.incr("ns", "s")
+        with pytest.raises(TypeError, match="delta"):
+            m.incr("ns", "s", 1.5)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="delta"):
+            m.incr("ns", "s", True)
+        m.l1("ns").clear()
+        assert m.get("ns", "s") == "text" and m.get("ns", "none") is None
+
+
+def test_the_async_manager_adds_alike(url: str) -> None:
+    async def main() -> List[Any]:
+        async with AsyncCacheManager(url, env="test") as m:
+            await m.set("ns", "n", 1)
+            await m.set("ns", "f", 0.5)
+            return [await m.incr("ns", "n", 41), await m.incr("ns", "f"), await m.get("ns", "n")]
+
+    assert asyncio.run(main()) == [42, 1.5, 42]
+
+
+def test_another_process_drops_its_copy(url: str) -> None:
+    cfg = {"ns": NamespaceConfig(promotion="immediate")}
+    with CacheManager(url, env="test", config=cfg) as a, CacheManager(url, env="test") as b:
+        if a.listener_connected is not None:
+            assert a.listener_connected.wait(5)
+        b.set("ns", "n", 1)
+        b.flush_invalidations()
+        from test_tags import _wait_for
+
+        assert _wait_for(lambda: a.get("ns", "n") == 1 and "n" in a.l1("ns"))
+        b.incr("ns", "n")
+        b.flush_invalidations()
+        assert _wait_for(lambda: "n" not in a.l1("ns")) and a.get("ns", "n") == 2
+
+
+def test_a_namespace_in_l1_alone_adds_under_the_managers_lock(tmp_path: Path) -> None:
+    import threading
+
+    cfg = {"mem": NamespaceConfig(persist_to_l2=False, l1_grace_period=30)}
+    with CacheManager(f"sqlite:///{tmp_path}/l2.db", env="test", config=cfg) as m:
+        m.set("mem", "n", 0)
+        threads = [threading.Thread(target=lambda: [m.incr("mem", "n") for _ in range(500)]) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert m.get("mem", "n") == 2000
+
+
+WORKER = """
+import sys
+from tiercache.manager import CacheManager
+with CacheManager(sys.argv[1], env="test") as m:
+    for _ in range(250):
+        m.incr("ns", "counter")
+"""
+
+
+def test_processes_adding_at_once_lose_nothing(url: str) -> None:
+    with CacheManager(url, env="test") as m:
+        m.set("ns", "counter", 0)
+        workers = [subprocess.Popen([sys.executable, "-c", WORKER, url], stderr=subprocess.PIPE, text=True)
+                   for _ in range(4)]
+        errors = [w.communicate(timeout=120)[1] for w in workers]
+        assert all(w.returncode == 0 for w in workers), errors
+        m.l1("ns").clear()
+        assert m.get("ns", "counter") == 1000
