@@ -130,3 +130,28 @@ def test_locked_serializes_a_read_modify_write(url: str) -> None:
         with pytest.raises(ValueError, match=r"^timeout must be a number of seconds"):
             with m.locked("ns", "n", timeout=-1):
                 pass
+
+
+def test_the_async_managers_locked_serializes_a_read_modify_write(url: str) -> None:
+    """Tasks of two managers (as two processes would) add one under the key's lock: none is lost."""
+    import asyncio
+
+    from tiercache import AsyncCacheManager
+
+    async def main() -> Any:
+        async with AsyncCacheManager(url, env="test") as a, AsyncCacheManager(url, env="test") as b:
+            await a.set("ns", "n", 0)
+
+            async def add_one(m: Any) -> None:
+                async with m.locked("ns", "n", timeout=10.0) as shared:
+                    assert shared
+                    m.l1("ns").delete("n")  # (read L2: the other manager's write may not have reached this L1)
+                    value = await m.get("ns", "n")
+                    await asyncio.sleep(0)
+                    await m.set("ns", "n", value + 1)
+
+            await asyncio.gather(*(add_one(m) for _ in range(25) for m in (a, b)))
+            a.l1("ns").clear()
+            return await a.get("ns", "n")
+
+    assert asyncio.run(main()) == 50

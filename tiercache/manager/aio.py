@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import inspect
 import logging
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from .._compat import MISSING
 from .base import BaseManager, check_lock, check_tags
@@ -68,6 +69,9 @@ class AsyncCacheManager(BaseManager):
         self._batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GetBatcher]" = weakref.WeakKeyDictionary()
         self._aflights: Dict[Tuple[str, Any], concurrent.futures.Future] = {}
         self._aflights_lock = threading.Lock()
+        # locked(): this process's lock of a key, per event loop (an asyncio.Lock serves one loop)
+        self._akey_locks: "weakref.WeakValueDictionary[Tuple[Any, str, Any], asyncio.Lock]" = (
+            weakref.WeakValueDictionary())
         self._tasks: set = set()
         self._publishing: Optional["asyncio.Future[Any]"] = None  # the publisher's task, while one is due
         self._published = -LINGER  # when it last sent (time.monotonic())
@@ -201,6 +205,24 @@ class AsyncCacheManager(BaseManager):
                 raise
             self.counters.add("stale_served", 1, namespace)
             return stale
+
+    @contextlib.asynccontextmanager
+    async def locked(self, namespace: str, key: Any, timeout: float = 10.0) -> AsyncIterator[bool]:
+        """Hold the key's lock across every process on the L2 and every task of this loop, for a
+        read-modify-write (as CacheManager.locked): `async with cache.locked(ns, key) as shared: ...`."""
+        check_lock("distributed", timeout, "timeout")
+        self._check_open()
+        loop_key = (asyncio.get_running_loop(), namespace, key)
+        with self._aflights_lock:
+            lock = self._akey_locks.get(loop_key)
+            if lock is None:
+                lock = self._akey_locks[loop_key] = asyncio.Lock()
+        async with lock:
+            token = await arun(self._lock_steps(namespace, key, timeout))
+            try:
+                yield token is not None
+            finally:
+                await arun(self._unlock_steps(namespace, key, token))
 
     async def _refresh(self, namespace: str, key: Any, loader: Callable[[], Any], ttl: Optional[float],
                        tags: Tuple[str, ...]) -> None:
