@@ -177,6 +177,16 @@ def known_bug(request: pytest.FixtureRequest, impl: Implementation) -> Callable[
     return mark
 
 
+@pytest.fixture(params=["sqlite", "redis", "cluster"])
+def any_l2_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """Each L2 in turn: an SQLite file of the test's own, the session's redis-server, its 3-node cluster."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    if request.param == "cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
+    return f"sqlite:///{tmp_path}/l2.sqlite3"
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Any) -> str:
     """The URL of an embedded SQLite L2 store in the test's own directory."""

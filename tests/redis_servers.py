@@ -82,6 +82,16 @@ def free_port(cluster: bool = False) -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll `predicate` for up to `timeout` seconds; its last answer (for an assert)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.01) -> None:
     """Poll `predicate` until it is true; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout

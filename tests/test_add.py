@@ -14,13 +14,9 @@ from tiercache import AsyncCacheManager, CacheManager, NamespaceConfig
 from tiercache.errors import L2Error, SerializationError
 
 
-@pytest.fixture(params=["sqlite", "redis", "cluster"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    if request.param == "cluster":
-        return str(request.getfixturevalue("redis_cluster_url"))
-    return f"sqlite:///{tmp_path}/l2.sqlite3"
+@pytest.fixture
+def url(any_l2_url: str) -> str:
+    return any_l2_url
 
 
 def test_add_stores_only_what_is_not_there(url: str) -> None:

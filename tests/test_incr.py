@@ -14,15 +14,12 @@ import pytest
 
 from tiercache import AsyncCacheManager, CacheManager, NamespaceConfig
 from tiercache.wire import EXACT_INT
+from redis_servers import wait_for
 
 
-@pytest.fixture(params=["sqlite", "redis", "cluster"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    if request.param == "cluster":
-        return str(request.getfixturevalue("redis_cluster_url"))
-    return f"sqlite:///{tmp_path}/l2.sqlite3"
+@pytest.fixture
+def url(any_l2_url: str) -> str:
+    return any_l2_url
 
 
 def test_incr_adds_and_keeps_the_expiry(url: str) -> None:
@@ -82,12 +79,10 @@ def test_another_process_drops_its_copy(url: str) -> None:
             assert a.listener_connected.wait(5)
         b.set("ns", "n", 1)
         b.flush_invalidations()
-        from test_tags import _wait_for
-
-        assert _wait_for(lambda: a.get("ns", "n") == 1 and "n" in a.l1("ns"))
+        assert wait_for(lambda: a.get("ns", "n") == 1 and "n" in a.l1("ns"))
         b.incr("ns", "n")
         b.flush_invalidations()
-        assert _wait_for(lambda: "n" not in a.l1("ns")) and a.get("ns", "n") == 2
+        assert wait_for(lambda: "n" not in a.l1("ns")) and a.get("ns", "n") == 2
 
 
 def test_a_namespace_in_l1_alone_adds_under_the_managers_lock(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Iterator, List
 
 import pytest
 
+from redis_servers import wait_for
 from tiercache.config import NamespaceConfig
 from tiercache.errors import ConfigError
 from tiercache.manager import CacheManager
@@ -96,15 +97,6 @@ def test_redis_clear_uses_scan_not_keys(redis_manager: CacheManager, redis_serve
     assert command_calls(client, "keys") == 0 and command_calls(client, "flushdb") == 0
     assert command_calls(client, "scan") >= 1
     assert redis_manager.get("other", "k") == 1
-
-
-def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 def test_invalidation_between_managers(redis_url: str) -> None:

@@ -7,35 +7,23 @@ import asyncio
 import inspect
 import time
 from pathlib import Path
-from typing import Any, Callable, List
+from typing import Any, List
 
 import pytest
 
 from tiercache import AsyncCacheManager, CacheManager, NamespaceConfig
 from tiercache.errors import L2Error
 from tiercache.manager.base import TAG_BATCH
+from redis_servers import wait_for
 
 
-@pytest.fixture(params=["sqlite", "redis", "cluster"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    if request.param == "cluster":
-        return str(request.getfixturevalue("redis_cluster_url"))
-    return f"sqlite:///{tmp_path}/l2.sqlite3"
+@pytest.fixture
+def url(any_l2_url: str) -> str:
+    return any_l2_url
 
 
 async def _maybe(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 async def tag_story(m: Any) -> List[Any]:
@@ -85,11 +73,11 @@ def test_another_process_drops_its_copies(url: str) -> None:
         a.get("ns", "k")  # (a namespace a holds: messages for it are heard)
         b.set("ns", "k", "v", tags=("t",))
         b.flush_invalidations()  # its message heard before a reads: a read the message overtook is not kept
-        assert _wait_for(lambda: a.counters.by_namespace()["ns"]["invalidations_received"] == 1)
+        assert wait_for(lambda: a.counters.by_namespace()["ns"]["invalidations_received"] == 1)
         assert a.get("ns", "k") == "v" and "k" in a.l1("ns")
         assert b.invalidate_tag("ns", "t") == 1
         b.flush_invalidations()
-        assert _wait_for(lambda: "k" not in a.l1("ns"))
+        assert wait_for(lambda: "k" not in a.l1("ns"))
         assert a.get("ns", "k") is None
 
 
@@ -190,7 +178,7 @@ def test_an_l2_failure_while_invalidating_empties_the_namespace(tmp_path: Path) 
         assert m.l2.get(m._l2_key("ns", "tagged")) is not None  # L2 not reached yet...
         m.l2.pop_tagged = real
         m.get("ns", "x")  # ...an answer from L2 starts the repair
-        assert _wait_for(lambda: m.l2.get(m._l2_key("ns", "other")) is None)
+        assert wait_for(lambda: m.l2.get(m._l2_key("ns", "other")) is None)
         assert m.get("ns", "tagged") is None and m.get("ns", "other") is None
 
 
@@ -264,7 +252,7 @@ def test_strict_mode_keeps_what_a_failed_round_took_from_the_index(tmp_path: Pat
             m.invalidate_tag("ns", "t")
         m.l2.delete_many = real
         assert "k" not in m.l1("ns") and m.get("ns", "k") is None
-        assert _wait_for(lambda: m.l2.get(m._l2_key("ns", "k")) is None)
+        assert wait_for(lambda: m.l2.get(m._l2_key("ns", "k")) is None)
 
 
 def test_an_async_store_without_tags_refuses_them_clearly(tmp_path: Path) -> None:

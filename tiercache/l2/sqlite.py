@@ -25,7 +25,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Union
 
 from .._validate import check_ttl
 from ..errors import L2Error
@@ -350,22 +350,14 @@ class SQLiteL2:
 
     def set_many(self, items: Mapping[str, bytes], ttl: Optional[float] = None) -> None:
         """Store every item with the same ttl, in one transaction."""
-        ttl = check_ttl(ttl)
-        if not items:
-            return
-        try:
-            conn = self._conn()
-            expires = None if ttl is None else self._clock() + ttl
-            rows = [(key, data, expires) for key, data in items.items()]
-            with _transaction(conn):
-                conn.executemany("INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)", rows)
-        except sqlite3.Error as exc:
-            raise self._fail("set_many", exc) from exc
-        self._count_writes(len(rows))
+        self._write(items, ttl, (), "set_many")
 
     def set_tagged(self, items: Mapping[str, bytes], ttl: Optional[float], tag_keys: List[str]) -> None:
         """set_many, and every key recorded under each tag of `tag_keys` (the `tags` table), in one
-        transaction. A tag's rows of expired entries go with the purge of expired rows."""
+        transaction. A tag's rows go with their entry's (a trigger; the purge of expired rows)."""
+        self._write(items, ttl, tag_keys, "set_tagged")
+
+    def _write(self, items: Mapping[str, bytes], ttl: Optional[float], tag_keys: "Iterable[str]", op: str) -> None:
         ttl = check_ttl(ttl)
         if not items:
             return
@@ -375,10 +367,11 @@ class SQLiteL2:
             rows = [(key, data, expires) for key, data in items.items()]
             with _transaction(conn):
                 conn.executemany("INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)", rows)
-                conn.executemany("INSERT OR REPLACE INTO tags (tag, key, expires) VALUES (?, ?, ?)",
-                                 [(tag, key, expires) for tag in tag_keys for key in items])
+                if tag_keys:
+                    conn.executemany("INSERT OR REPLACE INTO tags (tag, key, expires) VALUES (?, ?, ?)",
+                                     [(tag, key, expires) for tag in tag_keys for key in items])
         except sqlite3.Error as exc:
-            raise self._fail("set_tagged", exc) from exc
+            raise self._fail(op, exc) from exc
         self._count_writes(len(rows))
 
     def pop_tagged(self, tag_key: str, count: int) -> List[str]:
