@@ -178,27 +178,32 @@ class HashCache:
         """Call on_evict for each entry evicted, in order, outside the lock. The callback may use the cache:
         what it evicts joins the queue, which the drain under way goes on to (no nesting). An exception
         from it, of any kind, is logged."""
-        if self._draining:
-            return
-        self._draining = True
-        try:
-            evicted = self._evicted
-            while evicted:
-                try:
-                    key, value, cause = evicted.popleft()
-                except IndexError:  # (another thread took the last one)
+        evicted = self._evicted
+        while True:
+            with self._lock:
+                if self._draining:
                     return
-                callback = self._on_evict
-                if callback is not None:
+                self._draining = True
+            try:
+                while evicted:
                     try:
-                        callback(key, value, cause)
-                    except BaseException:
+                        key, value, cause = evicted.popleft()
+                    except IndexError:  # (another thread took the last one)
+                        break
+                    callback = self._on_evict
+                    if callback is not None:
                         try:
-                            _log.exception("tiercache: on_evict failed for %r", key)
-                        except BaseException:  # (a failing handler: the drain goes on)
-                            pass
-        finally:
-            self._draining = False
+                            callback(key, value, cause)
+                        except BaseException:
+                            try:
+                                _log.exception("tiercache: on_evict failed for %r", key)
+                            except BaseException:  # (a failing handler: the drain goes on)
+                                pass
+            finally:
+                with self._lock:  # (what another thread queued while this one drained is drained here)
+                    self._draining = False
+            if not evicted:
+                return
 
     def _maintain(self, now: Optional[float], dropped: List[Any]) -> None:
         """Window overflow into probation, then evict until both limits hold (expired entries first)."""

@@ -27,7 +27,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from .._validate import check_ttl
 from ..errors import L2Error
-from .redis import (HEALTH_CHECK_INTERVAL, INCR_SCRIPT, RECENCY_SAMPLE, UNLOCK_SCRIPT, RedisBackendBase,
+from .redis import (HEALTH_CHECK_INTERVAL, INCR_SCRIPT, RECENCY_SAMPLE, SWAP_SCRIPT, UNLOCK_SCRIPT, RedisBackendBase,
                     cluster_url_to_redis, incr_answer, most_recent, popped_keys, prefix_pattern, queue_tagged,
                     ttl_ms)
 
@@ -218,6 +218,12 @@ class _AsyncRedisCommands(RedisBackendBase):
         except _ERRORS as exc:
             raise self._fail("unlock", exc) from exc
 
+    async def swap(self, key: str, old: bytes, new: bytes) -> bool:
+        try:
+            return bool(await self._c().register_script(SWAP_SCRIPT)(keys=[key], args=[old, new]))
+        except _ERRORS as exc:
+            raise self._fail("swap", exc) from exc
+
     async def incr(self, key: str, delta: int) -> Any:
         try:
             return incr_answer(await self._c().register_script(INCR_SCRIPT)(keys=[key], args=[delta]))
@@ -318,7 +324,7 @@ class AsyncRedisClusterL2(_AsyncRedisCommands):
 
 
 # The optional parts of the L2 protocol (tiercache.l2.base.Writes) a ThreadedL2 runs when its store has them.
-OPTIONAL = ("add", "lock", "unlock", "incr", "set_tagged", "pop_tagged")
+OPTIONAL = ("add", "lock", "unlock", "incr", "swap", "set_tagged", "pop_tagged")
 
 
 class ThreadedL2:

@@ -60,6 +60,13 @@ class Writes(Protocol):
     def unlock(self, key: str, token: bytes) -> bool:
         """Delete `key` if it still holds `token`, atomically: whether it did."""
 
+    def incr(self, key: str, delta: int) -> object:
+        """Add `delta` to the plain msgpack int under `key`, atomically, keeping its expiry: the new int; None
+        when `key` holds no value; NotImplemented for any other value."""
+
+    def swap(self, key: str, old: bytes, new: bytes) -> bool:
+        """Store `new` under `key` if it still holds `old`, keeping its expiry, atomically: whether it did."""
+
     def set_tagged(self, items: Mapping[str, bytes], ttl: Optional[float], tag_keys: List[str]) -> None:
         """set_many, and each key recorded in the index of every tag of `tag_keys`, in one round trip."""
 

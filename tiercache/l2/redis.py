@@ -91,13 +91,22 @@ if string.byte(v, at) ~= 77 or string.byte(v, at + 1) ~= 0 then return 'no' end
 local first = string.byte(v, at + 2)
 if not first or not (first < 128 or first >= 224 or (first >= 204 and first <= 211)) then return 'no' end
 local body = string.sub(v, at + 2)
-local n = cmsgpack.unpack(body)
+local ok, n = pcall(cmsgpack.unpack, body)
+if not ok or type(n) ~= 'number' then return 'no' end
 local new = n + tonumber(ARGV[1])
 if math.abs(n) >= 9007199254740992 or math.abs(new) >= 9007199254740992 or cmsgpack.pack(n) ~= body then
     return 'no'
 end
 redis.call('SET', KEYS[1], string.sub(v, 1, at + 1) .. cmsgpack.pack(new), 'KEEPTTL')
 return new
+"""
+
+
+# swap(): replace the value only while it is still the one read, keeping its expiry.
+SWAP_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
 """
 
 
@@ -478,6 +487,13 @@ class _RedisCommands(RedisBackendBase, _Listener):
             return bool(self._c().eval(UNLOCK_SCRIPT, 1, key, token))
         except _ERRORS as exc:
             raise self._fail("unlock", exc) from exc
+
+    def swap(self, key: str, old: bytes, new: bytes) -> bool:
+        """Store `new` under `key` if it still holds `old`, keeping its expiry (SWAP_SCRIPT): whether it did."""
+        try:
+            return bool(self._c().register_script(SWAP_SCRIPT)(keys=[key], args=[old, new]))
+        except _ERRORS as exc:
+            raise self._fail("swap", exc) from exc
 
     def incr(self, key: str, delta: int) -> Any:
         """Add `delta` to the plain msgpack int under `key`, atomically, keeping its expiry (INCR_SCRIPT):

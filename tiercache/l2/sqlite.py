@@ -491,6 +491,15 @@ class SQLiteL2:
         except sqlite3.Error as exc:
             raise self._fail("incr", exc) from exc
 
+    def swap(self, key: str, old: bytes, new: bytes) -> bool:
+        """Store `new` under `key` if it still holds `old` (live), keeping its expiry: whether it did."""
+        try:
+            return self._conn().execute(  # type: ignore[no-any-return]
+                "UPDATE entries SET value = ? WHERE key = ? AND value = ? AND (expires IS NULL OR expires > ?)",
+                (bytes(new), key, bytes(old), self._clock())).rowcount > 0
+        except sqlite3.Error as exc:
+            raise self._fail("swap", exc) from exc
+
     def lock(self, key: str, token: bytes, ttl: float) -> bool:
         """Take the lock `key` (a row of `entries` expiring in `ttl` seconds) for `token` unless another
         holds it: whether it was taken."""

@@ -297,10 +297,9 @@ class AsyncCacheManager(BaseManager):
         """set, only when L2 holds no live value for the key (as CacheManager.add)."""
         return bool(await arun(self._add_steps(namespace, key, value, ttl)))
 
-    async def incr(self, namespace: str, key: Any, delta: int = 1, *, timeout: float = 10.0) -> Any:
+    async def incr(self, namespace: str, key: Any, delta: int = 1) -> Any:
         """Add `delta` to the key's value, atomically across processes (as CacheManager.incr)."""
-        check_lock("distributed", timeout, "timeout")
-        return await arun(self._incr_steps(namespace, key, delta, timeout))
+        return await arun(self._incr_steps(namespace, key, delta))
 
     async def invalidate_tag(self, namespace: str, tag: str) -> int:
         """Remove every entry written with `tag` (as CacheManager.invalidate_tag)."""

@@ -36,6 +36,7 @@ from ..config import (
     check_namespace,
     resolve_env,
 )
+from ..errors import SerializationError
 from .gate import FAILED, L2Gate
 from .invalidation import Outbox, decode_message, encode_message, message_key
 from ..observability.counters import Counters
@@ -54,6 +55,7 @@ REPAIR_BATCH = 1000  # keys removed from L2 per call when repairing after an out
 LOCK_POLL = 0.05  # seconds between a waiter's checks of another process's single-flight lock
 LOCKS = ("local", "distributed")
 TAG_BATCH = 500  # keys invalidate_tag takes from L2's index, removes and announces per round
+SWAP_ATTEMPTS = 100  # incr reads and swaps again, at most this often, when other writes keep coming between
 LOCAL_TAGS_MIN = 4096  # members the index of an unpersisted namespace's tags holds before it is pruned
 
 
@@ -565,9 +567,16 @@ class BaseManager:
             l2_items = {base + part: data for _, part, _, data in encoded}
             if only_new:
                 ((l2_key, data),) = l2_items.items()
-                result = yield from self._l2_steps(self.l2.add, (l2_key, data, l2_ttl), namespace, "l2_set")
-                if result is False or result is FAILED and encoded[0][0] in state.l1:
-                    return 0
+                if self._gate.owing and self._gate.owes(l2_key, base):  # (L2 may hold what a lost write replaced)
+                    if self._read.lookup(state, encoded[0][0], False)[0] is not MISSING:
+                        return 0
+                    result = yield from self._l2_steps(self.l2.set, (l2_key, data, l2_ttl), namespace, "l2_set",
+                                                       (l2_key,))
+                else:
+                    result = yield from self._l2_steps(self.l2.add, (l2_key, data, l2_ttl), namespace, "l2_set")
+                    if result is False or (result is FAILED
+                                           and self._read.lookup(state, encoded[0][0], False)[0] is not MISSING):
+                        return 0
             elif tags:
                 tag_keys = [wire.tag_key(self.env, namespace, tag) for tag in tags]
                 result = yield from self._l2_steps(self.l2.set_tagged, (l2_items, l2_ttl, tag_keys), namespace,
@@ -581,7 +590,7 @@ class BaseManager:
                                                    l2_items)
             if result is FAILED:
                 self._gate.dropped(namespace, state.l2_base, l2_items)
-        elif only_new and encoded and encoded[0][0] in state.l1:
+        elif only_new and encoded and self._read.lookup(state, encoded[0][0], False)[0] is not MISSING:
             return 0
         for key, _, value, data in encoded:
             self._read.store(state, key, value, None, ttl)  # (weighed by the L1's deep_sizer)
@@ -603,10 +612,11 @@ class BaseManager:
         """add's steps (their result: 1 when stored, else 0)."""
         return self._set_many_steps(namespace, ((key, value),), ttl, True, only_new=True)
 
-    def _incr_steps(self, namespace: str, key: Any, delta: int, timeout: float) -> Steps:
+    def _incr_steps(self, namespace: str, key: Any, delta: int) -> Steps:
         """incr's steps: the new value. L2 adds to a plain int itself, atomically, in one round trip (ints are
-        msgpack in every namespace); any other value is read, added to and written back under the key's L2
-        lock (`timeout`: its expiry), or, while L2 cannot lock, as this process sees it."""
+        msgpack in every namespace); any other value is read, added to and swapped in only if L2 still holds
+        what was read (else read again), keeping its expiry. While L2 fails, or owes the key a repair, it is
+        done on this process's copy and written as set() writes."""
         if self._closed:
             self._check_open()
         if isinstance(delta, bool) or not isinstance(delta, int):
@@ -617,44 +627,83 @@ class BaseManager:
             raise KeyError(key)
         if not state.persist:  # L1 alone: under the manager's lock (no I/O to wait for)
             with self._lock:
-                value, _ = self._read.lookup(state, key, False)
-                if value is MISSING:
-                    raise KeyError(key)
-                new = value + delta
-                try:
-                    remaining = state.l1.ttl(key)
-                except KeyError:
-                    remaining = None
-                self._read.store(state, key, new, None, remaining)
+                new = self._added_locally(state, key, delta)
+                self._read.store(state, key, new, None, self._l1_remaining(state, key))
                 self.counters.add("sets", 1, namespace)
                 return new
-        if state.persist and hasattr(self.l2, "incr") and -wire.EXACT_INT < delta < wire.EXACT_INT:
+        l2_key = state.l2_base + part
+        if not (self._gate.owing and self._gate.owes(l2_key, state.l2_base)):
             self._bump(state)
-            l2_key = state.l2_base + part
-            result = yield from self._l2_steps(self.l2.incr, (l2_key, delta), namespace, "l2_set", (l2_key,))
-            if result is not NotImplemented and result is not FAILED:
+            result: Any = NotImplemented
+            try:
+                if hasattr(self.l2, "incr") and -wire.EXACT_INT < delta < wire.EXACT_INT:
+                    result = yield from self._l2_steps(self.l2.incr, (l2_key, delta), namespace, "l2_set", (l2_key,))
+                for _ in range(SWAP_ATTEMPTS if result is NotImplemented and hasattr(self.l2, "swap") else 0):
+                    result = yield from self._swapped_steps(state, key, l2_key, delta)
+                    if result is not NotImplemented:
+                        break
+                else:
+                    if result is NotImplemented:
+                        raise RuntimeError(f"incr of {namespace}:{key!r}: its value changed {SWAP_ATTEMPTS} times "
+                                           "while it was being added to")
+            except BaseException:  # (it may have reached L2: no copy of the old value may stay)
+                state.l1.delete(key)
+                self._invalidate(namespace, [part])
+                raise
+            if result is not FAILED:
                 state.l1.delete(key)  # (read again when next asked: it carries the expiry L2 kept)
                 if result is None:
                     raise KeyError(key)
                 self.counters.add("sets", 1, namespace)
                 self._invalidate(namespace, [part])
                 return result
-        token = yield from self._lock_steps(namespace, key, timeout)
+        with self._lock:
+            new = self._added_locally(state, key, delta)
+        yield from self._set_steps(namespace, key, new, self._l1_remaining(state, key))
+        return new
+
+    def _swapped_steps(self, state: NamespaceState, key: Any, l2_key: str, delta: int) -> Steps:
+        """One try of incr on a value L2 cannot add to: the new value, None (no live value), FAILED, or
+        NotImplemented when another write came between the read and the swap."""
+        data = yield from self._l2_steps(self.l2.get, (l2_key,), state.name, "l2_get")
+        if data is FAILED or data is None:
+            return data
         try:
-            if token is not None:
-                state.l1.delete(key)  # (the L2 lock is held: read L2, not an L1 copy that may lag it)
-            value, _ = yield from self._lookup_steps(namespace, key)
-            if value is MISSING:
-                raise KeyError(key)
-            new = value + delta  # (TypeError for a value that takes no int)
+            start, remaining = wire.open_sealed(data, time.time())
+            if remaining is not None and not remaining > 0:
+                return None
+            value = state.codec.read(data, start, l2_key)
+        except (ValueError, SerializationError) as exc:  # (IntegrityError included)
+            self._corrupt(state.name, l2_key, exc)
+            return None
+        new = value + delta  # (TypeError for a value that takes no int)
+        header = data[:start]
+        codec = state.codec
+        encoded = header + (codec.dumps(new, wire.mac_context(l2_key, header)) if codec.signs else codec.dumps(new))
+        swapped = yield from self._l2_steps(self.l2.swap, (l2_key, data, encoded), state.name, "l2_set", (l2_key,))
+        if swapped is FAILED:
+            return FAILED
+        return new if swapped else NotImplemented
+
+    def _added_locally(self, state: NamespaceState, key: Any, delta: int) -> Any:
+        """incr on this process's copy (the manager's lock held)."""
+        value, _ = self._read.lookup(state, key, False)
+        if value is MISSING:
+            raise KeyError(key)
+        return value + delta
+
+    def _l1_remaining(self, state: NamespaceState, key: Any) -> Optional[float]:
+        """Seconds L1 keeps the key's value fresh (None: no limit), its grace period not counted."""
+        entry = state.l1.peek(key, MISSING)
+        if entry is MISSING:
+            return None
+        if state.plain:
             try:
-                remaining = state.l1.ttl(key)  # the entry keeps its expiry
+                return state.l1.ttl(key)  # type: ignore[no-any-return]
             except KeyError:
-                remaining = None
-            yield from self._set_steps(namespace, key, new, remaining)
-            return new
-        finally:
-            yield from self._unlock_steps(namespace, key, token)
+                return None
+        fresh_until = entry[1]
+        return None if fresh_until is None else max(fresh_until - self._timer(), 1e-3)
 
     def _tag_locally(self, state: NamespaceState, keys: List[Any], tags: Tuple[str, ...]) -> None:
         with self._lock:

@@ -282,13 +282,12 @@ class CacheManager(BaseManager):
         SQLite statement): whether it was stored. While L2 fails, this process's L1 decides."""
         return bool(run(self._add_steps(namespace, key, value, ttl)))
 
-    def incr(self, namespace: str, key: Any, delta: int = 1, *, timeout: float = 10.0) -> Any:
+    def incr(self, namespace: str, key: Any, delta: int = 1) -> Any:
         """Add `delta` to the key's value, atomically across processes, keeping its expiry: the new value.
         An int is added to by L2 itself (one round trip: a script on Redis, a transaction on SQLite); other
-        values that take an int (float, Decimal) under the key's lock, which expires after `timeout` s.
-        KeyError when the key holds no value; TypeError when its value takes no int."""
-        check_lock("distributed", timeout, "timeout")
-        return run(self._incr_steps(namespace, key, delta, timeout))
+        values that take an int (float, Decimal) are read and swapped in if unchanged meanwhile (else read
+        again). KeyError when the key holds no value; TypeError when its value takes no int."""
+        return run(self._incr_steps(namespace, key, delta))
 
     def invalidate_tag(self, namespace: str, tag: str) -> int:
         """Remove every entry of the namespace written with `tag` from L2 and from the L1 of every process
