@@ -12,7 +12,8 @@ cache size (in entries) through:
   next use is furthest away, or do not admit the new key when its own next use is furthest);
 - HashCache <policy>: tiercache.HashCache(max_entries=size, max_bytes=2**40, policy=...) used read-through
   (get; on a miss, set). Every policy HashCache accepts becomes a column: a policy is tried by passing the
-  keyword, and a TypeError or ValueError means this build does not have it.
+  keyword, and a TypeError or ValueError means this build does not have it;
+- theine, when installed (`pip install theine`): its W-TinyLFU (Rust), used read-through the same way.
 
 Hit ratio = hits / all requests (cold misses included), in %. The published exact-LRU and OPT figures must
 reproduce to 0.01 points, and HashCache "lru" must equal exact LRU hit for hit; any row that does not is
@@ -65,13 +66,17 @@ REFERENCE: Dict[Tuple[str, int], Tuple[float, str, float]] = {
     ("glimpse", 1000): (11.21, "≈50.2", 53.15),
     ("loop", 500): (0.00, "≈44.5", 49.36),
     ("loop", 1000): (0.00, "≈98", 98.71),
+    ("drift", 500): (70.02, "-", 74.94),
+    ("drift", 2000): (74.04, "-", 74.94),
+    ("drift", 10000): (74.83, "-", 74.94),
 }
 TRACE_FILES = {
     "oltp": ("oltp.lis.gz", "lis"),
     "glimpse": ("glimpse.trc.gz", "lirs"),
     "loop": ("loop.trc.gz", "lirs"),
+    "drift": ("drift.trc.gz", "lirs"),
 }
-TRACE_SIZES = {"oltp": (1000, 1868, 5606), "glimpse": (500, 1000), "loop": (500, 1000)}
+TRACE_SIZES = {"oltp": (1000, 1868, 5606), "glimpse": (500, 1000), "loop": (500, 1000), "drift": (500, 2000, 10000)}
 ZIPF_FRACTIONS = (0.01, 0.10)
 
 # Targets for HashCache "tinylfu" checked when the policy exists: (trace, size, minimum %).
@@ -262,11 +267,40 @@ def hashcache_hits(keys: Keys, size: int, policy: str = "lru", cls: Optional[Any
     return hits
 
 
-def simulators(policies: Sequence[str]) -> Dict[str, Callable[[Keys, int], int]]:
+def theine_hits(keys: Keys, size: int) -> int:
+    """Replay `keys` read-through on theine's Cache (W-TinyLFU in Rust): get; on a miss, set."""
+    from theine import Cache
+
+    cache = Cache(size)
+    get, put = cache.get, cache.set
+    hits = 0
+    for k in _as_list(keys):
+        if get(k)[1]:
+            hits += 1
+        else:
+            put(k, True)
+    cache.close()
+    return hits
+
+
+def theine_version() -> Optional[str]:
+    """theine's version when it is installed (`pip install theine`), else None: its column is left out."""
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
+
+    try:
+        return version("theine") if find_spec("theine") is not None else None
+    except PackageNotFoundError:
+        return None
+
+
+def simulators(policies: Sequence[str], theine: bool = False) -> Dict[str, Callable[[Keys, int], int]]:
     """Column name -> hit-count function, in column order."""
     sims: Dict[str, Callable[[Keys, int], int]] = {"exact LRU": lru_hits}
     for policy in policies:
         sims[f"HashCache {policy}"] = functools.partial(hashcache_hits, policy=policy)
+    if theine:
+        sims["theine"] = theine_hits
     sims["OPT"] = opt_hits
     return sims
 
@@ -330,6 +364,10 @@ def check_tinylfu(rows: List[Row]) -> List[Tuple[bool, str]]:
     out.append((gap >= -TINYLFU_MAX_BELOW_LRU,
                 f"tinylfu vs exact LRU, worst row {worst.label}: {gap:+.2f} points "
                 f"(target ≥ -{TINYLFU_MAX_BELOW_LRU})"))
+    if "theine" in rows[0].hits:
+        worst = min(rows, key=lambda r: r.ratio(col) - r.ratio("theine"))
+        gap = worst.ratio(col) - worst.ratio("theine")
+        out.append((gap >= 0, f"tinylfu vs theine, worst row {worst.label}: {gap:+.2f} points (target ≥ 0)"))
     return out
 
 
@@ -367,7 +405,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(os.path.abspath(__file__))]
                                    + (sys.argv[1:] if argv is None else argv))
     policies = hashcache_policies()
-    sims = simulators(policies)
+    theine = theine_version()
+    sims = simulators(policies, theine is not None)
     columns = list(sims)
 
     pr = Printer(width=150)
@@ -381,6 +420,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     missing = [p for p in CANDIDATE_POLICIES if p not in policies]
     pr.line(f"HashCache policies: {', '.join(policies) or 'none'}"
             + (f" (not in this build: {', '.join(missing)})" if missing else ""))
+    pr.line(f"theine:    {theine or 'not installed (pip install theine): its column is left out'}")
     pr.line(f"traces:    {os.path.abspath(traces_dir)}")
 
     t_start = time.monotonic()
@@ -415,7 +455,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 70 + "\r")
 
-    pr.line(f"workloads: oltp, glimpse, loop as in the traces README; {zipf_name}: bounded Zipf({ZIPF_S}) over "
+    pr.line(f"workloads: oltp, glimpse, loop, drift as in the traces README; {zipf_name}: bounded Zipf({ZIPF_S}) over "
             f"{ZIPF_KEYS:,} keys, {n_requests:,} requests, seed {SEED}, cache at "
             + " and ".join(f"{f:.0%}" for f in ZIPF_FRACTIONS) + " of the keys")
     for note in notes:
