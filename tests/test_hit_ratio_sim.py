@@ -171,3 +171,15 @@ def test_tinylfu_on_glimpse(impl: Any) -> None:
     hits = {size: hashcache_hits(keys, size, "tinylfu", impl.HashCache) for size in (500, 1000)}
     assert round(100.0 * hits[500] / len(keys), 2) == 33.07
     assert round(100.0 * hits[1000] / len(keys), 2) == 50.64
+
+
+def test_the_phase_benchmark_replays_hit_for_hit() -> None:
+    """bench/hit_ratio_phases.py: exact LRU and HashCache lru hit on the same requests; every column gives
+    a hit or a miss per request."""
+    import hit_ratio_phases
+
+    keys = [i % 7 for i in range(200)] + list(range(100, 140)) * 3
+    runs = {name: run(keys) for name, run in hit_ratio_phases.policies(5).items() if name != "theine"}
+    assert all(len(h) == len(keys) and set(h.tolist()) <= {0, 1} for h in runs.values())
+    assert runs["exact LRU"].tolist() == runs["HashCache lru"].tolist()
+    assert runs["HashCache tinylfu"].sum() > runs["exact LRU"].sum()  # a loop over 7 keys in 5 entries
