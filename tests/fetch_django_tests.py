@@ -8,6 +8,7 @@ Only this script reaches the package index; the tests themselves never leave the
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -29,11 +30,14 @@ def fetch(version: str = django.__version__) -> Path:
     if (target / "cache" / "tests.py").is_file():
         return target
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                        f"django=={version}", "--dest", tmp], check=True)
+        download = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
+                                   ":all:", f"django=={version}", "--dest", tmp])
+        if download.returncode != 0:
+            raise SystemExit(f"could not download Django {version}'s source distribution from the package index "
+                             "(pip's message above); Django's cache tests stay unfetched")
         (sdist,) = Path(tmp).glob("*.tar.gz")
-        package = target / "cache"
-        package.mkdir(parents=True, exist_ok=True)
+        package = Path(tmp) / "suite" / "cache"  # (moved into place once whole: a broken fetch leaves nothing)
+        package.mkdir(parents=True)
         with tarfile.open(sdist) as tar:
             for member in tar.getmembers():
                 parts = member.name.split("/")
@@ -43,8 +47,11 @@ def fetch(version: str = django.__version__) -> Path:
                     source = tar.extractfile(member)
                     assert source is not None
                     (package / parts[3]).write_bytes(source.read())
-    if not (target / "cache" / "tests.py").is_file():
-        raise SystemExit(f"Django {version}'s source distribution has no tests/cache/tests.py")
+        if not (package / "tests.py").is_file():
+            raise SystemExit(f"Django {version}'s source distribution has no tests/cache/tests.py")
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target / "cache", ignore_errors=True)
+        shutil.move(str(package), str(target / "cache"))
     return target
 
 

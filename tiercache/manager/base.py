@@ -813,8 +813,9 @@ class BaseManager:
             else:
                 removed = int(result)
                 # the namespace's tag indexes too (on SQLite a trigger has emptied them already)
-                yield from self._l2_steps(self.l2.clear_namespace, (wire.tag_key(self.env, namespace, ""),),
-                                          namespace)
+                tag_prefix = wire.tag_key(self.env, namespace, "")
+                if (yield from self._l2_steps(self.l2.clear_namespace, (tag_prefix,), namespace)) is FAILED:
+                    self._gate.dropped_namespace(namespace, tag_prefix)  # (cleared once L2 answers)
             self._invalidate(namespace, None)
         return removed
 
