@@ -614,7 +614,7 @@ class BaseManager:
 
     def _incr_steps(self, namespace: str, key: Any, delta: int) -> Steps:
         """incr's steps: the new value. L2 adds to a plain int itself, atomically, in one round trip (ints are
-        msgpack in every namespace); any other value is read, added to and swapped in only if L2 still holds
+        msgpack but in json namespaces); any other value is read, added to and swapped in only if L2 still holds
         what was read (else read again), keeping its expiry. While L2 fails, or owes the key a repair, it is
         done on this process's copy and written as set() writes."""
         if self._closed:

@@ -538,7 +538,7 @@ class Codec:
         (pickle) signs `context` too: loads() then needs the same context (the managers pass
         tiercache.wire.mac_context of the value's L2 key and expiry header)."""
         if self._tag == _TAG_PICKLE and type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
-            # an int as msgpack, as every namespace writes it, which L2 can increment (tiercache.wire.added)
+            # an int as msgpack, as msgpack namespaces write it: L2 can add to it (tiercache.wire.added)
             return _PLAIN_MSGPACK + msgpack.packb(value)
         payload = self._encode(value)
         if len(payload) > self.max_value_bytes:
