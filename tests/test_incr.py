@@ -211,3 +211,24 @@ def test_a_cancelled_incr_leaves_no_old_copy(tmp_path: Path) -> None:
             return await m.get("ns", "n")
 
     assert asyncio.run(main()) == 2
+
+
+def test_an_l2_that_can_neither_add_nor_swap_counts_on_from_this_process(tmp_path: Path) -> None:
+    from tiercache.l2 import SQLiteL2
+
+    class Plain:
+        """An L2 of the base protocol and locks only."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            if name in ("incr", "swap"):
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    with CacheManager(Plain(SQLiteL2(tmp_path / "l2.db")), env="test") as m:
+        m.set("ns", "n", 1)
+        assert m.incr("ns", "n", 2) == 3 and m.get("ns", "n") == 3
+        m.l1("ns").clear()
+        assert m.get("ns", "n") == 3  # written through to L2 as set writes

@@ -22,11 +22,11 @@ django-redis shares its connection pools, so a write through one is read at once
 `close()`, which Django calls after every request, costs nothing; the shared managers close when the
 process exits.
 
-add is CacheManager.add (Redis SET NX, one SQLite statement); incr/decr CacheManager.incr (ints are
-stored as msgpack, which L2 adds to itself: a Redis script, one SQLite transaction; other values by
-compare-and-set); touch reads and then writes under the key's lock across every process on the L2 (`CacheManager.locked`: Redis `SET NX PX` or a row of
-the SQLite file), reading L2 itself, not an L1 copy that may lag: atomic across processes. The async methods (aget, aset, …) are Django's, running the sync
-ones in a thread.
+Atomic across processes: add is CacheManager.add (Redis SET NX, one SQLite statement); incr/decr are
+CacheManager.incr (ints are stored as msgpack, which L2 adds to itself: a Redis script, one SQLite
+transaction; other values by compare-and-set); touch reads L2 itself, not an L1 copy that may lag, and
+writes under the key's lock (`CacheManager.locked`: Redis `SET NX PX` or a row of the SQLite file). The
+async methods (aget, aset, …) are Django's, running the sync ones in a thread.
 """
 
 from __future__ import annotations

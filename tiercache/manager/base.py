@@ -541,10 +541,7 @@ class BaseManager:
             self._check_open()
         if ttl is not None:
             check_ttl(ttl)
-        if tags:
-            tags = check_tags(tags)
-        elif tags is not None and type(tags) is not tuple:
-            check_tags(tags)  # ("", 0, b"": refused, as set's other callers refuse them)
+        tags = check_tags(tags)
         state = self._spaces.get(namespace) or self._space(namespace)
         if tags and state.persist and not hasattr(self.l2, "set_tagged"):
             raise TypeError(f"the L2 backend {self.l2!r} cannot keep tags (it has no set_tagged)")
@@ -615,8 +612,8 @@ class BaseManager:
     def _incr_steps(self, namespace: str, key: Any, delta: int) -> Steps:
         """incr's steps: the new value. L2 adds to a plain int itself, atomically, in one round trip (ints are
         msgpack but in json namespaces); any other value is read, added to and swapped in only if L2 still holds
-        what was read (else read again), keeping its expiry. While L2 fails, or owes the key a repair, it is
-        done on this process's copy and written as set() writes."""
+        what was read (else read again), keeping its expiry. While L2 fails, or owes the key a repair, or for
+        an L2 that can neither add nor swap, it is done on this process's copy and written as set() writes."""
         if self._closed:
             self._check_open()
         if isinstance(delta, bool) or not isinstance(delta, int):
@@ -638,19 +635,19 @@ class BaseManager:
             try:
                 if hasattr(self.l2, "incr") and -wire.EXACT_INT < delta < wire.EXACT_INT:
                     result = yield from self._l2_steps(self.l2.incr, (l2_key, delta), namespace, "l2_set", (l2_key,))
-                for _ in range(SWAP_ATTEMPTS if result is NotImplemented and hasattr(self.l2, "swap") else 0):
-                    result = yield from self._swapped_steps(state, key, l2_key, delta)
-                    if result is not NotImplemented:
-                        break
-                else:
-                    if result is NotImplemented:
+                if result is NotImplemented and hasattr(self.l2, "swap"):
+                    for _ in range(SWAP_ATTEMPTS):
+                        result = yield from self._swapped_steps(state, key, l2_key, delta)
+                        if result is not NotImplemented:
+                            break
+                    else:
                         raise RuntimeError(f"incr of {namespace}:{key!r}: its value changed {SWAP_ATTEMPTS} times "
                                            "while it was being added to")
             except BaseException:  # (it may have reached L2: no copy of the old value may stay)
                 state.l1.delete(key)
                 self._invalidate(namespace, [part])
                 raise
-            if result is not FAILED:
+            if result is not FAILED and result is not NotImplemented:  # (neither: an L2 that can do neither)
                 state.l1.delete(key)  # (read again when next asked: it carries the expiry L2 kept)
                 if result is None:
                     raise KeyError(key)
