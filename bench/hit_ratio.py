@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hit ratios of tiercache.HashCache policies beside exact LRU and Belady's optimum, on real traces and Zipf.
 
-    python bench/hit_ratio.py [--traces DIR] [--quick] [--json OUT.json]
+    python bench/hit_ratio.py [--traces DIR] [--quick] [--variants] [--json OUT.json]
 
 Traces come from DIR (default: $TIERCACHE_TRACES, else ../shared/traces next to the repository root); their
 formats and the published reference figures are in that directory's README. Each row replays one trace at one
@@ -19,6 +19,11 @@ Hit ratio = hits / all requests (cold misses included), in %. The published exac
 reproduce to 0.01 points, and HashCache "lru" must equal exact LRU hit for hit; any row that does not is
 flagged, and the exit status is 1. Zipf rows: bounded Zipf(0.99) over 100k keys (inverse CDF, fixed seed),
 1M requests (200k with --quick), cache at 1 % and 10 % of the keys; they have no published figures.
+
+--variants adds workloads generated here, to check that tinylfu's adaptation is not fitted to the shared
+traces: `drift` with other parameters (new-key rate q, Pareto alpha, age scale; 600k requests each, made by
+the traces directory's gen_drift.py) at 500 / 2,000 / 10,000 entries, and Zipf with exponents 0.7, 0.9 and
+1.1 at 1 % and 10 % of the keys.
 """
 
 from __future__ import annotations
@@ -78,6 +83,10 @@ TRACE_FILES = {
 }
 TRACE_SIZES = {"oltp": (1000, 1868, 5606), "glimpse": (500, 1000), "loop": (500, 1000), "drift": (500, 2000, 10000)}
 ZIPF_FRACTIONS = (0.01, 0.10)
+DRIFT_VARIANTS = ((0.1, 1.5, 200), (0.4, 1.1, 20), (0.25, 2.0, 500), (0.05, 1.3, 1000), (0.15, 1.05, 100))
+DRIFT_VARIANT_REQUESTS = 600_000
+DRIFT_VARIANT_SIZES = (500, 2000, 10000)
+ZIPF_VARIANTS = (0.7, 0.9, 1.1)
 
 # Targets for HashCache "tinylfu" checked when the policy exists: (trace, size, minimum %).
 TINYLFU_TARGETS = (("oltp", 1868, 44.6), ("glimpse", 1000, 50.0), ("loop", 500, 44.0))
@@ -129,6 +138,19 @@ def zipf_keys(n_keys: int, n_requests: int, s: float = ZIPF_S, seed: int = SEED)
 
 # --------------------------------------------------------------------------- simulators
 # Each takes a sequence of keys (a numpy int64 array or a list) and a size in entries and returns the hit count.
+
+def drift_variant(traces_dir: str, q: float, alpha: float, scale: float, n: int = DRIFT_VARIANT_REQUESTS,
+                  seed: int = 3) -> np.ndarray:
+    """A `drift` trace with other parameters, from the traces directory's generator (gen_drift.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_drift", os.path.join(traces_dir, "gen_drift.py"))
+    if spec is None or spec.loader is None:
+        raise OSError(f"no gen_drift.py in {traces_dir}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return np.fromiter(module.drift(n, q, alpha, scale, seed), dtype=np.int64, count=n)
+
 
 def _as_list(keys: Keys) -> List[Any]:
     # Python ints from a list are much faster to hash and compare in the loops below than numpy scalars.
@@ -398,6 +420,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help=f"trace directory (default: $TIERCACHE_TRACES, else {os.path.relpath(DEFAULT_TRACES)})")
     ap.add_argument("--quick", action="store_true",
                     help=f"Zipf rows with {ZIPF_REQUESTS_QUICK:,} requests instead of {ZIPF_REQUESTS:,}")
+    ap.add_argument("--variants", action="store_true",
+                    help="also replay generated drift variants and Zipf with other exponents")
     ap.add_argument("--json", metavar="OUT.json", help="also write the figures, the machine and the command here")
     args = ap.parse_args(argv)
 
@@ -430,27 +454,30 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stderr.write(f"\r  [{time.monotonic() - t_start:6.1f}s] {msg:<50}")
             sys.stderr.flush()
 
+    n_requests = ZIPF_REQUESTS_QUICK if args.quick else ZIPF_REQUESTS
+    zipf_name = f"zipf{ZIPF_S}/{ZIPF_KEYS // 1000}k"
+    zipf_sizes = tuple(int(round(ZIPF_KEYS * f)) for f in ZIPF_FRACTIONS)
+    workloads: List[Tuple[str, Callable[[], np.ndarray], Sequence[int]]] = [
+        (name, functools.partial(read_trace, traces_dir, name), sizes) for name, sizes in TRACE_SIZES.items()]
+    workloads.append((zipf_name, functools.partial(zipf_keys, ZIPF_KEYS, n_requests), zipf_sizes))
+    if args.variants:
+        workloads += [(f"drift q={q} a={alpha} s={scale:g}",
+                       functools.partial(drift_variant, traces_dir, q, alpha, scale), DRIFT_VARIANT_SIZES)
+                      for q, alpha, scale in DRIFT_VARIANTS]
+        workloads += [(f"zipf{s}/{ZIPF_KEYS // 1000}k", functools.partial(zipf_keys, ZIPF_KEYS, n_requests, s=s),
+                       zipf_sizes) for s in ZIPF_VARIANTS]
     rows: List[Row] = []
     notes: List[str] = []
-    for name, sizes in TRACE_SIZES.items():
+    for name, load, sizes in workloads:
         try:
-            keys = read_trace(traces_dir, name)
+            keys = load()
         except OSError as exc:
-            notes.append(f"{name}: skipped ({exc.strerror or exc}: {getattr(exc, 'filename', '')})")
+            notes.append(f"{name}: skipped ({exc.strerror or exc}: {getattr(exc, 'filename', '') or ''})")
             continue
         distinct = int(np.unique(keys).size)
         for size in sizes:
             progress(f"{name} @ {size}")
             rows.append(run_row(name, keys, size, sims, distinct))
-
-    n_requests = ZIPF_REQUESTS_QUICK if args.quick else ZIPF_REQUESTS
-    keys = zipf_keys(ZIPF_KEYS, n_requests)
-    distinct = int(np.unique(keys).size)
-    zipf_name = f"zipf{ZIPF_S}/{ZIPF_KEYS // 1000}k"
-    for fraction in ZIPF_FRACTIONS:
-        size = int(round(ZIPF_KEYS * fraction))
-        progress(f"{zipf_name} @ {size}")
-        rows.append(run_row(zipf_name, keys, size, sims, distinct))
     elapsed = time.monotonic() - t_start
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 70 + "\r")
@@ -458,6 +485,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     pr.line(f"workloads: oltp, glimpse, loop, drift as in the traces README; {zipf_name}: bounded Zipf({ZIPF_S}) over "
             f"{ZIPF_KEYS:,} keys, {n_requests:,} requests, seed {SEED}, cache at "
             + " and ".join(f"{f:.0%}" for f in ZIPF_FRACTIONS) + " of the keys")
+    if args.variants:
+        pr.line(f"variants:  drift q/a/s = new-key rate / Pareto alpha / age scale, {DRIFT_VARIANT_REQUESTS:,} "
+                f"requests, seed 3 (gen_drift.py); zipf<s>: as above with exponent s")
     for note in notes:
         pr.line(f"  {note}")
     pr.line()

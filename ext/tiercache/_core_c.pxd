@@ -85,6 +85,27 @@ cdef struct Sketch:
     int64_t size           # additions since the last aging
 
 
+cdef struct Mini:
+    # One miniature copy of a W-TinyLFU cache (_minisim.pxi): keys are tags only (Entry.key stays NULL).
+    Entry* entries         # cap + 1 records; the free ones chained through Entry.next
+    int32_t free_head
+    Table table
+    Lru window, probation, protected
+    int64_t count, win_count, prot_count
+    int64_t wmax, pmax     # its window's and protected's shares of cap, fixed
+    bint hit               # whether the last lookup hit
+    int64_t wins, losses   # lookups it hit and the copy in use missed, and the other way round (decaying)
+
+
+cdef struct MiniSim:
+    # The copies that choose a W-TinyLFU cache's window (_minisim.pxi).
+    Mini* copies           # MINI_COPIES of them; NULL when the cache is too small to simulate
+    int64_t cap            # entries per copy
+    int64_t period         # sampled lookups between decisions
+    int64_t seen           # sampled lookups since the last one
+    int choice             # index in _MINI_PERCENTS of the window in use
+
+
 cdef struct Evicted:
     # An entry evicted during a call, held for HashCache.on_evict until the call's end.
     PyObject* key
@@ -146,11 +167,10 @@ cdef class HashCache:
         Lru protected
         int64_t win_count, win_bytes, prot_count, prot_bytes
         Sketch sketch
-        int64_t cap_           # the capacity (entries) the window and the climber's period refer to
+        int64_t cap_           # the capacity (entries) the window and the simulations refer to
         int64_t wmax           # window budget, entries of cap_
-        double climb_step      # hill climbing: next change of wmax (sign = direction)
-        double prev_rate
-        int64_t sample_hits, sample_reqs
+        MiniSim minisim        # chooses wmax
+        uint32_t sample_mask   # a lookup whose tag AND this is 0 goes to minisim
         # -- stats
         uint64_t hits, misses, sets, evictions, expirations, rejections
         uint64_t evictions_by_size   # of `evictions`: those made for max_bytes (the rest for max_entries)

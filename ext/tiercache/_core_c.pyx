@@ -117,6 +117,7 @@ include "_table.pxi"
 include "_lru.pxi"
 include "_ttl.pxi"
 include "_sketch.pxi"
+include "_minisim.pxi"
 
 __all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram", "decode_l2", "deep_sizer", "default_sizer", "jittered", "read_l2_value"]
 

@@ -71,6 +71,7 @@ cdef class HashCache:
         PyMem_Free(self.pending)
         PyMem_Free(self.evicted)
         sketch_free(&self.sketch)
+        minisim_free(&self.minisim)
 
     # ------------------------------------------------------------------ internals
 
@@ -298,9 +299,9 @@ cdef class HashCache:
     #                                                  └───────────────────────────────┘ on the next write
     # When the cache is over its limits, the entry the window just pushed out (the candidate, at the head
     # of probation) meets the probation's LRU (the victim): the one the sketch says was used less often
-    # goes. A hill climber moves the window size every 10 x capacity lookups in whichever direction last
-    # raised the hit rate, so recency-heavy workloads get a large window (LRU-like) and frequency-heavy
-    # ones a small one. tiercache._core_py does the same, step for step.
+    # goes. The window's size is the one that hit most in miniature simulations of the cache on a sample
+    # of its lookups (_minisim.pxi), so recency-heavy workloads get a large window (LRU-like) and
+    # frequency-heavy ones a small one. tiercache._core_py does the same, step for step.
 
     cdef void _evict(self, int32_t idx) noexcept:
         if self.bytes > self.max_bytes_:
@@ -400,16 +401,21 @@ cdef class HashCache:
         cdef Py_ssize_t idx = self._lookup(key, h)
         if idx >= 0 and self.entries[idx].heap_pos >= 0:  # an expiry to check: the slow path
             idx = self._find_live(key, h, &now, &has_now)
+        cdef uint32_t tag
         if idx < 0:
             self.misses += 1
             if self.policy_id:
-                wt_climb(self, False)
+                tag = hash_tag(h)
+                if (tag & self.sample_mask) == 0:
+                    wt_sample(self, tag)
             if self.n_pending or self.n_evicted:
                 slab_flush(self)
             return default
         if self.policy_id:
             wt_access(self, <int32_t>idx)
-            wt_climb(self, True)
+            tag = self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS
+            if (tag & self.sample_mask) == 0:
+                wt_sample(self, tag)
         else:
             lru_touch(&self.lru, self.entries, <int32_t>idx)
         self.hits += 1
@@ -675,3 +681,7 @@ cdef class HashCache:
     def _check(self):
         """Raise AssertionError unless every internal invariant holds (tests call this after each step)."""
         check_invariants(self)
+
+    def _window(self):
+        """(window share, capacity) in entries under the "tinylfu" policy, else None (for tests)."""
+        return (self.wmax, self.cap_) if self.policy_id else None

@@ -1,5 +1,5 @@
 # The W-TinyLFU policy of a HashCache: window, probation and protected lists, the admission duel and the
-# hill climber (included by _core_c.pyx; twin of tiercache/l1/_wtinylfu_py.py).
+# window's sizing (included by _core_c.pyx; twin of tiercache/l1/_wtinylfu_py.py).
 
 cdef Lru* wt_list(HashCache self, int32_t idx) noexcept:
     cdef uint32_t seg = self.entries[idx].tag & ENTRY_SEGMENT
@@ -87,30 +87,14 @@ cdef void wt_maintain(HashCache self, bint has_now, double now) noexcept:
             self._evict(candidate)
             candidates -= 1
 
-cdef void wt_climb(HashCache self, bint hit) noexcept:
-    cdef double rate
-    cdef int64_t amount
-    self.sample_reqs += 1
-    self.sample_hits += hit
-    if self.sample_reqs < 10 * self.cap_:
-        return
-    rate = (<double>self.sample_hits) / self.sample_reqs
-    if rate < self.prev_rate:
-        self.climb_step = -self.climb_step
-    self.prev_rate = rate
-    amount = <int64_t>self.climb_step
-    self.wmax += amount
-    if self.wmax < 0:
-        self.wmax = 0
-    if self.wmax > self.cap_ - 1:
-        self.wmax = self.cap_ - 1
-    self.climb_step *= 0.98
-    if -1.0 < self.climb_step < 1.0:
-        self.climb_step = 1.0 if self.climb_step > 0 else -1.0
-    self.sample_hits = self.sample_reqs = 0
+cdef void wt_sample(HashCache self, uint32_t tag) noexcept:
+    """A lookup of the key tagged `tag`, one that `tag & sample_mask == 0` picked for the simulations."""
+    cdef int percent = minisim_lookup(&self.minisim, &self.sketch, tag)
+    if percent >= 0:
+        self.wmax = self.cap_ * percent // 100
 
 cdef int wt_reset(HashCache self) except -1:
-    """Size the sketch and the window for the current limits; restart the climber."""
+    """Size the sketch, the window and the simulations for the current limits (the simulations restart)."""
     cdef int64_t cap = self.max_entries_ if self.max_entries_ >= 0 else 64
     if cap < 1:
         cap = 1
@@ -120,17 +104,17 @@ cdef int wt_reset(HashCache self) except -1:
     self.wmax = <int64_t>(cap * 0.01 + 0.5)
     if self.wmax < 1:
         self.wmax = 1
-    self.climb_step = -<double>(max(1, <int64_t>(cap * 0.0625)))
-    self.prev_rate = 0.0
-    self.sample_hits = self.sample_reqs = 0
+    minisim_init(&self.minisim, cap, &self.sample_mask, MINI_START)
     return 0
 
 cdef int wt_grow_sketch(HashCache self) except -1:
-    """A cache bounded by bytes only outgrew its sketch: double it (counts restart), scale the window."""
+    """A cache bounded by bytes only outgrew its sketch: double it (counts restart), scale the window, size
+    the copies for the entries held (fewer than the new capacity: the bytes may bind first)."""
     cdef int64_t old = self.cap_
     cdef int64_t cap = self.sketch.capacity * 2
     sketch_free(&self.sketch)
     sketch_init(&self.sketch, cap)
     self.cap_ = cap
     self.wmax = self.wmax * cap // old
+    minisim_init(&self.minisim, self.count, &self.sample_mask, self.minisim.choice)
     return 0

@@ -43,7 +43,8 @@ from ._ttl_py import ExpiryHeap
 from .._validate import BYTES_CEILING as _BYTES_CEILING
 from ._sketch_py import hash_tag as _tag
 from ._wtinylfu_py import EXPIRES as _EXPIRES, FLAGS as _FLAGS, KEY as _KEY, NEXT as _NEXT, PREV as _PREV
-from ._wtinylfu_py import PROTECTED as _PROTECTED, SEG as _SEG, SEQ as _SEQ, SIZE as _SIZE, VALUE as _VALUE
+from ._wtinylfu_py import PROTECTED as _PROTECTED, SEG as _SEG, SEQ as _SEQ, SIZE as _SIZE, TAG as _TAG
+from ._wtinylfu_py import VALUE as _VALUE
 from ._wtinylfu_py import WINDOW as _WINDOW, WTinyLfu, new_root as _new_root, release_list as _release_list
 from ._wtinylfu_py import unlink_node as _unlink_node
 
@@ -481,14 +482,17 @@ class HashCache:
         try:
             with self._lock:
                 entry, _ = self._find_live(key, None, dropped)
+                segments = self._segments
                 if entry is None:
                     self._misses += 1
-                    if self._policy:
-                        self._segments.climb(False)  # type: ignore[union-attr]
+                    if segments is not None:
+                        tag = _tag(hash(key))
+                        if not tag & segments.sample_mask:
+                            segments.sampled(tag)
                     return default
                 self._use(entry)
-                if self._policy:
-                    self._segments.climb(True)  # type: ignore[union-attr]
+                if segments is not None and not entry[_TAG] & segments.sample_mask:
+                    segments.sampled(entry[_TAG])
                 self._hits += 1
                 if entry[_FLAGS] == _PROMOTED:  # a promotion's first hit
                     entry[_FLAGS] = _PROMOTED | _HIT
@@ -798,6 +802,11 @@ class HashCache:
         )
 
     # ------------------------------------------------------------------ debugging
+
+    def _window(self) -> Optional[Tuple[int, int]]:
+        """(window share, capacity) in entries under the "tinylfu" policy, else None (for tests)."""
+        segs = self._segments
+        return None if segs is None else (segs.wmax, segs.cap)
 
     def _check(self) -> None:
         """Raise AssertionError unless every internal invariant holds (tests call this after each step)."""

@@ -5,8 +5,9 @@
                                                    └───────────────────────────────┘ on the next write
 
 When the cache is over its limits, the entry the window just pushed out (the candidate, at the head of
-probation) meets the probation's LRU (the victim): the one the sketch says was used less often goes. A hill
-climber moves the window size every 10 x capacity lookups in whichever direction last raised the hit rate.
+probation) meets the probation's LRU (the victim): the one the sketch says was used less often goes. The
+window's size is the one that hit most in miniature simulations of the cache on a sample of its lookups
+(_minisim_py).
 The compiled core (ext/tiercache/_core_c.pyx) draws the same picture and takes the same steps, list for
 list, float for float.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional
 
+from ._minisim_py import START, MiniSim, sample_plan
 from ._sketch_py import FrequencySketch
 
 __all__ = [
@@ -68,7 +70,7 @@ def release_list(root: List[Any]) -> None:
 
 
 class WTinyLfu:
-    """W-TinyLFU's lists, their totals, the frequency sketch and the window's hill climber for one cache.
+    """W-TinyLFU's lists, their totals, the frequency sketch and the simulations sizing the window, for one cache.
 
     Not thread-safe on its own: the cache calls it with its lock held. `window` is the cache's recency list
     (the cache links new entries there and then calls `inserted`); `probation` and `protected` are the main
@@ -77,7 +79,7 @@ class WTinyLfu:
 
     __slots__ = (
         "window", "probation", "protected", "win_count", "win_bytes", "prot_count", "prot_bytes",
-        "max_bytes", "max_entries", "sketch", "cap", "wmax", "climb_step", "prev_rate", "sample_hits", "sample_reqs",
+        "max_bytes", "max_entries", "sketch", "cap", "wmax", "minisim", "sample_mask",
     )
 
     def __init__(self, window: List[Any], max_bytes: Optional[int], max_entries: Optional[int]) -> None:
@@ -88,16 +90,14 @@ class WTinyLfu:
         self.reset(max_bytes, max_entries)
 
     def reset(self, max_bytes: Optional[int], max_entries: Optional[int]) -> None:
-        """Size the sketch and the window for these limits; restart the climber."""
+        """Size the sketch, the window and the simulations for these limits (the simulations restart)."""
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         cap = max(1, max_entries if max_entries is not None else 64)
         self.sketch = FrequencySketch(cap)
         self.cap = cap
         self.wmax = max(1, int(cap * 0.01 + 0.5))
-        self.climb_step = -float(max(1, int(cap * 0.0625)))
-        self.prev_rate = 0.0
-        self.sample_hits = self.sample_reqs = 0
+        self._plan(cap, START)
 
     def clear(self, window: List[Any]) -> None:
         """The cache dropped every entry and released its window; `window` is its new, empty one."""
@@ -117,7 +117,7 @@ class WTinyLfu:
         self.win_bytes += entry[SIZE]
         self.sketch.increment_tag(entry[TAG])
         if self.max_entries is None and entries > self.sketch.capacity:
-            self._grow_sketch()
+            self._grow_sketch(entries)
 
     def reweighed(self, entry: List[Any], size: int) -> None:
         """`entry`'s size is about to change to `size`."""
@@ -139,21 +139,14 @@ class WTinyLfu:
                 unlink_node(entry)
                 link_last(root, entry)
 
-    def climb(self, hit: bool) -> None:
-        """A lookup (`hit` or a miss): every 10 x capacity of them, move the window toward a higher hit rate."""
-        self.sample_reqs += 1
-        self.sample_hits += hit
-        if self.sample_reqs < 10 * self.cap:
-            return
-        rate = self.sample_hits / self.sample_reqs
-        if rate < self.prev_rate:
-            self.climb_step = -self.climb_step
-        self.prev_rate = rate
-        self.wmax = min(max(0, self.wmax + int(self.climb_step)), self.cap - 1)
-        self.climb_step *= 0.98
-        if -1.0 < self.climb_step < 1.0:
-            self.climb_step = 1.0 if self.climb_step > 0 else -1.0
-        self.sample_hits = self.sample_reqs = 0
+    def sampled(self, tag: int) -> None:
+        """A lookup of the key tagged `tag`, one that `tag & sample_mask == 0` picked for the simulations
+        (the cache tests the mask, so an unsampled lookup costs no call)."""
+        minisim = self.minisim
+        if minisim is not None:
+            percent = minisim.lookup(tag, self.sketch.frequency_tag)
+            if percent is not None:
+                self.wmax = self.cap * percent // 100
 
     # -- what the cache asks
 
@@ -228,9 +221,18 @@ class WTinyLfu:
         entry[SEG] = seg
         link_last((self.window, self.probation, self.protected)[seg], entry)
 
-    def _grow_sketch(self) -> None:
+    def _plan(self, entries: int, choice: int) -> None:
+        """Copies for a cache of `entries` entries."""
+        copy_cap, self.sample_mask = sample_plan(entries)
+        self.minisim: Optional[MiniSim] = MiniSim(copy_cap, choice) if copy_cap else None
+
+    def _grow_sketch(self, entries: int) -> None:
+        """A cache bounded by bytes only now holds `entries`, more than its sketch was sized for: double the
+        sketch (counts restart), scale the window, and size the copies for the entries held (fewer than the
+        new capacity: the bytes may bind first)."""
         old = self.cap
         cap = self.sketch.capacity * 2
         self.sketch = FrequencySketch(cap)
         self.cap = cap
         self.wmax = self.wmax * cap // old
+        self._plan(entries, self.minisim.choice if self.minisim is not None else START)

@@ -1,0 +1,214 @@
+# Miniature simulations that choose W-TinyLFU's window size (included by _core_c.pyx; twin of
+# tiercache/l1/_minisim_py.py, which explains them). A copy is a W-TinyLFU over tags built from the cache's
+# own parts: a slab of Entry records (key NULL, tag with the list in its low bits), a Table, three Lru lists.
+# Nothing here allocates after minisim_init or runs Python code.
+
+cdef enum:
+    MINI_COPIES = 7        # len(_MINI_PERCENTS)
+    MINI_START = 1         # the window a cache starts with: _MINI_PERCENTS[1]
+    MINI_SAMPLE_BIT = 10   # the sampled bits of a tag start here (above the table's control bits)
+    MINI_MIN_SHIFT = 4     # at most one lookup in 16 is simulated
+    MINI_MAX_SHIFT = 11    # (bits 10-20: below the home bits of copies up to 1,023 entries)
+    MINI_TARGET = 256      # entries per copy, when the cache is large enough
+    MINI_MIN_ENTRIES = 16  # smaller copies would decide on noise
+    MINI_Z2 = 4            # a copy must beat the one in use by 2 standard errors: McNemar's test,
+                           # (wins - losses)**2 > MINI_Z2 * (wins + losses)
+    MINI_NEVER = 0xFFFFFFF0  # the sampling mask of a cache too small to simulate (only tag 0 passes)
+
+cdef int[7] _MINI_PERCENTS = [0, 1, 5, 20, 50, 80, 100]  # the copies' windows, % of their capacity
+
+
+cdef void minisim_free(MiniSim* m) noexcept:
+    cdef int i
+    if m.copies == NULL:
+        return
+    for i in range(MINI_COPIES):
+        PyMem_Free(m.copies[i].entries)
+        tc_table_free(m.copies[i].table.slots)
+    PyMem_Free(m.copies)
+    m.copies = NULL
+
+
+cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice) except -1:
+    """Copies for a cache of `cap` entries, empty, the window in use being `choice`; `mask` = the sampling
+    mask (MINI_NEVER and no copies when the cache is too small)."""
+    cdef int shift = MINI_MIN_SHIFT
+    cdef int i
+    cdef int64_t copy_cap, j
+    cdef size_t nslots = 16
+    cdef Mini* c
+    minisim_free(m)
+    m.choice = choice
+    m.seen = 0
+    while shift < MINI_MAX_SHIFT and (cap >> (shift + 1)) >= MINI_TARGET:
+        shift += 1
+    copy_cap = cap >> shift
+    m.cap = copy_cap
+    m.period = copy_cap if copy_cap > MINI_TARGET else MINI_TARGET
+    if copy_cap < MINI_MIN_ENTRIES:
+        mask[0] = MINI_NEVER
+        return 0
+    while <int64_t>nslots < 2 * (copy_cap + 1):
+        nslots <<= 1
+    m.copies = <Mini*>PyMem_Malloc(MINI_COPIES * sizeof(Mini))
+    if m.copies == NULL:
+        raise MemoryError("tiercache: cannot allocate the window simulations")
+    memset(m.copies, 0, MINI_COPIES * sizeof(Mini))
+    for i in range(MINI_COPIES):
+        c = &m.copies[i]
+        c.entries = <Entry*>PyMem_Malloc((copy_cap + 1) * sizeof(Entry))
+        if c.entries == NULL:
+            minisim_free(m)
+            raise MemoryError("tiercache: cannot allocate the window simulations")
+        try:
+            table_alloc(&c.table, nslots)
+        except MemoryError:
+            minisim_free(m)
+            raise
+        memset(c.entries, 0, (copy_cap + 1) * sizeof(Entry))
+        for j in range(copy_cap + 1):
+            c.entries[j].next = <int32_t>(j + 1) if j < copy_cap else -1
+        c.free_head = 0
+        c.window.head = c.window.tail = -1
+        c.probation.head = c.probation.tail = -1
+        c.protected.head = c.protected.tail = -1
+        c.wmax = (copy_cap * _MINI_PERCENTS[i] + 50) // 100  # (1 % of a small copy: one entry, not none)
+        c.pmax = <int64_t>((copy_cap - c.wmax) * 0.8)
+    mask[0] = ((<uint32_t>1 << shift) - 1) << MINI_SAMPLE_BIT
+    return 0
+
+
+cdef inline Lru* mini_list(Mini* c, int32_t idx) noexcept nogil:
+    cdef uint32_t seg = c.entries[idx].tag & ENTRY_SEGMENT
+    if seg == SEG_WINDOW:
+        return &c.window
+    if seg == SEG_PROBATION:
+        return &c.probation
+    return &c.protected
+
+
+cdef inline void mini_count(Mini* c, uint32_t seg, int64_t n) noexcept nogil:
+    if seg == SEG_WINDOW:
+        c.win_count += n
+    elif seg == SEG_PROTECTED:
+        c.prot_count += n
+
+
+cdef void mini_move(Mini* c, int32_t idx, uint32_t seg) noexcept nogil:
+    """Move record `idx` to the most recent end of list `seg`."""
+    cdef Entry* e = &c.entries[idx]
+    lru_unlink(mini_list(c, idx), c.entries, idx)
+    mini_count(c, e.tag & ENTRY_SEGMENT, -1)
+    mini_count(c, seg, 1)
+    e.tag = (e.tag & ~<uint32_t>ENTRY_SEGMENT) | seg
+    lru_link_front(mini_list(c, idx), c.entries, idx)
+
+
+cdef void mini_drop(Mini* c, int32_t idx) noexcept nogil:
+    cdef Entry* e = &c.entries[idx]
+    table_remove(&c.table, c.entries, idx, e.tag & ~<uint32_t>TAG_LOW_BITS)
+    lru_unlink(mini_list(c, idx), c.entries, idx)
+    mini_count(c, e.tag & ENTRY_SEGMENT, -1)
+    c.count -= 1
+    e.next = c.free_head
+    c.free_head = idx
+
+
+cdef inline int32_t mini_find(Mini* c, uint32_t tag) noexcept nogil:
+    cdef size_t i = table_home(&c.table, tag)
+    cdef int32_t idx
+    while c.table.ctrl[i] != CTRL_EMPTY:
+        idx = c.table.slots[i]
+        if (c.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS) == tag:
+            return idx
+        i = (i + 1) & c.table.mask
+    return -1
+
+
+cdef void mini_lookup(Mini* c, int64_t cap, const Sketch* sketch, uint32_t tag) noexcept nogil:
+    """A lookup of `tag` in copy `c` (`cap` entries): a hit counts and moves it, a miss inserts it."""
+    cdef int32_t idx = mini_find(c, tag)
+    cdef int32_t victim, candidate
+    cdef int64_t candidates = 0
+    cdef uint32_t seg
+    if idx >= 0:
+        seg = c.entries[idx].tag & ENTRY_SEGMENT
+        if seg == SEG_WINDOW:
+            lru_touch(&c.window, c.entries, idx)
+        elif seg == SEG_PROTECTED:
+            lru_touch(&c.protected, c.entries, idx)
+        else:
+            mini_move(c, idx, SEG_PROTECTED)
+            while c.prot_count > c.pmax:
+                mini_move(c, c.protected.tail, SEG_PROBATION)
+        c.hit = True
+        return
+    c.hit = False
+    idx = c.free_head
+    c.free_head = c.entries[idx].next
+    c.entries[idx].tag = tag | SEG_WINDOW
+    table_put(&c.table, idx, tag)
+    lru_link_front(&c.window, c.entries, idx)
+    c.win_count += 1
+    c.count += 1
+    while c.win_count > c.wmax:
+        mini_move(c, c.window.tail, SEG_PROBATION)
+        candidates += 1
+    while c.count > cap:
+        if c.probation.tail < 0:
+            if c.protected.tail >= 0:
+                mini_move(c, c.protected.tail, SEG_PROBATION)
+            else:
+                mini_drop(c, c.window.tail)
+            continue
+        victim = c.probation.tail
+        candidate = c.probation.head
+        if candidates == 0 or victim == candidate:
+            mini_drop(c, victim)
+        elif (sketch_frequency(sketch, c.entries[candidate].tag & ~<uint32_t>TAG_LOW_BITS)
+                > sketch_frequency(sketch, c.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS)):
+            mini_drop(c, victim)
+        else:
+            mini_drop(c, candidate)
+            candidates -= 1
+
+
+cdef int minisim_lookup(MiniSim* m, const Sketch* sketch, uint32_t tag) noexcept nogil:
+    """A sampled lookup of `tag`. The window (% of capacity) to use when it changes; else -1."""
+    cdef int i, best
+    cdef bint hit
+    cdef int64_t d, margin = 0
+    cdef Mini* c
+    if m.copies == NULL:
+        return -1
+    for i in range(MINI_COPIES):
+        mini_lookup(&m.copies[i], m.cap, sketch, tag)
+    hit = m.copies[m.choice].hit
+    for i in range(MINI_COPIES):
+        c = &m.copies[i]
+        if c.hit != hit:
+            if hit:
+                c.losses += 1
+            else:
+                c.wins += 1
+    m.seen += 1
+    if m.seen < m.period:
+        return -1
+    m.seen = 0
+    best = m.choice
+    for i in range(MINI_COPIES):
+        c = &m.copies[i]
+        d = c.wins - c.losses
+        if d > margin and d * d > MINI_Z2 * (c.wins + c.losses):
+            best = i
+            margin = d
+    if best == m.choice:
+        for i in range(MINI_COPIES):
+            c = &m.copies[i]
+            c.wins -= c.wins >> 3
+            c.losses -= c.losses >> 3
+        return -1
+    for i in range(MINI_COPIES):
+        m.copies[i].wins = m.copies[i].losses = 0
+    m.choice = best
+    return _MINI_PERCENTS[best]

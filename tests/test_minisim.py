@@ -1,0 +1,139 @@
+"""W-TinyLFU's window, chosen by miniature simulations: it follows the workload (large where recency predicts
+reuse, small for frequency and loops), stays put on caches too small to simulate, and both implementations
+take the same decisions at the same lookups."""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from typing import Any, Iterator, List, Tuple
+
+from tiercache.l1 import _minisim_py
+
+
+def recency_keys(n: int, seed: int, base: int = 0) -> Iterator[int]:
+    """A recency-skewed stream: a quarter new keys, the rest re-reads of a key whose age (in new keys) is
+    Pareto-distributed, so how often a key was read says little about its next read."""
+    rnd = random.Random(seed)
+    newest = 0
+    for _ in range(n):
+        if rnd.random() < 0.25:
+            newest += 1
+            yield base + newest
+        else:
+            yield base + max(1, newest - int(50 * (rnd.paretovariate(1.2) - 1.0)))
+
+
+def zipf_keys(n: int, keys: int, seed: int, base: int = 0) -> Iterator[int]:
+    rnd = random.Random(seed)
+    weights = [1.0 / (i + 1) for i in range(keys)]
+    for k in rnd.choices(range(keys), weights, k=n):
+        yield base + k
+
+
+def loop_keys(n: int, length: int, base: int = 0) -> Iterator[int]:
+    for i in range(n):
+        yield base + i % length
+
+
+def replay(cache: Any, keys: Any) -> List[bool]:
+    hits = []
+    for k in keys:
+        hit = cache.get(k) is not None
+        if not hit:
+            cache.set(k, k)
+        hits.append(hit)
+    return hits
+
+
+def lru_hits(keys: List[int], size: int) -> int:
+    data: "OrderedDict[int, None]" = OrderedDict()
+    hits = 0
+    for k in keys:
+        if k in data:
+            data.move_to_end(k)
+            hits += 1
+        else:
+            data[k] = None
+            if len(data) > size:
+                data.popitem(last=False)
+    return hits
+
+
+def test_window_follows_the_workload(HashCache: Any) -> None:
+    size = 1000
+    cache = HashCache(max_entries=size, policy="tinylfu")
+    assert cache._window() == (10, size)  # 1 % to start
+    # recency: the window grows to most of the cache, and the hit ratio is LRU's
+    keys = list(recency_keys(120_000, seed=1))
+    hits = sum(replay(cache, keys))
+    wmax, _ = cache._window()
+    assert wmax >= size // 2
+    assert hits >= lru_hits(keys, size) - 0.01 * len(keys)
+    # a loop a little longer than the cache: LRU would hit nothing; the window shrinks and most of it hits
+    keys = list(loop_keys(60_000, 1100, base=10**9))
+    replay(cache, keys[:30_000])
+    assert cache._window()[0] <= size // 20
+    assert sum(replay(cache, keys[30_000:])) > 0.7 * 30_000
+    cache._check()
+
+
+def test_frequency_workload_keeps_a_small_window(HashCache: Any) -> None:
+    size = 500
+    cache = HashCache(max_entries=size, policy="tinylfu")
+    keys = list(zipf_keys(60_000, 20_000, seed=3))
+    hits = sum(replay(cache, keys))
+    assert cache._window()[0] <= size // 20
+    assert hits > lru_hits(keys, size) + 0.02 * len(keys)
+
+
+def test_small_caches_keep_their_window(HashCache: Any) -> None:
+    cache = HashCache(max_entries=200, policy="tinylfu")  # copies would hold fewer than 16 entries
+    replay(cache, recency_keys(20_000, seed=2))
+    assert cache._window() == (2, 200)
+    assert HashCache(max_entries=200)._window() is None  # the lru policy has no window
+
+
+def test_set_limits_restarts_the_window(HashCache: Any) -> None:
+    cache = HashCache(max_entries=1000, policy="tinylfu")
+    replay(cache, recency_keys(60_000, seed=4))
+    assert cache._window()[0] > 10
+    cache.set_limits(max_bytes=None, max_entries=2000)
+    assert cache._window() == (20, 2000)
+    cache._check()
+
+
+def switching_keys() -> List[int]:
+    return (list(recency_keys(25_000, seed=5)) + list(loop_keys(25_000, 700, base=10**9))
+            + list(zipf_keys(25_000, 5_000, seed=6, base=2 * 10**9))
+            + list(recency_keys(25_000, seed=7, base=3 * 10**9)))
+
+
+def test_implementations_choose_alike(both_impls: Any) -> None:
+    """Same hits at the same lookups and the same window after each phase, by entries and by bytes."""
+    keys = switching_keys()
+    for config in ({"max_entries": 600}, {"max_bytes": 600 * 100, "max_entries": None}):
+        runs: List[Tuple[List[bool], List[Any], List[Any]]] = []
+        for impl in both_impls:
+            cache = impl.HashCache(policy="tinylfu", sizer=lambda v: 100, **config)
+            windows = []
+            hits: List[bool] = []
+            for start in range(0, len(keys), 25_000):
+                hits += replay(cache, keys[start:start + 25_000])
+                windows.append(cache._window())
+            cache._check()
+            runs.append((hits, windows, list(cache)))
+        (c_hits, c_windows, c_keys), (p_hits, p_windows, p_keys) = runs
+        first = next((i for i, (a, b) in enumerate(zip(c_hits, p_hits)) if a != b), None)
+        assert first is None, f"{config}: lookup #{first} of {keys[first]} differs"
+        assert c_windows == p_windows and c_keys == p_keys
+        assert len({w for w, _ in c_windows}) > 1, f"{config}: the window never moved: {c_windows}"
+
+
+def test_sample_plan() -> None:
+    plan = _minisim_py.sample_plan
+    assert plan(255) == (0, _minisim_py.NEVER)  # 255 >> 4 = 15 entries per copy: too few
+    assert plan(256) == (16, 0xF << 10)  # one lookup in 16
+    assert plan(8191) == (511, 0xF << 10)
+    assert plan(8192) == (256, 0x1F << 10)  # one in 32, copies near 256 entries
+    assert plan(10**9) == (10**9 >> 11, 0x7FF << 10)  # at most 11 bits sampled: larger copies

@@ -1,0 +1,157 @@
+"""Miniature simulations that choose W-TinyLFU's window size (twin of ext/tiercache/_minisim.pxi).
+
+The best window depends on the workload: where how often a key was used predicts its next use, a window of
+about 1 % wins (the main region's admission filter does the work); where a key's age predicts it (new keys
+are the popular ones), most of the cache should be window, which is LRU; a loop wants no window at all. A
+hill climber that compares one period's hit rate with the previous one's takes dozens of periods to cross
+that range and is fooled by a workload that changes under it.
+
+So the cache answers the question directly, as the miniature simulations of Einziger et al. ("Adaptive
+Software Cache Management", Middleware 2018) and SHARDS-style sampling do: it keeps `len(PERCENTS)` small
+copies of itself, each a W-TinyLFU over tags only with its own fixed window (0 % to 100 % of its capacity),
+and feeds them the same sample of lookups: the keys whose tag has its sampling bits all 0 (one key in
+2**shift, the copies 1/2**shift the cache's size, so each sees the cache's workload scaled down). The copies
+share the cache's frequency sketch for their admission duels.
+
+Each copy counts the sampled lookups it hit while the copy whose window the cache uses missed (wins), and the
+other way round (losses). Every max(copy capacity, TARGET) sampled lookups (one cache capacity of lookups;
+more for caches under 4,096 entries, whose small copies need the samples), the cache moves to the copy that
+beats the one in use by the widest margin, if it does so significantly (McNemar's paired test at two standard
+errors: (wins - losses)**2 > 4 (wins + losses)), and the counts restart; otherwise they lose an eighth, so
+evidence spans about eight such periods and a change of workload outweighs the old one within a few. Until the
+copies fill, no copy evicts and none wins: the window stays.
+
+Cost: one AND on every lookup; a sampled lookup (at most one in 16) updates seven copies (of 256 to 511
+entries once the cache holds 8,192). Caches too small for copies of MIN_ENTRIES keep their window.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Optional, Tuple
+
+__all__ = ["PERCENTS", "MiniSim", "sample_plan"]
+
+PERCENTS: Tuple[int, ...] = (0, 1, 5, 20, 50, 80, 100)  # the copies' windows, % of their capacity
+START = 1  # index in PERCENTS of the window a cache starts with
+SAMPLE_BIT = 10  # the sampled bits of a tag start here: above the table's control bits (4-9)
+MIN_SHIFT = 4  # at most one lookup in 16 is simulated
+MAX_SHIFT = 11  # (bits 10-20: below the home bits of copies of up to 1,023 entries)
+TARGET = 256  # entries per copy, when the cache is large enough
+MIN_ENTRIES = 16  # smaller copies would decide on noise
+Z2 = 4  # a copy must beat the one in use by 2 standard errors: (wins - losses)**2 > Z2 * (wins + losses)
+NEVER = 0xFFFFFFF0  # the sampling mask of a cache too small to simulate (only tag 0 passes, to no effect)
+
+
+def sample_plan(cap: int) -> Tuple[int, int]:
+    """(copy capacity, sampling mask) for a cache of `cap` entries; (0, NEVER) when too small to simulate.
+    A lookup is sampled when its tag AND the mask is 0."""
+    shift = MIN_SHIFT
+    while shift < MAX_SHIFT and (cap >> (shift + 1)) >= TARGET:
+        shift += 1
+    copy_cap = cap >> shift
+    if copy_cap < MIN_ENTRIES:
+        return 0, NEVER
+    return copy_cap, ((1 << shift) - 1) << SAMPLE_BIT
+
+
+class _Copy:
+    """A W-TinyLFU over tags, `cap` entries, window `wmax`: the cache's own rules (ext/_wtinylfu), entries
+    counted, the protected overflow demoted at once. OrderedDicts run least to most recently used."""
+
+    __slots__ = ("window", "probation", "protected", "cap", "wmax", "pmax", "hit")
+
+    def __init__(self, cap: int, percent: int) -> None:
+        self.window: "OrderedDict[int, None]" = OrderedDict()
+        self.probation: "OrderedDict[int, None]" = OrderedDict()
+        self.protected: "OrderedDict[int, None]" = OrderedDict()
+        self.cap = cap
+        self.wmax = (cap * percent + 50) // 100  # (rounded: 1 % of a small copy is one entry, not none)
+        self.pmax = int((cap - self.wmax) * 0.8)
+        self.hit = False  # whether the last lookup hit
+
+    def lookup(self, tag: int, frequency: Callable[[int], int]) -> None:
+        window, probation, protected = self.window, self.probation, self.protected
+        if tag in window:
+            window.move_to_end(tag)
+        elif tag in probation:
+            del probation[tag]
+            protected[tag] = None
+            while len(protected) > self.pmax:
+                probation[protected.popitem(last=False)[0]] = None
+        elif tag in protected:
+            protected.move_to_end(tag)
+        else:
+            self._insert(tag, frequency)
+            self.hit = False
+            return
+        self.hit = True
+
+    def _insert(self, tag: int, frequency: Callable[[int], int]) -> None:
+        window, probation, protected = self.window, self.probation, self.protected
+        window[tag] = None
+        candidates = 0
+        while len(window) > self.wmax:
+            probation[window.popitem(last=False)[0]] = None
+            candidates += 1
+        while len(window) + len(probation) + len(protected) > self.cap:
+            if not probation:
+                if protected:
+                    probation[protected.popitem(last=False)[0]] = None
+                else:
+                    window.popitem(last=False)
+                continue
+            victim = next(iter(probation))
+            candidate = next(reversed(probation))
+            if candidates == 0 or victim == candidate:
+                del probation[victim]
+            elif frequency(candidate) > frequency(victim):
+                del probation[victim]
+            else:
+                del probation[candidate]
+                candidates -= 1
+
+
+class MiniSim:
+    """The copies of one cache (`copy_cap` entries each, from sample_plan) and the window they chose."""
+
+    __slots__ = ("copies", "period", "seen", "choice", "wins", "losses")
+
+    def __init__(self, copy_cap: int, choice: int = START) -> None:
+        self.copies = [_Copy(copy_cap, p) for p in PERCENTS]
+        self.period = max(copy_cap, TARGET)
+        self.seen = 0
+        self.choice = choice
+        self.wins = [0] * len(PERCENTS)  # lookups copy i hit and the copy in use missed
+        self.losses = [0] * len(PERCENTS)  # and the other way round
+
+    def lookup(self, tag: int, frequency: Callable[[int], int]) -> Optional[int]:
+        """A sampled lookup of `tag`. The window (% of capacity) to use when it changes; else None."""
+        copies, wins, losses = self.copies, self.wins, self.losses
+        for copy in copies:
+            copy.lookup(tag, frequency)
+        hit = copies[self.choice].hit
+        for i in range(len(copies)):
+            if copies[i].hit != hit:
+                if hit:
+                    losses[i] += 1
+                else:
+                    wins[i] += 1
+        self.seen += 1
+        if self.seen < self.period:
+            return None
+        self.seen = 0
+        best, margin = self.choice, 0
+        for i in range(len(copies)):
+            m = wins[i] - losses[i]
+            if m > margin and m * m > Z2 * (wins[i] + losses[i]):
+                best, margin = i, m
+        if best == self.choice:
+            for i in range(len(copies)):
+                wins[i] -= wins[i] >> 3
+                losses[i] -= losses[i] >> 3
+            return None
+        for i in range(len(copies)):
+            wins[i] = losses[i] = 0
+        self.choice = best
+        return PERCENTS[best]
