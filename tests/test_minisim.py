@@ -130,6 +130,24 @@ def test_implementations_choose_alike(both_impls: Any) -> None:
         assert len({w for w, _ in c_windows}) > 1, f"{config}: the window never moved: {c_windows}"
 
 
+def test_copies_follow_a_cache_bound_by_bytes(HashCache: Any) -> None:
+    """max_entries far above what max_bytes lets the cache hold: the copies stand for the entries it holds."""
+    keys = list(recency_keys(150_000, seed=1))
+    cache = HashCache(max_entries=100_000, max_bytes=2000 * 100, policy="tinylfu", sizer=lambda v: 100)
+    hits = sum(replay(cache, keys))
+    assert len(cache) == 2000
+    assert cache._window()[0] >= 50_000  # the window grew, as it does for a cache of 2,000 entries
+    assert hits >= lru_hits(keys, 2000) - 0.04 * len(keys)
+    cache._check()
+
+
+def test_window_share() -> None:
+    share = _minisim_py.window_share
+    assert [share(n, 1) for n in (16, 49, 50, 149, 150)] == [1, 1, 1, 1, 2]  # a window is never empty...
+    assert share(1000, 0) == 0  # ...unless it is meant to be
+    assert share(1000, 20) == 200 and share(7, 100) == 7
+
+
 def test_sample_plan() -> None:
     plan = _minisim_py.sample_plan
     assert plan(255) == (0, _minisim_py.NEVER)  # 255 >> 4 = 15 entries per copy: too few

@@ -170,6 +170,7 @@ cdef class HashCache:
         int64_t cap_           # the capacity (entries) the window and the simulations refer to
         int64_t wmax           # window budget, entries of cap_
         MiniSim minisim        # chooses wmax
+        int64_t plan_entries   # the entries minisim's copies stand for
         uint32_t sample_mask   # a lookup whose tag AND this is 0 goes to minisim
         # -- stats
         uint64_t hits, misses, sets, evictions, expirations, rejections

@@ -649,11 +649,17 @@ cdef class HashCache:
         if self.heap.length > 0:
             now = self._now()
             has_now = True
+        cdef int64_t old_bytes = self.max_bytes_, old_entries = self.max_entries_
+        cdef bint old_unbounded = self.bytes_unbounded
         self.max_bytes_ = BYTES_CEILING if max_bytes is None else max_bytes
         self.bytes_unbounded = max_bytes is None
         self.max_entries_ = -1 if max_entries is None else max_entries
         if self.policy_id:
-            wt_reset(self)  # the window and the sketch follow the new capacity
+            try:
+                wt_reset(self)  # the window and the sketch follow the new capacity
+            except MemoryError:
+                self.max_bytes_, self.max_entries_, self.bytes_unbounded = old_bytes, old_entries, old_unbounded
+                raise
             wt_maintain(self, has_now, now)
         elif self._over():
             self._make_room(has_now, now)

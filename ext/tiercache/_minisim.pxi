@@ -18,6 +18,12 @@ cdef enum:
 cdef int[7] _MINI_PERCENTS = [0, 1, 5, 20, 50, 80, 100]  # the copies' windows, % of their capacity
 
 
+cdef inline int64_t window_share(int64_t cap, int percent) noexcept nogil:
+    """`percent` % of `cap` entries, rounded, and at least one entry for a window that is not 0 %."""
+    cdef int64_t share = (cap * percent + 50) // 100
+    return share if percent == 0 or share >= 1 else 1
+
+
 cdef void minisim_free(MiniSim* m) noexcept:
     cdef int i
     if m.copies == NULL:
@@ -29,15 +35,17 @@ cdef void minisim_free(MiniSim* m) noexcept:
     m.copies = NULL
 
 
-cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice) except -1:
+cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice) noexcept:
     """Copies for a cache of `cap` entries, empty, the window in use being `choice`; `mask` = the sampling
-    mask (MINI_NEVER and no copies when the cache is too small)."""
+    mask (MINI_NEVER and no copies when the cache is too small, or when memory runs out: the simulations
+    only tune the window, which then stays as it is). Returns -1 when memory ran out, else 0."""
     cdef int shift = MINI_MIN_SHIFT
     cdef int i
     cdef int64_t copy_cap, j
     cdef size_t nslots = 16
     cdef Mini* c
     minisim_free(m)
+    mask[0] = MINI_NEVER  # (until the copies are made: a failure below leaves the cache without them)
     m.choice = choice
     m.seen = 0
     while shift < MINI_MAX_SHIFT and (cap >> (shift + 1)) >= MINI_TARGET:
@@ -46,25 +54,21 @@ cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice) excep
     m.cap = copy_cap
     m.period = copy_cap if copy_cap > MINI_TARGET else MINI_TARGET
     if copy_cap < MINI_MIN_ENTRIES:
-        mask[0] = MINI_NEVER
         return 0
     while <int64_t>nslots < 2 * (copy_cap + 1):
         nslots <<= 1
     m.copies = <Mini*>PyMem_Malloc(MINI_COPIES * sizeof(Mini))
     if m.copies == NULL:
-        raise MemoryError("tiercache: cannot allocate the window simulations")
+        return -1
     memset(m.copies, 0, MINI_COPIES * sizeof(Mini))
     for i in range(MINI_COPIES):
         c = &m.copies[i]
         c.entries = <Entry*>PyMem_Malloc((copy_cap + 1) * sizeof(Entry))
-        if c.entries == NULL:
+        c.table.slots = <int32_t*>tc_table_alloc(nslots * (sizeof(int32_t) + 1))
+        if c.entries == NULL or c.table.slots == NULL:
             minisim_free(m)
-            raise MemoryError("tiercache: cannot allocate the window simulations")
-        try:
-            table_alloc(&c.table, nslots)
-        except MemoryError:
-            minisim_free(m)
-            raise
+            return -1
+        table_place(&c.table, c.table.slots, nslots)
         memset(c.entries, 0, (copy_cap + 1) * sizeof(Entry))
         for j in range(copy_cap + 1):
             c.entries[j].next = <int32_t>(j + 1) if j < copy_cap else -1
@@ -72,7 +76,7 @@ cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice) excep
         c.window.head = c.window.tail = -1
         c.probation.head = c.probation.tail = -1
         c.protected.head = c.protected.tail = -1
-        c.wmax = (copy_cap * _MINI_PERCENTS[i] + 50) // 100  # (1 % of a small copy: one entry, not none)
+        c.wmax = window_share(copy_cap, _MINI_PERCENTS[i])
         c.pmax = <int64_t>((copy_cap - c.wmax) * 0.8)
     mask[0] = ((<uint32_t>1 << shift) - 1) << MINI_SAMPLE_BIT
     return 0

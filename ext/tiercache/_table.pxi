@@ -38,9 +38,15 @@ cdef int table_alloc(Table* t, size_t nslots) except -1:
     """Point `t` at `nslots` fresh empty slots (`nslots` a power of two, 16 to 2**31), with their control
     bytes in the same block, after the slots."""
     cdef int32_t* slots = <int32_t*>tc_table_alloc(nslots * (sizeof(int32_t) + 1))
-    cdef int bits = 0
     if slots == NULL:
         raise MemoryError("tiercache: cannot allocate the hash table")
+    table_place(t, slots, nslots)
+    return 0
+
+
+cdef void table_place(Table* t, int32_t* slots, size_t nslots) noexcept nogil:
+    """Point `t` at the block `slots` (from tc_table_alloc, nslots * 5 bytes) and empty it."""
+    cdef int bits = 0
     t.slots = slots
     t.ctrl = <uint8_t*>(slots + nslots)
     while (<size_t>1 << bits) < nslots:
@@ -48,7 +54,6 @@ cdef int table_alloc(Table* t, size_t nslots) except -1:
     t.mask = nslots - 1
     t.shift = 32 - bits
     table_empty(t)
-    return 0
 
 
 cdef inline void table_empty(Table* t) noexcept nogil:

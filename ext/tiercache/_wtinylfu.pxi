@@ -1,6 +1,10 @@
 # The W-TinyLFU policy of a HashCache: window, probation and protected lists, the admission duel and the
 # window's sizing (included by _core_c.pyx; twin of tiercache/l1/_wtinylfu_py.py).
 
+cdef enum:
+    WT_MOVES = 64  # entries wt_maintain moves between lists per call, at most, from each of window and protected
+
+
 cdef Lru* wt_list(HashCache self, int32_t idx) noexcept:
     cdef uint32_t seg = self.entries[idx].tag & ENTRY_SEGMENT
     if seg == SEG_WINDOW:
@@ -58,14 +62,17 @@ cdef bint wt_protected_over(HashCache self) noexcept:
             and self.prot_bytes > <int64_t>((<double>self.max_bytes_) * (self.cap_ - self.wmax) / self.cap_ * 0.8))
 
 cdef void wt_maintain(HashCache self, bint has_now, double now) noexcept:
-    """Window overflow into probation, then evict until both limits hold (expired entries first)."""
-    cdef int64_t candidates = 0
+    """Window and protected overflow into probation (at most WT_MOVES of each per call: after the window's
+    size changes, the lists follow over the next writes), then evict until both limits hold (expired
+    entries first)."""
+    cdef int64_t candidates = 0, moved = 0
     cdef int32_t victim, candidate
     if has_now and self.heap.length > 0 and self._over():
         self._drop_expired(now)
-    while wt_protected_over(self) and self.protected.tail >= 0:
+    while moved < WT_MOVES and wt_protected_over(self) and self.protected.tail >= 0:
         wt_move(self, self.protected.tail, &self.probation, SEG_PROBATION)
-    while wt_window_over(self) and self.lru.tail >= 0:
+        moved += 1
+    while candidates < WT_MOVES and wt_window_over(self) and self.lru.tail >= 0:
         wt_move(self, self.lru.tail, &self.probation, SEG_PROBATION)
         candidates += 1
     while self._over():
@@ -91,20 +98,41 @@ cdef void wt_sample(HashCache self, uint32_t tag) noexcept:
     """A lookup of the key tagged `tag`, one that `tag & sample_mask == 0` picked for the simulations."""
     cdef int percent = minisim_lookup(&self.minisim, &self.sketch, tag)
     if percent >= 0:
-        self.wmax = self.cap_ * percent // 100
+        self.wmax = window_share(self.cap_, percent)
+    if self.minisim.copies != NULL:
+        wt_follow(self)
+
+
+cdef void wt_follow(HashCache self) noexcept:
+    """When max_bytes binds (the cache is 7/8 full by bytes, below its entry limit), the copies should stand
+    for the entries it holds, not for its capacity in entries: made again for them when the two differ by
+    more than a quarter."""
+    if self.bytes_unbounded or self.bytes * 8 < self.max_bytes_ * 7:
+        return
+    if self.max_entries_ >= 0 and self.count >= self.max_entries_:
+        return
+    cdef int64_t gap = self.count - self.plan_entries
+    if gap * 4 > self.plan_entries or -gap * 4 > self.plan_entries:
+        wt_plan(self, self.count, self.minisim.choice)
+
+
+cdef void wt_plan(HashCache self, int64_t entries, int choice) noexcept:
+    """Copies for a cache of `entries` entries."""
+    self.plan_entries = entries
+    minisim_init(&self.minisim, entries, &self.sample_mask, choice)
 
 cdef int wt_reset(HashCache self) except -1:
     """Size the sketch, the window and the simulations for the current limits (the simulations restart)."""
     cdef int64_t cap = self.max_entries_ if self.max_entries_ >= 0 else 64
+    cdef Sketch fresh
     if cap < 1:
         cap = 1
+    sketch_init(&fresh, cap)  # (MemoryError: the cache keeps its sketch)
     sketch_free(&self.sketch)
-    sketch_init(&self.sketch, cap)
+    self.sketch = fresh
     self.cap_ = cap
-    self.wmax = <int64_t>(cap * 0.01 + 0.5)
-    if self.wmax < 1:
-        self.wmax = 1
-    minisim_init(&self.minisim, cap, &self.sample_mask, MINI_START)
+    self.wmax = window_share(cap, _MINI_PERCENTS[MINI_START])
+    wt_plan(self, cap, MINI_START)
     return 0
 
 cdef int wt_grow_sketch(HashCache self) except -1:
@@ -112,9 +140,14 @@ cdef int wt_grow_sketch(HashCache self) except -1:
     the copies for the entries held (fewer than the new capacity: the bytes may bind first)."""
     cdef int64_t old = self.cap_
     cdef int64_t cap = self.sketch.capacity * 2
+    cdef Sketch fresh
+    try:
+        sketch_init(&fresh, cap)
+    except MemoryError:
+        return 0  # growing is optional: the cache goes on with the sketch it has
     sketch_free(&self.sketch)
-    sketch_init(&self.sketch, cap)
+    self.sketch = fresh
     self.cap_ = cap
     self.wmax = self.wmax * cap // old
-    minisim_init(&self.minisim, self.count, &self.sample_mask, self.minisim.choice)
+    wt_plan(self, self.count, self.minisim.choice)
     return 0

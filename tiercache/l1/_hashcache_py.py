@@ -51,6 +51,7 @@ from ._wtinylfu_py import unlink_node as _unlink_node
 __all__ = ["HashCache", "deep_sizer", "default_sizer"]
 
 _MISSING: Any = object()
+_M64 = (1 << 64) - 1
 _log = logging.getLogger("tiercache")
 _ABSENT: Any = object()
 
@@ -486,13 +487,18 @@ class HashCache:
                 if entry is None:
                     self._misses += 1
                     if segments is not None:
-                        tag = _tag(hash(key))
+                        # (the dict hashed the key already, but does not say; the compiled core hashes once.
+                        # A __hash__ that fails this second time only skips the sample.)
+                        try:
+                            tag = ((hash(key) & _M64) * 0x9E3779B97F4A7C15 & _M64) >> 32 & 0xFFFFFFF0
+                        except Exception:
+                            return default
                         if not tag & segments.sample_mask:
-                            segments.sampled(tag)
+                            segments.sampled(tag, len(self._data), self._bytes)
                     return default
                 self._use(entry)
                 if segments is not None and not entry[_TAG] & segments.sample_mask:
-                    segments.sampled(entry[_TAG])
+                    segments.sampled(entry[_TAG], len(self._data), self._bytes)
                 self._hits += 1
                 if entry[_FLAGS] == _PROMOTED:  # a promotion's first hit
                     entry[_FLAGS] = _PROMOTED | _HIT

@@ -17,12 +17,14 @@ Each copy counts the sampled lookups it hit while the copy whose window the cach
 other way round (losses). Every max(copy capacity, TARGET) sampled lookups (one cache capacity of lookups;
 more for caches under 4,096 entries, whose small copies need the samples), the cache moves to the copy that
 beats the one in use by the widest margin, if it does so significantly (McNemar's paired test at two standard
-errors: (wins - losses)**2 > 4 (wins + losses)), and the counts restart; otherwise they lose an eighth, so
-evidence spans about eight such periods and a change of workload outweighs the old one within a few. Until the
-copies fill, no copy evicts and none wins: the window stays.
+errors: (wins - losses)**2 > 4 (wins + losses)), and the counts restart; otherwise they lose an eighth
+(rounded down), so evidence spans about eight such periods and a change of workload outweighs the old one
+within a few. Until the copies fill, no copy evicts and none wins: the window stays.
 
 Cost: one AND on every lookup; a sampled lookup (at most one in 16) updates seven copies (of 256 to 511
-entries once the cache holds 8,192). Caches too small for copies of MIN_ENTRIES keep their window.
+entries from 8,192 to about a million; sampling stops at one in 2**MAX_SHIFT, so larger caches get larger
+copies). Caches too small for copies of MIN_ENTRIES keep their window. When max_bytes binds below the entry
+limit, the copies are made again for the entries the cache holds (WTinyLfu._follow).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Callable, Optional, Tuple
 
-__all__ = ["PERCENTS", "MiniSim", "sample_plan"]
+__all__ = ["PERCENTS", "MiniSim", "sample_plan", "window_share"]
 
 PERCENTS: Tuple[int, ...] = (0, 1, 5, 20, 50, 80, 100)  # the copies' windows, % of their capacity
 START = 1  # index in PERCENTS of the window a cache starts with
@@ -41,6 +43,12 @@ TARGET = 256  # entries per copy, when the cache is large enough
 MIN_ENTRIES = 16  # smaller copies would decide on noise
 Z2 = 4  # a copy must beat the one in use by 2 standard errors: (wins - losses)**2 > Z2 * (wins + losses)
 NEVER = 0xFFFFFFF0  # the sampling mask of a cache too small to simulate (only tag 0 passes, to no effect)
+
+
+def window_share(cap: int, percent: int) -> int:
+    """`percent` % of `cap` entries, rounded, and at least one entry for a window that is not 0 %."""
+    share = (cap * percent + 50) // 100
+    return max(1, share) if percent else share
 
 
 def sample_plan(cap: int) -> Tuple[int, int]:
@@ -66,7 +74,7 @@ class _Copy:
         self.probation: "OrderedDict[int, None]" = OrderedDict()
         self.protected: "OrderedDict[int, None]" = OrderedDict()
         self.cap = cap
-        self.wmax = (cap * percent + 50) // 100  # (rounded: 1 % of a small copy is one entry, not none)
+        self.wmax = window_share(cap, percent)
         self.pmax = int((cap - self.wmax) * 0.8)
         self.hit = False  # whether the last lookup hit
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional
 
-from ._minisim_py import START, MiniSim, sample_plan
+from ._minisim_py import PERCENTS, START, MiniSim, sample_plan, window_share
 from ._sketch_py import FrequencySketch
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
 VALUE, SIZE, EXPIRES, SEQ, PREV, NEXT, KEY, FLAGS, SEG, TAG = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 # SEG values.
 WINDOW, PROBATION, PROTECTED = 0, 1, 2
+MOVES = 64  # entries maintain() moves between lists per call, at most, from each of window and protected
 
 
 def new_root() -> List[Any]:
@@ -79,7 +80,7 @@ class WTinyLfu:
 
     __slots__ = (
         "window", "probation", "protected", "win_count", "win_bytes", "prot_count", "prot_bytes",
-        "max_bytes", "max_entries", "sketch", "cap", "wmax", "minisim", "sample_mask",
+        "max_bytes", "max_entries", "sketch", "cap", "wmax", "minisim", "sample_mask", "plan_entries",
     )
 
     def __init__(self, window: List[Any], max_bytes: Optional[int], max_entries: Optional[int]) -> None:
@@ -96,7 +97,7 @@ class WTinyLfu:
         cap = max(1, max_entries if max_entries is not None else 64)
         self.sketch = FrequencySketch(cap)
         self.cap = cap
-        self.wmax = max(1, int(cap * 0.01 + 0.5))
+        self.wmax = window_share(cap, PERCENTS[START])
         self._plan(cap, START)
 
     def clear(self, window: List[Any]) -> None:
@@ -139,14 +140,27 @@ class WTinyLfu:
                 unlink_node(entry)
                 link_last(root, entry)
 
-    def sampled(self, tag: int) -> None:
+    def sampled(self, tag: int, entries: int, nbytes: int) -> None:
         """A lookup of the key tagged `tag`, one that `tag & sample_mask == 0` picked for the simulations
-        (the cache tests the mask, so an unsampled lookup costs no call)."""
+        (the cache tests the mask, so an unsampled lookup costs no call); the cache holds `entries` entries
+        of `nbytes` bytes."""
         minisim = self.minisim
         if minisim is not None:
             percent = minisim.lookup(tag, self.sketch.frequency_tag)
             if percent is not None:
-                self.wmax = self.cap * percent // 100
+                self.wmax = window_share(self.cap, percent)
+            self._follow(minisim, entries, nbytes)
+
+    def _follow(self, minisim: MiniSim, entries: int, nbytes: int) -> None:
+        """When max_bytes binds (the cache is 7/8 full by bytes, below its entry limit), the copies should
+        stand for the entries it holds, not for its capacity in entries: made again for them when the two
+        differ by more than a quarter."""
+        if self.max_bytes is None or nbytes * 8 < self.max_bytes * 7:
+            return
+        if self.max_entries is not None and entries >= self.max_entries:
+            return
+        if abs(entries - self.plan_entries) * 4 > self.plan_entries:
+            self._plan(entries, minisim.choice)
 
     # -- what the cache asks
 
@@ -171,13 +185,15 @@ class WTinyLfu:
         return self.sketch.frequency_tag(tag) > self.sketch.frequency_tag(victim[TAG])
 
     def maintain(self, over: Callable[[], bool], evict: Callable[[List[Any], Any], None], dropped: Any) -> None:
-        """Demote protected's and the window's overflow to probation, then, while `over()`, evict with
+        """Demote protected's and the window's overflow to probation (at most MOVES of each per call: after
+        the window's size changes, the lists follow over the next writes), then, while `over()`, evict with
         `evict(entry, dropped)` (which unlinks the entry and reports it through `removed`)."""
-        candidates = 0
+        candidates = moved = 0
         window, probation, protected = self.window, self.probation, self.protected
-        while self._protected_over() and protected[NEXT] is not protected:
+        while moved < MOVES and self._protected_over() and protected[NEXT] is not protected:
             self._move(protected[NEXT], PROBATION)
-        while self.window_over() and window[NEXT] is not window:
+            moved += 1
+        while candidates < MOVES and self.window_over() and window[NEXT] is not window:
             self._move(window[NEXT], PROBATION)
             candidates += 1
         sketch = self.sketch
@@ -224,6 +240,7 @@ class WTinyLfu:
     def _plan(self, entries: int, choice: int) -> None:
         """Copies for a cache of `entries` entries."""
         copy_cap, self.sample_mask = sample_plan(entries)
+        self.plan_entries = entries
         self.minisim: Optional[MiniSim] = MiniSim(copy_cap, choice) if copy_cap else None
 
     def _grow_sketch(self, entries: int) -> None:
