@@ -240,7 +240,8 @@ def test_summary_round_trips_through_from_dict_and_json(tmp_path: Path) -> None:
     summary = config.summary()
     assert json.loads(json.dumps(summary)) == summary
     assert CacheConfig.from_dict(json.loads(json.dumps(summary))) == config
-    assert set(summary) == {"env", "l1_max_bytes", "strict_namespaces", "health", "default", "namespaces"}
+    assert set(summary) == {"env", "l1_max_bytes", "l1_allocation", "strict_namespaces", "health", "default",
+                            "namespaces"}
     field_names = {f.name for f in dataclasses.fields(NamespaceConfig)}
     assert set(summary["default"]) == field_names
     assert all(set(ns) == field_names for ns in summary["namespaces"].values())

@@ -16,19 +16,23 @@ import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from .errors import ConfigError
 from .wire.serialization import COMPRESSIONS, MAX_VALUE_BYTES, SERIALIZERS
 
 __all__ = [
     "NamespaceConfig", "CacheConfig", "apply_env_overrides", "resolve_env", "check_namespace",
-    "build_namespaces", "ENVIRONMENTS", "PRIORITIES", "PROMOTION_STRATEGIES", "DEFAULT_NAMESPACE",
+    "build_namespaces", "ENVIRONMENTS", "L1_ALLOCATIONS", "PRIORITIES", "PROMOTION_STRATEGIES",
+    "DEFAULT_NAMESPACE",
     "DEFAULT_NAMESPACE_NAME", "SELFTEST_NAMESPACE", "SELFTEST_CONFIG",
 ]
 
 ENVIRONMENTS = ("development", "production", "test")
 PRIORITIES = ("high", "medium", "low")  # under global L1 pressure, low is evicted first, high last
+# how the global L1 budget is split: "static" = each namespace's l1_max_bytes; "adaptive" = shares that move
+# toward where a byte buys the most hits (tiercache.manager.autosize)
+L1_ALLOCATIONS = ("static", "adaptive")
 PROMOTION_STRATEGIES = ("immediate", "conditional", "lazy", "predictive", "auto")
 DEFAULT_NAMESPACE_NAME = "<default>"  # how errors name the settings for namespaces not listed
 _ENV_ALIASES = {"dev": "development", "prod": "production", "testing": "test"}
@@ -120,12 +124,14 @@ def _seconds(*, nullable: bool = False, zero: bool = False) -> _Kind:
     return _Kind(check, float, nullable, lambda v: None if v is None else float(v))
 
 
-def _count(*, nullable: bool = False) -> _Kind:
+def _count(*, nullable: bool = False, zero: bool = False) -> _Kind:
     def check(v: Any) -> Optional[str]:
         if v is None and nullable:
             return None
         if isinstance(v, bool) or not isinstance(v, int):
-            return "must be a positive int" + (" or None" if nullable else "")
+            return ("must be an int >= 0" if zero else "must be a positive int") + (" or None" if nullable else "")
+        if zero:
+            return "must be >= 0" if v < 0 else None
         return "must be > 0" if v <= 0 else None
     return _Kind(check, int, nullable)
 
@@ -168,6 +174,7 @@ _FIELD_KINDS: Dict[str, _Kind] = {
     "l1_ttl": _seconds(nullable=True),
     "l1_max_entries": _count(nullable=True),
     "l1_max_bytes": _count(),
+    "l1_min_bytes": _count(zero=True),
     "l1_grace_period": _seconds(zero=True),
     "l2_ttl": _seconds(nullable=True),
     "persist_to_l2": _BOOL,
@@ -213,7 +220,8 @@ class NamespaceConfig:
 
     l1_ttl: Optional[float] = 300.0  # seconds an entry stays fresh in L1 (None: until evicted)
     l1_max_entries: Optional[int] = None
-    l1_max_bytes: int = 8 * _MiB
+    l1_max_bytes: int = 8 * _MiB  # with l1_allocation "adaptive": the namespace's starting weight in the split
+    l1_min_bytes: int = 0  # with l1_allocation "adaptive": the share it always keeps
     l1_grace_period: float = 0.0  # seconds past l1_ttl an entry may still be served when L2 and loader fail
     l2_ttl: Optional[float] = None  # None: kept in L2 until deleted
     persist_to_l2: bool = True
@@ -409,8 +417,9 @@ def _profile(env: str) -> Tuple[Dict[str, NamespaceConfig], NamespaceConfig, int
 
 # ------------------------------------------------------------------------------------- the whole config
 
-_TOP_LEVEL_KEYS = ("env", "l1_max_bytes", "strict_namespaces", "default", "namespaces", "health", "environments")
-_ENV_SECTION_KEYS = ("l1_max_bytes", "strict_namespaces", "default", "namespaces", "health")
+_TOP_LEVEL_KEYS = ("env", "l1_max_bytes", "l1_allocation", "strict_namespaces", "default", "namespaces", "health",
+                   "environments")
+_ENV_SECTION_KEYS = ("l1_max_bytes", "l1_allocation", "strict_namespaces", "default", "namespaces", "health")
 _GLOBAL_MAX_BYTES = _count(nullable=True)
 _ENV_RULE = f"must be one of {', '.join(ENVIRONMENTS)} (or dev/prod/testing)"
 
@@ -422,6 +431,9 @@ class CacheConfig:
     `namespaces`: name -> NamespaceConfig (a read-only mapping). `default_namespace`: the settings of a
     namespace not listed, unless `strict_namespaces`, which makes such a namespace an error.
     `l1_max_bytes`: the global L1 cap over all namespaces (None: only the per-namespace budgets bound L1).
+    `l1_allocation`: "static" (each namespace's own l1_max_bytes; under the global cap, low priority is
+    evicted first) or "adaptive" (needs l1_max_bytes: the namespaces share it, and the shares move toward
+    where a byte buys the most hits, each keeping its l1_min_bytes).
     `health`: health-assessment thresholds replacing the defaults (tiercache.observability.health).
     Construction validates and raises one ConfigError listing every problem (its `.errors`); derive a
     changed config with updated() or dataclasses.replace(), which validate the same way.
@@ -433,6 +445,7 @@ class CacheConfig:
     strict_namespaces: bool = False
     l1_max_bytes: Optional[int] = None
     health: Mapping[str, float] = field(default_factory=dict)
+    l1_allocation: str = "static"
 
     def __post_init__(self) -> None:
         errors = _Errors()
@@ -450,7 +463,8 @@ class CacheConfig:
             default = DEFAULT_NAMESPACE
         namespaces, problems = _build_namespaces(self.namespaces, lambda name: default)
         errors.extend(problems)
-        _check_globals(errors, self.l1_max_bytes, self.strict_namespaces)
+        _check_globals(errors, self.l1_max_bytes, self.strict_namespaces, self.l1_allocation,
+                       [default, *namespaces.values()])
         health = _check_health(errors, self.health)
         errors.raise_if_any()
         object.__setattr__(self, "env", env)
@@ -461,11 +475,12 @@ class CacheConfig:
 
     def __hash__(self) -> int:
         return hash((self.env, tuple(sorted(self.namespaces.items())), self.default_namespace,
-                     self.strict_namespaces, self.l1_max_bytes, tuple(sorted(self.health.items()))))
+                     self.strict_namespaces, self.l1_max_bytes, tuple(sorted(self.health.items())),
+                     self.l1_allocation))
 
     def __reduce__(self) -> Any:  # a MappingProxyType does not pickle
         return (_rebuild, (self.env, dict(self.namespaces), self.default_namespace, self.strict_namespaces,
-                           self.l1_max_bytes, dict(self.health)))
+                           self.l1_max_bytes, dict(self.health), self.l1_allocation))
 
     # ---------------------------------------------------------------- constructors
 
@@ -479,8 +494,9 @@ class CacheConfig:
         """The profile for the environment with `data` (shaped like the TOML file) laid over it.
 
         The environment is `env`, else data["env"], else TIERCACHE_ENV, else development. Top-level keys:
-        env, l1_max_bytes, strict_namespaces, default (table), namespaces (table of tables), environments
-        (ENV -> table with l1_max_bytes, strict_namespaces, default, namespaces, applied after the top
+        env, l1_max_bytes, l1_allocation, strict_namespaces, default (table), namespaces (table of tables),
+        environments (ENV -> table with l1_max_bytes, l1_allocation, strict_namespaces, default, namespaces,
+        applied after the top
         level and only in that environment). Fields given replace the profile's; a namespace not in the
         profile starts from the default namespace as it stands at that layer. TOML has no null, so a field
         that may be None can be written "none".
@@ -520,6 +536,7 @@ class CacheConfig:
 
         namespaces, default, l1_max_bytes = _profile(name)
         strict: Any = False
+        allocation: Any = "static"
         health: Dict[str, Any] = {}
         for prefix, layer in layers:
             if "health" in layer:
@@ -536,6 +553,8 @@ class CacheConfig:
                 l1_max_bytes = _none_word(_GLOBAL_MAX_BYTES, layer["l1_max_bytes"])
             if "strict_namespaces" in layer:
                 strict = layer["strict_namespaces"]
+            if "l1_allocation" in layer:
+                allocation = layer["l1_allocation"]
             table = layer.get("namespaces", {})
             if not isinstance(table, Mapping):
                 errors.add(None, prefix + "namespaces", "must be a table of namespace tables", table)
@@ -544,11 +563,11 @@ class CacheConfig:
             built, problems = _build_namespaces(table, lambda ns: namespaces.get(ns, base))
             errors.extend(problems)
             namespaces.update(built)
-        _check_globals(errors, l1_max_bytes, strict)
+        _check_globals(errors, l1_max_bytes, strict, allocation, [default, *namespaces.values()])
         _check_health(errors, health)
         errors.raise_if_any()
         config = cls(env=name, namespaces=namespaces, default_namespace=default, strict_namespaces=strict,
-                     l1_max_bytes=l1_max_bytes, health=health)
+                     l1_max_bytes=l1_max_bytes, health=health, l1_allocation=allocation)
         object.__setattr__(config, "_source", _plain_copy(data))
         return config
 
@@ -614,11 +633,12 @@ class CacheConfig:
         }
 
     def summary(self) -> Dict[str, Any]:
-        """A JSON-serializable dict, accepted back by from_dict(): env, l1_max_bytes, strict_namespaces,
-        health, default (the default namespace) and namespaces, each with every field."""
+        """A JSON-serializable dict, accepted back by from_dict(): env, l1_max_bytes, l1_allocation,
+        strict_namespaces, health, default (the default namespace) and namespaces, each with every field."""
         return {
             "env": self.env,
             "l1_max_bytes": self.l1_max_bytes,
+            "l1_allocation": self.l1_allocation,
             "strict_namespaces": self.strict_namespaces,
             "health": dict(self.health),
             "default": _as_json(self.default_namespace),
@@ -631,12 +651,24 @@ def _as_json(cfg: NamespaceConfig) -> Dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
 
-def _check_globals(errors: _Errors, l1_max_bytes: Any, strict: Any) -> None:
+def _check_globals(errors: _Errors, l1_max_bytes: Any, strict: Any, allocation: Any = "static",
+                   spaces: Iterable[Any] = ()) -> None:
     message = _GLOBAL_MAX_BYTES.check(l1_max_bytes)
     if message is not None:
         errors.add(None, "l1_max_bytes", message, l1_max_bytes)
     if not isinstance(strict, bool):
         errors.add(None, "strict_namespaces", "must be a bool", strict)
+    if allocation not in L1_ALLOCATIONS:
+        errors.add(None, "l1_allocation", f"must be one of {', '.join(map(repr, L1_ALLOCATIONS))}", allocation)
+    elif allocation == "adaptive" and message is None:
+        if l1_max_bytes is None:
+            errors.add(None, "l1_allocation", "\"adaptive\" shares the global l1_max_bytes: set it", allocation)
+        else:
+            floors = sum(c.l1_min_bytes for c in spaces if isinstance(c, NamespaceConfig)
+                         and isinstance(c.l1_min_bytes, int))
+            if floors > l1_max_bytes:
+                errors.add(None, "l1_allocation", f"the namespaces' l1_min_bytes add up to {floors}, more than "
+                           f"l1_max_bytes", allocation)
 
 
 def _check_health(errors: _Errors, health: Any) -> Dict[str, float]:
@@ -659,9 +691,10 @@ def _check_health(errors: _Errors, health: Any) -> Dict[str, float]:
 
 
 def _rebuild(env: str, namespaces: Dict[str, NamespaceConfig], default: NamespaceConfig, strict: bool,
-             l1_max_bytes: Optional[int], health: Optional[Dict[str, float]] = None) -> CacheConfig:
+             l1_max_bytes: Optional[int], health: Optional[Dict[str, float]] = None,
+             l1_allocation: str = "static") -> CacheConfig:
     return CacheConfig(env=env, namespaces=namespaces, default_namespace=default, strict_namespaces=strict,
-                       l1_max_bytes=l1_max_bytes, health=health or {})
+                       l1_max_bytes=l1_max_bytes, health=health or {}, l1_allocation=l1_allocation)
 
 
 def _plain_copy(data: Any) -> Any:
@@ -686,6 +719,7 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
         environment from the data it was loaded from (profile + file). A config without that source (built
         directly, or changed with updated()) raises ConfigError when asked to switch environment.
     TIERCACHE_L1_MAX_BYTES=<int>|none              the global L1 cap
+    TIERCACHE_L1_ALLOCATION=static|adaptive       how the global L1 cap is split
     TIERCACHE_STRICT_NAMESPACES=true|false
     TIERCACHE_DEFAULT__<FIELD>=<value>             a field of the default namespace settings
     TIERCACHE_NS__<NAMESPACE>__<FIELD>=<value>     a field of one namespace
@@ -725,6 +759,12 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
         text = environ[var]
         if var == "TIERCACHE_L1_MAX_BYTES":
             _parse_into(errors, sources, var, None, "l1_max_bytes", _GLOBAL_MAX_BYTES, text, global_changes)
+        elif var == "TIERCACHE_L1_ALLOCATION":
+            if text.strip() in L1_ALLOCATIONS:
+                global_changes["l1_allocation"] = text.strip()
+            else:
+                errors.add(None, "l1_allocation", f"must be one of {', '.join(map(repr, L1_ALLOCATIONS))} (from {var})",
+                           text)
         elif var == "TIERCACHE_STRICT_NAMESPACES":
             _parse_into(errors, sources, var, None, "strict_namespaces", _BOOL, text, global_changes)
         elif var.startswith(_DEFAULT_PREFIX):
@@ -761,7 +801,8 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
         errors.extend(_from_vars(problems, sources))
         namespaces[ns] = cfg
     _check_globals(errors, global_changes.get("l1_max_bytes", config.l1_max_bytes),
-                   global_changes.get("strict_namespaces", config.strict_namespaces))
+                   global_changes.get("strict_namespaces", config.strict_namespaces),
+                   global_changes.get("l1_allocation", config.l1_allocation), [default, *namespaces.values()])
     errors.raise_if_any()
     return replace(config, namespaces=namespaces, default_namespace=default, **global_changes)
 

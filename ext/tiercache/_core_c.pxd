@@ -91,6 +91,7 @@ cdef struct Mini:
     int32_t free_head
     Table table
     Lru window, probation, protected
+    int64_t cap
     int64_t count, win_count, prot_count
     int64_t wmax, pmax     # its window's and protected's shares of cap, fixed
     bint hit               # whether the last lookup hit
@@ -104,6 +105,8 @@ cdef struct MiniSim:
     int64_t period         # sampled lookups between decisions
     int64_t seen           # sampled lookups since the last one
     int choice             # index in _MINI_PERCENTS of the window in use
+    int64_t sampled        # sampled lookups since the copies were made
+    int64_t size_hits[3]   # of them, hits at half, one and twice the size (the window in use)
 
 
 cdef struct Evicted:

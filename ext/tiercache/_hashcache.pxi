@@ -640,7 +640,9 @@ cdef class HashCache:
 
     def set_limits(self, max_bytes=10 * 1024 * 1024, max_entries=None):
         """Change the limits (same rules as the constructor); a smaller budget evicts down to it at once
-        (expired entries first, then least recently used). Returns how many entries were removed."""
+        (expired entries first, then least recently used). Returns how many entries were removed. Under
+        "tinylfu", a new max_entries restarts the sketch and the window's sizing; a new max_bytes alone
+        keeps them."""
         max_bytes = check_max_bytes(max_bytes)
         max_entries = check_max_entries(max_entries)
         cdef uint64_t before = self.evictions + self.expirations
@@ -654,7 +656,9 @@ cdef class HashCache:
         self.max_bytes_ = BYTES_CEILING if max_bytes is None else max_bytes
         self.bytes_unbounded = max_bytes is None
         self.max_entries_ = -1 if max_entries is None else max_entries
-        if self.policy_id:
+        if self.policy_id and self.max_entries_ == old_entries:
+            wt_maintain(self, has_now, now)  # (a new max_bytes alone keeps the sketch and the window's sizing)
+        elif self.policy_id:
             try:
                 wt_reset(self)  # the window and the sketch follow the new capacity
             except MemoryError:
@@ -687,6 +691,16 @@ cdef class HashCache:
     def _check(self):
         """Raise AssertionError unless every internal invariant holds (tests call this after each step)."""
         check_invariants(self)
+
+    def size_curve(self):
+        """Under "tinylfu", what the window's simulations saw of the hit ratio at other sizes: {"entries": the
+        size they stand for, "lookups": lookups sampled, "hits": (at half that size, at it, at twice it)},
+        counted since they were made (a new max_entries, a sketch that grew, max_bytes binding at another
+        size); None under "lru" and in caches too small to simulate."""
+        if not self.policy_id or self.minisim.copies == NULL:
+            return None
+        return {"entries": self.plan_entries, "lookups": self.minisim.sampled,
+                "hits": (self.minisim.size_hits[0], self.minisim.size_hits[1], self.minisim.size_hits[2])}
 
     def _window(self):
         """(window share, capacity) in entries under the "tinylfu" policy, else None (for tests)."""

@@ -4,7 +4,8 @@
 # Nothing here allocates after minisim_init or runs Python code.
 
 cdef enum:
-    MINI_COPIES = 7        # len(_MINI_PERCENTS)
+    MINI_COPIES = 7        # len(_MINI_PERCENTS): the window copies
+    MINI_ALL = 9           # and two of half and twice the size, with the window in use (size_curve)
     MINI_START = 1         # the window a cache starts with: _MINI_PERCENTS[1]
     MINI_SAMPLE_BIT = 10   # the sampled bits of a tag start here (above the table's control bits)
     MINI_MIN_SHIFT = 4     # at most one lookup in 16 is simulated
@@ -28,7 +29,7 @@ cdef void minisim_free(MiniSim* m) noexcept:
     cdef int i
     if m.copies == NULL:
         return
-    for i in range(MINI_COPIES):
+    for i in range(MINI_ALL):
         PyMem_Free(m.copies[i].entries)
         tc_table_free(m.copies[i].table.slots)
     PyMem_Free(m.copies)
@@ -41,13 +42,15 @@ cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice) noexc
     only tune the window, which then stays as it is). Returns -1 when memory ran out, else 0."""
     cdef int shift = MINI_MIN_SHIFT
     cdef int i
-    cdef int64_t copy_cap, j
-    cdef size_t nslots = 16
+    cdef int64_t copy_cap, size, j
+    cdef size_t nslots
     cdef Mini* c
     minisim_free(m)
     mask[0] = MINI_NEVER  # (until the copies are made: a failure below leaves the cache without them)
     m.choice = choice
     m.seen = 0
+    m.sampled = 0
+    m.size_hits[0] = m.size_hits[1] = m.size_hits[2] = 0
     while shift < MINI_MAX_SHIFT and (cap >> (shift + 1)) >= MINI_TARGET:
         shift += 1
     copy_cap = cap >> shift
@@ -55,31 +58,39 @@ cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice) noexc
     m.period = copy_cap if copy_cap > MINI_TARGET else MINI_TARGET
     if copy_cap < MINI_MIN_ENTRIES:
         return 0
-    while <int64_t>nslots < 2 * (copy_cap + 1):
-        nslots <<= 1
-    m.copies = <Mini*>PyMem_Malloc(MINI_COPIES * sizeof(Mini))
+    m.copies = <Mini*>PyMem_Malloc(MINI_ALL * sizeof(Mini))
     if m.copies == NULL:
         return -1
-    memset(m.copies, 0, MINI_COPIES * sizeof(Mini))
-    for i in range(MINI_COPIES):
+    memset(m.copies, 0, MINI_ALL * sizeof(Mini))
+    for i in range(MINI_ALL):
         c = &m.copies[i]
-        c.entries = <Entry*>PyMem_Malloc((copy_cap + 1) * sizeof(Entry))
+        size = copy_cap if i < MINI_COPIES else (copy_cap // 2 if i == MINI_COPIES else copy_cap * 2)
+        nslots = 16
+        while <int64_t>nslots < 2 * (size + 1):
+            nslots <<= 1
+        c.entries = <Entry*>PyMem_Malloc((size + 1) * sizeof(Entry))
         c.table.slots = <int32_t*>tc_table_alloc(nslots * (sizeof(int32_t) + 1))
         if c.entries == NULL or c.table.slots == NULL:
             minisim_free(m)
             return -1
         table_place(&c.table, c.table.slots, nslots)
-        memset(c.entries, 0, (copy_cap + 1) * sizeof(Entry))
-        for j in range(copy_cap + 1):
-            c.entries[j].next = <int32_t>(j + 1) if j < copy_cap else -1
+        memset(c.entries, 0, (size + 1) * sizeof(Entry))
+        for j in range(size + 1):
+            c.entries[j].next = <int32_t>(j + 1) if j < size else -1
         c.free_head = 0
         c.window.head = c.window.tail = -1
         c.probation.head = c.probation.tail = -1
         c.protected.head = c.protected.tail = -1
-        c.wmax = window_share(copy_cap, _MINI_PERCENTS[i])
-        c.pmax = <int64_t>((copy_cap - c.wmax) * 0.8)
+        c.cap = size
+        mini_set_window(c, _MINI_PERCENTS[i] if i < MINI_COPIES else _MINI_PERCENTS[choice])
     mask[0] = ((<uint32_t>1 << shift) - 1) << MINI_SAMPLE_BIT
     return 0
+
+
+cdef inline void mini_set_window(Mini* c, int percent) noexcept nogil:
+    """Give the window `percent` % of the copy (the lists follow on the next lookups)."""
+    c.wmax = window_share(c.cap, percent)
+    c.pmax = <int64_t>((c.cap - c.wmax) * 0.8)
 
 
 cdef inline Lru* mini_list(Mini* c, int32_t idx) noexcept nogil:
@@ -129,8 +140,8 @@ cdef inline int32_t mini_find(Mini* c, uint32_t tag) noexcept nogil:
     return -1
 
 
-cdef void mini_lookup(Mini* c, int64_t cap, const Sketch* sketch, uint32_t tag) noexcept nogil:
-    """A lookup of `tag` in copy `c` (`cap` entries): a hit counts and moves it, a miss inserts it."""
+cdef void mini_lookup(Mini* c, const Sketch* sketch, uint32_t tag) noexcept nogil:
+    """A lookup of `tag` in copy `c`: a hit counts and moves it, a miss inserts it."""
     cdef int32_t idx = mini_find(c, tag)
     cdef int32_t victim, candidate
     cdef int64_t candidates = 0
@@ -158,7 +169,7 @@ cdef void mini_lookup(Mini* c, int64_t cap, const Sketch* sketch, uint32_t tag) 
     while c.win_count > c.wmax:
         mini_move(c, c.window.tail, SEG_PROBATION)
         candidates += 1
-    while c.count > cap:
+    while c.count > c.cap:
         if c.probation.tail < 0:
             if c.protected.tail >= 0:
                 mini_move(c, c.protected.tail, SEG_PROBATION)
@@ -185,9 +196,13 @@ cdef int minisim_lookup(MiniSim* m, const Sketch* sketch, uint32_t tag) noexcept
     cdef Mini* c
     if m.copies == NULL:
         return -1
-    for i in range(MINI_COPIES):
-        mini_lookup(&m.copies[i], m.cap, sketch, tag)
+    for i in range(MINI_ALL):
+        mini_lookup(&m.copies[i], sketch, tag)
     hit = m.copies[m.choice].hit
+    m.sampled += 1
+    m.size_hits[0] += m.copies[MINI_COPIES].hit
+    m.size_hits[1] += hit
+    m.size_hits[2] += m.copies[MINI_COPIES + 1].hit
     for i in range(MINI_COPIES):
         c = &m.copies[i]
         if c.hit != hit:
@@ -215,4 +230,6 @@ cdef int minisim_lookup(MiniSim* m, const Sketch* sketch, uint32_t tag) noexcept
     for i in range(MINI_COPIES):
         m.copies[i].wins = m.copies[i].losses = 0
     m.choice = best
+    mini_set_window(&m.copies[MINI_COPIES], _MINI_PERCENTS[best])
+    mini_set_window(&m.copies[MINI_COPIES + 1], _MINI_PERCENTS[best])
     return _MINI_PERCENTS[best]

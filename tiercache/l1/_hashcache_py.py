@@ -244,6 +244,21 @@ class HashCache:
             if self._evicted:
                 self._notify()
 
+    def size_curve(self) -> Optional[Dict[str, Any]]:
+        """Under "tinylfu", what the window's simulations saw of the hit ratio at other sizes: {"entries": the
+        size they stand for, "lookups": lookups sampled, "hits": (at half that size, at it, at twice it)},
+        counted since they were made (a new max_entries, a sketch that grew, max_bytes binding at another
+        size); None under "lru" and in caches too small to simulate."""
+        segments = self._segments
+        if segments is None:
+            return None
+        with self._lock:
+            curve = segments.size_curve()
+        if curve is None:
+            return None
+        entries, lookups, half, one, double = curve
+        return {"entries": entries, "lookups": lookups, "hits": (half, one, double)}
+
     def held_bytes(self) -> int:
         """Bytes held now (expired entries not yet dropped included): cheap, for the manager's global cap."""
         return self._bytes
@@ -769,7 +784,9 @@ class HashCache:
 
     def set_limits(self, max_bytes: Optional[int] = 10 * 1024 * 1024, max_entries: Optional[int] = None) -> int:
         """Change the limits (same rules as the constructor); a smaller budget evicts down to it at once
-        (expired entries first, then least recently used). Returns how many entries were removed."""
+        (expired entries first, then least recently used). Returns how many entries were removed. Under
+        "tinylfu", a new max_entries restarts the sketch and the window's sizing; a new max_bytes alone
+        keeps them."""
         max_bytes = check_max_bytes(max_bytes)
         max_entries = check_max_entries(max_entries)
         dropped: List[Any] = []
@@ -779,10 +796,13 @@ class HashCache:
                 now = self._now() if self._expiry.count else None
                 self._max_bytes = max_bytes
                 self._byte_limit = _BYTES_CEILING if max_bytes is None else max_bytes
+                segments = self._segments
+                if segments is not None:
+                    if max_entries != self._max_entries:  # the window and the sketch follow the new capacity
+                        segments.reset(max_bytes, max_entries)
+                    else:
+                        segments.max_bytes = max_bytes
                 self._max_entries = max_entries
-                if self._policy:
-                    # the window and the sketch follow the new capacity
-                    self._segments.reset(max_bytes, max_entries)  # type: ignore[union-attr]
                 self._make_room(now, dropped)
                 return self._evictions + self._expirations - before
         finally:

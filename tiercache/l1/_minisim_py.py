@@ -74,9 +74,13 @@ class _Copy:
         self.probation: "OrderedDict[int, None]" = OrderedDict()
         self.protected: "OrderedDict[int, None]" = OrderedDict()
         self.cap = cap
-        self.wmax = window_share(cap, percent)
-        self.pmax = int((cap - self.wmax) * 0.8)
+        self.set_window(percent)
         self.hit = False  # whether the last lookup hit
+
+    def set_window(self, percent: int) -> None:
+        """Give the window `percent` % of the copy (the lists follow on the next lookups)."""
+        self.wmax = window_share(self.cap, percent)
+        self.pmax = int((self.cap - self.wmax) * 0.8)
 
     def lookup(self, tag: int, frequency: Callable[[int], int]) -> None:
         window, probation, protected = self.window, self.probation, self.protected
@@ -123,10 +127,15 @@ class _Copy:
 class MiniSim:
     """The copies of one cache (`copy_cap` entries each, from sample_plan) and the window they chose."""
 
-    __slots__ = ("copies", "period", "seen", "choice", "wins", "losses")
+    __slots__ = ("copies", "sizes", "period", "seen", "choice", "wins", "losses", "sampled", "size_hits")
 
     def __init__(self, copy_cap: int, choice: int = START) -> None:
         self.copies = [_Copy(copy_cap, p) for p in PERCENTS]
+        # two more, of half and twice the size, with the window in use: the hit ratio around the cache's
+        # size, for HashCache.size_curve (the manager's adaptive L1 budgets)
+        self.sizes = [_Copy(copy_cap // 2, PERCENTS[choice]), _Copy(copy_cap * 2, PERCENTS[choice])]
+        self.sampled = 0  # sampled lookups
+        self.size_hits = [0, 0, 0]  # of them, hits at half, one and twice the size
         self.period = max(copy_cap, TARGET)
         self.seen = 0
         self.choice = choice
@@ -138,7 +147,15 @@ class MiniSim:
         copies, wins, losses = self.copies, self.wins, self.losses
         for copy in copies:
             copy.lookup(tag, frequency)
+        half, double = self.sizes
+        half.lookup(tag, frequency)
+        double.lookup(tag, frequency)
         hit = copies[self.choice].hit
+        self.sampled += 1
+        size_hits = self.size_hits
+        size_hits[0] += half.hit
+        size_hits[1] += hit
+        size_hits[2] += double.hit
         for i in range(len(copies)):
             if copies[i].hit != hit:
                 if hit:
@@ -162,4 +179,6 @@ class MiniSim:
         for i in range(len(copies)):
             wins[i] = losses[i] = 0
         self.choice = best
+        half.set_window(PERCENTS[best])
+        double.set_window(PERCENTS[best])
         return PERCENTS[best]

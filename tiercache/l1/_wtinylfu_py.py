@@ -22,7 +22,7 @@ root[NEXT] = the least recently used entry and root[PREV] = the most recent.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from ._minisim_py import PERCENTS, START, MiniSim, sample_plan, window_share
 from ._sketch_py import FrequencySketch
@@ -236,6 +236,15 @@ class WTinyLfu:
         self._seg_add(seg, 1, entry[SIZE])
         entry[SEG] = seg
         link_last((self.window, self.probation, self.protected)[seg], entry)
+
+    def size_curve(self) -> Optional[Tuple[int, int, int, int, int]]:
+        """(entries the copies stand for, lookups they sampled, hits at half / one / twice that size),
+        counted since they were made; None without copies."""
+        minisim = self.minisim
+        if minisim is None:
+            return None
+        half, one, double = minisim.size_hits
+        return self.plan_entries, minisim.sampled, half, one, double
 
     def _plan(self, entries: int, choice: int) -> None:
         """Copies for a cache of `entries` entries."""

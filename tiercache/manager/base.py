@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, 
 from ..observability import health
 from .. import wire
 from .._compat import MISSING, HashCache, NamespaceState, ReadPath, SampleHistogram, deep_sizer, jittered
+from .autosize import Autosizer, Figures
 from .circuit import CircuitBreaker
 from ..config import (
     DEFAULT_NAMESPACE,
@@ -173,6 +174,10 @@ class BaseManager:
         self._timer = timer or time.monotonic
         self._lock = threading.RLock()
         self._spaces: Dict[str, NamespaceState] = {}  # every live namespace
+        # l1_allocation "adaptive": the namespaces' shares of the global L1 budget
+        self._autosizer: Optional[Autosizer] = (
+            Autosizer(cache_config.l1_max_bytes, self._l1_figures, self._l1_resize)
+            if cache_config.l1_allocation == "adaptive" and cache_config.l1_max_bytes is not None else None)
         self._codecs: Dict[Tuple[str, Optional[str], int], Codec] = {}
         for name, cfg in self.config.namespaces.items():
             try:
@@ -240,7 +245,7 @@ class BaseManager:
                     state.l1.close()
                     state.l1.clear()
                 else:
-                    l1.set_limits(max_bytes=new.l1_max_bytes, max_entries=new.l1_max_entries)
+                    l1.set_limits(max_bytes=self._l1_budget(namespace, new), max_entries=new.l1_max_entries)
                 self._spaces[namespace] = self._new_space(namespace, new, l1, state.version + 1, state)
                 self._read.forget()
             return new
@@ -268,6 +273,30 @@ class BaseManager:
         other processes."""
         return self._space(namespace).l1
 
+    def l1_budgets(self) -> Dict[str, int]:
+        """Each live namespace's L1 budget in bytes: its l1_max_bytes, or under l1_allocation "adaptive"
+        its current share of the global l1_max_bytes."""
+        return {ns: st["max_bytes"] for ns, st in self._l1_stats().items()}
+
+    def l1_curves(self) -> Dict[str, Dict[str, Any]]:
+        """Per live namespace whose L1 estimates it (policy "tinylfu", 256 entries or more): `budget` (its L1
+        max_bytes now), `bytes` (held), `lookups` (lookups its simulations sampled), and `points`: [(bytes,
+        hit ratio)] at half, one and twice the size they stand for (HashCache.size_curve; counted since they
+        were made)."""
+        out: Dict[str, Dict[str, Any]] = {}
+        for ns, state in list(self._spaces.items()):
+            l1 = state.l1
+            curve = l1.size_curve()
+            if curve is None or not curve["lookups"]:
+                continue
+            st = l1.stats()
+            size = curve["entries"] * st["bytes"] // max(1, st["entries"])
+            n = curve["lookups"]
+            half, one, double = curve["hits"]
+            out[ns] = {"budget": st["max_bytes"], "bytes": st["bytes"], "lookups": n,
+                       "points": [(size // 2, half / n), (size, one / n), (2 * size, double / n)]}
+        return out
+
     @property
     def _l1(self) -> Dict[str, Any]:
         return {ns: st.l1 for ns, st in list(self._spaces.items())}
@@ -277,6 +306,29 @@ class BaseManager:
 
     def _l1_stats(self) -> Dict[str, Dict[str, Any]]:
         return {ns: st.l1.stats() for ns, st in list(self._spaces.items())}
+
+    # -- adaptive L1 budgets (tiercache.manager.autosize)
+
+    def _l1_budget(self, namespace: str, cfg: NamespaceConfig) -> int:
+        """The namespace's L1 max_bytes: its configured budget, or under l1_allocation "adaptive" its share."""
+        autosizer = self._autosizer
+        if autosizer is None:
+            return cfg.l1_max_bytes
+        if autosizer.share(namespace) is None:
+            return autosizer.add(namespace, cfg.l1_max_bytes, cfg.l1_min_bytes, cfg.priority, cfg.l1_max_entries)
+        return autosizer.update(namespace, cfg.l1_min_bytes, cfg.priority, cfg.l1_max_entries)
+
+    def _l1_figures(self, namespace: str) -> Figures:
+        state = self._spaces.get(namespace)
+        if state is None:
+            return 0, 0, 0, 0, None
+        st = state.l1.stats()
+        return st["hits"], st["misses"], st["bytes"], st["entries"], state.l1.size_curve()
+
+    def _l1_resize(self, namespace: str, share: int) -> None:
+        state = self._spaces.get(namespace)
+        if state is not None:
+            state.l1.set_limits(max_bytes=share, max_entries=self.namespace_config(namespace).l1_max_entries)
 
     def _space(self, namespace: str) -> NamespaceState:
         state = self._spaces.get(namespace)
@@ -293,9 +345,11 @@ class BaseManager:
                    previous: Optional[NamespaceState] = None) -> NamespaceState:
         strategy = resolve_strategy(cfg.promotion, cfg.priority)
         if l1 is None:
-            # A gated promotion strategy needs L1's own frequency sketch (it counts L1 hits too): W-TinyLFU.
-            l1 = HashCache(max_bytes=cfg.l1_max_bytes, max_entries=cfg.l1_max_entries, timer=self._timer,
-                           policy="lru" if strategy == "immediate" else "tinylfu", sizer=deep_sizer)
+            # A gated promotion strategy needs L1's own frequency sketch (it counts L1 hits too): W-TinyLFU;
+            # so do adaptive budgets (its simulations estimate the hit ratio at other sizes).
+            lru = strategy == "immediate" and self._autosizer is None
+            l1 = HashCache(max_bytes=self._l1_budget(namespace, cfg), max_entries=cfg.l1_max_entries,
+                           timer=self._timer, policy="lru" if lru else "tinylfu", sizer=deep_sizer)
         codec = self._codec(cfg)
         state = NamespaceState(namespace, l1, cfg, codec.read, strategy == "immediate" and self.enable_promotion,
                                self._prefix + namespace + ":", codec)
@@ -407,6 +461,8 @@ class BaseManager:
         if not self.enabled:
             return MISSING, MISSING
         value, stale = (MISSING, MISSING) if l1_missed else self._read.lookup(state, key)
+        if value is MISSING and self._autosizer is not None:
+            self._autosizer.missed(1)
         if value is not MISSING or not state.persist:
             return value, MISSING
         version = state.version
@@ -433,6 +489,8 @@ class BaseManager:
             self._check_open()
         state = self._space(namespace)
         found, missing, stale, l2_keys = self._read.plan_many(state, keys)
+        if missing and self._autosizer is not None:
+            self._autosizer.missed(len(missing))
         if l2_keys is None or not self.enabled:
             return found
         version = state.version
@@ -1093,6 +1151,8 @@ class BaseManager:
         now, base = (_without(snap, self.unreported_namespaces()) for snap in metrics.window(seconds))
         configs = {ns: self.namespace_config(ns) for ns in now["namespaces"]}
         result = health.assess(now, base, self.health_thresholds, configs)
+        curves = {ns: c for ns, c in self.l1_curves().items() if ns in now["namespaces"]}
+        result["recommendations"] += health.budget_advice(curves, self._autosizer is not None)
         result["l2"] = getattr(self.l2, "kind", type(self.l2).__name__)
         result["env"] = self.env
         return result

@@ -94,6 +94,26 @@ def _rate_score(rate: float, threshold: float) -> float:
     return 100.0 * min(1.0, rate / threshold)
 
 
+BUDGET_ADVICE_GAIN = 0.05  # a doubled L1 budget worth advising: 5 points of hit rate more
+BUDGET_ADVICE_LOOKUPS = 500  # sampled lookups an estimate needs
+
+
+def budget_advice(curves: Mapping[str, Mapping[str, Any]], adaptive: bool) -> List[str]:
+    """Recommendations from the L1s' estimated hit-ratio curves (CacheManager.l1_curves): where twice the
+    bytes would raise a namespace's L1 hit rate by BUDGET_ADVICE_GAIN or more."""
+    out = []
+    for ns, c in sorted(curves.items()):
+        if c["lookups"] < BUDGET_ADVICE_LOOKUPS or c["bytes"] * 8 < c["budget"] * 7:
+            continue  # (too few samples; or it does not fill its budget, so more would not help)
+        (_, _), (size, now), (bigger, then) = c["points"]
+        if then - now < BUDGET_ADVICE_GAIN:
+            continue
+        where = "the global l1_max_bytes (shared adaptively)" if adaptive else "its l1_max_bytes"
+        out.append(f"{ns}: giving it {_fmt_bytes(bigger - size)} more L1 would raise its L1 hit rate from "
+                   f"{now:.0%} to {then:.0%} (estimated by its simulations) — raise {where}")
+    return out
+
+
 def assess(now: Dict[str, Any], base: Optional[Dict[str, Any]], limits: Mapping[str, float],
            configs: Mapping[str, Any]) -> Dict[str, Any]:
     """The assessment of what happened between snapshot `base` (None: since the start) and `now`.

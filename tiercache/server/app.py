@@ -305,7 +305,9 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
         snap = manager.metrics_snapshot() if manager.metrics is not None else {}
         stats = manager.stats()
         return ok(cacheStats=contract.cache_stats(manager, stats), l1Stats=contract.l1_stats(stats),
-                  promotionStats=manager.promotion_stats(), trends=trends(), stats=stats, metrics=snap)
+                  promotionStats=manager.promotion_stats(), trends=trends(), stats=stats, metrics=snap,
+                  l1Budgets={"allocation": manager.config.l1_allocation, "budgets": manager.l1_budgets(),
+                             "curves": manager.l1_curves()})
 
     @app.get("/metrics", dependencies=auth, response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:
