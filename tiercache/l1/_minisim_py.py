@@ -21,8 +21,8 @@ errors: (wins - losses)**2 > 4 (wins + losses)), and the counts restart; otherwi
 (rounded down), so evidence spans about eight such periods and a change of workload outweighs the old one
 within a few. Until the copies fill, no copy evicts and none wins: the window stays.
 
-Cost: one AND on every lookup; a sampled lookup (at most one in 16) updates seven copies (of 256 to 511
-entries from 8,192 to about a million; sampling stops at one in 2**MAX_SHIFT, so larger caches get larger
+Cost: one AND on every lookup; a sampled lookup (at most one in 16) updates the seven copies (of 256 to 511
+entries from 8,192 to about a million, and the two of half and twice that size; sampling stops at one in 2**MAX_SHIFT, so larger caches get larger
 copies). Caches too small for copies of MIN_ENTRIES keep their window. When max_bytes binds below the entry
 limit, the copies are made again for the entries the cache holds (WTinyLfu._follow).
 """
