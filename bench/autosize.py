@@ -6,8 +6,9 @@
 Three namespaces — `oltp` (the ARC trace), `drift` (recency-skewed) and `zipf` (Zipf(0.99) over 100k keys) —
 are read through one CacheManager (get; on a miss, set), their requests interleaved at random in equal
 numbers, `--requests` per namespace and phase. In the second phase `zipf` changes workload: it loops over
-5,000 keys (a working set no LRU-like share smaller than it can hold). L1 only (namespaces not persisted), values of 64 bytes,
-one global budget of `--entries` values' worth of bytes, policy tinylfu (the manager's default).
+5,000 keys (a working set no LRU-like share smaller than it can hold). L1 only (namespaces not persisted),
+values of 64 bytes, one global budget of `--entries` values' worth of bytes, policy tinylfu (the manager's
+default).
 
 - adaptive: `CacheConfig(l1_max_bytes=B, l1_allocation="adaptive")`, every namespace starting from an equal
   share;

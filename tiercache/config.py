@@ -760,11 +760,7 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
         if var == "TIERCACHE_L1_MAX_BYTES":
             _parse_into(errors, sources, var, None, "l1_max_bytes", _GLOBAL_MAX_BYTES, text, global_changes)
         elif var == "TIERCACHE_L1_ALLOCATION":
-            if text.strip() in L1_ALLOCATIONS:
-                global_changes["l1_allocation"] = text.strip()
-            else:
-                errors.add(None, "l1_allocation", f"must be one of {', '.join(map(repr, L1_ALLOCATIONS))} (from {var})",
-                           text)
+            _parse_into(errors, sources, var, None, "l1_allocation", _choice(L1_ALLOCATIONS), text, global_changes)
         elif var == "TIERCACHE_STRICT_NAMESPACES":
             _parse_into(errors, sources, var, None, "strict_namespaces", _BOOL, text, global_changes)
         elif var.startswith(_DEFAULT_PREFIX):
@@ -800,9 +796,11 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
         cfg, problems = _merge(ns, namespaces.get(ns, default), changes)
         errors.extend(_from_vars(problems, sources))
         namespaces[ns] = cfg
-    _check_globals(errors, global_changes.get("l1_max_bytes", config.l1_max_bytes),
+    problems = _Errors()
+    _check_globals(problems, global_changes.get("l1_max_bytes", config.l1_max_bytes),
                    global_changes.get("strict_namespaces", config.strict_namespaces),
                    global_changes.get("l1_allocation", config.l1_allocation), [default, *namespaces.values()])
+    errors.extend(_from_vars(problems, sources))
     errors.raise_if_any()
     return replace(config, namespaces=namespaces, default_namespace=default, **global_changes)
 
@@ -812,7 +810,7 @@ def _from_vars(problems: List[str], sources: Dict[Tuple[Optional[str], str], str
     out = []
     for problem in problems:
         for (ns, field_name), var in sources.items():
-            if problem.startswith(f"namespace {ns!r}: {field_name}: "):
+            if problem.startswith(f"namespace {ns!r}: {field_name}: " if ns is not None else f"{field_name}: "):
                 problem += f" (from {var})"
                 break
         out.append(problem)

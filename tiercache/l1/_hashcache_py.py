@@ -51,7 +51,6 @@ from ._wtinylfu_py import unlink_node as _unlink_node
 __all__ = ["HashCache", "deep_sizer", "default_sizer"]
 
 _MISSING: Any = object()
-_M64 = (1 << 64) - 1
 _log = logging.getLogger("tiercache")
 _ABSENT: Any = object()
 
@@ -505,7 +504,7 @@ class HashCache:
                         # (the dict hashed the key already, but does not say; the compiled core hashes once.
                         # A __hash__ that fails this second time only skips the sample.)
                         try:
-                            tag = ((hash(key) & _M64) * 0x9E3779B97F4A7C15 & _M64) >> 32 & 0xFFFFFFF0
+                            tag = _tag(hash(key))
                         except Exception:
                             return default
                         if not tag & segments.sample_mask:

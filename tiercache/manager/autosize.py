@@ -58,6 +58,8 @@ class _Space:
     sampled: float = 0.0  # lookups the copies saw
     size_hits: Tuple[float, float, float] = (0.0, 0.0, 0.0)  # theirs at half, one and twice the size
     stands_for: int = 0  # bytes the copies' size stands for
+    held: int = 0  # bytes and entries its L1 held at the last reading
+    entries: int = 0
     last: Optional[Tuple[int, int, int, int, int, int]] = None  # raw counts last read
 
 
@@ -77,7 +79,6 @@ class Autosizer:
         self._resize = resize
         self._spaces: Dict[str, _Space] = {}
         self._misses = 0
-        self.moves = 0
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- namespaces
@@ -154,14 +155,13 @@ class Autosizer:
         for name, share in moves:
             self._resize(name, share)
 
-    # ---------------------------------------------------------------- estimates
-
     # ---------------------------------------------------------------- internals
 
     def _read(self) -> None:
         """Add each L1's counts since the last reading."""
         for name, s in self._spaces.items():
             hits, misses, held, entries, curve = self._figures(name)
+            s.held, s.entries = held, entries
             raw = (hits, misses, 0, 0, 0, 0)
             if curve is not None:
                 half, one, double = curve["hits"]
@@ -178,18 +178,17 @@ class Autosizer:
             s.size_hits = tuple(h + raw[3 + i] - last[3 + i] for i, h in enumerate(s.size_hits))  # type: ignore
             s.last = raw
 
-    def _values(self, s: _Space, name: str) -> Tuple[float, float]:
+    def _values(self, s: _Space) -> Tuple[float, float]:
         """(gain per byte of growing, loss per byte of shrinking), in weighted hits over the recent periods;
         (0, inf) without a curve: it neither receives nor gives."""
-        _, _, held, entries, _ = self._figures(name)
-        if held * 8 < s.share * 7:
+        if s.held * 8 < s.share * 7:
             return 0.0, 0.0  # it does not fill its share: more buys nothing, the unused part costs nothing
         if not s.sampled or not s.stands_for:
             return 0.0, float("inf")
         half, one, double = (h / s.sampled for h in s.size_hits)
         gain = s.weight * s.lookups * max(0.0, double - one) / s.stands_for
         loss = s.weight * s.lookups * max(0.0, one - half) / (s.stands_for / 2)
-        if s.max_entries is not None and entries >= s.max_entries:
+        if s.max_entries is not None and s.entries >= s.max_entries:
             gain = 0.0  # capped by its entry limit: more bytes buy nothing
         return gain, loss
 
@@ -197,9 +196,9 @@ class Autosizer:
         spaces = self._spaces
         if len(spaces) < 2:
             return []
-        values = {name: self._values(s, name) for name, s in spaces.items()}
+        values = {name: self._values(s) for name, s in spaces.items()}
         receiver = max(spaces, key=lambda n: values[n][0])
-        donors = [n for n, s in spaces.items() if n != receiver and s.share - self.step >= self._least(n, s)]
+        donors = [n for n, s in spaces.items() if n != receiver and s.share - self.step >= self._least(s)]
         if not donors:
             return []
         donor = min(donors, key=lambda n: (values[n][1], -spaces[n].share))
@@ -209,17 +208,15 @@ class Autosizer:
         # a step, and one more for each doubling of gain over loss (up to MAX_STEPS): fast when it is clear
         # (nothing to lose is no evidence of much to gain: an idle namespace gives one step at a time)
         steps = 1 if loss <= 0 else min(MAX_STEPS, max(1, int(math.log2(gain / loss)) + 1))
-        moved = min(steps * self.step, spaces[donor].share - self._least(donor, spaces[donor]))
+        moved = min(steps * self.step, spaces[donor].share - self._least(spaces[donor]))
         spaces[donor].share -= moved
         spaces[receiver].share += moved
-        self.moves += 1
         return [(donor, spaces[donor].share), (receiver, spaces[receiver].share)]
 
-    def _least(self, name: str, s: _Space) -> int:
+    def _least(self, s: _Space) -> int:
         """The smallest share the namespace may be given: its floor, one step, and room for MIN_SIMULATED
         entries (at its average entry size), below which its L1 has no curve to claim bytes back with."""
-        _, _, held, entries, _ = self._figures(name)
-        return max(s.floor, self.step, MIN_SIMULATED * held // max(1, entries))
+        return max(s.floor, self.step, MIN_SIMULATED * s.held // max(1, s.entries))
 
     def _decay(self) -> None:
         for s in self._spaces.values():
