@@ -3,6 +3,7 @@ the configuration's checks, and the L1's size curve (both implementations)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -131,34 +132,57 @@ def test_a_raised_floor_takes_effect_at_once() -> None:
     assert auto.shares() == {"a": 500 * KB, "b": 140 * KB} and l1s.resized[-1] == ("b", 140 * KB)
 
 
-def adaptive_manager(total: int) -> CacheManager:
+def adaptive_config(total: int) -> CacheConfig:
     ns = NamespaceConfig(l1_ttl=None, persist_to_l2=False, l1_max_bytes=total // 2)
-    config = CacheConfig(env="test", namespaces={"wide": ns, "narrow": ns}, l1_max_bytes=total,
-                         l1_allocation="adaptive")
-    return CacheManager(config=config, invalidation=False, enable_metrics=False)
+    return CacheConfig(env="test", namespaces={"wide": ns, "narrow": ns}, l1_max_bytes=total,
+                       l1_allocation="adaptive")
+
+
+def two_workloads() -> List[Tuple[str, int]]:
+    rnd = random.Random(7)
+    weights = [1.0 / (i + 1) for i in range(20_000)]
+    wide = rnd.choices(range(20_000), weights, k=120_000)
+    return [pair for i, k in enumerate(wide) for pair in (("wide", k), ("narrow", i % 300))]
+
+
+def check_budgets(m: Any, total: int) -> None:
+    """`wide` read Zipf over 20,000 keys, `narrow` a loop over 300: the budget went to `wide`, each L1
+    stays at its share, and the shares add up to the global budget."""
+    budgets = m.l1_budgets()
+    assert sum(budgets.values()) == total
+    assert budgets["wide"] > budgets["narrow"]
+    for ns, share in budgets.items():
+        assert m.l1(ns).stats()["max_bytes"] == share and m.l1(ns).held_bytes() <= share
+    curves = m.l1_curves()
+    (_, half), (_, one), (_, double) = curves["wide"]["points"]
+    assert half <= one <= double and curves["wide"]["lookups"] > 0
 
 
 def test_manager_moves_budget_to_the_namespace_that_needs_it() -> None:
-    """`wide` reads Zipf over 20,000 keys, `narrow` a loop over 300: the budget goes to `wide`, each L1
-    stays at its share, and the shares add up to the global budget."""
     total = 4000 * 100
-    with adaptive_manager(total) as m:
-        rnd = random.Random(7)
-        weights = [1.0 / (i + 1) for i in range(20_000)]
-        wide = rnd.choices(range(20_000), weights, k=120_000)
-        value = b"x" * 40
-        for i, k in enumerate(wide):
-            for ns, key in (("wide", k), ("narrow", i % 300)):
-                if m.get(ns, key) is None:
-                    m.set(ns, key, value)
-        budgets = m.l1_budgets()
-        assert sum(budgets.values()) == total
-        assert budgets["wide"] > budgets["narrow"]
-        for ns, share in budgets.items():
-            assert m.l1(ns).stats()["max_bytes"] == share and m.l1(ns).held_bytes() <= share
-        curves = m.l1_curves()
-        (_, half), (_, one), (_, double) = curves["wide"]["points"]
-        assert half <= one <= double and curves["wide"]["lookups"] > 0
+    value = b"x" * 40
+    with CacheManager(config=adaptive_config(total), invalidation=False, enable_metrics=False) as m:
+        for ns, key in two_workloads():
+            if m.get(ns, key) is None:
+                m.set(ns, key, value)
+        check_budgets(m, total)
+
+
+def test_async_manager_moves_budget_alike() -> None:
+    from tiercache import AsyncCacheManager
+
+    total = 4000 * 100
+    value = b"x" * 40
+
+    async def run() -> None:
+        async with AsyncCacheManager(config=adaptive_config(total), invalidation=False,
+                                     enable_metrics=False) as m:
+            for ns, key in two_workloads():
+                if await m.get(ns, key) is None:
+                    await m.set(ns, key, value)
+            check_budgets(m, total)
+
+    asyncio.run(run())
 
 
 def test_static_is_the_default_and_keeps_configured_budgets() -> None:
