@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Adaptive L1 budgets against static splits: three namespaces driven by different workloads share one budget.
 
-    python bench/autosize.py [--traces DIR] [--entries 6000] [--requests 300000] [--plot OUT.png] [--json OUT.json]
+    python bench/autosize.py [--traces DIR] [--entries 6000] [--requests 300000] [--seed 0] [--plot OUT.png]
+                             [--json OUT.json]
 
 Three namespaces — `oltp` (the ARC trace), `drift` (recency-skewed) and `zipf` (Zipf(0.99) over 100k keys) —
 are read through one CacheManager (get; on a miss, set), their requests interleaved at random in equal
-numbers, `--requests` per namespace and phase. In the second phase `zipf` changes workload: it loops over
-5,000 keys (a working set no LRU-like share smaller than it can hold). L1 only (namespaces not persisted),
-values of 64 bytes, one global budget of `--entries` values' worth of bytes, policy tinylfu (the manager's
-default).
+numbers, `--requests` per namespace and phase, three phases: in the second `zipf` loops over 5,000 keys (a
+working set no share smaller than it can hold), in the third it is Zipf again. L1 only (namespaces not
+persisted), values of 64 bytes, one global budget of `--entries` values' worth of bytes, policy tinylfu
+(the manager's default). `--seed` mixes the same requests in another order.
 
 - adaptive: `CacheConfig(l1_max_bytes=B, l1_allocation="adaptive")`, every namespace starting from an equal
   share;
@@ -18,9 +19,10 @@ default).
 
 Printed: the overall L1 hit ratio per phase for adaptive, the best static split (found separately for each
 phase, so it knows the future) and the equal split; the hit ratio of every 100k requests; the shares over
-time (`--plot` draws them; matplotlib, the `[plot]` extra). Checked: adaptive >= best static - 1 point and
->= equal split + 3 points in each phase (the first 200k requests of the second phase, while it re-converges,
-excluded from its figure and reported apart).
+time (`--plot` draws them; matplotlib, the `[plot]` extra). Checked, in each phase (from 200k requests after
+a change, while it re-converges): adaptive >= best static - 1 point, and >= equal split + 3 points where the
+best split leaves that room (where it is less, the bar is the best split's lead over the equal one - 1, the
+first check again).
 """
 
 from __future__ import annotations
@@ -52,17 +54,18 @@ STEP = 0.05  # static splits in 5 % steps
 WINDOW = 100_000
 RECONVERGE = 200_000
 LOOP_KEYS = 5_000
+PHASES = 3
 
 
-def workloads(traces_dir: str, n: int) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
-    """Each namespace's keys in phase 1 and phase 2."""
+def workloads(traces_dir: str, n: int) -> List[Dict[str, np.ndarray]]:
+    """Each namespace's keys in each phase: `zipf` turns into a loop in phase 2 and back in phase 3."""
     oltp = hit_ratio.read_trace(traces_dir, "oltp")
     drift = hit_ratio.read_trace(traces_dir, "drift")
     zipf = hit_ratio.zipf_keys(100_000, 2 * n)
     loop = np.arange(n, dtype=np.int64) % LOOP_KEYS + 10**9
-    first = {"oltp": oltp[:n], "drift": drift[:n], "zipf": zipf[:n]}
-    second = {"oltp": oltp[n:2 * n], "drift": drift[n:2 * n], "zipf": loop}
-    return first, second
+    thirds = (zipf[:n], loop, zipf[n:])
+    return [{"oltp": oltp[p * n:(p + 1) * n], "drift": drift[p * n:(p + 1) * n], "zipf": thirds[p]}
+            for p in range(PHASES)]
 
 
 def interleave(phase: Dict[str, np.ndarray], seed: int) -> List[Tuple[str, int]]:
@@ -156,6 +159,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--traces", metavar="DIR")
     ap.add_argument("--entries", type=int, default=6000, help="the global budget, in 64-byte values")
     ap.add_argument("--requests", type=int, default=300_000, help="requests per namespace and phase")
+    ap.add_argument("--seed", type=int, default=0, help="another random mix of the same requests")
     ap.add_argument("--plot", metavar="OUT.png")
     ap.add_argument("--json", metavar="OUT.json")
     args = ap.parse_args(argv)
@@ -170,19 +174,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     pr.line(f"budget:    {total:,} bytes ({args.entries:,} values of {deep_sizer(VALUE)} bytes as deep_sizer "
             f"weighs them); {args.requests:,} requests per namespace and phase")
     try:
-        first, second = workloads(traces_dir, args.requests)
+        phases = workloads(traces_dir, args.requests)
     except OSError as exc:
         pr.line(f"traces not found: {exc}")
         return 1
-    requests = interleave(first, 1) + interleave(second, 2)
-    n1 = 3 * args.requests
+    starts: List[int] = []
+    requests: List[Tuple[str, int]] = []
+    for p, phase in enumerate(phases):
+        starts.append(len(requests))
+        requests += interleave(phase, 10 * args.seed + p + 1)
+    bounds = list(zip(starts, starts[1:] + [len(requests)]))
 
     hits, shares = adaptive_run(requests, total)
     static = Static(requests, total)
     results: Dict[str, Any] = {"phases": []}
     rows = []
     ok_all = True
-    for p, (start, end) in enumerate(((0, n1), (n1 + RECONVERGE, len(requests)))):
+    for p, (start, end) in enumerate(bounds):
+        if p:
+            start += RECONVERGE
         split, best = static.best(start, end)
         equal = static.equal(start, end)
         adaptive = int(hits[start:end].sum())
@@ -190,7 +200,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         r = {"range": [start, end], "adaptive": adaptive / count, "best_static": best / count,
              "best_split": [x * STEP for x in split], "equal": equal / count}
         r["ok_best"] = r["adaptive"] >= r["best_static"] - 0.01
-        r["ok_equal"] = r["adaptive"] >= r["equal"] + 0.03
+        # +3 over the equal split where some split is 3 better; where none is, at least the equal split
+        r["room"] = r["best_static"] - r["equal"]
+        r["ok_equal"] = r["adaptive"] >= r["equal"] + min(0.03, r["room"] - 0.01)
         ok_all = ok_all and r["ok_best"] and r["ok_equal"]
         results["phases"].append(r)
         rows.append([f"phase {p + 1}" + (" after 200k" if p else ""), f"{start:,}–{end:,}",
@@ -199,20 +211,22 @@ def main(argv: Optional[List[str]] = None) -> int:
                      f"{100 * r['equal']:.2f}"])
     pr.table("Overall L1 hit ratio (%)",
              ["phase", "requests", "adaptive", "best static split (oltp/drift/zipf)", "equal split"], rows,
-             "phase 2 is measured from 200k requests after zipf's change; each static split is replayed over "
-             "the whole run and counted over the same requests (the best one is chosen knowing them).")
+             "phases 2 and 3 are measured from 200k requests after zipf's change; each static split is replayed "
+             "over the whole run and counted over the same requests (the best one is chosen knowing them).")
     windows = []
     for w in range(0, len(requests), WINDOW):
         at = shares[min(len(shares) - 1, (w + WINDOW) * 4 // WINDOW)]
         windows.append([f"{w:,}–{min(w + WINDOW, len(requests)):,}", f"{100 * hits[w:w + WINDOW].mean():.2f}"]
                        + [f"{at.get(ns, 0) / total:.0%}" for ns in NAMESPACES])
     pr.table("Adaptive, per 100k requests", ["requests", "hit %"] + [f"{ns} share at end" for ns in NAMESPACES],
-             windows, f"phase 2 (zipf loops over {LOOP_KEYS:,} keys) starts at {n1:,}")
+             windows, f"zipf loops over {LOOP_KEYS:,} keys from {starts[1]:,} and is Zipf again from {starts[2]:,}")
     for p, r in enumerate(results["phases"]):
         pr.line(f"{'PASS' if r['ok_best'] else 'FAIL'}  phase {p + 1}: adaptive {100 * r['adaptive']:.2f} % "
                 f">= best static {100 * r['best_static']:.2f} % - 1")
+        bar = min(3.0, 100 * r["room"] - 1)
         pr.line(f"{'PASS' if r['ok_equal'] else 'FAIL'}  phase {p + 1}: adaptive {100 * r['adaptive']:.2f} % "
-                f">= equal split {100 * r['equal']:.2f} % + 3")
+                f">= equal split {100 * r['equal']:.2f} % {'+' if bar >= 0 else '-'} {abs(bar):.2f} (the best split is "
+                f"{100 * r['room']:+.2f} from it; the bar is 3 where that leaves room, else that - 1)")
     if args.plot:
         import matplotlib
 
@@ -223,7 +237,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         xs = [i * WINDOW // 4 for i in range(len(shares))]
         for ns in NAMESPACES:
             ax.plot(xs, [s.get(ns, 0) / total for s in shares], label=ns)
-        ax.axvline(n1, color="grey", linestyle=":")
+        for start in starts[1:]:
+            ax.axvline(start, color="grey", linestyle=":")
         ax.set_xlabel("requests")
         ax.set_ylabel("share of the L1 budget")
         ax.legend()

@@ -102,6 +102,42 @@ def test_unused_budget_goes_first() -> None:
     assert auto.shares()["small"] < 100 * KB
 
 
+def test_a_filling_l1_keeps_its_share() -> None:
+    # a cold start: "cold" still fills its share (it has had no chance to use it), "warm" has a curve
+    # that wants more; the unused bytes of a namespace that is still growing are not given away
+    auto, l1s = sizer()
+    auto.add("cold", 1, 0, "medium", None)
+    auto.add("warm", 1, 0, "medium", None)
+    for step in range(1, 20):
+        l1s.idle["cold"] = step * 10 * KB
+        l1s.feed("warm", 1000, (0.20, 0.40, 0.60))
+        auto.missed(100)
+        assert auto.shares()["cold"] == 320 * KB
+    for _ in range(10):  # it stopped growing, below its share: the rest is unused
+        auto.missed(100)
+    assert auto.shares()["cold"] < 320 * KB
+
+
+def test_new_copies_start_a_new_curve() -> None:
+    # what copies made for another size saw is not evidence for this one: once an L1's copies are made
+    # again (its curve counts from zero, for other entries), it neither gives nor receives until they count
+    auto, l1s = sizer()
+    auto.add("a", 1, 0, "medium", None)
+    auto.add("b", 1, 0, "medium", None)
+    for _ in range(3):
+        l1s.feed("a", 1000, (0.20, 0.40, 0.60))
+        l1s.feed("b", 1000, (0.50, 0.51, 0.52))
+        auto.missed(100)
+    moved = auto.shares()
+    assert moved["a"] > 320 * KB
+    l1s.curves["a"] = {"entries": 1500, "lookups": 0, "hits": (0, 0, 0)}  # new copies, warming up
+    for _ in range(5):
+        l1s.counts["a"][0] += 500
+        l1s.feed("b", 1000, (0.50, 0.51, 0.52))
+        auto.missed(100)
+        assert auto.shares() == moved
+
+
 def test_priority_weighs_hits() -> None:
     auto, l1s = sizer()
     for ns, priority in (("low", "low"), ("high", "high")):
@@ -237,6 +273,11 @@ def test_size_curve_in_both_implementations(both_impls: Any) -> None:
         half, one, double = curve["hits"]
         # (keys are sampled, not lookups: a few hot keys decide how many lookups the copies see)
         assert curve["entries"] == 2000 and curve["lookups"] > 500 and half < one < double <= curve["lookups"]
+        fresh = impl.HashCache(max_entries=2000, policy="tinylfu")  # the copies fill before they count:
+        for k in range(4 * 125 << 4):  # 4 x 125 entries per copy, sampled 1 in 16
+            fresh.set(k, k)
+            fresh.get(k)
+        assert fresh.size_curve()["lookups"] < 4 * 125 // 2
         window = cache._window()
         cache.set_limits(max_bytes=10**6, max_entries=2000)  # bytes alone: sketch and simulations stay
         assert cache._window() == window and cache.size_curve() == curve

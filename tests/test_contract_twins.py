@@ -337,15 +337,35 @@ def test_frequency_sketch(impl: Any) -> None:
         impl.module.FrequencySketch("100")
 
 
+def test_frequency_sketch_grows_keeping_its_counts(impl: Any) -> None:
+    sketch = impl.module.FrequencySketch(100)
+    keys = [f"k{i}" for i in range(300)]
+    for i, k in enumerate(keys):
+        for _ in range(i % 9):
+            sketch.increment(k)
+    before, size, words = [sketch.frequency(k) for k in keys], sketch.size, sketch.words
+    sketch.grow(50)  # smaller: nothing changes
+    assert sketch.capacity == 100 and sketch.words == words
+    sketch.grow(1000)
+    assert sketch.capacity == 1000 and sketch.words == 2048 and sketch.sample == 10_000
+    assert [sketch.frequency(k) for k in keys] == before and sketch.size == size
+    sketch.increment("k1")  # and goes on counting
+    assert sketch.frequency("k1") == before[1] + 1
+    with pytest.raises(TypeError):
+        sketch.grow(2.0)
+
+
 def test_frequency_sketch_twins_agree(both_impls: Any) -> None:
     import random as _random
 
     rng = _random.Random(5)
     keys = [rng.randrange(5000) for _ in range(30000)] + [f"k{rng.randrange(300)}" for _ in range(5000)]
     sketches = [impl.module.FrequencySketch(256) for impl in both_impls]
-    for k in keys:
+    for i, k in enumerate(keys):
         for s in sketches:
             s.increment(k)
+            if i == 20000:
+                s.grow(1024)
     probe = list(range(0, 5000, 7)) + [f"k{i}" for i in range(300)]
     assert [sketches[0].frequency(k) for k in probe] == [sketches[1].frequency(k) for k in probe]
     assert sketches[0].size == sketches[1].size

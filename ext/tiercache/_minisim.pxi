@@ -56,6 +56,7 @@ cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice) noexc
     copy_cap = cap >> shift
     m.cap = copy_cap
     m.period = copy_cap if copy_cap > MINI_TARGET else MINI_TARGET
+    m.warmup = 4 * copy_cap  # twice what fills the largest copy
     if copy_cap < MINI_MIN_ENTRIES:
         return 0
     m.copies = <Mini*>PyMem_Malloc(MINI_ALL * sizeof(Mini))
@@ -199,10 +200,13 @@ cdef int minisim_lookup(MiniSim* m, const Sketch* sketch, uint32_t tag) noexcept
     for i in range(MINI_ALL):
         mini_lookup(&m.copies[i], sketch, tag)
     hit = m.copies[m.choice].hit
-    m.sampled += 1
-    m.size_hits[0] += m.copies[MINI_COPIES].hit
-    m.size_hits[1] += hit
-    m.size_hits[2] += m.copies[MINI_COPIES + 1].hit
+    if m.warmup:
+        m.warmup -= 1
+    else:
+        m.sampled += 1
+        m.size_hits[0] += m.copies[MINI_COPIES].hit
+        m.size_hits[1] += hit
+        m.size_hits[2] += m.copies[MINI_COPIES + 1].hit
     for i in range(MINI_COPIES):
         c = &m.copies[i]
         if c.hit != hit:

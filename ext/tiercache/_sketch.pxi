@@ -42,6 +42,25 @@ cdef int sketch_init(Sketch* s, int64_t capacity) except -1:
     return 0
 
 
+cdef int sketch_grow(Sketch* s, int64_t capacity) except -1:
+    """Size the sketch for `capacity` (more than it has) keeping every key's counts: the table only doubles,
+    a key's block in the larger table is its block in the smaller one or that plus the smaller one's size,
+    and the larger table starts as copies of the smaller one, so every key's counters, doorkeeper bits and
+    frequency are what they were. Additions since the last aging carry over; the aging period grows."""
+    cdef Sketch fresh
+    cdef uint64_t i
+    sketch_init(&fresh, capacity)
+    if fresh.words < s.words:  # (not a larger sketch: nothing to keep it from)
+        sketch_free(&fresh)
+        return 0
+    for i in range(0, fresh.words, s.words):
+        memcpy(&fresh.table[i], s.table, s.words * sizeof(uint64_t))
+    fresh.size = s.size
+    sketch_free(s)
+    s[0] = fresh
+    return 0
+
+
 cdef void sketch_free(Sketch* s) noexcept:
     PyMem_Free(s.table)
     s.table = NULL
@@ -153,6 +172,13 @@ cdef class FrequencySketch:
     def reset(self):
         """Aging: halve every counter and clear the doorkeeper."""
         sketch_reset(&self.s)
+
+    def grow(self, capacity):
+        """Size the sketch for a larger `capacity`, keeping every key's frequency."""
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise TypeError(f"capacity must be an int, got {type(capacity).__name__} {capacity!r}")
+        if capacity > self.s.capacity:
+            sketch_grow(&self.s, capacity)
 
     @property
     def capacity(self):

@@ -136,17 +136,14 @@ cdef int wt_reset(HashCache self) except -1:
     return 0
 
 cdef int wt_grow_sketch(HashCache self) except -1:
-    """A cache bounded by bytes only outgrew its sketch: double it (counts restart), scale the window, size
-    the copies for the entries held (fewer than the new capacity: the bytes may bind first)."""
+    """A cache bounded by bytes only outgrew its sketch: double it (keeping its counts), scale the window,
+    size the copies for the entries held (fewer than the new capacity: the bytes may bind first)."""
     cdef int64_t old = self.cap_
     cdef int64_t cap = self.sketch.capacity * 2
-    cdef Sketch fresh
     try:
-        sketch_init(&fresh, cap)
+        sketch_grow(&self.sketch, cap)
     except MemoryError:
         return 0  # growing is optional: the cache goes on with the sketch it has
-    sketch_free(&self.sketch)
-    self.sketch = fresh
     self.cap_ = cap
     self.wmax = self.wmax * cap // old
     wt_plan(self, self.count, self.minisim.choice)

@@ -127,14 +127,16 @@ class _Copy:
 class MiniSim:
     """The copies of one cache (`copy_cap` entries each, from sample_plan) and the window they chose."""
 
-    __slots__ = ("copies", "sizes", "period", "seen", "choice", "wins", "losses", "sampled", "size_hits")
+    __slots__ = ("copies", "sizes", "period", "seen", "choice", "wins", "losses", "warmup", "sampled",
+                 "size_hits")
 
     def __init__(self, copy_cap: int, choice: int = START) -> None:
         self.copies = [_Copy(copy_cap, p) for p in PERCENTS]
         # two more, of half and twice the size, with the window in use: the hit ratio around the cache's
         # size, for HashCache.size_curve (the manager's adaptive L1 budgets)
         self.sizes = [_Copy(copy_cap // 2, PERCENTS[choice]), _Copy(copy_cap * 2, PERCENTS[choice])]
-        self.sampled = 0  # sampled lookups
+        self.warmup = 4 * copy_cap  # sampled lookups before they count: twice what fills the largest copy
+        self.sampled = 0  # sampled lookups counted since
         self.size_hits = [0, 0, 0]  # of them, hits at half, one and twice the size
         self.period = max(copy_cap, TARGET)
         self.seen = 0
@@ -151,11 +153,14 @@ class MiniSim:
         half.lookup(tag, frequency)
         double.lookup(tag, frequency)
         hit = copies[self.choice].hit
-        self.sampled += 1
-        size_hits = self.size_hits
-        size_hits[0] += half.hit
-        size_hits[1] += hit
-        size_hits[2] += double.hit
+        if self.warmup:
+            self.warmup -= 1
+        else:
+            self.sampled += 1
+            size_hits = self.size_hits
+            size_hits[0] += half.hit
+            size_hits[1] += hit
+            size_hits[2] += double.hit
         for i in range(len(copies)):
             if copies[i].hit != hit:
                 if hit:

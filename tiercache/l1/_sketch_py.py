@@ -94,6 +94,21 @@ class FrequencySketch:
                 table[i] = (v >> 1) & 0x7777777777777777
         self.size = (self.size - odd // 4) // 2
 
+    def grow(self, capacity: int) -> None:
+        """Size the sketch for a larger `capacity`, keeping every key's frequency: the table only doubles, a
+        key's block in the larger table is its block in the smaller one or that plus the smaller one's size,
+        and the larger table starts as copies of the smaller one. Additions since the last aging carry
+        over; the aging period grows."""
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise TypeError(f"capacity must be an int, got {type(capacity).__name__} {capacity!r}")
+        if capacity <= self.capacity:
+            return
+        size = self.size
+        old = self.table
+        self.__init__(capacity)  # type: ignore[misc]
+        self.table = old * (self.words // len(old))
+        self.size = size
+
     def increment(self, key: Hashable) -> None:
         """Count one use of `key`."""
         self.increment_tag(hash_tag(hash(key)))

@@ -254,11 +254,11 @@ class WTinyLfu:
 
     def _grow_sketch(self, entries: int) -> None:
         """A cache bounded by bytes only now holds `entries`, more than its sketch was sized for: double the
-        sketch (counts restart), scale the window, and size the copies for the entries held (fewer than the
-        new capacity: the bytes may bind first)."""
+        sketch (keeping its counts), scale the window, and size the copies for the entries held (fewer than
+        the new capacity: the bytes may bind first)."""
         old = self.cap
         cap = self.sketch.capacity * 2
-        self.sketch = FrequencySketch(cap)
+        self.sketch.grow(cap)
         self.cap = cap
         self.wmax = self.wmax * cap // old
         self._plan(entries, self.minisim.choice if self.minisim is not None else START)

@@ -18,9 +18,12 @@ the last few periods (they halve each period):
 each weighted by priority (a hit counts 2x in a high-priority namespace, 0.5x in a low one). `step` bytes
 (B / 64) move from the namespace whose loss per byte is least, among those above their `l1_min_bytes` by
 a step, to the one whose gain per byte is most, if the gain is larger. A namespace that does not fill 7/8
-of its share gains nothing from more and loses nothing from less (its unused bytes go first); one capped
-by its l1_max_entries receives nothing it cannot use; one without copies (fewer than 256 entries) has no
-curve and is judged as using what it has; no share is taken below room for 256 entries.
+of its share gains nothing from more and loses nothing from less (its unused bytes go first), unless it is
+still filling (a cold start: it keeps its share); one capped by its l1_max_entries receives nothing it
+cannot use; one without a curve (fewer than 256 entries, or copies just made for a new size and not yet
+filled) is judged as using what it has. A curve is evidence for the size it was measured at only: when
+the copies are made again, what the old ones counted is dropped. No share is taken below room for 256
+entries.
 
 The same curves feed the health report's recommendations and /cache-metrics (CacheManager.l1_curves).
 """
@@ -60,7 +63,8 @@ class _Space:
     stands_for: int = 0  # bytes the copies' size stands for
     held: int = 0  # bytes and entries its L1 held at the last reading
     entries: int = 0
-    last: Optional[Tuple[int, int, int, int, int, int]] = None  # raw counts last read
+    filling: bool = False  # it held more at the last reading than at the one before
+    last: Optional[Tuple[int, ...]] = None  # raw counts last read
 
 
 class Autosizer:
@@ -161,17 +165,19 @@ class Autosizer:
         """Add each L1's counts since the last reading."""
         for name, s in self._spaces.items():
             hits, misses, held, entries, curve = self._figures(name)
+            s.filling = held > s.held + s.share // STEPS
             s.held, s.entries = held, entries
-            raw = (hits, misses, 0, 0, 0, 0)
+            raw = (hits, misses, 0, 0, 0, 0, 0)
             if curve is not None:
                 half, one, double = curve["hits"]
-                raw = (hits, misses, curve["lookups"], half, one, double)
+                raw = (hits, misses, curve["lookups"], half, one, double, curve["entries"])
                 s.stands_for = curve["entries"] * held // max(1, entries)
-            last = s.last or (0, 0, 0, 0, 0, 0)
+            last = s.last or (0, 0, 0, 0, 0, 0, 0)
             if raw[0] < last[0] or raw[1] < last[1]:  # a new L1 (reconfigured): count from zero
-                last = (0, 0, 0, 0, 0, 0)
-            if raw[2] < last[2]:  # new copies (a new entry limit, a grown sketch): count theirs from zero
-                last = last[:2] + (0, 0, 0, 0)
+                last = (0, 0, 0, 0, 0, 0, 0)
+            if raw[2] < last[2] or raw[6] != last[6]:  # new copies, for another size: what the old ones saw
+                last = last[:2] + (0, 0, 0, 0, raw[6])  # is of that size; count the new ones' from zero
+                s.sampled, s.size_hits = 0.0, (0.0, 0.0, 0.0)
             s.hits += raw[0] - last[0]
             s.lookups += raw[0] - last[0] + raw[1] - last[1]
             s.sampled += raw[2] - last[2]
@@ -182,12 +188,16 @@ class Autosizer:
         """(gain per byte of growing, loss per byte of shrinking), in weighted hits over the recent periods;
         (0, inf) without a curve: it neither receives nor gives."""
         if s.held * 8 < s.share * 7:
+            if s.filling:
+                return 0.0, float("inf")  # still filling (a cold start): its curve is not known yet
             return 0.0, 0.0  # it does not fill its share: more buys nothing, the unused part costs nothing
         if not s.sampled or not s.stands_for:
             return 0.0, float("inf")
-        half, one, double = (h / s.sampled for h in s.size_hits)
-        gain = s.weight * s.lookups * max(0.0, double - one) / s.stands_for
-        loss = s.weight * s.lookups * max(0.0, one - half) / (s.stands_for / 2)
+        half, one, double = s.size_hits
+        more, less = max(0.0, double - one), max(0.0, one - half)
+        scale = s.weight * s.lookups / s.sampled
+        gain = scale * more / s.stands_for
+        loss = scale * less / (s.stands_for / 2)
         if s.max_entries is not None and s.entries >= s.max_entries:
             gain = 0.0  # capped by its entry limit: more bytes buy nothing
         return gain, loss
