@@ -187,6 +187,9 @@ cdef class HashCache:
     cdef int _allocate(self) except -1
     cdef bint _over(self) noexcept
     cdef object _get(self, object key, object default)
+    cdef object _get_wt(self, object key, Py_hash_t h, object default)
+    cdef object _missed(self, object default)
+    cdef object _hit(self, Py_ssize_t idx)
     cdef bint _set(self, object key, object value, object ttl, object size) except -1
     cdef Py_ssize_t _lookup(self, object key, Py_hash_t h) except -2
     cdef Py_ssize_t _find_live(self, object key, Py_hash_t h, double* now, bint* has_now) except -2

@@ -396,28 +396,43 @@ cdef class HashCache:
         cdef Py_hash_t h = _hash(key)
         cdef double now = 0.0
         cdef bint has_now = False
-        if self.policy_id:  # a hit counts the key in the sketch: start loading its lines during the probe
-            sketch_prefetch(&self.sketch, hash_tag(h))
+        if self.policy_id:
+            return self._get_wt(key, h, default)
         cdef Py_ssize_t idx = self._lookup(key, h)
         if idx >= 0 and self.entries[idx].heap_pos >= 0:  # an expiry to check: the slow path
             idx = self._find_live(key, h, &now, &has_now)
-        cdef uint32_t tag
         if idx < 0:
-            self.misses += 1
-            if self.policy_id:
-                tag = hash_tag(h)
-                if (tag & self.sample_mask) == 0:
-                    wt_sample(self, tag)
-            if self.n_pending or self.n_evicted:
-                slab_flush(self)
-            return default
-        if self.policy_id:
-            wt_access(self, <int32_t>idx)
-            tag = self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS
-            if (tag & self.sample_mask) == 0:
-                wt_sample(self, tag)
-        else:
-            lru_touch(&self.lru, self.entries, <int32_t>idx)
+            return self._missed(default)
+        lru_touch(&self.lru, self.entries, <int32_t>idx)
+        return self._hit(idx)
+
+    cdef object _get_wt(self, object key, Py_hash_t h, object default):
+        """_get under "tinylfu": a hit counts the key in the sketch, so its mixes are made and its line is
+        loaded while the table is probed (off the path a hit waits on)."""
+        cdef double now = 0.0
+        cdef bint has_now = False
+        cdef uint32_t tag = hash_tag(h)
+        cdef uint64_t m = _mix(tag)
+        cdef uint64_t m2 = _mix2(tag)
+        sketch_prefetch_mixed(&self.sketch, m)
+        cdef Py_ssize_t idx = self._lookup(key, h)
+        if idx >= 0 and self.entries[idx].heap_pos >= 0:
+            idx = self._find_live(key, h, &now, &has_now)
+        if idx >= 0:
+            wt_access_mixed(self, <int32_t>idx, m, m2)
+        if (tag & self.sample_mask) == 0:
+            wt_sample(self, tag)
+        if idx < 0:
+            return self._missed(default)
+        return self._hit(idx)
+
+    cdef inline object _missed(self, object default):
+        self.misses += 1
+        if self.n_pending or self.n_evicted:
+            slab_flush(self)
+        return default
+
+    cdef inline object _hit(self, Py_ssize_t idx):
         self.hits += 1
         if (self.entries[idx].tag & ENTRY_FLAGS) == ENTRY_PROMOTED:  # a promotion's first hit
             self.entries[idx].tag |= ENTRY_HIT

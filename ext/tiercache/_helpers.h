@@ -214,26 +214,34 @@ static inline Py_ssize_t tc_int_ndigits(PyObject *o) {
 #define tc_prefetch_read(p) ((void)(p))
 #endif
 
-/* Memory for the hash table. A table of 2 MiB or more is aligned to 2 MiB and offered to the kernel for
+/* Memory for the hash table and the sketch, aligned to a cache line (a sketch block is one line: one
+ * prefetch loads all of it). A table of 2 MiB or more is aligned to 2 MiB and offered to the kernel for
  * transparent huge pages: a get probes one random slot, and over a few MiB of slots the TLB misses cost as
  * much as the probe itself. tc_table_free releases either kind. */
 #include <stdlib.h>
+#if defined(_WIN32)
+#include <malloc.h>
+static inline void *tc_table_alloc(size_t n) { return _aligned_malloc(n ? n : 1, 64); }
+static inline void tc_table_free(void *p) { _aligned_free(p); }
+#else
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
 #define TC_HUGE ((size_t)2 << 20)
 static inline void *tc_table_alloc(size_t n) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
     void *p = NULL;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
     if (n >= TC_HUGE) {
         if (posix_memalign(&p, TC_HUGE, n) != 0) return NULL;
         madvise(p, n, MADV_HUGEPAGE);
         return p;
     }
 #endif
-    return malloc(n);
+    if (posix_memalign(&p, 64, n ? n : 1) != 0) return NULL;
+    return p;
 }
 static inline void tc_table_free(void *p) { free(p); }
+#endif
 
 /* Make a type awaitable at C speed (CPython 3.10+): `await x` takes x itself as the iterator (am_await)
  * and its result from am_send, with no StopIteration. Older interpreters keep the Python-level slots. */

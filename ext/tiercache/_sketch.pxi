@@ -30,7 +30,7 @@ cdef int sketch_init(Sketch* s, int64_t capacity) except -1:
         capacity = 1
     while <int64_t>n < 2 * capacity:  # 16 bytes per entry: 2 blocks per 8 entries
         n <<= 1
-    s.table = <uint64_t*>PyMem_Malloc(n * sizeof(uint64_t))
+    s.table = <uint64_t*>tc_table_alloc(n * sizeof(uint64_t))  # line-aligned: a block is one line
     if s.table == NULL:
         raise MemoryError("tiercache: cannot allocate the frequency sketch")
     memset(s.table, 0, n * sizeof(uint64_t))
@@ -62,7 +62,7 @@ cdef int sketch_grow(Sketch* s, int64_t capacity) except -1:
 
 
 cdef void sketch_free(Sketch* s) noexcept:
-    PyMem_Free(s.table)
+    tc_table_free(s.table)
     s.table = NULL
     s.words = 0
 
@@ -73,18 +73,15 @@ cdef void sketch_free(Sketch* s) noexcept:
 #   m2 = _mix2(key): counter i's nibble = (m2 >> (16 + 4i)) & 15; doorkeeper bits (m2 >> 32) & 63 and
 #                    (m2 >> 40) & 63
 
-cdef inline uint64_t _block(const Sketch* s, uint64_t h) noexcept nogil:
-    return ((_mix(h) >> 32) & s.block_mask) * 8
-
 
 cdef inline bint _door_has(const Sketch* s, uint64_t base, uint64_t m2) noexcept nogil:
     cdef uint64_t door = s.table[base + 7]
     return ((door >> ((m2 >> 32) & 63)) & 1) and ((door >> ((m2 >> 40) & 63)) & 1)
 
 
-cdef inline void sketch_prefetch(const Sketch* s, uint64_t h) noexcept nogil:
-    """Start loading a key's block (a hit will count the key shortly)."""
-    tc_prefetch(&s.table[_block(s, h)])
+cdef inline void sketch_prefetch_mixed(const Sketch* s, uint64_t m) noexcept nogil:
+    """Start loading the block of the key whose _mix is `m` (a hit will count the key shortly)."""
+    tc_prefetch(&s.table[((m >> 32) & s.block_mask) * 8])
 
 
 cdef inline int sketch_frequency(const Sketch* s, uint64_t h) noexcept nogil:
@@ -115,8 +112,11 @@ cdef void sketch_reset(Sketch* s) noexcept nogil:
 
 
 cdef inline void sketch_increment(Sketch* s, uint64_t h) noexcept nogil:
-    cdef uint64_t m = _mix(h)
-    cdef uint64_t m2 = _mix2(h)
+    sketch_increment_mixed(s, _mix(h), _mix2(h))
+
+
+cdef inline void sketch_increment_mixed(Sketch* s, uint64_t m, uint64_t m2) noexcept nogil:
+    """sketch_increment with the key's two mixes already made (a get makes them while it probes)."""
     cdef uint64_t base = ((m >> 32) & s.block_mask) * 8
     cdef uint64_t w, shift
     cdef int i

@@ -35,12 +35,18 @@ cdef void wt_move(HashCache self, int32_t idx, Lru* dest, uint32_t seg) noexcept
 
 cdef void wt_access(HashCache self, int32_t idx) noexcept:
     """A use of entry `idx` (a hit, an update, a touch)."""
-    cdef uint32_t seg
-    cdef int32_t t
+    cdef uint64_t tag
     if not self.policy_id:
         lru_touch(&self.lru, self.entries, idx)
         return
-    sketch_increment(&self.sketch, self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS)
+    tag = self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS
+    wt_access_mixed(self, idx, _mix(tag), _mix2(tag))
+
+
+cdef void wt_access_mixed(HashCache self, int32_t idx, uint64_t m, uint64_t m2) noexcept:
+    """wt_access under "tinylfu", the key's mixes made (see sketch_increment_mixed)."""
+    cdef uint32_t seg
+    sketch_increment_mixed(&self.sketch, m, m2)
     seg = self.entries[idx].tag & ENTRY_SEGMENT
     if seg == SEG_WINDOW:
         lru_touch(&self.lru, self.entries, idx)
