@@ -459,9 +459,10 @@ def check_targets(workloads: List[Workload], memory: Dict[str, Any]) -> List[Dic
             same = wl.results[COMPILED].misses == exact_misses
             out.append({"target": f"{tag} hit ratio", "status": "PASS" if same else "FAIL", "value": hr,
                         "detail": f"{hr:.4f}, exact LRU {wl.exact_lru_hit_ratio:.4f}, target equal"})
-    # W-TinyLFU's bookkeeping (sketch, three lists) on the hit path, against the "lru" policy
+    # W-TinyLFU's bookkeeping (sketch, three lists, admission) on hits and sets, against the "lru" policy
     ratio("tinylfu get-hit int", "get_hit_int", COMPILED + " tinylfu", COMPILED, 1.3)
     ratio("tinylfu get-hit str", "get_hit_str", COMPILED + " tinylfu", COMPILED, 1.3)
+    ratio("tinylfu set with eviction", "set_evict", COMPILED + " tinylfu", COMPILED, 1.3)
     m = memory.get(COMPILED, {})
     if "bytes_per_entry" in m:
         b = m["bytes_per_entry"]
