@@ -138,6 +138,26 @@ def test_new_copies_start_a_new_curve() -> None:
         assert auto.shares() == moved
 
 
+def test_a_new_l1_without_a_curve_drops_the_old_one() -> None:
+    # reconfigured: its counts restart and its copies are not made yet; the old L1's curve is not its own
+    auto, l1s = sizer()
+    auto.add("a", 1, 0, "medium", None)
+    auto.add("b", 1, 0, "medium", None)
+    for _ in range(3):
+        l1s.feed("a", 1000, (0.20, 0.40, 0.60))
+        l1s.feed("b", 1000, (0.50, 0.51, 0.52))
+        auto.missed(100)
+    moved = auto.shares()
+    del l1s.curves["a"]
+    l1s.counts["a"] = [0, 0]
+    for _ in range(6):
+        l1s.counts["a"][0] += 400
+        l1s.counts["a"][1] += 600
+        l1s.feed("b", 1000, (0.50, 0.51, 0.52))
+        auto.missed(100)
+        assert auto.shares() == moved
+
+
 def test_priority_weighs_hits() -> None:
     auto, l1s = sizer()
     for ns, priority in (("low", "low"), ("high", "high")):

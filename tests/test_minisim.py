@@ -155,3 +155,22 @@ def test_sample_plan() -> None:
     assert plan(8191) == (511, 0xF << 10)
     assert plan(8192) == (256, 0x1F << 10)  # one in 32, copies near 256 entries
     assert plan(10**9) == (10**9 >> 11, 0x7FF << 10)  # at most 11 bits sampled: larger copies
+
+
+def test_size_copies_count_once_the_copy_in_use_is_full() -> None:
+    # a skewed workload fills the copies slowly: until the copy in use is full, it and the copy of twice the
+    # size hold the same keys and the curve would read flat
+    from tiercache.l1._minisim_py import WARM, WARM_MAX, MiniSim
+
+    sim = MiniSim(64)
+    one = sim.copies[sim.choice]
+    rnd = random.Random(7)
+    weights = [1.0 / (i + 1) for i in range(20_000)]
+    tags = [t << 16 for t in rnd.choices(range(1, 20_001), weights, k=40_000)]
+    for i, tag in enumerate(tags, 1):
+        full = one.count() >= one.cap
+        sim.lookup(tag, lambda t: 0)
+        if sim.sampled:
+            assert i > WARM * 64 and (full or i > WARM_MAX * 64)
+            break
+    assert sim.sampled

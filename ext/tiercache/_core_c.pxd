@@ -105,7 +105,8 @@ cdef struct MiniSim:
     int64_t period         # sampled lookups between decisions
     int64_t seen           # sampled lookups since the last one
     int choice             # index in _MINI_PERCENTS of the window in use
-    int64_t warmup         # sampled lookups still to come before the size copies count (they fill first)
+    int64_t warmup         # sampled lookups while the size copies fill
+    bint warm              # whether they count (the copy in use full, or enough lookups: _minisim.pxi)
     int64_t sampled        # sampled lookups counted since (by the size copies)
     int64_t size_hits[3]   # of them, hits at half, one and twice the size (the window in use)
 

@@ -711,8 +711,8 @@ cdef class HashCache:
         """Under "tinylfu", what the window's simulations saw of the hit ratio at other sizes: {"entries": the
         size they stand for, "lookups": lookups sampled, "hits": (at half that size, at it, at twice it)},
         counted since they were made (a new max_entries, a sketch that grew, max_bytes binding at another
-        size) and filled (the first 4 x their entries of sampled lookups are not counted); None under "lru"
-        and in caches too small to simulate."""
+        size) and filled (not before the copy of that size is full and 4 x its entries of lookups were
+        sampled, or 16 x); None under "lru" and in caches too small to simulate."""
         if not self.policy_id or self.minisim.copies == NULL:
             return None
         return {"entries": self.plan_entries, "lookups": self.minisim.sampled,

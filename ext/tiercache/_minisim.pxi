@@ -12,6 +12,8 @@ cdef enum:
     MINI_MAX_SHIFT = 11    # (bits 10-20: below the home bits of copies up to 1,023 entries)
     MINI_TARGET = 256      # entries per copy, when the cache is large enough
     MINI_MIN_ENTRIES = 16  # smaller copies would decide on noise
+    MINI_WARM = 4          # the size copies count after MINI_WARM x copy size sampled lookups, once the
+    MINI_WARM_MAX = 16     # copy in use is full, or after MINI_WARM_MAX x (sampled keys never filling it)
     MINI_Z2 = 4            # a copy must beat the one in use by 2 standard errors: McNemar's test,
                            # (wins - losses)**2 > MINI_Z2 * (wins + losses)
     MINI_NEVER = 0xFFFFFFF0  # the sampling mask of a cache too small to simulate (only tag 0 passes)
@@ -56,7 +58,8 @@ cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice) noexc
     copy_cap = cap >> shift
     m.cap = copy_cap
     m.period = copy_cap if copy_cap > MINI_TARGET else MINI_TARGET
-    m.warmup = 4 * copy_cap  # twice what fills the largest copy
+    m.warmup = 0
+    m.warm = False
     if copy_cap < MINI_MIN_ENTRIES:
         return 0
     m.copies = <Mini*>PyMem_Malloc(MINI_ALL * sizeof(Mini))
@@ -200,8 +203,11 @@ cdef int minisim_lookup(MiniSim* m, const Sketch* sketch, uint32_t tag) noexcept
     for i in range(MINI_ALL):
         mini_lookup(&m.copies[i], sketch, tag)
     hit = m.copies[m.choice].hit
-    if m.warmup:
-        m.warmup -= 1
+    if not m.warm:
+        m.warmup += 1
+        m.warm = (m.warmup >= MINI_WARM * m.cap
+                  and (m.copies[m.choice].count >= m.copies[m.choice].cap
+                       or m.warmup >= MINI_WARM_MAX * m.cap))
     else:
         m.sampled += 1
         m.size_hits[0] += m.copies[MINI_COPIES].hit

@@ -109,6 +109,8 @@ cdef void sketch_reset(Sketch* s) noexcept nogil:
             odd += tc_popcount64(s.table[i] & <uint64_t>0x1111111111111111)
             s.table[i] = (s.table[i] >> 1) & <uint64_t>0x7777777777777777
     s.size = (s.size - odd // 4) // 2
+    if s.size < 0:  # (a grown sketch's tiles count each odd counter again)
+        s.size = 0
 
 
 cdef inline void sketch_increment(Sketch* s, uint64_t h) noexcept nogil:

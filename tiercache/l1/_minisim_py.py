@@ -41,6 +41,8 @@ MIN_SHIFT = 4  # at most one lookup in 16 is simulated
 MAX_SHIFT = 11  # (bits 10-20: below the home bits of copies of up to 1,023 entries)
 TARGET = 256  # entries per copy, when the cache is large enough
 MIN_ENTRIES = 16  # smaller copies would decide on noise
+WARM = 4  # the size copies count after WARM x copy size sampled lookups, once the copy in use is full,
+WARM_MAX = 16  # or after WARM_MAX x copy size (a workload whose sampled keys never fill it)
 Z2 = 4  # a copy must beat the one in use by 2 standard errors: (wins - losses)**2 > Z2 * (wins + losses)
 NEVER = 0xFFFFFFF0  # the sampling mask of a cache too small to simulate (only tag 0 passes, to no effect)
 
@@ -76,6 +78,9 @@ class _Copy:
         self.cap = cap
         self.set_window(percent)
         self.hit = False  # whether the last lookup hit
+
+    def count(self) -> int:
+        return len(self.window) + len(self.probation) + len(self.protected)
 
     def set_window(self, percent: int) -> None:
         """Give the window `percent` % of the copy (the lists follow on the next lookups)."""
@@ -127,7 +132,7 @@ class _Copy:
 class MiniSim:
     """The copies of one cache (`copy_cap` entries each, from sample_plan) and the window they chose."""
 
-    __slots__ = ("copies", "sizes", "period", "seen", "choice", "wins", "losses", "warmup", "sampled",
+    __slots__ = ("copies", "sizes", "period", "seen", "choice", "wins", "losses", "warmup", "warm", "sampled",
                  "size_hits")
 
     def __init__(self, copy_cap: int, choice: int = START) -> None:
@@ -135,7 +140,8 @@ class MiniSim:
         # two more, of half and twice the size, with the window in use: the hit ratio around the cache's
         # size, for HashCache.size_curve (the manager's adaptive L1 budgets)
         self.sizes = [_Copy(copy_cap // 2, PERCENTS[choice]), _Copy(copy_cap * 2, PERCENTS[choice])]
-        self.warmup = 4 * copy_cap  # sampled lookups before they count: twice what fills the largest copy
+        self.warmup = 0  # sampled lookups while the size copies fill (they count once warm_after() holds)
+        self.warm = False
         self.sampled = 0  # sampled lookups counted since
         self.size_hits = [0, 0, 0]  # of them, hits at half, one and twice the size
         self.period = max(copy_cap, TARGET)
@@ -153,8 +159,13 @@ class MiniSim:
         half.lookup(tag, frequency)
         double.lookup(tag, frequency)
         hit = copies[self.choice].hit
-        if self.warmup:
-            self.warmup -= 1
+        if not self.warm:
+            self.warmup += 1
+            cap = copies[0].cap
+            # warm once the copy in use is full (until then the copy of twice the size holds the same keys)
+            # or its keys never fill it, and not before WARM x cap lookups
+            one = copies[self.choice]
+            self.warm = self.warmup >= WARM * cap and (one.count() >= one.cap or self.warmup >= WARM_MAX * cap)
         else:
             self.sampled += 1
             size_hits = self.size_hits

@@ -92,7 +92,7 @@ class FrequencySketch:
             else:
                 odd += bin(v & 0x1111111111111111).count("1")
                 table[i] = (v >> 1) & 0x7777777777777777
-        self.size = (self.size - odd // 4) // 2
+        self.size = max(0, (self.size - odd // 4) // 2)  # (a grown sketch's tiles count each odd counter again)
 
     def grow(self, capacity: int) -> None:
         """Size the sketch for a larger `capacity`, keeping every key's frequency: the table only doubles, a
@@ -103,11 +103,14 @@ class FrequencySketch:
             raise TypeError(f"capacity must be an int, got {type(capacity).__name__} {capacity!r}")
         if capacity <= self.capacity:
             return
-        size = self.size
-        old = self.table
-        self.__init__(capacity)  # type: ignore[misc]
-        self.table = old * (self.words // len(old))
-        self.size = size
+        n = self.words
+        while n < 2 * capacity:
+            n <<= 1
+        self.table = self.table * (n // self.words)  # (made before anything changes: a MemoryError leaves it)
+        self.words = n
+        self.block_mask = n // 8 - 1
+        self.capacity = capacity
+        self.sample = 10 * max(capacity, 16)
 
     def increment(self, key: Hashable) -> None:
         """Count one use of `key`."""

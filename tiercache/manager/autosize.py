@@ -63,7 +63,7 @@ class _Space:
     stands_for: int = 0  # bytes the copies' size stands for
     held: int = 0  # bytes and entries its L1 held at the last reading
     entries: int = 0
-    filling: bool = False  # it held more at the last reading than at the one before
+    filling: bool = False  # it grew by more than 1/64 of its share between the last two readings
     last: Optional[Tuple[int, ...]] = None  # raw counts last read
 
 
@@ -165,16 +165,18 @@ class Autosizer:
         """Add each L1's counts since the last reading."""
         for name, s in self._spaces.items():
             hits, misses, held, entries, curve = self._figures(name)
-            s.filling = held > s.held + s.share // STEPS
+            s.filling = held > s.held + s.share // STEPS  # (a step's worth: not a few entries' churn)
             s.held, s.entries = held, entries
             raw = (hits, misses, 0, 0, 0, 0, 0)
-            if curve is not None:
+            if curve is None:
+                s.stands_for = 0
+            else:
                 half, one, double = curve["hits"]
                 raw = (hits, misses, curve["lookups"], half, one, double, curve["entries"])
                 s.stands_for = curve["entries"] * held // max(1, entries)
             last = s.last or (0, 0, 0, 0, 0, 0, 0)
-            if raw[0] < last[0] or raw[1] < last[1]:  # a new L1 (reconfigured): count from zero
-                last = (0, 0, 0, 0, 0, 0, 0)
+            if raw[0] < last[0] or raw[1] < last[1]:  # a new L1 (reconfigured): count from zero, its
+                last = (0, 0, 0, 0, 0, 0, -1)  # curve (if it has one yet) new too
             if raw[2] < last[2] or raw[6] != last[6]:  # new copies, for another size: what the old ones saw
                 last = last[:2] + (0, 0, 0, 0, raw[6])  # is of that size; count the new ones' from zero
                 s.sampled, s.size_hits = 0.0, (0.0, 0.0, 0.0)
