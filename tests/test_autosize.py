@@ -118,9 +118,8 @@ def test_a_filling_l1_keeps_its_share() -> None:
     assert auto.shares()["cold"] < 320 * KB
 
 
-def test_new_copies_start_a_new_curve() -> None:
-    # what copies made for another size saw is not evidence for this one: once an L1's copies are made
-    # again (its curve counts from zero, for other entries), it neither gives nor receives until they count
+def a_gains_from_b() -> Tuple[Autosizer, FakeL1s, Dict[str, int]]:
+    """Two namespaces after `a`, whose curve wants more, took budget from `b`, and the shares then."""
     auto, l1s = sizer()
     auto.add("a", 1, 0, "medium", None)
     auto.add("b", 1, 0, "medium", None)
@@ -130,26 +129,19 @@ def test_new_copies_start_a_new_curve() -> None:
         auto.missed(100)
     moved = auto.shares()
     assert moved["a"] > 320 * KB
-    l1s.curves["a"] = {"entries": 1500, "lookups": 0, "hits": (0, 0, 0)}  # new copies, warming up
-    for _ in range(5):
-        l1s.counts["a"][0] += 500
-        l1s.feed("b", 1000, (0.50, 0.51, 0.52))
-        auto.missed(100)
-        assert auto.shares() == moved
+    return auto, l1s, moved
 
 
-def test_a_new_l1_without_a_curve_drops_the_old_one() -> None:
-    # reconfigured: its counts restart and its copies are not made yet; the old L1's curve is not its own
-    auto, l1s = sizer()
-    auto.add("a", 1, 0, "medium", None)
-    auto.add("b", 1, 0, "medium", None)
-    for _ in range(3):
-        l1s.feed("a", 1000, (0.20, 0.40, 0.60))
-        l1s.feed("b", 1000, (0.50, 0.51, 0.52))
-        auto.missed(100)
-    moved = auto.shares()
-    del l1s.curves["a"]
-    l1s.counts["a"] = [0, 0]
+@pytest.mark.parametrize("change", ["new copies", "new L1"])
+def test_a_curve_counts_only_for_the_copies_that_made_it(change: str) -> None:
+    # what copies made for another size (or another L1) saw is not evidence for these: until the new ones
+    # count, the namespace neither gives nor receives
+    auto, l1s, moved = a_gains_from_b()
+    if change == "new copies":  # made again for other entries, warming up
+        l1s.curves["a"] = {"entries": 1500, "lookups": 0, "hits": (0, 0, 0)}
+    else:  # reconfigured: its counts restart, its copies not made yet
+        del l1s.curves["a"]
+        l1s.counts["a"] = [0, 0]
     for _ in range(6):
         l1s.counts["a"][0] += 400
         l1s.counts["a"][1] += 600
