@@ -765,7 +765,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _print_latency()
         if IMPLEMENTATION != "compiled":
             print("note: running the pure-Python twin (extension not built or TIERCACHE_NO_EXTENSIONS set)")
-        print("Side-by-side with other libraries: python bench/compare.py (in the source tree)")
+        print("Side-by-side with other libraries: tiercache bench --compare (in a source checkout)")
     return 0
 
 
