@@ -22,8 +22,8 @@ errors: (wins - losses)**2 > 4 (wins + losses)), and the counts restart; otherwi
 within a few. Until the copies fill, no copy evicts and none wins: the window stays.
 
 Cost: one AND on every lookup; a sampled lookup (at most one in 16) updates the seven copies (of 256 to 511
-entries from 8,192 to about a million, and the two of half and twice that size; sampling stops at one in 2**MAX_SHIFT, so larger caches get larger
-copies). Caches too small for copies of MIN_ENTRIES keep their window. When max_bytes binds below the entry
+entries from 8,192 to about a million) and the two of half and twice that size; sampling stops at one in
+2**MAX_SHIFT, so larger caches get larger copies. Caches too small for copies of MIN_ENTRIES keep their window. When max_bytes binds below the entry
 limit, the copies are made again for the entries the cache holds (WTinyLfu._follow).
 """
 
@@ -140,7 +140,7 @@ class MiniSim:
         # two more, of half and twice the size, with the window in use: the hit ratio around the cache's
         # size, for HashCache.size_curve (the manager's adaptive L1 budgets)
         self.sizes = [_Copy(copy_cap // 2, PERCENTS[choice]), _Copy(copy_cap * 2, PERCENTS[choice])]
-        self.warmup = 0  # sampled lookups while the size copies fill (they count once warm_after() holds)
+        self.warmup = 0  # sampled lookups while the size copies fill (they count once `warm`: see lookup)
         self.warm = False
         self.sampled = 0  # sampled lookups counted since
         self.size_hits = [0, 0, 0]  # of them, hits at half, one and twice the size

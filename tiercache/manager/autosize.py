@@ -35,7 +35,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-__all__ = ["Autosizer", "Figures", "PRIORITY_WEIGHTS"]
+__all__ = ["Autosizer", "Figures", "PRIORITY_WEIGHTS", "bytes_of"]
 
 PRIORITY_WEIGHTS: Mapping[str, float] = {"high": 2.0, "medium": 1.0, "low": 0.5}
 STEPS = 64  # one move shifts total / STEPS bytes
@@ -45,6 +45,12 @@ MIN_SIMULATED = 256  # entries an L1 needs for its curve (HashCache's simulation
 
 # What the manager reads from a namespace's L1: (hits, misses, bytes held, entries, HashCache.size_curve()).
 Figures = Tuple[int, int, int, int, Optional[Dict[str, Any]]]
+
+
+def bytes_of(count: int, held: int, entries: int) -> int:
+    """The bytes `count` entries take in an L1 holding `entries` entries of `held` bytes (its average size):
+    what a size curve's entries, or a floor in entries, come to in bytes."""
+    return count * held // max(1, entries)
 
 
 @dataclass
@@ -173,7 +179,7 @@ class Autosizer:
             else:
                 half, one, double = curve["hits"]
                 raw = (hits, misses, curve["lookups"], half, one, double, curve["entries"])
-                s.stands_for = curve["entries"] * held // max(1, entries)
+                s.stands_for = bytes_of(curve["entries"], held, entries)
             last = s.last or (0, 0, 0, 0, 0, 0, 0)
             if raw[0] < last[0] or raw[1] < last[1]:  # a new L1 (reconfigured): count from zero, its
                 last = (0, 0, 0, 0, 0, 0, -1)  # curve (if it has one yet) new too
@@ -228,7 +234,7 @@ class Autosizer:
     def _least(self, s: _Space) -> int:
         """The smallest share the namespace may be given: its floor, one step, and room for MIN_SIMULATED
         entries (at its average entry size), below which its L1 has no curve to claim bytes back with."""
-        return max(s.floor, self.step, MIN_SIMULATED * s.held // max(1, s.entries))
+        return max(s.floor, self.step, bytes_of(MIN_SIMULATED, s.held, s.entries))
 
     def _decay(self) -> None:
         for s in self._spaces.values():

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, 
 from ..observability import health
 from .. import wire
 from .._compat import MISSING, HashCache, NamespaceState, ReadPath, SampleHistogram, deep_sizer, jittered
-from .autosize import Autosizer, Figures
+from .autosize import Autosizer, Figures, bytes_of
 from .circuit import CircuitBreaker
 from ..config import (
     DEFAULT_NAMESPACE,
@@ -281,8 +281,8 @@ class BaseManager:
     def l1_curves(self) -> Dict[str, Dict[str, Any]]:
         """Per live namespace whose L1 estimates it (policy "tinylfu", 256 entries or more): `budget` (its L1
         max_bytes now), `bytes` (held), `lookups` (lookups its simulations sampled), and `points`: [(bytes,
-        hit ratio)] at half, one and twice the size they stand for (HashCache.size_curve; counted since they
-        were made)."""
+        hit ratio)] at half, one and twice the size they stand for (HashCache.size_curve: counted since they
+        were made and filled)."""
         out: Dict[str, Dict[str, Any]] = {}
         for ns, state in list(self._spaces.items()):
             l1 = state.l1
@@ -290,7 +290,7 @@ class BaseManager:
             if curve is None or not curve["lookups"]:
                 continue
             st = l1.stats()
-            size = curve["entries"] * st["bytes"] // max(1, st["entries"])
+            size = bytes_of(curve["entries"], st["bytes"], st["entries"])
             n = curve["lookups"]
             half, one, double = curve["hits"]
             out[ns] = {"budget": st["max_bytes"], "bytes": st["bytes"], "lookups": n,
