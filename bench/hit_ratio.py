@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hit ratios of tiercache.HashCache policies beside exact LRU and Belady's optimum, on real traces and Zipf.
 
-    python bench/hit_ratio.py [--traces DIR] [--quick] [--variants] [--json OUT.json]
+    python bench/hit_ratio.py [--traces DIR] [--quick] [--variants] [--seeds N] [--json OUT.json]
 
 Traces come from DIR (default: $TIERCACHE_TRACES, else ../shared/traces next to the repository root); their
 formats and the published reference figures are in that directory's README. Each row replays one trace at one
@@ -19,6 +19,10 @@ Hit ratio = hits / all requests (cold misses included), in %. The published exac
 reproduce to 0.01 points, and HashCache "lru" must equal exact LRU hit for hit; any row that does not is
 flagged, and the exit status is 1. Zipf rows: bounded Zipf(0.99) over 100k keys (inverse CDF, fixed seed),
 1M requests (200k with --quick), cache at 1 % and 10 % of the keys; they have no published figures.
+
+--seeds N replays each Zipf exponent (0.99, and with --variants the others) at each size with N seeds, 500k
+requests each, and prints the mean and range of HashCache tinylfu and theine over the seeds: one seed's key
+labelling decides which keys' sketch counters collide, a few tenths of a point either way.
 
 --variants adds workloads generated here, to check that tinylfu's adaptation is not fitted to the shared
 traces: `drift` with other parameters (new-key rate q, Pareto alpha, age scale; 600k requests each, made by
@@ -87,6 +91,7 @@ DRIFT_VARIANTS = ((0.1, 1.5, 200), (0.4, 1.1, 20), (0.25, 2.0, 500), (0.05, 1.3,
 DRIFT_VARIANT_REQUESTS = 600_000
 DRIFT_VARIANT_SIZES = (500, 2000, 10000)
 ZIPF_VARIANTS = (0.7, 0.9, 1.1)
+SEEDS_REQUESTS = 500_000  # per seed, with --seeds
 
 # Targets for HashCache "tinylfu" checked when the policy exists: (trace, size, minimum %).
 TINYLFU_TARGETS = (("oltp", 1868, 44.6), ("glimpse", 1000, 50.0), ("loop", 500, 44.0))
@@ -414,6 +419,29 @@ def report(pr: Printer, rows: List[Row], columns: List[str]) -> None:
     )
 
 
+def seed_spread(pr: Printer, sims: Dict[str, Callable[[Keys, int], int]], exponents: Sequence[float],
+                sizes: Sequence[int], seeds: int) -> List[Dict[str, Any]]:
+    """With `seeds` > 0: each Zipf exponent at each size over seeds 1..seeds, HashCache tinylfu and theine
+    (when installed): mean and range of the hit ratio, printed and returned."""
+    cols = [c for c in ("HashCache tinylfu", "theine") if c in sims]
+    out: List[Dict[str, Any]] = []
+    if seeds <= 0 or not cols:
+        return out
+    pr.line()
+    pr.line(f"Zipf over {seeds} seeds ({SEEDS_REQUESTS:,} requests each), hit %: mean [min - max]")
+    for s in exponents:
+        for size in sizes:
+            ratios: Dict[str, List[float]] = {c: [] for c in cols}
+            for seed in range(1, seeds + 1):
+                keys = zipf_keys(ZIPF_KEYS, SEEDS_REQUESTS, s=s, seed=seed)
+                for c in cols:
+                    ratios[c].append(100.0 * sims[c](keys, size) / SEEDS_REQUESTS)
+            pr.line(f"  zipf{s} @ {size:>6}: " + "   ".join(
+                f"{c} {sum(v) / len(v):6.2f} [{min(v):.2f} - {max(v):.2f}]" for c, v in ratios.items()))
+            out.append({"s": s, "size": size, "hit_ratio": ratios})
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--traces", metavar="DIR",
@@ -422,6 +450,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help=f"Zipf rows with {ZIPF_REQUESTS_QUICK:,} requests instead of {ZIPF_REQUESTS:,}")
     ap.add_argument("--variants", action="store_true",
                     help="also replay generated drift variants and Zipf with other exponents")
+    ap.add_argument("--seeds", type=int, default=0, metavar="N",
+                    help=f"also replay each Zipf exponent at each size with N seeds ({SEEDS_REQUESTS:,} requests)")
     ap.add_argument("--json", metavar="OUT.json", help="also write the figures, the machine and the command here")
     args = ap.parse_args(argv)
 
@@ -503,6 +533,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not failed:
         pr.line(f"all {len(rows)} rows reproduce: exact LRU and OPT match the published figures where there are "
                 "any, and HashCache lru equals exact LRU on every row")
+    spread = seed_spread(pr, sims, (ZIPF_S,) + (ZIPF_VARIANTS if args.variants else ()), zipf_sizes, args.seeds)
     slowest = {c: sum(r.seconds[c] for r in rows) for c in columns}
     pr.line(f"time: {elapsed:.1f} s in all; per column " + ", ".join(f"{c} {s:.1f} s" for c, s in slowest.items()))
 
@@ -522,6 +553,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "flags": r.flags,
                 } for r in rows],
                 "tinylfu_targets": [{"ok": ok, "check": text} for ok, text in targets],
+                "seeds": spread,
                 "notes": notes,
                 "seconds": elapsed,
             }, f, indent=2)

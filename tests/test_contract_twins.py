@@ -11,6 +11,8 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
+from contract_helpers import Key
+
 
 
 # ---------------------------------------------------------------------------------------------- the two agree
@@ -304,6 +306,32 @@ def test_tinylfu_contract_limits_bytes_and_stats(HashCache: Any) -> None:
     cache._check()
 
 
+def test_tinylfu_a_hot_victim_does_not_turn_everything_away(HashCache: Any) -> None:
+    # "cold" is never used again, but the sketch rates it as highly as "hot" (same hash), which is used all
+    # along. At the end of probation it wins every duel on frequency; warm candidates still get in, now and
+    # then, at random, and one of them displaces it
+    cache = HashCache(max_bytes=None, max_entries=50, policy="tinylfu")
+    cold, hot = Key(12345, bucket=10**6), Key(10**6 + 12345, bucket=10**6)  # one hash, two keys
+    cache.set(cold, 0)
+    for i in range(49):
+        cache.set(("filler", i), i)
+    for _ in range(40):
+        cache.record_use(hot)  # uses served elsewhere (an L2 hit): counted, not stored
+    assert cache.frequency(cold) == 16
+    admitted = 0
+    for i in range(3000):
+        key = ("warm", i)
+        cache.set(key, i)
+        for _ in range(7):
+            cache.get(key)  # hits in the window: the candidate is warm when it is pushed out
+        for _ in range(3):
+            cache.record_use(hot)  # and "hot" stays hot through the sketch's agings
+        admitted += cache.peek(("warm", i - 1)) is not None if i else 0
+    assert cold not in cache
+    assert admitted > 0
+    cache._check()
+
+
 def test_tinylfu_adapts_to_a_recency_loop(HashCache: Any) -> None:
     """A loop slightly larger than the cache defeats LRU entirely; W-TinyLFU keeps part of it."""
     cache = HashCache(max_bytes=None, max_entries=100, policy="tinylfu")
@@ -355,6 +383,28 @@ def test_frequency_sketch_grows_keeping_its_counts(impl: Any) -> None:
     assert sketch.size >= 0
     with pytest.raises(TypeError):
         sketch.grow(2.0)
+
+
+def test_frequency_sketch_duel(impl: Any) -> None:
+    sketch = impl.module.FrequencySketch(100)
+    for _ in range(20):
+        sketch.increment("hot")
+    for _ in range(3):
+        sketch.increment("cool")
+    assert sketch.admits("hot", "cool") and not sketch.admits("cool", "hot")
+    assert not sketch.admits("cool", "cool")  # a tie keeps the victim
+    # a warm candidate that loses still wins one duel in 128, at random; a cold one never does
+    assert 2 <= sum(sketch.admits("hot", "hot") for _ in range(128 * 8)) <= 30
+    assert not any(sketch.admits("cool", "hot") for _ in range(2000))
+
+
+def test_frequency_sketch_twins_draw_alike(both_impls: Any) -> None:
+    sketches = [impl.module.FrequencySketch(100) for impl in both_impls]
+    for s in sketches:
+        for _ in range(10):
+            s.increment("a")
+    draws = [[s.admits("a", "a") for _ in range(3000)] for s in sketches]
+    assert draws[0] == draws[1] and any(draws[0])
 
 
 def test_frequency_sketch_twins_agree(both_impls: Any) -> None:

@@ -169,7 +169,7 @@ def test_size_copies_count_once_the_copy_in_use_is_full() -> None:
     tags = [t << 16 for t in rnd.choices(range(1, 20_001), weights, k=40_000)]
     for i, tag in enumerate(tags, 1):
         full = one.count() >= one.cap
-        sim.lookup(tag, lambda t: 0)
+        sim.lookup(tag, lambda candidate, victim: False)
         if sim.sampled:
             assert i > WARM * 64 and (full or i > WARM_MAX * 64)
             break

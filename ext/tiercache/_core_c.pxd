@@ -83,6 +83,7 @@ cdef struct Sketch:
     int64_t capacity       # the entry count it is sized for
     int64_t sample         # additions between agings (10 x capacity)
     int64_t size           # additions since the last aging
+    uint64_t draws         # the admission duel's random draws so far (sketch_admits)
 
 
 cdef struct Mini:

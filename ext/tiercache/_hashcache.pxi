@@ -312,9 +312,10 @@ cdef class HashCache:
         self.evictions += 1
 
     def admits(self, key, size):
-        """Whether storing `key` (weighing `size`) now would displace nothing, or the sketch (policy
-        "tinylfu") rates `key` above the entry that would go first; always True under "lru", which has no
-        sketch. The promotion gate (tiercache.manager.promotion)."""
+        """Whether storing `key` (weighing `size`) now would displace nothing, or (policy "tinylfu") `key`
+        wins the admission duel against the entry that would go first (rated above it by the sketch, or
+        warm and lucky: FrequencySketch.admits); always True under "lru", which has no sketch. The
+        promotion gate (tiercache.manager.promotion)."""
         cdef int64_t weight = _size_value(size, "size")
         cdef uint64_t tag = hash_tag(_hash(key))
         cdef int32_t victim
@@ -327,8 +328,7 @@ cdef class HashCache:
             self.protected.tail if self.protected.tail >= 0 else self.lru.tail)
         if victim < 0:
             return True
-        return (sketch_frequency(&self.sketch, tag)
-                > sketch_frequency(&self.sketch, self.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS))
+        return sketch_admits(&self.sketch, tag, self.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS)
 
     def has_room(self, size):
         """Whether an entry weighing `size` fits now without displacing another."""

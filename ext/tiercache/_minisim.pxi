@@ -144,7 +144,7 @@ cdef inline int32_t mini_find(Mini* c, uint32_t tag) noexcept nogil:
     return -1
 
 
-cdef void mini_lookup(Mini* c, const Sketch* sketch, uint32_t tag) noexcept nogil:
+cdef void mini_lookup(Mini* c, Sketch* sketch, uint32_t tag) noexcept nogil:
     """A lookup of `tag` in copy `c`: a hit counts and moves it, a miss inserts it."""
     cdef int32_t idx = mini_find(c, tag)
     cdef int32_t victim, candidate
@@ -184,15 +184,15 @@ cdef void mini_lookup(Mini* c, const Sketch* sketch, uint32_t tag) noexcept nogi
         candidate = c.probation.head
         if candidates == 0 or victim == candidate:
             mini_drop(c, victim)
-        elif (sketch_frequency(sketch, c.entries[candidate].tag & ~<uint32_t>TAG_LOW_BITS)
-                > sketch_frequency(sketch, c.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS)):
+        elif sketch_admits(sketch, c.entries[candidate].tag & ~<uint32_t>TAG_LOW_BITS,
+                           c.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS):
             mini_drop(c, victim)
         else:
             mini_drop(c, candidate)
             candidates -= 1
 
 
-cdef int minisim_lookup(MiniSim* m, const Sketch* sketch, uint32_t tag) noexcept nogil:
+cdef int minisim_lookup(MiniSim* m, Sketch* sketch, uint32_t tag) noexcept nogil:
     """A sampled lookup of `tag`. The window (% of capacity) to use when it changes; else -1."""
     cdef int i, best
     cdef bint hit

@@ -8,6 +8,7 @@
 #              doorkeeper bits, so one-off keys never reach the counters.
 #   aging      after `sample` (10 x capacity) additions every counter is halved and the doorkeeper
 #              cleared, so old popularity fades.
+#   duel       sketch_admits: whether a candidate for the cache beats the entry it would displace.
 #
 # frequency = min of the 4 counters (+1 when the doorkeeper has the key), 0..16. A key is its 28-bit hash
 # tag (hash_tag in _table.pxi), which HashCache keeps per entry: eviction never rehashes a key.
@@ -39,6 +40,7 @@ cdef int sketch_init(Sketch* s, int64_t capacity) except -1:
     s.capacity = capacity
     s.sample = 10 * (capacity if capacity > 16 else 16)
     s.size = 0
+    s.draws = 0
     return 0
 
 
@@ -56,6 +58,7 @@ cdef int sketch_grow(Sketch* s, int64_t capacity) except -1:
     for i in range(0, fresh.words, s.words):
         memcpy(&fresh.table[i], s.table, s.words * sizeof(uint64_t))
     fresh.size = s.size
+    fresh.draws = s.draws
     sketch_free(s)
     s[0] = fresh
     return 0
@@ -138,6 +141,28 @@ cdef inline void sketch_increment_mixed(Sketch* s, uint64_t m, uint64_t m2) noex
             sketch_reset(s)
 
 
+# The admission duel. A candidate the sketch rates above the victim wins. Otherwise it loses, except that a
+# warm candidate (used WARM_CANDIDATE times lately) wins one duel in JITTER + 1 at random: a victim whose
+# estimate is high without its being used (its counters shared with a hot key's, or its tag equal to one)
+# would else turn away every candidate for as long as it stays at the end of probation, and so would a key
+# an attacker keeps hot (Caffeine's answer to both). The draws are a splitmix64 sequence from 0, so both
+# implementations make the same ones.
+cdef enum:
+    WARM_CANDIDATE = 6
+    JITTER = 127
+
+
+cdef inline bint sketch_admits(Sketch* s, uint64_t candidate, uint64_t victim) noexcept nogil:
+    """Whether the key tagged `candidate` should displace the one tagged `victim`."""
+    cdef int f = sketch_frequency(s, candidate)
+    if f > sketch_frequency(s, victim):
+        return True
+    if f < WARM_CANDIDATE:
+        return False
+    s.draws += 1
+    return (_mix(s.draws) & JITTER) == 0
+
+
 @cython.final
 cdef class FrequencySketch:
     """TinyLFU's frequency sketch: 4-bit count-min counters, a doorkeeper, periodic aging (_sketch.pxi).
@@ -170,6 +195,14 @@ cdef class FrequencySketch:
 
     def frequency_tag(self, uint64_t t):
         return sketch_frequency(&self.s, t)
+
+    def admits(self, candidate, victim):
+        """Whether `candidate` should displace `victim` in the cache: it is rated above it, or it is warm
+        and wins one of the random draws (see the admission duel above)."""
+        return sketch_admits(&self.s, hash_tag(_hash(candidate)), hash_tag(_hash(victim)))
+
+    def admit_tag(self, uint64_t candidate, uint64_t victim):
+        return sketch_admits(&self.s, candidate, victim)
 
     def reset(self):
         """Aging: halve every counter and clear the doorkeeper."""

@@ -93,8 +93,8 @@ cdef void wt_maintain(HashCache self, bint has_now, double now) noexcept:
         if candidates == 0 or victim == candidate:
             self._evict(victim)
             continue
-        if (sketch_frequency(&self.sketch, self.entries[candidate].tag & ~<uint32_t>TAG_LOW_BITS)
-                > sketch_frequency(&self.sketch, self.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS)):
+        if sketch_admits(&self.sketch, self.entries[candidate].tag & ~<uint32_t>TAG_LOW_BITS,
+                         self.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS):
             self._evict(victim)
         else:
             self._evict(candidate)

@@ -213,8 +213,10 @@ class HashCache:
         self._segments.maintain(self._over, self._evict, dropped)  # type: ignore[union-attr]
 
     def admits(self, key: Hashable, size: int) -> bool:
-        """Whether storing `key` (weighing `size`) now would displace nothing, or (policy "tinylfu") the
-        sketch rates `key` above the entry that would go first. The promotion gate (tiercache.manager.promotion)."""
+        """Whether storing `key` (weighing `size`) now would displace nothing, or (policy "tinylfu") `key`
+        wins the admission duel against the entry that would go first (rated above it by the sketch, or
+        warm and lucky: FrequencySketch.admits); always True under "lru", which has no sketch. The
+        promotion gate (tiercache.manager.promotion)."""
         weight = check_size(size)
         tag = _tag(hash(key))
         with self._lock:

@@ -87,7 +87,7 @@ class _Copy:
         self.wmax = window_share(self.cap, percent)
         self.pmax = int((self.cap - self.wmax) * 0.8)
 
-    def lookup(self, tag: int, frequency: Callable[[int], int]) -> None:
+    def lookup(self, tag: int, admits: Callable[[int, int], bool]) -> None:
         window, probation, protected = self.window, self.probation, self.protected
         if tag in window:
             window.move_to_end(tag)
@@ -99,12 +99,12 @@ class _Copy:
         elif tag in protected:
             protected.move_to_end(tag)
         else:
-            self._insert(tag, frequency)
+            self._insert(tag, admits)
             self.hit = False
             return
         self.hit = True
 
-    def _insert(self, tag: int, frequency: Callable[[int], int]) -> None:
+    def _insert(self, tag: int, admits: Callable[[int, int], bool]) -> None:
         window, probation, protected = self.window, self.probation, self.protected
         window[tag] = None
         candidates = 0
@@ -122,7 +122,7 @@ class _Copy:
             candidate = next(reversed(probation))
             if candidates == 0 or victim == candidate:
                 del probation[victim]
-            elif frequency(candidate) > frequency(victim):
+            elif admits(candidate, victim):
                 del probation[victim]
             else:
                 del probation[candidate]
@@ -150,14 +150,14 @@ class MiniSim:
         self.wins = [0] * len(PERCENTS)  # lookups copy i hit and the copy in use missed
         self.losses = [0] * len(PERCENTS)  # and the other way round
 
-    def lookup(self, tag: int, frequency: Callable[[int], int]) -> Optional[int]:
+    def lookup(self, tag: int, admits: Callable[[int, int], bool]) -> Optional[int]:
         """A sampled lookup of `tag`. The window (% of capacity) to use when it changes; else None."""
         copies, wins, losses = self.copies, self.wins, self.losses
         for copy in copies:
-            copy.lookup(tag, frequency)
+            copy.lookup(tag, admits)
         half, double = self.sizes
-        half.lookup(tag, frequency)
-        double.lookup(tag, frequency)
+        half.lookup(tag, admits)
+        double.lookup(tag, admits)
         hit = copies[self.choice].hit
         if not self.warm:
             self.warmup += 1

@@ -12,6 +12,8 @@ from typing import Hashable
 __all__ = ["FrequencySketch", "hash_tag"]
 
 _M64 = (1 << 64) - 1
+WARM_CANDIDATE = 6  # a losing candidate this warm may still win one duel in JITTER + 1 (admit_tag)
+JITTER = 127
 
 
 def hash_tag(h: int) -> int:
@@ -33,7 +35,7 @@ class FrequencySketch:
     (_sketch.pxi) documents the layout; this class does the same, operation for operation.
     """
 
-    __slots__ = ("table", "words", "block_mask", "capacity", "sample", "size")
+    __slots__ = ("table", "words", "block_mask", "capacity", "sample", "size", "draws")
 
     def __init__(self, capacity: int) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int):
@@ -48,6 +50,7 @@ class FrequencySketch:
         self.capacity = capacity
         self.sample = 10 * max(capacity, 16)
         self.size = 0
+        self.draws = 0  # the admission duel's random draws so far (admit_tag)
 
     def frequency_tag(self, t: int) -> int:
         m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
@@ -61,6 +64,18 @@ class FrequencySketch:
                 f = c
         door = table[base + 7]
         return f + (1 if (door >> ((m2 >> 32) & 63)) & 1 and (door >> ((m2 >> 40) & 63)) & 1 else 0)
+
+    def admit_tag(self, candidate: int, victim: int) -> bool:
+        """Whether the key tagged `candidate` should displace the one tagged `victim`: it is rated above it,
+        or it is warm (used WARM_CANDIDATE times lately) and wins one draw in JITTER + 1. The compiled twin
+        (sketch_admits) says why."""
+        f = self.frequency_tag(candidate)
+        if f > self.frequency_tag(victim):
+            return True
+        if f < WARM_CANDIDATE:
+            return False
+        self.draws += 1
+        return _mix(self.draws) & JITTER == 0
 
     def increment_tag(self, t: int) -> None:
         m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
@@ -115,6 +130,10 @@ class FrequencySketch:
     def increment(self, key: Hashable) -> None:
         """Count one use of `key`."""
         self.increment_tag(hash_tag(hash(key)))
+
+    def admits(self, candidate: Hashable, victim: Hashable) -> bool:
+        """Whether `candidate` should displace `victim` in the cache (admit_tag)."""
+        return self.admit_tag(hash_tag(hash(candidate)), hash_tag(hash(victim)))
 
     def frequency(self, key: Hashable) -> int:
         """About how often `key` was used lately (0..16)."""

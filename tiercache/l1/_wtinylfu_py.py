@@ -146,7 +146,7 @@ class WTinyLfu:
         of `nbytes` bytes."""
         minisim = self.minisim
         if minisim is not None:
-            percent = minisim.lookup(tag, self.sketch.frequency_tag)
+            percent = minisim.lookup(tag, self.sketch.admit_tag)
             if percent is not None:
                 self.wmax = window_share(self.cap, percent)
             self._follow(minisim, entries, nbytes)
@@ -178,11 +178,12 @@ class WTinyLfu:
         return None
 
     def admits(self, tag: int) -> bool:
-        """Whether the sketch rates the key tagged `tag` above the entry to evict first (True when none)."""
+        """Whether the key tagged `tag` wins the admission duel against the entry to evict first (True when
+        none)."""
         victim = self.next_victim()
         if victim is None:
             return True
-        return self.sketch.frequency_tag(tag) > self.sketch.frequency_tag(victim[TAG])
+        return self.sketch.admit_tag(tag, victim[TAG])
 
     def maintain(self, over: Callable[[], bool], evict: Callable[[List[Any], Any], None], dropped: Any) -> None:
         """Demote protected's and the window's overflow to probation (at most MOVES of each per call: after
@@ -208,7 +209,7 @@ class WTinyLfu:
             if candidates == 0 or victim is candidate:
                 evict(victim, dropped)
                 continue
-            if sketch.frequency_tag(candidate[TAG]) > sketch.frequency_tag(victim[TAG]):
+            if sketch.admit_tag(candidate[TAG], victim[TAG]):
                 evict(victim, dropped)
             else:
                 evict(candidate, dropped)
