@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Hit ratios of tiercache.HashCache policies beside exact LRU and Belady's optimum, on real traces and Zipf.
 
-    python bench/hit_ratio.py [--traces DIR] [--quick] [--variants] [--seeds N] [--json OUT.json]
+    python bench/hit_ratio.py [--traces DIR] [--quick] [--variants] [--seeds N] [--bytes-bound F]
+                              [--json OUT.json]
 
 Traces come from DIR (default: $TIERCACHE_TRACES, else ../shared/traces next to the repository root); their
 formats and the published reference figures are in that directory's README. Each row replays one trace at one
@@ -23,6 +24,9 @@ flagged, and the exit status is 1. Zipf rows: bounded Zipf(0.99) over 100k keys 
 --seeds N replays each Zipf exponent (0.99, and with --variants the others) at each size with N seeds, 500k
 requests each, and prints the mean and range of HashCache tinylfu and theine over the seeds: one seed's key
 labelling decides which keys' sketch counters collide, a few tenths of a point either way.
+
+--bytes-bound F bounds the HashCache columns by bytes at each size (entries weigh 1 byte) with max_entries
+F x the size: a cache whose entry limit is far above what its bytes hold.
 
 --variants adds workloads generated here, to check that tinylfu's adaptation is not fitted to the shared
 traces: `drift` with other parameters (new-key rate q, Pareto alpha, age scale; 600k requests each, made by
@@ -58,6 +62,7 @@ if os.path.isdir(os.path.join(ROOT, "tiercache")):
 DEFAULT_TRACES = os.path.join(os.path.dirname(ROOT), "shared", "traces")
 CANDIDATE_POLICIES = ("lru", "tinylfu")  # HashCache policies to try; those this build accepts become columns
 MAX_BYTES = 2**40  # byte accounting on, never the binding limit
+ENTRY_FACTOR = 0  # --bytes-bound F: max_bytes binds at the size (entries weigh 1), max_entries = F x size
 SEED = 20240601
 ZIPF_S = 0.99
 ZIPF_KEYS = 100_000
@@ -252,12 +257,13 @@ def make_hashcache(size: int, policy: str, cls: Any = None) -> Any:
         import tiercache
 
         cls = tiercache.HashCache  # Any: this build may not declare the policy keyword yet
+    max_bytes, max_entries = (size, ENTRY_FACTOR * size) if ENTRY_FACTOR else (MAX_BYTES, size)
     try:
-        return cls(max_bytes=MAX_BYTES, max_entries=size, policy=policy)
+        return cls(max_bytes=max_bytes, max_entries=max_entries, policy=policy)
     except TypeError:
         if policy != "lru":
             raise
-        return cls(max_bytes=MAX_BYTES, max_entries=size)
+        return cls(max_bytes=max_bytes, max_entries=max_entries)
 
 
 def hashcache_policies(candidates: Iterable[str] = CANDIDATE_POLICIES, cls: Optional[Any] = None) -> List[str]:
@@ -450,10 +456,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help=f"Zipf rows with {ZIPF_REQUESTS_QUICK:,} requests instead of {ZIPF_REQUESTS:,}")
     ap.add_argument("--variants", action="store_true",
                     help="also replay generated drift variants and Zipf with other exponents")
+    ap.add_argument("--bytes-bound", type=int, default=0, metavar="F",
+                    help="HashCache bounded by bytes at each size, with max_entries F x the size (F >= 2)")
     ap.add_argument("--seeds", type=int, default=0, metavar="N",
                     help=f"also replay each Zipf exponent at each size with N seeds ({SEEDS_REQUESTS:,} requests)")
     ap.add_argument("--json", metavar="OUT.json", help="also write the figures, the machine and the command here")
     args = ap.parse_args(argv)
+    if args.bytes_bound and args.bytes_bound < 2:
+        ap.error("--bytes-bound F needs F >= 2 (max_entries F x the size, above what the bytes hold)")
+    global ENTRY_FACTOR
+    ENTRY_FACTOR = args.bytes_bound
 
     traces_dir = args.traces or os.environ.get("TIERCACHE_TRACES") or DEFAULT_TRACES
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(os.path.abspath(__file__))]
@@ -475,6 +487,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     pr.line(f"HashCache policies: {', '.join(policies) or 'none'}"
             + (f" (not in this build: {', '.join(missing)})" if missing else ""))
     pr.line(f"theine:    {theine or 'not installed (pip install theine): its column is left out'}")
+    if ENTRY_FACTOR:
+        pr.line(f"HashCache: max_bytes binds at the size (entries weigh 1 byte), max_entries = {ENTRY_FACTOR} x the size")
     pr.line(f"traces:    {os.path.abspath(traces_dir)}")
 
     t_start = time.monotonic()
@@ -545,6 +559,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "traces": os.path.abspath(traces_dir),
                 "policies": policies,
                 "zipf": {"s": ZIPF_S, "keys": ZIPF_KEYS, "requests": n_requests, "seed": SEED},
+                "bytes_bound": ENTRY_FACTOR or None,
                 "rows": [{
                     "trace": r.trace, "size": r.size, "requests": r.requests, "distinct": r.distinct,
                     "hits": r.hits, "hit_ratio": {c: r.ratio(c) for c in columns}, "seconds": r.seconds,

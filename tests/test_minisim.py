@@ -112,7 +112,8 @@ def switching_keys() -> List[int]:
 def test_implementations_choose_alike(both_impls: Any) -> None:
     """Same hits at the same lookups and the same window after each phase, by entries and by bytes."""
     keys = switching_keys()
-    for config in ({"max_entries": 600}, {"max_bytes": 600 * 100, "max_entries": None}):
+    for config in ({"max_entries": 600}, {"max_bytes": 600 * 100, "max_entries": None},
+                   {"max_bytes": 600 * 100, "max_entries": 60_000}):
         runs: List[Tuple[List[bool], List[Any], List[Any]]] = []
         for impl in both_impls:
             cache = impl.HashCache(policy="tinylfu", sizer=lambda v: 100, **config)
@@ -138,6 +139,21 @@ def test_copies_follow_a_cache_bound_by_bytes(HashCache: Any) -> None:
     assert len(cache) == 2000
     assert cache._window()[0] >= 50_000  # the window grew, as it does for a cache of 2,000 entries
     assert hits >= lru_hits(keys, 2000) - 0.04 * len(keys)
+    cache._check()
+
+
+def test_sketch_ages_for_the_entries_a_cache_bound_by_bytes_holds(HashCache: Any) -> None:
+    """Sized for 100,000 entries, the sketch would age every million additions; holding 300, it ages as a
+    sketch for 300 would, so what was popular a few thousand uses ago fades."""
+    cache = HashCache(max_entries=100_000, max_bytes=300 * 100, policy="tinylfu", sizer=lambda v: 100)
+    replay(cache, range(5000))  # fills it: the copies are made again for 300 entries
+    assert len(cache) == 300
+    for _ in range(20):
+        cache.record_use("once popular")
+    assert cache.frequency("once popular") == 16
+    for i in range(20_000):
+        cache.record_use(("other", i % 2000))
+    assert cache.frequency("once popular") <= 8  # halved at least once
     cache._check()
 
 

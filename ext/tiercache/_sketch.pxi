@@ -64,6 +64,14 @@ cdef int sketch_grow(Sketch* s, int64_t capacity) except -1:
     return 0
 
 
+cdef inline void sketch_age_for(Sketch* s, int64_t entries) noexcept nogil:
+    """Age as a sketch for `entries` entries would (every 10 x entries additions), up to the capacity's
+    period: for a cache whose byte limit holds fewer entries than the sketch was sized for."""
+    if entries > s.capacity:
+        entries = s.capacity
+    s.sample = 10 * (entries if entries > 16 else 16)
+
+
 cdef void sketch_free(Sketch* s) noexcept:
     tc_table_free(s.table)
     s.table = NULL

@@ -120,6 +120,8 @@ cdef void wt_follow(HashCache self) noexcept:
     cdef int64_t gap = self.count - self.plan_entries
     if gap * 4 > self.plan_entries or -gap * 4 > self.plan_entries:
         wt_plan(self, self.count, self.minisim.choice)
+        if self.max_entries_ >= 0:  # (one bounded by bytes only sized its sketch as it grew)
+            sketch_age_for(&self.sketch, self.count)
 
 
 cdef void wt_plan(HashCache self, int64_t entries, int choice) noexcept:

@@ -109,6 +109,11 @@ class FrequencySketch:
                 table[i] = (v >> 1) & 0x7777777777777777
         self.size = max(0, (self.size - odd // 4) // 2)  # (a grown sketch's tiles count each odd counter again)
 
+    def age_for(self, entries: int) -> None:
+        """Age as a sketch for `entries` entries would (every 10 x entries additions), up to its capacity's
+        period: for a cache whose byte limit holds fewer entries than the sketch was sized for."""
+        self.sample = 10 * max(min(entries, self.capacity), 16)
+
     def grow(self, capacity: int) -> None:
         """Size the sketch for a larger `capacity`, keeping every key's frequency: the table only doubles, a
         key's block in the larger table is its block in the smaller one or that plus the smaller one's size,

@@ -161,6 +161,8 @@ class WTinyLfu:
             return
         if abs(entries - self.plan_entries) * 4 > self.plan_entries:
             self._plan(entries, minisim.choice)
+            if self.max_entries is not None:  # (one bounded by bytes only sized its sketch as it grew)
+                self.sketch.age_for(entries)
 
     # -- what the cache asks
 
