@@ -249,7 +249,8 @@ _MISS = object()
 
 
 def make_hashcache(size: int, policy: str, cls: Any = None) -> Any:
-    """A HashCache bounded at `size` entries with `policy`; TypeError/ValueError when `cls` lacks the policy.
+    """A HashCache bounded at `size` entries (with --bytes-bound, by bytes at `size` and max_entries F x size)
+    with `policy`; TypeError/ValueError when `cls` lacks the policy.
 
     "lru" is also accepted by a HashCache without the `policy` keyword: LRU is what such a build does.
     """

@@ -157,6 +157,35 @@ def test_sketch_ages_for_the_entries_a_cache_bound_by_bytes_holds(HashCache: Any
     cache._check()
 
 
+def test_sketch_period_follows_the_entries_held(HashCache: Any) -> None:
+    """Bound by bytes at 300 entries, the sketch ages every 3,000 additions; given room for 2,000 entries,
+    its next aging sets the period for those, and what was popular fades at that pace again."""
+    cache = HashCache(max_entries=2000, max_bytes=300 * 100, policy="tinylfu", sizer=lambda v: 100)
+    replay(cache, range(3000))
+    assert len(cache) == 300
+    cache.set_limits(max_bytes=None, max_entries=2000)
+    replay(cache, range(10_000, 40_000))  # fills it to 2,000 (and ages it at least once)
+    assert len(cache) == 2000
+    for _ in range(20):
+        cache.record_use("hot")
+    for i in range(20_000):
+        cache.record_use(("other", i % 5000))
+    assert cache.frequency("hot") >= 4  # halved twice at most: a period of 20,000, not 3,000
+    cache._check()
+
+
+def test_a_shorter_sketch_period_ages_once(impl: Any) -> None:
+    sketch = impl.module.FrequencySketch(10_000)
+    for i in range(60_000):
+        sketch.increment(i % 5000)
+    assert sketch.agings == 0 and sketch.size > 50_000
+    sketch.age_for(100)  # a period of 1,000 additions: the ones past half of it are dropped
+    assert sketch.sample == 1000 and sketch.size == 500
+    for i in range(2000):
+        sketch.increment(i % 5000)
+    assert sketch.agings <= 3
+
+
 def test_window_share() -> None:
     share = _minisim_py.window_share
     assert [share(n, 1) for n in (16, 49, 50, 149, 150)] == [1, 1, 1, 1, 2]  # a window is never empty...

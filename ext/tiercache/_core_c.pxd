@@ -34,7 +34,7 @@ cdef extern from "_helpers.h":
 
 
 # One cache entry. Entries live in one slab (HashCache.entries) and refer to each other by int32 index,
-# so a hit touches one 48-byte record; the table holds a 4-byte index and a control byte per slot.
+# so a hit touches one 56-byte record; the table holds a 4-byte index and a control byte per slot.
 ctypedef struct Entry:
     PyObject* key          # NULL while the record is on the free list
     PyObject* value
@@ -43,6 +43,7 @@ ctypedef struct Entry:
     int32_t prev           # recency list: towards the most recently used end (-1 at the head)
     int32_t next           # towards the least recently used end (-1 at the tail); free-list link
     int32_t heap_pos       # position in the TTL heap, -1 when the entry never expires
+    uint32_t freq          # W-TinyLFU: how often the entry was used lately, 0..16 (_wtinylfu.pxi)
     uint32_t tag           # hash tag (see _table.pxi): finds the entry's slot without hashing the key; its two
                            # low bits (always 0 in a tag) are the entry's flags: ENTRY_PROMOTED, ENTRY_HIT
 
@@ -81,9 +82,10 @@ cdef struct Sketch:
     uint64_t words         # a power of two, >= 8
     uint64_t block_mask    # words / 8 - 1
     int64_t capacity       # the entry count it is sized for
-    int64_t sample         # additions between agings (10 x capacity)
+    int64_t sample         # additions between agings (10 x capacity, or x the entries held: sketch_age_for)
     int64_t size           # additions since the last aging
     uint64_t draws         # the admission duel's random draws so far (sketch_admits)
+    uint64_t agings
 
 
 cdef struct Mini:
@@ -178,6 +180,7 @@ cdef class HashCache:
         MiniSim minisim        # chooses wmax
         int64_t plan_entries   # the entries minisim's copies stand for
         uint32_t sample_mask   # a lookup whose tag AND this is 0 goes to minisim
+        uint64_t agings_seen
         # -- stats
         uint64_t hits, misses, sets, evictions, expirations, rejections
         uint64_t evictions_by_size   # of `evictions`: those made for max_bytes (the rest for max_entries)

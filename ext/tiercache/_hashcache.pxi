@@ -219,6 +219,7 @@ cdef class HashCache:
         cdef double now = 0.0
         cdef bint has_now = False
         cdef Py_ssize_t idx
+        cdef int f
         cdef Entry* e
         cdef PyObject* old
         cdef int32_t victim = self.lru.tail
@@ -272,7 +273,10 @@ cdef class HashCache:
         else:
             idx = slab_insert(self, key, hash_tag(h), value, size)
             if self.policy_id:
-                sketch_increment(&self.sketch, self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS)
+                f = sketch_count(&self.sketch, self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS)
+                if self.sketch.agings != self.agings_seen:
+                    wt_halve_counts(self)
+                self.entries[idx].freq = f
                 if self.max_entries_ < 0 and self.count > self.sketch.capacity:
                     wt_grow_sketch(self)
         if promoted:
@@ -298,8 +302,8 @@ cdef class HashCache:
     #                                                  ^                               │ overflow, demoted
     #                                                  └───────────────────────────────┘ on the next write
     # When the cache is over its limits, the entry the window just pushed out (the candidate, at the head
-    # of probation) meets the probation's LRU (the victim): the one the sketch says was used less often
-    # goes. The window's size is the one that hit most in miniature simulations of the cache on a sample
+    # of probation) meets the probation's LRU (the victim): the one used less often lately goes (each
+    # entry counts its uses: _wtinylfu.pxi). The window's size is the one that hit most in miniature simulations of the cache on a sample
     # of its lookups (_minisim.pxi), so recency-heavy workloads get a large window (LRU-like) and
     # frequency-heavy ones a small one. tiercache._core_py does the same, step for step.
 
@@ -313,9 +317,9 @@ cdef class HashCache:
 
     def admits(self, key, size):
         """Whether storing `key` (weighing `size`) now would displace nothing, or (policy "tinylfu") `key`
-        wins the admission duel against the entry that would go first (rated above it by the sketch, or
-        warm and lucky: FrequencySketch.admits); always True under "lru", which has no sketch. The
-        promotion gate (tiercache.manager.promotion)."""
+        wins the admission duel against the entry that would go first (the sketch's estimate for `key` above
+        that entry's count, or warm and lucky: FrequencySketch.admit_counts); always True under "lru",
+        which has no sketch. The promotion gate (tiercache.manager.promotion)."""
         cdef int64_t weight = _size_value(size, "size")
         cdef uint64_t tag = hash_tag(_hash(key))
         cdef int32_t victim
@@ -328,7 +332,7 @@ cdef class HashCache:
             self.protected.tail if self.protected.tail >= 0 else self.lru.tail)
         if victim < 0:
             return True
-        return sketch_admits(&self.sketch, tag, self.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS)
+        return counts_admit(&self.sketch, sketch_frequency(&self.sketch, tag), self.entries[victim].freq)
 
     def has_room(self, size):
         """Whether an entry weighing `size` fits now without displacing another."""
@@ -374,12 +378,21 @@ cdef class HashCache:
         judges a candidate by all its uses (policy "tinylfu"; nothing under "lru")."""
         if self.policy_id:
             sketch_increment(&self.sketch, hash_tag(_hash(key)))
+            if self.sketch.agings != self.agings_seen:
+                wt_halve_counts(self)
 
     def frequency(self, key):
-        """The sketch's estimate of `key`'s recent uses (policy "tinylfu"; 0 under "lru")."""
+        """How often `key` was used lately, 0..16 (policy "tinylfu"; 0 under "lru"): a held key's own count,
+        else the sketch's estimate."""
+        cdef Py_hash_t h
+        cdef Py_ssize_t idx
         if not self.policy_id:
             return 0
-        return sketch_frequency(&self.sketch, hash_tag(_hash(key)))
+        h = _hash(key)
+        idx = self._lookup(key, h)
+        if idx >= 0:
+            return self.entries[idx].freq
+        return sketch_frequency(&self.sketch, hash_tag(h))
 
     @property
     def policy(self):
@@ -407,19 +420,16 @@ cdef class HashCache:
         return self._hit(idx)
 
     cdef object _get_wt(self, object key, Py_hash_t h, object default):
-        """_get under "tinylfu": a hit counts the key in the sketch, so its mixes are made and its line is
-        loaded while the table is probed (off the path a hit waits on)."""
+        """_get under "tinylfu": a hit counts in the entry (wt_hit); a sampled lookup feeds the window's
+        copies."""
         cdef double now = 0.0
         cdef bint has_now = False
         cdef uint32_t tag = hash_tag(h)
-        cdef uint64_t m = _mix(tag)
-        cdef uint64_t m2 = _mix2(tag)
-        sketch_prefetch_mixed(&self.sketch, m)
         cdef Py_ssize_t idx = self._lookup(key, h)
         if idx >= 0 and self.entries[idx].heap_pos >= 0:
             idx = self._find_live(key, h, &now, &has_now)
         if idx >= 0:
-            wt_access_mixed(self, <int32_t>idx, m, m2)
+            wt_hit(self, <int32_t>idx, tag)
         if (tag & self.sample_mask) == 0:
             wt_sample(self, tag)
         if idx < 0:
@@ -593,6 +603,11 @@ cdef class HashCache:
 
     def clear(self):
         """Remove every entry (stats counters are kept)."""
+        cdef int32_t i
+        if self.policy_id:  # (their counts go back to the sketch)
+            for i in range(self.high_water):
+                if self.entries[i].key != NULL:
+                    sketch_raise(&self.sketch, self.entries[i].tag & ~<uint32_t>TAG_LOW_BITS, self.entries[i].freq)
         slab_release_all(self)
 
     def __len__(self):

@@ -6,8 +6,8 @@
 #              word; a key's 4 counters and 2 doorkeeper bits lie in one block.
 #   doorkeeper 64 bits per block in front of the counters: a key's first sighting only sets its 2
 #              doorkeeper bits, so one-off keys never reach the counters.
-#   aging      after `sample` (10 x capacity) additions every counter is halved and the doorkeeper
-#              cleared, so old popularity fades.
+#   aging      after `sample` additions (10 x capacity, or 10 x the entries a cache bound by bytes holds:
+#              sketch_age_for) every counter is halved and the doorkeeper cleared, so old popularity fades.
 #   duel       sketch_admits: whether a candidate for the cache beats the entry it would displace.
 #
 # frequency = min of the 4 counters (+1 when the doorkeeper has the key), 0..16. A key is its 28-bit hash
@@ -41,6 +41,7 @@ cdef int sketch_init(Sketch* s, int64_t capacity) except -1:
     s.sample = 10 * (capacity if capacity > 16 else 16)
     s.size = 0
     s.draws = 0
+    s.agings = 0
     return 0
 
 
@@ -59,6 +60,7 @@ cdef int sketch_grow(Sketch* s, int64_t capacity) except -1:
         memcpy(&fresh.table[i], s.table, s.words * sizeof(uint64_t))
     fresh.size = s.size
     fresh.draws = s.draws
+    fresh.agings = s.agings
     sketch_free(s)
     s[0] = fresh
     return 0
@@ -66,10 +68,13 @@ cdef int sketch_grow(Sketch* s, int64_t capacity) except -1:
 
 cdef inline void sketch_age_for(Sketch* s, int64_t entries) noexcept nogil:
     """Age as a sketch for `entries` entries would (every 10 x entries additions), up to the capacity's
-    period: for a cache whose byte limit holds fewer entries than the sketch was sized for."""
+    period: for a cache whose byte limit holds fewer entries than the sketch was sized for. Additions
+    counted past half the new period are dropped, so a shorter period ages once, not at every addition."""
     if entries > s.capacity:
         entries = s.capacity
     s.sample = 10 * (entries if entries > 16 else 16)
+    if s.size > s.sample // 2:
+        s.size = s.sample // 2
 
 
 cdef void sketch_free(Sketch* s) noexcept:
@@ -90,15 +95,13 @@ cdef inline bint _door_has(const Sketch* s, uint64_t base, uint64_t m2) noexcept
     return ((door >> ((m2 >> 32) & 63)) & 1) and ((door >> ((m2 >> 40) & 63)) & 1)
 
 
-cdef inline void sketch_prefetch_mixed(const Sketch* s, uint64_t m) noexcept nogil:
-    """Start loading the block of the key whose _mix is `m` (a hit will count the key shortly)."""
-    tc_prefetch(&s.table[((m >> 32) & s.block_mask) * 8])
-
-
 cdef inline int sketch_frequency(const Sketch* s, uint64_t h) noexcept nogil:
     cdef uint64_t m = _mix(h)
     cdef uint64_t m2 = _mix2(h)
-    cdef uint64_t base = ((m >> 32) & s.block_mask) * 8
+    return _estimate(s, ((m >> 32) & s.block_mask) * 8, m, m2)
+
+
+cdef inline int _estimate(const Sketch* s, uint64_t base, uint64_t m, uint64_t m2) noexcept nogil:
     cdef uint64_t w
     cdef int i, c, f = 15
     for i in range(4):
@@ -119,18 +122,28 @@ cdef void sketch_reset(Sketch* s) noexcept nogil:
         else:
             odd += tc_popcount64(s.table[i] & <uint64_t>0x1111111111111111)
             s.table[i] = (s.table[i] >> 1) & <uint64_t>0x7777777777777777
+    s.agings += 1
     s.size = (s.size - odd // 4) // 2
     if s.size < 0:  # (a grown sketch's tiles count each odd counter again)
         s.size = 0
 
 
 cdef inline void sketch_increment(Sketch* s, uint64_t h) noexcept nogil:
-    sketch_increment_mixed(s, _mix(h), _mix2(h))
+    cdef uint64_t m = _mix(h)
+    cdef uint64_t m2 = _mix2(h)
+    _increment(s, ((m >> 32) & s.block_mask) * 8, m, m2)
 
 
-cdef inline void sketch_increment_mixed(Sketch* s, uint64_t m, uint64_t m2) noexcept nogil:
-    """sketch_increment with the key's two mixes already made (a get makes them while it probes)."""
+cdef inline int sketch_count(Sketch* s, uint64_t h) noexcept nogil:
+    """sketch_increment, then sketch_frequency (after any aging the increment caused), hashing once."""
+    cdef uint64_t m = _mix(h)
+    cdef uint64_t m2 = _mix2(h)
     cdef uint64_t base = ((m >> 32) & s.block_mask) * 8
+    _increment(s, base, m, m2)
+    return _estimate(s, base, m, m2)
+
+
+cdef inline void _increment(Sketch* s, uint64_t base, uint64_t m, uint64_t m2) noexcept nogil:
     cdef uint64_t w, shift
     cdef int i
     cdef bint added = False
@@ -149,26 +162,52 @@ cdef inline void sketch_increment_mixed(Sketch* s, uint64_t m, uint64_t m2) noex
             sketch_reset(s)
 
 
-# The admission duel. A candidate the sketch rates above the victim wins. Otherwise it loses, except that a
-# warm candidate (used WARM_CANDIDATE times lately) wins one duel in JITTER + 1 at random: a victim whose
-# estimate is high without its being used (its counters shared with a hot key's, or its tag equal to one)
-# would else turn away every candidate for as long as it stays at the end of probation, and so would a key
-# an attacker keeps hot (Caffeine's answer to both). The draws are a splitmix64 sequence from 0, so both
-# implementations make the same ones.
+# The admission duel. A candidate used more often lately than the victim wins. Otherwise it loses, except
+# that a warm candidate (used WARM_CANDIDATE times lately) wins one duel in JITTER + 1 at random: a victim
+# with a count it no longer earns (or, judged by the sketch, counters shared with a hot key's) would else
+# turn away every candidate until the next aging, and so would a key an attacker keeps hot (Caffeine's
+# answer to both). The draws are splitmix64's finalizer over 1, 2, 3, ..., the same in both implementations.
 cdef enum:
     WARM_CANDIDATE = 6
     JITTER = 127
 
 
-cdef inline bint sketch_admits(Sketch* s, uint64_t candidate, uint64_t victim) noexcept nogil:
-    """Whether the key tagged `candidate` should displace the one tagged `victim`."""
-    cdef int f = sketch_frequency(s, candidate)
-    if f > sketch_frequency(s, victim):
+cdef inline bint counts_admit(Sketch* s, int f, int fv) noexcept nogil:
+    """Whether a candidate used `f` times lately should displace a victim used `fv` times (the duel)."""
+    if f > fv:
         return True
     if f < WARM_CANDIDATE:
         return False
     s.draws += 1
     return (_mix(s.draws) & JITTER) == 0
+
+
+cdef inline void sketch_raise(Sketch* s, uint64_t h, int f) noexcept nogil:
+    """The key `h` was used `f` times lately (counted elsewhere: a held entry's count, leaving the cache):
+    its estimate becomes at least that (doorkeeper bits set, counters raised to f - 1). Adds nothing to the
+    aging clock."""
+    cdef uint64_t m = _mix(h)
+    cdef uint64_t m2 = _mix2(h)
+    cdef uint64_t base = ((m >> 32) & s.block_mask) * 8
+    cdef uint64_t w, shift, c
+    cdef int i
+    if f <= 0:
+        return
+    s.table[base + 7] |= ((<uint64_t>1) << ((m2 >> 32) & 63)) | ((<uint64_t>1) << ((m2 >> 40) & 63))
+    f -= 1
+    if f > 15:
+        f = 15
+    for i in range(4):
+        w = (((m >> (8 * i)) & 0xFF) * 7) >> 8
+        shift = ((m2 >> (16 + 4 * i)) & 15) * 4
+        c = (s.table[base + w] >> shift) & 15
+        if c < <uint64_t>f:
+            s.table[base + w] += (<uint64_t>f - c) << shift
+
+
+cdef inline bint sketch_admits(Sketch* s, uint64_t candidate, uint64_t victim) noexcept nogil:
+    """counts_admit for the keys tagged `candidate` and `victim`, by the sketch's estimates."""
+    return counts_admit(s, sketch_frequency(s, candidate), sketch_frequency(s, victim))
 
 
 @cython.final
@@ -211,6 +250,26 @@ cdef class FrequencySketch:
 
     def admit_tag(self, uint64_t candidate, uint64_t victim):
         return sketch_admits(&self.s, candidate, victim)
+
+    def admit_counts(self, int f, int victim):
+        return counts_admit(&self.s, f, victim)
+
+    def raise_tag(self, uint64_t t, int f):
+        sketch_raise(&self.s, t, f)
+
+    def age_for(self, entries):
+        """Age as a sketch for `entries` entries would, up to the capacity's period (see sketch_age_for)."""
+        if isinstance(entries, bool) or not isinstance(entries, int):
+            raise TypeError(f"entries must be an int, got {type(entries).__name__} {entries!r}")
+        sketch_age_for(&self.s, max(0, min(entries, self.s.capacity)))
+
+    @property
+    def agings(self):
+        return self.s.agings
+
+    @property
+    def draws(self):
+        return self.s.draws
 
     def reset(self):
         """Aging: halve every counter and clear the doorkeeper."""

@@ -33,27 +33,59 @@ cdef void wt_move(HashCache self, int32_t idx, Lru* dest, uint32_t seg) noexcept
     e.tag = (e.tag & ~<uint32_t>ENTRY_SEGMENT) | seg
     lru_link_front(dest, self.entries, idx)
 
+# A held key's frequency lives in its entry (Entry.freq, 0..16), not in the sketch: a hit adds one to it, and
+# to the sketch's aging clock, without hashing the key; the duel compares the entries' counts; when an entry
+# leaves, its count goes back to the sketch (sketch_raise). The sketch keeps the history of keys not held
+# (misses, new keys, L2 reads counted by record_use) and every use of the keys the window copies sample, so
+# that the copies judge by the same counts. Each aging of the sketch halves the entries' counts too.
+
+cdef void wt_halve_counts(HashCache self) noexcept:
+    """The sketch aged: so do the entries' counts; and with a max_entries, the next period is set for the
+    entries held (a cache its bytes bind below max_entries ages as one of its real size)."""
+    cdef int32_t i
+    self.agings_seen = self.sketch.agings
+    for i in range(self.high_water):
+        if self.entries[i].key != NULL:
+            self.entries[i].freq >>= 1
+    if self.max_entries_ >= 0:
+        sketch_age_for(&self.sketch, self.count)
+
+
+cdef inline void wt_count(HashCache self, Entry* e, uint32_t tag) noexcept:
+    """One use of the held entry `e`, tagged `tag`."""
+    if (tag & self.sample_mask) == 0:  # (a key the copies sample: the sketch counts its every use)
+        if e.freq < 16:
+            e.freq += 1
+        sketch_increment(&self.sketch, tag)
+    elif e.freq < 16:
+        e.freq += 1
+        self.sketch.size += 1
+        if self.sketch.size >= self.sketch.sample:
+            sketch_reset(&self.sketch)
+    if self.sketch.agings != self.agings_seen:
+        wt_halve_counts(self)
+
+
+cdef inline void wt_hit(HashCache self, int32_t idx, uint32_t tag) noexcept:
+    """A use of entry `idx` (tagged `tag`) under "tinylfu": counted, and moved to the front of its list (from
+    probation to protected, which may then be over its share: wt_maintain demotes on the next write)."""
+    cdef Entry* e = &self.entries[idx]
+    cdef uint32_t seg = e.tag & ENTRY_SEGMENT
+    wt_count(self, e, tag)
+    if seg == SEG_PROTECTED:
+        lru_touch(&self.protected, self.entries, idx)
+    elif seg == SEG_WINDOW:
+        lru_touch(&self.lru, self.entries, idx)
+    else:
+        wt_move(self, idx, &self.protected, SEG_PROTECTED)
+
+
 cdef void wt_access(HashCache self, int32_t idx) noexcept:
     """A use of entry `idx` (a hit, an update, a touch)."""
-    cdef uint64_t tag
     if not self.policy_id:
         lru_touch(&self.lru, self.entries, idx)
         return
-    tag = self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS
-    wt_access_mixed(self, idx, _mix(tag), _mix2(tag))
-
-
-cdef void wt_access_mixed(HashCache self, int32_t idx, uint64_t m, uint64_t m2) noexcept:
-    """wt_access under "tinylfu", the key's mixes made (see sketch_increment_mixed)."""
-    cdef uint32_t seg
-    sketch_increment_mixed(&self.sketch, m, m2)
-    seg = self.entries[idx].tag & ENTRY_SEGMENT
-    if seg == SEG_WINDOW:
-        lru_touch(&self.lru, self.entries, idx)
-    elif seg == SEG_PROTECTED:
-        lru_touch(&self.protected, self.entries, idx)
-    else:  # (protected may now be over its share: _maintain demotes on the next write, not here)
-        wt_move(self, idx, &self.protected, SEG_PROTECTED)
+    wt_hit(self, idx, self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS)
 
 cdef bint wt_window_over(HashCache self) noexcept:
     if self.max_entries_ >= 0 and self.win_count > self.wmax:
@@ -93,8 +125,7 @@ cdef void wt_maintain(HashCache self, bint has_now, double now) noexcept:
         if candidates == 0 or victim == candidate:
             self._evict(victim)
             continue
-        if sketch_admits(&self.sketch, self.entries[candidate].tag & ~<uint32_t>TAG_LOW_BITS,
-                         self.entries[victim].tag & ~<uint32_t>TAG_LOW_BITS):
+        if counts_admit(&self.sketch, self.entries[candidate].freq, self.entries[victim].freq):
             self._evict(victim)
         else:
             self._evict(candidate)
@@ -138,6 +169,7 @@ cdef int wt_reset(HashCache self) except -1:
     sketch_init(&fresh, cap)  # (MemoryError: the cache keeps its sketch)
     sketch_free(&self.sketch)
     self.sketch = fresh
+    self.agings_seen = 0
     self.cap_ = cap
     self.wmax = window_share(cap, _MINI_PERCENTS[MINI_START])
     wt_plan(self, cap, MINI_START)

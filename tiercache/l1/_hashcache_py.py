@@ -44,7 +44,7 @@ from .._validate import BYTES_CEILING as _BYTES_CEILING
 from ._sketch_py import hash_tag as _tag
 from ._wtinylfu_py import EXPIRES as _EXPIRES, FLAGS as _FLAGS, KEY as _KEY, NEXT as _NEXT, PREV as _PREV
 from ._wtinylfu_py import PROTECTED as _PROTECTED, SEG as _SEG, SEQ as _SEQ, SIZE as _SIZE, TAG as _TAG
-from ._wtinylfu_py import VALUE as _VALUE
+from ._wtinylfu_py import FREQ as _FREQ, VALUE as _VALUE
 from ._wtinylfu_py import WINDOW as _WINDOW, WTinyLfu, new_root as _new_root, release_list as _release_list
 from ._wtinylfu_py import unlink_node as _unlink_node
 
@@ -214,9 +214,9 @@ class HashCache:
 
     def admits(self, key: Hashable, size: int) -> bool:
         """Whether storing `key` (weighing `size`) now would displace nothing, or (policy "tinylfu") `key`
-        wins the admission duel against the entry that would go first (rated above it by the sketch, or
-        warm and lucky: FrequencySketch.admits); always True under "lru", which has no sketch. The
-        promotion gate (tiercache.manager.promotion)."""
+        wins the admission duel against the entry that would go first (the sketch's estimate for `key` above
+        that entry's count, or warm and lucky: FrequencySketch.admit_counts); always True under "lru",
+        which has no sketch. The promotion gate (tiercache.manager.promotion)."""
         weight = check_size(size)
         tag = _tag(hash(key))
         with self._lock:
@@ -296,12 +296,19 @@ class HashCache:
             tag = _tag(hash(key))
             with self._lock:
                 self._segments.sketch.increment_tag(tag)  # type: ignore[union-attr]
+                self._segments.sync_aging()  # type: ignore[union-attr]
 
     def frequency(self, key: Hashable) -> int:
-        """The sketch's estimate of `key`'s recent uses (policy "tinylfu"; 0 under "lru")."""
+        """How often `key` was used lately, 0..16 (policy "tinylfu"; 0 under "lru"): a held key's own count,
+        else the sketch's estimate."""
         if not self._policy:
             return 0
-        return self._segments.sketch.frequency_tag(_tag(hash(key)))  # type: ignore[union-attr]
+        h = hash(key)
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is not None:
+                return entry[_FREQ]  # type: ignore[no-any-return]
+            return self._segments.sketch.frequency_tag(_tag(h))  # type: ignore[union-attr]
 
     @property
     def policy(self) -> str:
@@ -450,7 +457,7 @@ class HashCache:
             return False
         if entry is None:
             tag = _tag(h) if self._policy else 0
-            new = [value, size, None, 0, None, None, key, _PROMOTED if promoted else 0, _WINDOW, tag]
+            new = [value, size, None, 0, None, None, key, _PROMOTED if promoted else 0, _WINDOW, tag, 0]
             data = self._data
             entry = data.setdefault(key, new)
             if data is not self._data:  # clear() ran inside the key's __hash__: this set came first
@@ -705,6 +712,8 @@ class HashCache:
         """Remove every entry (stats counters are kept)."""
         with self._lock:
             dropped = self._data
+            if self._policy:
+                self._segments.dropped_all(dropped.values())  # type: ignore[union-attr]
             _release_list(self._root)
             self._data = {}
             self._root = _new_root()

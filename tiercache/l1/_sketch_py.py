@@ -35,7 +35,7 @@ class FrequencySketch:
     (_sketch.pxi) documents the layout; this class does the same, operation for operation.
     """
 
-    __slots__ = ("table", "words", "block_mask", "capacity", "sample", "size", "draws")
+    __slots__ = ("table", "words", "block_mask", "capacity", "sample", "size", "draws", "agings")
 
     def __init__(self, capacity: int) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int):
@@ -50,7 +50,8 @@ class FrequencySketch:
         self.capacity = capacity
         self.sample = 10 * max(capacity, 16)
         self.size = 0
-        self.draws = 0  # the admission duel's random draws so far (admit_tag)
+        self.draws = 0  # the admission duel's random draws so far (admit_counts)
+        self.agings = 0  # agings so far
 
     def frequency_tag(self, t: int) -> int:
         m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
@@ -65,17 +66,42 @@ class FrequencySketch:
         door = table[base + 7]
         return f + (1 if (door >> ((m2 >> 32) & 63)) & 1 and (door >> ((m2 >> 40) & 63)) & 1 else 0)
 
-    def admit_tag(self, candidate: int, victim: int) -> bool:
-        """Whether the key tagged `candidate` should displace the one tagged `victim`: it is rated above it,
-        or it is warm (used WARM_CANDIDATE times lately) and wins one draw in JITTER + 1. The compiled twin
-        (sketch_admits) says why."""
-        f = self.frequency_tag(candidate)
-        if f > self.frequency_tag(victim):
+    def count_tag(self, t: int) -> int:
+        """increment_tag, then frequency_tag (after any aging the increment caused)."""
+        self.increment_tag(t)
+        return self.frequency_tag(t)
+
+    def admit_counts(self, f: int, victim: int) -> bool:
+        """Whether a candidate used `f` times lately should displace a victim used `victim` times: it was
+        used more, or it is warm (WARM_CANDIDATE or more) and wins one draw in JITTER + 1. The compiled
+        twin (counts_admit) says why."""
+        if f > victim:
             return True
         if f < WARM_CANDIDATE:
             return False
         self.draws += 1
         return _mix(self.draws) & JITTER == 0
+
+    def admit_tag(self, candidate: int, victim: int) -> bool:
+        """admit_counts for the keys tagged `candidate` and `victim`, by the sketch's estimates."""
+        return self.admit_counts(self.frequency_tag(candidate), self.frequency_tag(victim))
+
+    def raise_tag(self, t: int, f: int) -> None:
+        """The key tagged `t` was used `f` times lately (counted elsewhere): its estimate becomes at least
+        that (its doorkeeper bits set, its counters raised to f - 1). Adds nothing to the aging clock."""
+        if f <= 0:
+            return
+        m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
+        base = ((m >> 32) & self.block_mask) * 8
+        table = self.table
+        table[base + 7] |= (1 << ((m2 >> 32) & 63)) | (1 << ((m2 >> 40) & 63))
+        f = min(f - 1, 15)
+        for i in range(4):
+            w = base + ((((m >> (8 * i)) & 0xFF) * 7) >> 8)
+            shift = ((m2 >> (16 + 4 * i)) & 15) * 4
+            c = (table[w] >> shift) & 15
+            if c < f:
+                table[w] += (f - c) << shift
 
     def increment_tag(self, t: int) -> None:
         m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
@@ -107,12 +133,17 @@ class FrequencySketch:
             else:
                 odd += bin(v & 0x1111111111111111).count("1")
                 table[i] = (v >> 1) & 0x7777777777777777
+        self.agings += 1
         self.size = max(0, (self.size - odd // 4) // 2)  # (a grown sketch's tiles count each odd counter again)
 
     def age_for(self, entries: int) -> None:
-        """Age as a sketch for `entries` entries would (every 10 x entries additions), up to its capacity's
-        period: for a cache whose byte limit holds fewer entries than the sketch was sized for."""
+        """Age as a sketch for `entries` entries would (every 10 x entries additions), up to the capacity's
+        period: for a cache whose byte limit holds fewer entries than the sketch was sized for. Additions
+        counted past half the new period are dropped, so a shorter period ages once, not at every addition."""
+        if isinstance(entries, bool) or not isinstance(entries, int):
+            raise TypeError(f"entries must be an int, got {type(entries).__name__} {entries!r}")
         self.sample = 10 * max(min(entries, self.capacity), 16)
+        self.size = min(self.size, self.sample // 2)
 
     def grow(self, capacity: int) -> None:
         """Size the sketch for a larger `capacity`, keeping every key's frequency: the table only doubles, a

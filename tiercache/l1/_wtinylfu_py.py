@@ -5,7 +5,8 @@
                                                    └───────────────────────────────┘ on the next write
 
 When the cache is over its limits, the entry the window just pushed out (the candidate, at the head of
-probation) meets the probation's LRU (the victim): the one the sketch says was used less often goes. The
+probation) meets the probation's LRU (the victim): the one used less often lately goes (each entry counts
+its uses, FREQ; see WTinyLfu). The
 window's size is the one that hit most in miniature simulations of the cache on a sample of its lookups
 (_minisim_py).
 The compiled core (ext/tiercache/_core_c.pyx) draws the same picture and takes the same steps, list for
@@ -22,19 +23,21 @@ root[NEXT] = the least recently used entry and root[PREV] = the most recent.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 from ._minisim_py import PERCENTS, START, MiniSim, sample_plan, window_share
 from ._sketch_py import FrequencySketch
 
 __all__ = [
-    "VALUE", "SIZE", "EXPIRES", "SEQ", "PREV", "NEXT", "KEY", "FLAGS", "SEG", "TAG",
+    "VALUE", "SIZE", "EXPIRES", "SEQ", "PREV", "NEXT", "KEY", "FLAGS", "SEG", "TAG", "FREQ",
     "WINDOW", "PROBATION", "PROTECTED", "WTinyLfu", "link_last", "new_root", "release_list", "unlink_node",
 ]
 
 # Entry fields. SEG: W-TinyLFU's list for the entry; TAG: the key's 28-bit hash tag, its name in the frequency
-# sketch (0 under the lru policy, which has no sketch).
-VALUE, SIZE, EXPIRES, SEQ, PREV, NEXT, KEY, FLAGS, SEG, TAG = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+# sketch (0 under the lru policy, which has no sketch); FREQ: how often it was used lately, while it is held
+# (0..16; see WTinyLfu).
+VALUE, SIZE, EXPIRES, SEQ, PREV, NEXT, KEY, FLAGS, SEG, TAG, FREQ = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+ENTRY_FIELDS = 11
 # SEG values.
 WINDOW, PROBATION, PROTECTED = 0, 1, 2
 MOVES = 64  # entries maintain() moves between lists per call, at most, from each of window and protected
@@ -42,7 +45,7 @@ MOVES = 64  # entries maintain() moves between lists per call, at most, from eac
 
 def new_root() -> List[Any]:
     """An empty list: its sentinel, linked to itself."""
-    root: List[Any] = [None] * 10
+    root: List[Any] = [None] * ENTRY_FIELDS
     root[PREV] = root[NEXT] = root
     return root
 
@@ -76,11 +79,19 @@ class WTinyLfu:
     Not thread-safe on its own: the cache calls it with its lock held. `window` is the cache's recency list
     (the cache links new entries there and then calls `inserted`); `probation` and `protected` are the main
     area's. Sized by `reset()` for the cache's limits, and again whenever they change.
+
+    A held key's frequency lives in its entry (FREQ), not in the sketch: a use adds one to it, and to the
+    sketch's aging clock, without hashing the key; the admission duel compares the entries' counts; when an
+    entry leaves, its count goes back to the sketch (FrequencySketch.raise_tag). The sketch keeps the history
+    of keys not held (misses, new keys, L2 reads counted by record_use) and every use of the keys the window
+    copies sample, so the copies judge by the same counts. Each aging of the sketch halves the entries'
+    counts too.
     """
 
     __slots__ = (
         "window", "probation", "protected", "win_count", "win_bytes", "prot_count", "prot_bytes",
         "max_bytes", "max_entries", "sketch", "cap", "wmax", "minisim", "sample_mask", "plan_entries",
+        "agings_seen",
     )
 
     def __init__(self, window: List[Any], max_bytes: Optional[int], max_entries: Optional[int]) -> None:
@@ -96,6 +107,7 @@ class WTinyLfu:
         self.max_entries = max_entries
         cap = max(1, max_entries if max_entries is not None else 64)
         self.sketch = FrequencySketch(cap)
+        self.agings_seen = 0
         self.cap = cap
         self.wmax = window_share(cap, PERCENTS[START])
         self._plan(cap, START)
@@ -116,8 +128,11 @@ class WTinyLfu:
         max_entries, the sketch doubles once the cache holds more entries than it was sized for."""
         self.win_count += 1
         self.win_bytes += entry[SIZE]
-        self.sketch.increment_tag(entry[TAG])
-        if self.max_entries is None and entries > self.sketch.capacity:
+        sketch = self.sketch
+        f = sketch.count_tag(entry[TAG])
+        self.sync_aging()
+        entry[FREQ] = f
+        if self.max_entries is None and entries > sketch.capacity:
             self._grow_sketch(entries)
 
     def reweighed(self, entry: List[Any], size: int) -> None:
@@ -125,12 +140,46 @@ class WTinyLfu:
         self._seg_add(entry[SEG], 0, size - entry[SIZE])
 
     def removed(self, entry: List[Any]) -> None:
-        """`entry` has left the cache (and been unlinked from its list)."""
+        """`entry` has left the cache (and been unlinked from its list): its count goes back to the sketch."""
+        self.sketch.raise_tag(entry[TAG], entry[FREQ])
         self._seg_add(entry[SEG], -1, -entry[SIZE])
 
+    def dropped_all(self, entries: Iterable[List[Any]]) -> None:
+        """The cache is dropping every entry (clear): their counts go back to the sketch."""
+        raise_tag = self.sketch.raise_tag
+        for entry in entries:
+            raise_tag(entry[TAG], entry[FREQ])
+
+    def sync_aging(self) -> None:
+        """If the sketch aged since the last look, so do the entries' counts; and with a max_entries, the
+        next period is set for the entries held (a cache its bytes bind below max_entries ages as one of its
+        real size)."""
+        if self.sketch.agings != self.agings_seen:
+            self.agings_seen = self.sketch.agings
+            held = 0
+            for root in (self.window, self.probation, self.protected):
+                entry = root[NEXT]
+                while entry is not root:
+                    entry[FREQ] >>= 1
+                    entry = entry[NEXT]
+                    held += 1
+            if self.max_entries is not None:
+                self.sketch.age_for(held)
+
     def use(self, entry: List[Any]) -> None:
-        """A use of `entry` (a hit, an update, a touch)."""
-        self.sketch.increment_tag(entry[TAG])
+        """A use of `entry` (a hit, an update, a touch): counted, and moved to the end of its list."""
+        tag = entry[TAG]
+        if tag & self.sample_mask == 0:  # (a key the copies sample: the sketch counts its every use)
+            if entry[FREQ] < 16:
+                entry[FREQ] += 1
+            self.sketch.increment_tag(tag)
+        elif entry[FREQ] < 16:
+            entry[FREQ] += 1
+            sketch = self.sketch
+            sketch.size += 1
+            if sketch.size >= sketch.sample:
+                sketch.reset()
+        self.sync_aging()
         seg = entry[SEG]
         if seg == PROBATION:  # (protected may now be over its share: maintain() demotes on the next write)
             self._move(entry, PROTECTED)
@@ -185,7 +234,7 @@ class WTinyLfu:
         victim = self.next_victim()
         if victim is None:
             return True
-        return self.sketch.admit_tag(tag, victim[TAG])
+        return self.sketch.admit_counts(self.sketch.frequency_tag(tag), victim[FREQ])
 
     def maintain(self, over: Callable[[], bool], evict: Callable[[List[Any], Any], None], dropped: Any) -> None:
         """Demote protected's and the window's overflow to probation (at most MOVES of each per call: after
@@ -211,7 +260,7 @@ class WTinyLfu:
             if candidates == 0 or victim is candidate:
                 evict(victim, dropped)
                 continue
-            if sketch.admit_tag(candidate[TAG], victim[TAG]):
+            if sketch.admit_counts(candidate[FREQ], victim[FREQ]):
                 evict(victim, dropped)
             else:
                 evict(candidate, dropped)

@@ -172,7 +172,8 @@ class PromotionManager:
         freq, seen = self._tracker(namespace, cfg).touch(key, now)
         if strategy == "predictive":
             self._learn(namespace, l1, now)
-        if l1.admits(key, size) and (strategy == "immediate" or l1.has_room(size)):  # room: nothing displaced
+        # room: nothing displaced (asked first: a duel lost here would spend one of the gate's random draws)
+        if l1.has_room(size) or (strategy == "immediate" and l1.admits(key, size)):
             stats.room += 1
             stats.promoted += 1
             return True
