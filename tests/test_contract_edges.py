@@ -67,8 +67,8 @@ def test_out_of_range_sizes_and_limits(HashCache: Any) -> None:
 
 def test_huge_weights_are_counted_exactly(make_cache: Any) -> None:
     # Whatever ceiling an implementation puts on the byte total, the total stays exact: no wrap-around.
-    weight = 2**61 + 12345
-    for max_bytes in (None, 3 * 2**60):
+    weight = 2**57 - 12345  # (the largest weights there are: an entry weighs less than 2**57)
+    for max_bytes in (None, 3 * 2**56):
         cache = make_cache(max_bytes=max_bytes)
         for i in range(6):
             assert cache.set(i, b"", size=weight) is True
@@ -77,6 +77,17 @@ def test_huge_weights_are_counted_exactly(make_cache: Any) -> None:
             assert cache.stats()["bytes"] == weight * len(listed)
         assert max_bytes is None or cache.stats()["bytes"] <= max_bytes
         cache._check()
+
+
+def test_a_weight_of_2_57_is_refused(make_cache: Any) -> None:
+    cache = make_cache(max_bytes=None)
+    cache.set("a", b"x", size=5)
+    before = snapshot(cache)
+    with pytest.raises(ValueError, match=r"size must be < 2\*\*57, got 144115188075855872"):
+        cache.set("b", b"x", size=2**57)
+    with pytest.raises(ValueError, match=r"size must be < 2\*\*57"):
+        cache.set("a", b"y", size=2**57)
+    assert snapshot(cache) == before
 
 
 def test_set_many_with_a_malformed_item_stores_nothing(make_cache: Any) -> None:

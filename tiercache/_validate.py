@@ -23,9 +23,10 @@ __all__ = [
 
 # The largest number of entries one HashCache can hold: the compiled core links entries by int32 index.
 MAX_ENTRIES_LIMIT = 2**31 - 2
-# The byte total is an int64 in the compiled core. Weights are < 2**62 each and the total never exceeds
+# The byte total is an int64 in the compiled core. Weights are < 2**57 each and the total never exceeds
 # 2**62 after a call (max_bytes=None means this ceiling), so it cannot overflow even mid-call.
 BYTES_CEILING = 2**62
+SIZE_CEILING = 2**57  # one entry's weight: the compiled core keeps it in 58 bits of its record
 
 
 def check_max_bytes(max_bytes: Any) -> Optional[int]:
@@ -105,8 +106,8 @@ def check_size(size: Any, what: str = "size") -> int:
         raise TypeError(f"{what} must be an int, got {type(size).__name__} {size!r}")
     if size < 0:
         raise ValueError(f"{what} must be >= 0, got {size!r}")
-    if size >= BYTES_CEILING:
-        raise ValueError(f"{what} must be < 2**62, got {size!r}")
+    if size >= SIZE_CEILING:
+        raise ValueError(f"{what} must be < 2**57, got {size!r}")
     return size
 
 

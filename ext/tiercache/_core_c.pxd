@@ -34,18 +34,20 @@ cdef extern from "_helpers.h":
 
 
 # One cache entry. Entries live in one slab (HashCache.entries) and refer to each other by int32 index,
-# so a hit touches one 56-byte record; the table holds a 4-byte index and a control byte per slot.
-ctypedef struct Entry:
-    PyObject* key          # NULL while the record is on the free list
-    PyObject* value
-    double expires         # timer reading at which the entry expires; meaningful when heap_pos >= 0
-    int64_t size           # the weight counted in HashCache.bytes
-    int32_t prev           # recency list: towards the most recently used end (-1 at the head)
-    int32_t next           # towards the least recently used end (-1 at the tail); free-list link
-    int32_t heap_pos       # position in the TTL heap, -1 when the entry never expires
-    uint32_t freq          # W-TinyLFU: how often the entry was used lately, 0..16 (_wtinylfu.pxi)
-    uint32_t tag           # hash tag (see _table.pxi): finds the entry's slot without hashing the key; its two
-                           # low bits (always 0 in a tag) are the entry's flags: ENTRY_PROMOTED, ENTRY_HIT
+# so a hit touches one 48-byte record; the table holds a 4-byte index and a control byte per slot. Defined
+# in _helpers.h: `size` and `freq` are bit-fields of one word there (so no field's address is taken).
+cdef extern from "_helpers.h":
+    ctypedef struct Entry "tc_entry":
+        PyObject* key          # NULL while the record is on the free list
+        PyObject* value
+        double expires         # timer reading at which the entry expires; meaningful when heap_pos >= 0
+        int64_t size           # the weight counted in HashCache.bytes (58 signed bits: weights are < 2**57)
+        int64_t freq           # W-TinyLFU: how often the entry was used lately, 0..16 (_wtinylfu.pxi)
+        int32_t prev           # recency list: towards the most recently used end (-1 at the head)
+        int32_t next           # towards the least recently used end (-1 at the tail); free-list link
+        int32_t heap_pos       # position in the TTL heap, -1 when the entry never expires
+        uint32_t tag           # hash tag (see _table.pxi): finds the entry's slot without hashing the key;
+                               # its low bits (0 in a tag) hold the flags below and the W-TinyLFU list
 
 
 # Entry.tag's flag bits.
