@@ -90,6 +90,23 @@ def test_a_weight_of_2_57_is_refused(make_cache: Any) -> None:
     assert snapshot(cache) == before
 
 
+def test_a_weighed_value_of_2_57_is_refused(make_cache: Any) -> None:
+    from tiercache import deep_sizer
+
+    class Huge:
+        def __sizeof__(self) -> int:
+            return 2**57 + 100
+
+    for sizer, value in ((None, Huge()), (deep_sizer, [Huge()])):
+        cache = make_cache(max_bytes=None, sizer=sizer)
+        cache.set("a", b"x")
+        before = snapshot(cache)
+        with pytest.raises(ValueError, match=r"sizer result must be < 2\*\*57"):
+            cache.set("b", value)
+        assert snapshot(cache) == before
+        cache._check()
+
+
 def test_set_many_with_a_malformed_item_stores_nothing(make_cache: Any) -> None:
     cache = populated(make_cache)
     before = snapshot(cache)

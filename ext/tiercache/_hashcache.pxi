@@ -161,13 +161,18 @@ cdef class HashCache:
         return True
 
     cdef int64_t _weigh(self, object value, object size) except -1:
+        cdef int64_t weight
         if size is not None:
             return _size_value(size, "size")
         if self.sizer is None:
-            return _default_size(value)
-        if self.sizer is _DEEP_SIZER:
-            return _deep_size(value)
-        return _size_value(self.sizer(value), "sizer result")
+            weight = _default_size(value)
+        elif self.sizer is _DEEP_SIZER:
+            weight = _deep_size(value)
+        else:
+            return _size_value(self.sizer(value), "sizer result")
+        if weight >= (<int64_t>1) << 57:  # (an entry holds its weight in 58 bits: check_size refuses it)
+            return check_size(weight, "sizer result")
+        return weight
 
     cdef void _set_expiry(self, Py_ssize_t idx, bint has_ttl, double expires) noexcept:
         """Give entry `idx` an expiry (heap room reserved) or none."""

@@ -40,7 +40,7 @@ from .._validate import (
     unhashable,
 )
 from ._ttl_py import ExpiryHeap
-from .._validate import BYTES_CEILING as _BYTES_CEILING
+from .._validate import BYTES_CEILING as _BYTES_CEILING, SIZE_CEILING
 from ._sketch_py import hash_tag as _tag
 from ._wtinylfu_py import EXPIRES as _EXPIRES, FLAGS as _FLAGS, KEY as _KEY, NEXT as _NEXT, PREV as _PREV
 from ._wtinylfu_py import PROTECTED as _PROTECTED, SEG as _SEG, SEQ as _SEQ, SIZE as _SIZE, TAG as _TAG
@@ -434,8 +434,10 @@ class HashCache:
             if sizer is default_sizer:  # (default_sizer, spelled out: a valid size, without a call)
                 tp = type(value)
                 if tp is bytes or tp is str or tp is bytearray:
-                    return len(value)
-                return value.nbytes if tp is memoryview else sys.getsizeof(value)
+                    weight = len(value)
+                else:
+                    weight = value.nbytes if tp is memoryview else sys.getsizeof(value)
+                return weight if weight < SIZE_CEILING else check_size(weight, "sizer result")
             return check_size(sizer(value), "sizer result")
         return check_size(size)
 
