@@ -90,6 +90,16 @@ cdef void sketch_free(Sketch* s) noexcept:
 #                    (m2 >> 40) & 63
 
 
+cdef inline uint64_t _word(uint64_t m, int i) noexcept nogil:
+    """The word, within its block, of a key's counter i (see the layout above)."""
+    return (((m >> (8 * i)) & 0xFF) * 7) >> 8
+
+
+cdef inline uint64_t _shift(uint64_t m2, int i) noexcept nogil:
+    """The bit offset, within that word, of a key's counter i."""
+    return ((m2 >> (16 + 4 * i)) & 15) * 4
+
+
 cdef inline bint _door_has(const Sketch* s, uint64_t base, uint64_t m2) noexcept nogil:
     cdef uint64_t door = s.table[base + 7]
     return ((door >> ((m2 >> 32) & 63)) & 1) and ((door >> ((m2 >> 40) & 63)) & 1)
@@ -102,11 +112,9 @@ cdef inline int sketch_frequency(const Sketch* s, uint64_t h) noexcept nogil:
 
 
 cdef inline int _estimate(const Sketch* s, uint64_t base, uint64_t m, uint64_t m2) noexcept nogil:
-    cdef uint64_t w
     cdef int i, c, f = 15
     for i in range(4):
-        w = (((m >> (8 * i)) & 0xFF) * 7) >> 8
-        c = <int>((s.table[base + w] >> (((m2 >> (16 + 4 * i)) & 15) * 4)) & 15)
+        c = <int>((s.table[base + _word(m, i)] >> _shift(m2, i)) & 15)
         if c < f:
             f = c
     return f + (1 if _door_has(s, base, m2) else 0)
@@ -151,8 +159,8 @@ cdef inline void _increment(Sketch* s, uint64_t base, uint64_t m, uint64_t m2) n
         s.table[base + 7] |= ((<uint64_t>1) << ((m2 >> 32) & 63)) | ((<uint64_t>1) << ((m2 >> 40) & 63))
         return
     for i in range(4):
-        w = (((m >> (8 * i)) & 0xFF) * 7) >> 8
-        shift = ((m2 >> (16 + 4 * i)) & 15) * 4
+        w = _word(m, i)
+        shift = _shift(m2, i)
         if ((s.table[base + w] >> shift) & 15) < 15:
             s.table[base + w] += (<uint64_t>1) << shift
             added = True
@@ -198,8 +206,8 @@ cdef inline void sketch_raise(Sketch* s, uint64_t h, int f) noexcept nogil:
     if f > 15:
         f = 15
     for i in range(4):
-        w = (((m >> (8 * i)) & 0xFF) * 7) >> 8
-        shift = ((m2 >> (16 + 4 * i)) & 15) * 4
+        w = _word(m, i)
+        shift = _shift(m2, i)
         c = (s.table[base + w] >> shift) & 15
         if c < <uint64_t>f:
             s.table[base + w] += (<uint64_t>f - c) << shift
