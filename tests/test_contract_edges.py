@@ -67,7 +67,7 @@ def test_out_of_range_sizes_and_limits(HashCache: Any) -> None:
 
 def test_huge_weights_are_counted_exactly(make_cache: Any) -> None:
     # Whatever ceiling an implementation puts on the byte total, the total stays exact: no wrap-around.
-    weight = 2**57 - 12345  # (the largest weights there are: an entry weighs less than 2**57)
+    weight = 2**56 - 12345  # (the largest weights there are: an entry weighs less than 2**56)
     for max_bytes in (None, 3 * 2**56):
         cache = make_cache(max_bytes=max_bytes)
         for i in range(6):
@@ -79,29 +79,29 @@ def test_huge_weights_are_counted_exactly(make_cache: Any) -> None:
         cache._check()
 
 
-def test_a_weight_of_2_57_is_refused(make_cache: Any) -> None:
+def test_a_weight_of_2_56_is_refused(make_cache: Any) -> None:
     cache = make_cache(max_bytes=None)
     cache.set("a", b"x", size=5)
     before = snapshot(cache)
-    with pytest.raises(ValueError, match=r"size must be < 2\*\*57, got 144115188075855872"):
-        cache.set("b", b"x", size=2**57)
-    with pytest.raises(ValueError, match=r"size must be < 2\*\*57"):
-        cache.set("a", b"y", size=2**57)
+    with pytest.raises(ValueError, match=r"size must be < 2\*\*56, got 72057594037927936"):
+        cache.set("b", b"x", size=2**56)
+    with pytest.raises(ValueError, match=r"size must be < 2\*\*56"):
+        cache.set("a", b"y", size=2**56)
     assert snapshot(cache) == before
 
 
-def test_a_weighed_value_of_2_57_is_refused(make_cache: Any) -> None:
+def test_a_weighed_value_of_2_56_is_refused(make_cache: Any) -> None:
     from tiercache import deep_sizer
 
     class Huge:
         def __sizeof__(self) -> int:
-            return 2**57 + 100
+            return 2**56 + 100
 
     for sizer, value in ((None, Huge()), (deep_sizer, [Huge()])):
         cache = make_cache(max_bytes=None, sizer=sizer)
         cache.set("a", b"x")
         before = snapshot(cache)
-        with pytest.raises(ValueError, match=r"sizer result must be < 2\*\*57"):
+        with pytest.raises(ValueError, match=r"sizer result must be < 2\*\*56"):
             cache.set("b", value)
         assert snapshot(cache) == before
         cache._check()

@@ -23,10 +23,10 @@ __all__ = [
 
 # The largest number of entries one HashCache can hold: the compiled core links entries by int32 index.
 MAX_ENTRIES_LIMIT = 2**31 - 2
-# The byte total is an int64 in the compiled core. Weights are < 2**57 each and the total never exceeds
+# The byte total is an int64 in the compiled core. Weights are < 2**56 each and the total never exceeds
 # 2**62 after a call (max_bytes=None means this ceiling), so it cannot overflow even mid-call.
 BYTES_CEILING = 2**62
-SIZE_CEILING = 2**57  # one entry's weight: the compiled core keeps it in 58 bits of its record
+SIZE_CEILING = 2**56  # one entry's weight: the compiled core keeps it in 57 bits of its record
 
 
 def check_max_bytes(max_bytes: Any) -> Optional[int]:
@@ -107,7 +107,7 @@ def check_size(size: Any, what: str = "size") -> int:
     if size < 0:
         raise ValueError(f"{what} must be >= 0, got {size!r}")
     if size >= SIZE_CEILING:
-        raise ValueError(f"{what} must be < 2**57, got {size!r}")
+        raise ValueError(f"{what} must be < 2**56, got {size!r}")
     return size
 
 

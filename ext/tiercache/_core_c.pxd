@@ -41,8 +41,9 @@ cdef extern from "_helpers.h":
         PyObject* key          # NULL while the record is on the free list
         PyObject* value
         double expires         # timer reading at which the entry expires; meaningful when heap_pos >= 0
-        int64_t size           # the weight counted in HashCache.bytes (58 signed bits: weights are < 2**57)
+        int64_t size           # the weight counted in HashCache.bytes (57 signed bits: weights are < 2**56)
         int64_t freq           # W-TinyLFU: how often the entry was used lately, 0..16 (_wtinylfu.pxi)
+        int64_t unsaved        # W-TinyLFU: nonzero when the sketch may hold less than freq (_wtinylfu.pxi)
         int32_t prev           # recency list: towards the most recently used end (-1 at the head)
         int32_t next           # towards the least recently used end (-1 at the tail); free-list link
         int32_t heap_pos       # position in the TTL heap, -1 when the entry never expires

@@ -170,7 +170,7 @@ cdef class HashCache:
             weight = _deep_size(value)
         else:
             return _size_value(self.sizer(value), "sizer result")
-        if weight >= (<int64_t>1) << 57:  # (an entry holds its weight in 58 bits: check_size refuses it)
+        if weight >= (<int64_t>1) << 56:  # (an entry holds its weight in 57 bits: check_size refuses it)
             return check_size(weight, "sizer result")
         return weight
 
@@ -224,10 +224,10 @@ cdef class HashCache:
         cdef double now = 0.0
         cdef bint has_now = False
         cdef Py_ssize_t idx
-        cdef int f
         cdef Entry* e
         cdef PyObject* old
         cdef int32_t victim = self.lru.tail
+        cdef bint count_later = False
         cdef Entry* v
         cdef size_t home
         # The new key's control byte: the probe below reads it first (and an insert writes it)
@@ -235,12 +235,21 @@ cdef class HashCache:
         if has_ttl or self.heap.length > 0:
             now = self._now()
             has_now = True
-        if victim >= 0 and not self.policy_id and (self.count >= self.max_entries_ >= 0
-                                                 or self.bytes + size > self.max_bytes_):
+        if self.policy_id:
+            sketch_prefetch(&self.sketch, hash_tag(h))  # (a new key's count reads it)
+        if victim >= 0 and (self.count >= self.max_entries_ >= 0 or self.bytes + size > self.max_bytes_):
             # An eviction is likely: start loading all that removing the victim reads, at once — its slot
             # and control byte, its successor as tail, and its key and value objects (releasing them reads
-            # their reference counts) — instead of one cache miss after another.
+            # their reference counts) — instead of one cache miss after another. Under "tinylfu" the
+            # window's last entry is the candidate, which loses its duel most often (its count then goes
+            # back to the sketch if it has uses the sketch has not seen); it meets probation's last.
             v = &self.entries[victim]
+            if self.policy_id:
+                if v.unsaved:
+                    sketch_prefetch(&self.sketch, v.tag & ~<uint32_t>TAG_LOW_BITS)
+                if self.probation.tail >= 0:
+                    tc_prefetch(&self.entries[self.probation.tail])
+                    tc_prefetch(&self.entries[self.probation.head])
             home = table_home(&self.table, v.tag)
             tc_prefetch(&self.table.slots[home])
             tc_prefetch(&self.table.ctrl[home])
@@ -278,12 +287,11 @@ cdef class HashCache:
         else:
             idx = slab_insert(self, key, hash_tag(h), value, size)
             if self.policy_id:
-                f = sketch_count(&self.sketch, self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS)
-                if self.sketch.agings != self.agings_seen:
-                    wt_halve_counts(self)
-                self.entries[idx].freq = f
                 if self.max_entries_ < 0 and self.count > self.sketch.capacity:
                     wt_grow_sketch(self)
+                count_later = wt_count_can_wait(self, <int32_t>idx)
+                if not count_later:
+                    wt_count_new(self, <int32_t>idx, hash_tag(h))
         if promoted:
             self.entries[idx].tag |= ENTRY_PROMOTED
             self.promoted += 1
@@ -293,6 +301,8 @@ cdef class HashCache:
         if self.policy_id:
             if self._over() or wt_window_over(self):
                 wt_maintain(self, has_now, now)
+            if count_later:
+                wt_count_new(self, <int32_t>idx, hash_tag(h))
         elif self._over():
             self._make_room(has_now, now)
         if TIERCACHE_DEBUG:
@@ -611,7 +621,7 @@ cdef class HashCache:
         cdef int32_t i
         if self.policy_id:  # (their counts go back to the sketch)
             for i in range(self.high_water):
-                if self.entries[i].key != NULL:
+                if self.entries[i].key != NULL and self.entries[i].unsaved:
                     sketch_raise(&self.sketch, self.entries[i].tag & ~<uint32_t>TAG_LOW_BITS, self.entries[i].freq)
         slab_release_all(self)
 

@@ -11,14 +11,16 @@
 #define TIERCACHE_DEBUG 0
 #endif
 
-/* One cache entry (declared, with what each field means, in _core_c.pxd). Its weight and its W-TinyLFU
- * count share one 64-bit word as bit-fields (weights are < 2**57), which keeps the record at 48 bytes. */
+/* One cache entry (declared, with what each field means, in _core_c.pxd). Its weight, its W-TinyLFU count
+ * and the count's unsaved flag share one 64-bit word as bit-fields (weights are < 2**56), which keeps the
+ * record at 48 bytes. */
 typedef struct {
     PyObject *key;
     PyObject *value;
     double expires;
-    int64_t size : 58;
+    int64_t size : 57;
     int64_t freq : 6;
+    int64_t unsaved : 1;
     int32_t prev;
     int32_t next;
     int32_t heap_pos;

@@ -60,6 +60,12 @@ cdef int check_invariants(HashCache self) except -1:
         if pos:
             assert self.entries[self.heap.items[(pos - 1) >> 1]].expires <= self.entries[idx].expires, \
                 "heap order broken"
+    if self.policy_id:
+        for idx in range(self.high_water):
+            e = &self.entries[idx]
+            if e.key != NULL and not e.unsaved:
+                assert sketch_holds(&self.sketch, e.tag & ~<uint32_t>TAG_LOW_BITS, e.freq), \
+                    f"entry {idx}'s count {e.freq} is not in the sketch, and not marked unsaved"
     assert self.bytes <= self.max_bytes_, "max_bytes exceeded"
     assert self.max_entries_ < 0 or self.count <= self.max_entries_, "max_entries exceeded"
     return 0

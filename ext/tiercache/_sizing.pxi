@@ -25,7 +25,7 @@ cdef inline double _ttl_seconds(object ttl) except? -1.0:
 
 
 cdef inline int64_t _size_value(object size, str what) except -1:
-    if PyLong_CheckExact(size) and 0 <= size < 2 ** 57:  # (SIZE_CEILING, as a constant)
+    if PyLong_CheckExact(size) and 0 <= size < 2 ** 56:  # (SIZE_CEILING, as a constant)
         return PyLong_AsLongLong(size)
     return check_size(size, what)
 

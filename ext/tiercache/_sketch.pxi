@@ -142,6 +142,11 @@ cdef inline void sketch_increment(Sketch* s, uint64_t h) noexcept nogil:
     _increment(s, ((m >> 32) & s.block_mask) * 8, m, m2)
 
 
+cdef inline void sketch_prefetch(Sketch* s, uint64_t h) noexcept nogil:
+    """Start loading the block of the key tagged `h` (one line), which a count or a write-back reads next."""
+    tc_prefetch(&s.table[((_mix(h) >> 32) & s.block_mask) * 8])
+
+
 cdef inline int sketch_count(Sketch* s, uint64_t h) noexcept nogil:
     """sketch_increment, then sketch_frequency (after any aging the increment caused), hashing once."""
     cdef uint64_t m = _mix(h)
@@ -211,6 +216,24 @@ cdef inline void sketch_raise(Sketch* s, uint64_t h, int f) noexcept nogil:
         c = (s.table[base + w] >> shift) & 15
         if c < <uint64_t>f:
             s.table[base + w] += (<uint64_t>f - c) << shift
+
+
+cdef bint sketch_holds(const Sketch* s, uint64_t h, int f) noexcept nogil:
+    """Whether sketch_raise(s, h, f) would change nothing (for the invariant checks)."""
+    cdef uint64_t m = _mix(h)
+    cdef uint64_t m2 = _mix2(h)
+    cdef uint64_t base = ((m >> 32) & s.block_mask) * 8
+    cdef int i
+    if f <= 0:
+        return True
+    if f > 16:
+        f = 16
+    if not _door_has(s, base, m2):
+        return False
+    for i in range(4):
+        if <int>((s.table[base + _word(m, i)] >> _shift(m2, i)) & 15) < f - 1:
+            return False
+    return True
 
 
 cdef inline bint sketch_admits(Sketch* s, uint64_t candidate, uint64_t victim) noexcept nogil:

@@ -164,6 +164,7 @@ cdef int32_t slab_insert(HashCache self, object key, uint32_t tag, object value,
     e.value = <PyObject*>value
     e.tag = tag
     e.freq = 0
+    e.unsaved = 0
     e.size = size
     e.heap_pos = -1
     table_put(&self.table, idx, tag)
@@ -185,7 +186,8 @@ cdef void slab_remove(HashCache self, Py_ssize_t idx) noexcept:
     table_remove(&self.table, self.entries, <int32_t>idx, e.tag)
     lru_unlink(wt_list(self, <int32_t>idx), self.entries, <int32_t>idx)
     if self.policy_id:
-        sketch_raise(&self.sketch, e.tag & ~<uint32_t>TAG_LOW_BITS, e.freq)  # its count goes back to the sketch
+        if e.unsaved:  # its count goes back to the sketch
+            sketch_raise(&self.sketch, e.tag & ~<uint32_t>TAG_LOW_BITS, e.freq)
         if (e.tag & ENTRY_SEGMENT) == SEG_WINDOW:
             self.win_count -= 1
             self.win_bytes -= e.size

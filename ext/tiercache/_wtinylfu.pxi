@@ -38,6 +38,10 @@ cdef void wt_move(HashCache self, int32_t idx, Lru* dest, uint32_t seg) noexcept
 # leaves, its count goes back to the sketch (sketch_raise). The sketch keeps the history of keys not held
 # (misses, new keys, L2 reads counted by record_use) and every use of the keys the window copies sample, so
 # that the copies judge by the same counts. Each aging of the sketch halves the entries' counts too.
+# Entry.unsaved is set when the sketch may hold less than the entry's count (a use counted in the entry only;
+# an aging, which clears the doorkeeper): an entry leaving without it would change nothing in the sketch, so
+# the write-back, a likely cache miss, is skipped. The pure twin writes back every time, to the same effect;
+# the tests check after every step that an entry without the flag is held by the sketch (sketch_holds).
 
 cdef void wt_halve_counts(HashCache self) noexcept:
     """The sketch aged: so do the entries' counts; and with a max_entries, the next period is set for the
@@ -47,6 +51,8 @@ cdef void wt_halve_counts(HashCache self) noexcept:
     for i in range(self.high_water):
         if self.entries[i].key != NULL:
             self.entries[i].freq >>= 1
+            if self.entries[i].freq:
+                self.entries[i].unsaved = -1  # (a one-bit signed field: -1 is set)
     if self.max_entries_ >= 0:
         sketch_age_for(&self.sketch, self.count)
 
@@ -59,11 +65,36 @@ cdef inline void wt_count(HashCache self, Entry* e, uint32_t tag) noexcept:
         sketch_increment(&self.sketch, tag)
     elif e.freq < 16:
         e.freq += 1
+        e.unsaved = -1
         self.sketch.size += 1
         if self.sketch.size >= self.sketch.sample:
             sketch_reset(&self.sketch)
     if self.sketch.agings != self.agings_seen:
         wt_halve_counts(self)
+
+
+cdef bint wt_count_can_wait(HashCache self, int32_t idx) noexcept:
+    """Whether the first count of the entry `idx`, new, may wait until the set has made room (by then its
+    sketch block, prefetched, has loaded): only when that changes nothing — making room will not reach the
+    entry (the window holds older entries, keeps at least one, and the entry fits its share of the bytes)
+    and the count will not age the sketch. The pure twin decides alike."""
+    if self.lru.tail == idx or self.wmax < 1 or self.sketch.size + 1 >= self.sketch.sample:
+        return False
+    return (self.bytes_unbounded
+            or self.entries[idx].size <= <int64_t>((<double>self.max_bytes_) * self.wmax / self.cap_))
+
+
+cdef void wt_count_new(HashCache self, int32_t idx, uint32_t tag) noexcept:
+    """A new key's first use, tagged `tag`: counted in the sketch; the entry `idx`, if still held, starts
+    from the sketch's estimate."""
+    cdef int f = sketch_count(&self.sketch, tag)
+    cdef bint aged = self.sketch.agings != self.agings_seen
+    if aged:
+        wt_halve_counts(self)
+    if self.entries[idx].key != NULL:
+        self.entries[idx].freq = f
+        if aged and f:
+            self.entries[idx].unsaved = -1
 
 
 cdef inline void wt_hit(HashCache self, int32_t idx, uint32_t tag) noexcept:
@@ -164,11 +195,15 @@ cdef int wt_reset(HashCache self) except -1:
     """Size the sketch, the window and the simulations for the current limits (the simulations restart)."""
     cdef int64_t cap = self.max_entries_ if self.max_entries_ >= 0 else 64
     cdef Sketch fresh
+    cdef int32_t i
     if cap < 1:
         cap = 1
     sketch_init(&fresh, cap)  # (MemoryError: the cache keeps its sketch)
     sketch_free(&self.sketch)
     self.sketch = fresh
+    for i in range(self.high_water):  # (the entries' counts are all the new sketch will know of them)
+        if self.entries[i].key != NULL and self.entries[i].freq:
+            self.entries[i].unsaved = -1
     self.agings_seen = 0
     self.cap_ = cap
     self.wmax = window_share(cap, _MINI_PERCENTS[MINI_START])

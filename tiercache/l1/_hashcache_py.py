@@ -452,6 +452,7 @@ class HashCache:
         expires = now + ttl if ttl is not None else None  # type: ignore[operator]
         entry = self._find(key)
         new = None
+        count_later = False
         if size > self._byte_limit:
             if entry is not None:
                 self._unlink(key, entry, dropped)
@@ -471,7 +472,7 @@ class HashCache:
                 self._link_last(new)
                 self._bytes += size
                 if self._policy:
-                    self._segments.inserted(new, len(self._data))  # type: ignore[union-attr]
+                    count_later = self._segments.inserted(new, len(self._data))  # type: ignore[union-attr]
         if entry is not new:  # an update (also when user code inserted the key meanwhile)
             dropped.append(entry[_VALUE])
             entry[_VALUE] = value
@@ -497,6 +498,8 @@ class HashCache:
         if self._policy:
             if self._over() or self._segments.window_over():  # type: ignore[union-attr]
                 self._maintain(now, dropped)
+            if count_later:
+                self._segments.counted(new)  # type: ignore[union-attr]
         else:
             self._make_room(now, dropped)
         return True

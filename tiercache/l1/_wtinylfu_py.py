@@ -123,24 +123,39 @@ class WTinyLfu:
 
     # -- what the cache reports
 
-    def inserted(self, entry: List[Any], entries: int) -> None:
+    def inserted(self, entry: List[Any], entries: int) -> bool:
         """`entry` is new, linked last in the window; the cache now holds `entries` entries. With no
-        max_entries, the sketch doubles once the cache holds more entries than it was sized for."""
+        max_entries, the sketch doubles once the cache holds more entries than it was sized for. Its first
+        use is counted now (`counted`), or, when True is returned, by the cache once it has made room: the
+        compiled core waits for the key's sketch block to load, and where waiting changes nothing (making
+        room will not reach the entry: the window holds older entries, keeps at least one, and the entry
+        fits its share of the bytes; the count will not age the sketch), both twins wait."""
         self.win_count += 1
         self.win_bytes += entry[SIZE]
         sketch = self.sketch
-        f = sketch.count_tag(entry[TAG])
-        self.sync_aging()
-        entry[FREQ] = f
         if self.max_entries is None and entries > sketch.capacity:
             self._grow_sketch(entries)
+        if (self.window[NEXT] is not entry and self.wmax >= 1 and sketch.size + 1 < sketch.sample
+                and (self.max_bytes is None
+                     or entry[SIZE] <= int(float(self.max_bytes) * self.wmax / self.cap))):
+            return True
+        self.counted(entry)
+        return False
+
+    def counted(self, entry: List[Any]) -> None:
+        """The first use of `entry`, new (still held or already evicted): counted in the sketch; the entry
+        starts from the sketch's estimate."""
+        f = self.sketch.count_tag(entry[TAG])
+        self.sync_aging()
+        entry[FREQ] = f
 
     def reweighed(self, entry: List[Any], size: int) -> None:
         """`entry`'s size is about to change to `size`."""
         self._seg_add(entry[SEG], 0, size - entry[SIZE])
 
     def removed(self, entry: List[Any]) -> None:
-        """`entry` has left the cache (and been unlinked from its list): its count goes back to the sketch."""
+        """`entry` has left the cache (and been unlinked from its list): its count goes back to the sketch
+        (the compiled core skips the write-back where it would change nothing)."""
         self.sketch.raise_tag(entry[TAG], entry[FREQ])
         self._seg_add(entry[SEG], -1, -entry[SIZE])
 
