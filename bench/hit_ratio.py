@@ -2,7 +2,7 @@
 """Hit ratios of tiercache.HashCache policies beside exact LRU and Belady's optimum, on real traces and Zipf.
 
     python bench/hit_ratio.py [--traces DIR] [--quick] [--variants] [--seeds N] [--bytes-bound F]
-                              [--json OUT.json]
+                              [--theine-runs N] [--json OUT.json]
 
 Traces come from DIR (default: $TIERCACHE_TRACES, else ../shared/traces next to the repository root); their
 formats and the published reference figures are in that directory's README. Each row replays one trace at one
@@ -14,7 +14,10 @@ cache size (in entries) through:
 - HashCache <policy>: tiercache.HashCache(max_entries=size, max_bytes=2**40, policy=...) used read-through
   (get; on a miss, set). Every policy HashCache accepts becomes a column: a policy is tried by passing the
   keyword, and a TypeError or ValueError means this build does not have it;
-- theine, when installed (`pip install theine`): its W-TinyLFU (Rust), used read-through the same way.
+- theine, when installed (`pip install theine`): its W-TinyLFU (Rust), used read-through the same way. It
+  draws random numbers, so the same trace gives it different hit ratios from run to run (on loop @ 1000 over
+  more than a point): each row runs it --theine-runs times (default 5) and shows the mean, with the range in
+  the next column, and tinylfu is compared with that mean.
 
 Hit ratio = hits / all requests (cold misses included), in %. The published exact-LRU and OPT figures must
 reproduce to 0.01 points, and HashCache "lru" must equal exact LRU hit for hit; any row that does not is
@@ -350,13 +353,14 @@ class Row:
     hits: Dict[str, int] = field(default_factory=dict)
     seconds: Dict[str, float] = field(default_factory=dict)
     flags: List[str] = field(default_factory=list)
+    spread: Dict[str, Tuple[float, float]] = field(default_factory=dict)  # a repeated column's min, max (%)
 
     @property
     def label(self) -> str:
         return f"{self.trace} @ {self.size}"
 
     def ratio(self, column: str) -> float:
-        return 100.0 * self.hits[column] / self.requests
+        return 100.0 * self.hits[column] / self.requests  # (a repeated column's hits are its mean)
 
     @property
     def reference(self) -> Optional[Tuple[float, str, float]]:
@@ -364,11 +368,16 @@ class Row:
 
 
 def run_row(trace: str, keys: np.ndarray, size: int, sims: Dict[str, Callable[[Keys, int], int]],
-            distinct: int) -> Row:
+            distinct: int, repeats: Optional[Dict[str, int]] = None) -> Row:
+    """One trace at one size through every column; a column in `repeats` runs that many times (its hits are
+    the mean, its range is kept)."""
     row = Row(trace, size, len(keys), distinct)
     for column, fn in sims.items():
         t0 = time.perf_counter()
-        row.hits[column] = fn(keys, size)
+        runs = [fn(keys, size) for _ in range(max(1, (repeats or {}).get(column, 1)))]
+        row.hits[column] = sum(runs) / len(runs) if len(runs) > 1 else runs[0]  # type: ignore[assignment]
+        if len(runs) > 1:
+            row.spread[column] = (100.0 * min(runs) / len(keys), 100.0 * max(runs) / len(keys))
         row.seconds[column] = time.perf_counter() - t0
     ref = row.reference
     if ref is not None:
@@ -401,18 +410,28 @@ def check_tinylfu(rows: List[Row]) -> List[Tuple[bool, str]]:
     if "theine" in rows[0].hits:
         worst = min(rows, key=lambda r: r.ratio(col) - r.ratio("theine"))
         gap = worst.ratio(col) - worst.ratio("theine")
-        out.append((gap >= 0, f"tinylfu vs theine, worst row {worst.label}: {gap:+.2f} points (target ≥ 0)"))
+        what = "theine's mean" if "theine" in worst.spread else "theine"
+        out.append((gap >= 0, f"tinylfu vs {what}, worst row {worst.label}: {gap:+.2f} points (target ≥ 0)"))
     return out
 
 
 # --------------------------------------------------------------------------- reporting
 
 def report(pr: Printer, rows: List[Row], columns: List[str]) -> None:
-    header = ["trace @ size", "requests"] + columns + ["pub. LRU", "pub. W-TinyLFU", "pub. OPT", "check"]
+    ranged = [c for c in columns if any(c in r.spread for r in rows)]
+    header = ["trace @ size", "requests"]
+    for c in columns:
+        header += [c + (" (mean)" if c in ranged else "")] + ([f"{c} range"] if c in ranged else [])
+    header += ["pub. LRU", "pub. W-TinyLFU", "pub. OPT", "check"]
     body = []
     for r in rows:
         ref = r.reference
-        cells = [r.label, f"{r.requests:,}"] + [f"{r.ratio(c):.2f}" for c in columns]
+        cells = [r.label, f"{r.requests:,}"]
+        for c in columns:
+            cells.append(f"{r.ratio(c):.2f}")
+            if c in ranged:
+                lo, hi = r.spread.get(c, (r.ratio(c), r.ratio(c)))
+                cells.append(f"{lo:.2f}-{hi:.2f}")
         cells += [f"{ref[0]:.2f}", ref[1], f"{ref[2]:.2f}"] if ref else ["-", "-", "-"]
         cells.append("MISMATCH" if r.flags else "ok")
         body.append(cells)
@@ -461,8 +480,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="HashCache bounded by bytes at each size, with max_entries F x the size (F >= 2)")
     ap.add_argument("--seeds", type=int, default=0, metavar="N",
                     help=f"also replay each Zipf exponent at each size with N seeds ({SEEDS_REQUESTS:,} requests)")
+    ap.add_argument("--theine-runs", type=int, default=5, metavar="N",
+                    help="runs of theine per row, which draws random numbers: its mean and range (default 5)")
     ap.add_argument("--json", metavar="OUT.json", help="also write the figures, the machine and the command here")
     args = ap.parse_args(argv)
+    if args.theine_runs < 1:
+        ap.error("--theine-runs N needs N >= 1")
     if args.bytes_bound and args.bytes_bound < 2:
         ap.error("--bytes-bound F needs F >= 2 (max_entries F x the size, above what the bytes hold)")
     global ENTRY_FACTOR
@@ -476,7 +499,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     sims = simulators(policies, theine is not None)
     columns = list(sims)
 
-    pr = Printer(width=150)
+    pr = Printer(width=176)
     info = machine_info(("numpy",))
     pr.line(f"command:   {command}")
     pr.line(f"python:    {info['python']}, numpy {info['versions']['numpy']}")
@@ -522,7 +545,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         distinct = int(np.unique(keys).size)
         for size in sizes:
             progress(f"{name} @ {size}")
-            rows.append(run_row(name, keys, size, sims, distinct))
+            rows.append(run_row(name, keys, size, sims, distinct, {"theine": args.theine_runs}))
     elapsed = time.monotonic() - t_start
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 70 + "\r")
@@ -564,6 +587,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "rows": [{
                     "trace": r.trace, "size": r.size, "requests": r.requests, "distinct": r.distinct,
                     "hits": r.hits, "hit_ratio": {c: r.ratio(c) for c in columns}, "seconds": r.seconds,
+                    "range": r.spread,
                     "reference": (dict(zip(("exact LRU", "W-TinyLFU", "OPT"), r.reference))
                                   if r.reference else None),
                     "flags": r.flags,

@@ -183,3 +183,15 @@ def test_the_phase_benchmark_replays_hit_for_hit() -> None:
     assert all(len(h) == len(keys) and set(h.tolist()) <= {0, 1} for h in runs.values())
     assert runs["exact LRU"].tolist() == runs["HashCache lru"].tolist()
     assert runs["HashCache tinylfu"].sum() > runs["exact LRU"].sum()  # a loop over 7 keys in 5 entries
+
+
+def test_a_repeated_column_is_its_mean_with_its_range() -> None:
+    # theine draws random numbers: its column is the mean of several runs, and the check compares with that.
+    draws = iter([90, 100, 95])
+    keys = np.arange(200)
+    sims = {"exact LRU": lru_hits, "HashCache tinylfu": lambda k, n: 96, "theine": lambda k, n: next(draws)}
+    row = hit_ratio.run_row("t", keys, 10, sims, 200, {"theine": 3})
+    assert row.hits["theine"] == 95 and row.ratio("theine") == 47.5
+    assert row.spread == {"theine": (45.0, 50.0)}
+    (ok_lru, _), (ok_theine, text) = hit_ratio.check_tinylfu([row])
+    assert ok_theine and "theine's mean" in text and "+0.50 points" in text
