@@ -75,9 +75,11 @@ cdef inline void wt_count(HashCache self, Entry* e, uint32_t tag) noexcept:
 
 cdef bint wt_count_can_wait(HashCache self, int32_t idx) noexcept:
     """Whether the first count of the entry `idx`, new, may wait until the set has made room (by then its
-    sketch block, prefetched, has loaded): only when that changes nothing — making room will not reach the
-    entry (the window holds older entries, keeps at least one, and the entry fits its share of the bytes)
-    and the count will not age the sketch. The pure twin decides alike."""
+    sketch block, prefetched, has loaded): only when making room cannot involve the entry for size or
+    count (the window holds older entries, keeps at least one, and the entry fits its share of the bytes)
+    and the count will not age the sketch, so no eviction of the set changes (the count and the set's
+    write-backs then land in the other order, which matters only where keys share counters; an entry
+    expiring at once is counted all the same). The pure twin decides alike."""
     if self.lru.tail == idx or self.wmax < 1 or self.sketch.size + 1 >= self.sketch.sample:
         return False
     return (self.bytes_unbounded

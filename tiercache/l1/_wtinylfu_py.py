@@ -127,9 +127,9 @@ class WTinyLfu:
         """`entry` is new, linked last in the window; the cache now holds `entries` entries. With no
         max_entries, the sketch doubles once the cache holds more entries than it was sized for. Its first
         use is counted now (`counted`), or, when True is returned, by the cache once it has made room: the
-        compiled core waits for the key's sketch block to load, and where waiting changes nothing (making
-        room will not reach the entry: the window holds older entries, keeps at least one, and the entry
-        fits its share of the bytes; the count will not age the sketch), both twins wait."""
+        compiled core waits for the key's sketch block to load, and where making room cannot involve the
+        entry for size or count (the window holds older entries, keeps at least one, and the entry fits its
+        share of the bytes) and the count will not age the sketch, both twins wait."""
         self.win_count += 1
         self.win_bytes += entry[SIZE]
         sketch = self.sketch
