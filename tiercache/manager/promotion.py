@@ -168,19 +168,18 @@ class PromotionManager:
 
     def _decide(self, namespace: str, cfg: Any, l1: Any, key: Any, size: int, remaining: Optional[float],
                 strategy: str, stats: _Stats) -> bool:
+        """The gate for a conditional, lazy or predictive namespace (decide() promotes immediate ones)."""
         now = self._timer()
         freq, seen = self._tracker(namespace, cfg).touch(key, now)
         if strategy == "predictive":
             self._learn(namespace, l1, now)
         # room: nothing displaced (asked first: a duel lost here would spend one of the gate's random draws)
-        if l1.has_room(size) or (strategy == "immediate" and l1.admits(key, size)):
+        if l1.has_room(size):
             stats.room += 1
             stats.promoted += 1
             return True
         l1.record_use(key)  # this L2 hit is a use: the gate weighs it against the residents' uses
-        if strategy == "immediate":
-            candidate = True
-        elif strategy == "conditional":
+        if strategy == "conditional":
             candidate = freq >= self.min_hits
         elif strategy == "lazy":
             candidate = seen >= self.min_buckets
@@ -199,7 +198,7 @@ class PromotionManager:
             return False
         if cfg.priority == "high":
             stats.bypassed += 1
-        elif strategy != "immediate" and not l1.admits(key, size):
+        elif not l1.admits(key, size):
             stats.rejected += 1
             return False
         stats.promoted += 1
