@@ -7,7 +7,7 @@ key.
 
 from __future__ import annotations
 
-from typing import Hashable
+from typing import Hashable, Tuple
 
 __all__ = ["FrequencySketch", "hash_tag"]
 
@@ -25,6 +25,19 @@ def _mix(x: int) -> int:
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
     return x ^ (x >> 31)
+
+
+def _cells(t: int, block_mask: int) -> Tuple[int, int, Tuple[Tuple[int, int], ...]]:
+    """Where the key tagged `t` lives in a sketch of `block_mask`: its block's doorkeeper word, the mask of
+    its two doorkeeper bits there, and its four counters as (word, shift) (the compiled twin's _word and
+    _shift)."""
+    m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
+    base = ((m >> 32) & block_mask) * 8
+    return (base + 7, (1 << ((m2 >> 32) & 63)) | (1 << ((m2 >> 40) & 63)),
+            ((base + (((m & 0xFF) * 7) >> 8), ((m2 >> 16) & 15) * 4),  # (counter i: byte i of m, nibble
+             (base + ((((m >> 8) & 0xFF) * 7) >> 8), ((m2 >> 20) & 15) * 4),  # 4 + i of m2)
+             (base + ((((m >> 16) & 0xFF) * 7) >> 8), ((m2 >> 24) & 15) * 4),
+             (base + ((((m >> 24) & 0xFF) * 7) >> 8), ((m2 >> 28) & 15) * 4)))
 
 
 class FrequencySketch:
@@ -54,17 +67,14 @@ class FrequencySketch:
         self.agings = 0  # agings so far
 
     def frequency_tag(self, t: int) -> int:
-        m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
-        base = ((m >> 32) & self.block_mask) * 8
+        door, bits, cells = _cells(t, self.block_mask)
         table = self.table
         f = 15
-        for i in range(4):
-            w = (((m >> (8 * i)) & 0xFF) * 7) >> 8
-            c = (table[base + w] >> (((m2 >> (16 + 4 * i)) & 15) * 4)) & 15
+        for w, shift in cells:
+            c = (table[w] >> shift) & 15
             if c < f:
                 f = c
-        door = table[base + 7]
-        return f + (1 if (door >> ((m2 >> 32) & 63)) & 1 and (door >> ((m2 >> 40) & 63)) & 1 else 0)
+        return f + (1 if table[door] & bits == bits else 0)
 
     def count_tag(self, t: int) -> int:
         """increment_tag, then frequency_tag (after any aging the increment caused)."""
@@ -91,30 +101,23 @@ class FrequencySketch:
         that (its doorkeeper bits set, its counters raised to f - 1). Adds nothing to the aging clock."""
         if f <= 0:
             return
-        m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
-        base = ((m >> 32) & self.block_mask) * 8
+        door, bits, cells = _cells(t, self.block_mask)
         table = self.table
-        table[base + 7] |= (1 << ((m2 >> 32) & 63)) | (1 << ((m2 >> 40) & 63))
+        table[door] |= bits
         f = min(f - 1, 15)
-        for i in range(4):
-            w = base + ((((m >> (8 * i)) & 0xFF) * 7) >> 8)
-            shift = ((m2 >> (16 + 4 * i)) & 15) * 4
+        for w, shift in cells:
             c = (table[w] >> shift) & 15
             if c < f:
                 table[w] += (f - c) << shift
 
     def increment_tag(self, t: int) -> None:
-        m, m2 = _mix(t), _mix((t + 0x9E3779B97F4A7C15) & _M64)
-        base = ((m >> 32) & self.block_mask) * 8
+        door, bits, cells = _cells(t, self.block_mask)
         table = self.table
-        door = table[base + 7]
-        if not ((door >> ((m2 >> 32) & 63)) & 1 and (door >> ((m2 >> 40) & 63)) & 1):
-            table[base + 7] = door | (1 << ((m2 >> 32) & 63)) | (1 << ((m2 >> 40) & 63))
+        if table[door] & bits != bits:
+            table[door] |= bits
             return
         added = False
-        for i in range(4):
-            w = base + ((((m >> (8 * i)) & 0xFF) * 7) >> 8)
-            shift = ((m2 >> (16 + 4 * i)) & 15) * 4
+        for w, shift in cells:
             if (table[w] >> shift) & 15 < 15:
                 table[w] += 1 << shift
                 added = True
