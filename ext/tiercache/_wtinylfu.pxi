@@ -37,20 +37,23 @@ cdef void wt_move(HashCache self, int32_t idx, Lru* dest, uint32_t seg) noexcept
 # to the sketch's aging clock, without hashing the key; the duel compares the entries' counts; when an entry
 # leaves, its count goes back to the sketch (sketch_raise). The sketch keeps the history of keys not held
 # (misses, new keys, L2 reads counted by record_use) and every use of the keys the window copies sample, so
-# that the copies judge by the same counts. Each aging of the sketch halves the entries' counts too.
+# that the copies judge by the same counts. Each aging of the sketch halves the entries' counts too, rounding
+# up: a use does not become no use (a count of 1 stays 1, so a resident used once still ties a newcomer, and
+# the tie keeps it, instead of losing to every newcomer after each aging).
 # Entry.unsaved is set when the sketch may hold less than the entry's count (a use counted in the entry only;
 # an aging, which clears the doorkeeper): an entry leaving without it would change nothing in the sketch, so
 # the write-back, a likely cache miss, is skipped. The pure twin writes back every time, to the same effect;
 # the tests check after every step that an entry without the flag is held by the sketch (sketch_holds).
 
 cdef void wt_halve_counts(HashCache self) noexcept:
-    """The sketch aged: so do the entries' counts; and with a max_entries, the next period is set for the
-    entries held (a cache its bytes bind below max_entries ages as one of its real size)."""
+    """The sketch aged: so do the entries' counts (halved, rounding up); and with a max_entries, the next
+    period is set for the entries held (a cache its bytes bind below max_entries ages as one of its real
+    size)."""
     cdef int32_t i
     self.agings_seen = self.sketch.agings
     for i in range(self.high_water):
         if self.entries[i].key != NULL:
-            self.entries[i].freq >>= 1
+            self.entries[i].freq = (self.entries[i].freq + 1) >> 1
             if self.entries[i].freq:
                 self.entries[i].unsaved = -1  # (a one-bit signed field: -1 is set)
     if self.max_entries_ >= 0:

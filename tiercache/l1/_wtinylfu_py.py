@@ -166,16 +166,16 @@ class WTinyLfu:
             raise_tag(entry[TAG], entry[FREQ])
 
     def sync_aging(self) -> None:
-        """If the sketch aged since the last look, so do the entries' counts; and with a max_entries, the
-        next period is set for the entries held (a cache its bytes bind below max_entries ages as one of its
-        real size)."""
+        """If the sketch aged since the last look, so do the entries' counts (halved, rounding up: the
+        compiled twin's wt_halve_counts says why); and with a max_entries, the next period is set for the
+        entries held (a cache its bytes bind below max_entries ages as one of its real size)."""
         if self.sketch.agings != self.agings_seen:
             self.agings_seen = self.sketch.agings
             held = 0
             for root in (self.window, self.probation, self.protected):
                 entry = root[NEXT]
                 while entry is not root:
-                    entry[FREQ] >>= 1
+                    entry[FREQ] = (entry[FREQ] + 1) >> 1
                     entry = entry[NEXT]
                     held += 1
             if self.max_entries is not None:
