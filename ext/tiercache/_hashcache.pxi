@@ -621,8 +621,8 @@ cdef class HashCache:
         cdef int32_t i
         if self.policy_id:  # (their counts go back to the sketch)
             for i in range(self.high_water):
-                if self.entries[i].key != NULL and self.entries[i].unsaved:
-                    sketch_raise(&self.sketch, self.entries[i].tag & ~<uint32_t>TAG_LOW_BITS, self.entries[i].freq)
+                if self.entries[i].key != NULL:
+                    wt_give_back(self, &self.entries[i])
         slab_release_all(self)
 
     def __len__(self):

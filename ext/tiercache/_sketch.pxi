@@ -100,15 +100,25 @@ cdef inline uint64_t _shift(uint64_t m2, int i) noexcept nogil:
     return ((m2 >> (16 + 4 * i)) & 15) * 4
 
 
+cdef inline uint64_t _base(const Sketch* s, uint64_t m) noexcept nogil:
+    """The first word of the block of the key whose first mix is `m`."""
+    return ((m >> 32) & s.block_mask) * 8
+
+
+cdef inline uint64_t _door_bits(uint64_t m2) noexcept nogil:
+    """The key's two doorkeeper bits, in its block's last word."""
+    return ((<uint64_t>1) << ((m2 >> 32) & 63)) | ((<uint64_t>1) << ((m2 >> 40) & 63))
+
+
 cdef inline bint _door_has(const Sketch* s, uint64_t base, uint64_t m2) noexcept nogil:
-    cdef uint64_t door = s.table[base + 7]
-    return ((door >> ((m2 >> 32) & 63)) & 1) and ((door >> ((m2 >> 40) & 63)) & 1)
+    cdef uint64_t bits = _door_bits(m2)
+    return (s.table[base + 7] & bits) == bits
 
 
 cdef inline int sketch_frequency(const Sketch* s, uint64_t h) noexcept nogil:
     cdef uint64_t m = _mix(h)
     cdef uint64_t m2 = _mix2(h)
-    return _estimate(s, ((m >> 32) & s.block_mask) * 8, m, m2)
+    return _estimate(s, _base(s, m), m, m2)
 
 
 cdef inline int _estimate(const Sketch* s, uint64_t base, uint64_t m, uint64_t m2) noexcept nogil:
@@ -136,22 +146,30 @@ cdef void sketch_reset(Sketch* s) noexcept nogil:
         s.size = 0
 
 
+cdef inline void sketch_tick(Sketch* s) noexcept nogil:
+    """One addition on the aging clock (an increment that raised a counter, or a use a held entry counted
+    in itself): the sketch ages every `sample` of them."""
+    s.size += 1
+    if s.size >= s.sample:
+        sketch_reset(s)
+
+
 cdef inline void sketch_increment(Sketch* s, uint64_t h) noexcept nogil:
     cdef uint64_t m = _mix(h)
     cdef uint64_t m2 = _mix2(h)
-    _increment(s, ((m >> 32) & s.block_mask) * 8, m, m2)
+    _increment(s, _base(s, m), m, m2)
 
 
 cdef inline void sketch_prefetch(Sketch* s, uint64_t h) noexcept nogil:
     """Start loading the block of the key tagged `h` (one line), which a count or a write-back reads next."""
-    tc_prefetch(&s.table[((_mix(h) >> 32) & s.block_mask) * 8])
+    tc_prefetch(&s.table[_base(s, _mix(h))])
 
 
 cdef inline int sketch_count(Sketch* s, uint64_t h) noexcept nogil:
     """sketch_increment, then sketch_frequency (after any aging the increment caused), hashing once."""
     cdef uint64_t m = _mix(h)
     cdef uint64_t m2 = _mix2(h)
-    cdef uint64_t base = ((m >> 32) & s.block_mask) * 8
+    cdef uint64_t base = _base(s, m)
     _increment(s, base, m, m2)
     return _estimate(s, base, m, m2)
 
@@ -161,7 +179,7 @@ cdef inline void _increment(Sketch* s, uint64_t base, uint64_t m, uint64_t m2) n
     cdef int i
     cdef bint added = False
     if not _door_has(s, base, m2):
-        s.table[base + 7] |= ((<uint64_t>1) << ((m2 >> 32) & 63)) | ((<uint64_t>1) << ((m2 >> 40) & 63))
+        s.table[base + 7] |= _door_bits(m2)
         return
     for i in range(4):
         w = _word(m, i)
@@ -170,9 +188,7 @@ cdef inline void _increment(Sketch* s, uint64_t base, uint64_t m, uint64_t m2) n
             s.table[base + w] += (<uint64_t>1) << shift
             added = True
     if added:
-        s.size += 1
-        if s.size >= s.sample:
-            sketch_reset(s)
+        sketch_tick(s)
 
 
 # The admission duel. A candidate used more often lately than the victim wins. Otherwise it loses, except
@@ -201,12 +217,12 @@ cdef inline void sketch_raise(Sketch* s, uint64_t h, int f) noexcept nogil:
     aging clock."""
     cdef uint64_t m = _mix(h)
     cdef uint64_t m2 = _mix2(h)
-    cdef uint64_t base = ((m >> 32) & s.block_mask) * 8
+    cdef uint64_t base = _base(s, m)
     cdef uint64_t w, shift, c
     cdef int i
     if f <= 0:
         return
-    s.table[base + 7] |= ((<uint64_t>1) << ((m2 >> 32) & 63)) | ((<uint64_t>1) << ((m2 >> 40) & 63))
+    s.table[base + 7] |= _door_bits(m2)
     f -= 1
     if f > 15:
         f = 15
@@ -222,7 +238,7 @@ cdef bint sketch_holds(const Sketch* s, uint64_t h, int f) noexcept nogil:
     """Whether sketch_raise(s, h, f) would change nothing (for the invariant checks)."""
     cdef uint64_t m = _mix(h)
     cdef uint64_t m2 = _mix2(h)
-    cdef uint64_t base = ((m >> 32) & s.block_mask) * 8
+    cdef uint64_t base = _base(s, m)
     cdef int i
     if f <= 0:
         return True
@@ -301,6 +317,10 @@ cdef class FrequencySketch:
     @property
     def draws(self):
         return self.s.draws
+
+    def tick(self):
+        """One addition on the aging clock without a key (a use counted elsewhere)."""
+        sketch_tick(&self.s)
 
     def reset(self):
         """Aging: halve every counter and clear the doorkeeper."""

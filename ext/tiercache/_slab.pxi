@@ -186,8 +186,7 @@ cdef void slab_remove(HashCache self, Py_ssize_t idx) noexcept:
     table_remove(&self.table, self.entries, <int32_t>idx, e.tag)
     lru_unlink(wt_list(self, <int32_t>idx), self.entries, <int32_t>idx)
     if self.policy_id:
-        if e.unsaved:  # its count goes back to the sketch
-            sketch_raise(&self.sketch, e.tag & ~<uint32_t>TAG_LOW_BITS, e.freq)
+        wt_give_back(self, e)
         if (e.tag & ENTRY_SEGMENT) == SEG_WINDOW:
             self.win_count -= 1
             self.win_bytes -= e.size

@@ -45,6 +45,12 @@ cdef void wt_move(HashCache self, int32_t idx, Lru* dest, uint32_t seg) noexcept
 # the write-back, a likely cache miss, is skipped. The pure twin writes back every time, to the same effect;
 # the tests check after every step that an entry without the flag is held by the sketch (sketch_holds).
 
+cdef inline void wt_give_back(HashCache self, Entry* e) noexcept:
+    """The held entry `e` is leaving: its count goes back to the sketch, if the sketch may lack it."""
+    if e.unsaved:
+        sketch_raise(&self.sketch, e.tag & ~<uint32_t>TAG_LOW_BITS, e.freq)
+
+
 cdef void wt_halve_counts(HashCache self) noexcept:
     """The sketch aged: so do the entries' counts (halved, rounding up); and with a max_entries, the next
     period is set for the entries held (a cache its bytes bind below max_entries ages as one of its real
@@ -69,9 +75,7 @@ cdef inline void wt_count(HashCache self, Entry* e, uint32_t tag) noexcept:
     elif e.freq < 16:
         e.freq += 1
         e.unsaved = -1
-        self.sketch.size += 1
-        if self.sketch.size >= self.sketch.sample:
-            sketch_reset(&self.sketch)
+        sketch_tick(&self.sketch)
     if self.sketch.agings != self.agings_seen:
         wt_halve_counts(self)
 
@@ -85,8 +89,7 @@ cdef bint wt_count_can_wait(HashCache self, int32_t idx) noexcept:
     expiring at once is counted all the same). The pure twin decides alike."""
     if self.lru.tail == idx or self.wmax < 1 or self.sketch.size + 1 >= self.sketch.sample:
         return False
-    return (self.bytes_unbounded
-            or self.entries[idx].size <= <int64_t>((<double>self.max_bytes_) * self.wmax / self.cap_))
+    return self.bytes_unbounded or self.entries[idx].size <= wt_window_bytes(self)
 
 
 cdef void wt_count_new(HashCache self, int32_t idx, uint32_t tag) noexcept:
@@ -123,11 +126,15 @@ cdef void wt_access(HashCache self, int32_t idx) noexcept:
         return
     wt_hit(self, idx, self.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS)
 
+cdef inline int64_t wt_window_bytes(HashCache self) noexcept:
+    """The window's share of max_bytes (meaningful when the bytes are bounded)."""
+    return <int64_t>((<double>self.max_bytes_) * self.wmax / self.cap_)
+
+
 cdef bint wt_window_over(HashCache self) noexcept:
     if self.max_entries_ >= 0 and self.win_count > self.wmax:
         return True
-    return (not self.bytes_unbounded
-            and self.win_bytes > <int64_t>((<double>self.max_bytes_) * self.wmax / self.cap_))
+    return not self.bytes_unbounded and self.win_bytes > wt_window_bytes(self)
 
 cdef bint wt_protected_over(HashCache self) noexcept:
     if self.max_entries_ >= 0 and self.prot_count > <int64_t>((self.cap_ - self.wmax) * 0.8):

@@ -122,9 +122,14 @@ class FrequencySketch:
                 table[w] += 1 << shift
                 added = True
         if added:
-            self.size += 1
-            if self.size >= self.sample:
-                self.reset()
+            self.tick()
+
+    def tick(self) -> None:
+        """One addition on the aging clock (an increment that raised a counter, or a use a held entry
+        counted in itself): the sketch ages every `sample` of them."""
+        self.size += 1
+        if self.size >= self.sample:
+            self.reset()
 
     def reset(self) -> None:
         """Aging: halve every counter and clear the doorkeepers."""

@@ -136,8 +136,7 @@ class WTinyLfu:
         if self.max_entries is None and entries > sketch.capacity:
             self._grow_sketch(entries)
         if (self.window[NEXT] is not entry and self.wmax >= 1 and sketch.size + 1 < sketch.sample
-                and (self.max_bytes is None
-                     or entry[SIZE] <= int(float(self.max_bytes) * self.wmax / self.cap))):
+                and (self.max_bytes is None or entry[SIZE] <= self._window_bytes())):
             return True
         self.counted(entry)
         return False
@@ -190,10 +189,7 @@ class WTinyLfu:
             self.sketch.increment_tag(tag)
         elif entry[FREQ] < 16:
             entry[FREQ] += 1
-            sketch = self.sketch
-            sketch.size += 1
-            if sketch.size >= sketch.sample:
-                sketch.reset()
+            self.sketch.tick()
         self.sync_aging()
         seg = entry[SEG]
         if seg == PROBATION:  # (protected may now be over its share: maintain() demotes on the next write)
@@ -234,7 +230,11 @@ class WTinyLfu:
         """Whether the window holds more than its share (maintain() then moves its overflow to probation)."""
         if self.max_entries is not None and self.win_count > self.wmax:
             return True
-        return self.max_bytes is not None and self.win_bytes > int(float(self.max_bytes) * self.wmax / self.cap)
+        return self.max_bytes is not None and self.win_bytes > self._window_bytes()
+
+    def _window_bytes(self) -> int:
+        """The window's share of max_bytes (not None)."""
+        return int(float(self.max_bytes) * self.wmax / self.cap)  # type: ignore[arg-type]
 
     def next_victim(self) -> Optional[List[Any]]:
         """The entry to evict first, roughly (the LRU of probation, else of protected, else of the window)."""
