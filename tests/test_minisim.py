@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from tiercache.l1 import _minisim_py
 
@@ -109,26 +109,39 @@ def switching_keys() -> List[int]:
             + list(recency_keys(25_000, seed=7, base=3 * 10**9)))
 
 
+def replay_alike(both_impls: Any, keys: List[int], stretch: int, make: Callable[[Any], Any],
+                 resize: Optional[Callable[[Any, int], None]] = None, label: str = "") -> List[Any]:
+    """Replays `keys` through a cache of each implementation (`make(impl)`; `resize(cache, n)` before the
+    n-th stretch) and checks they hit at the same lookups, end each stretch with the same window and hold
+    the same keys at the end. Returns the windows."""
+    runs: List[Tuple[List[bool], List[Any], List[Any]]] = []
+    for impl in both_impls:
+        cache = make(impl)
+        windows = []
+        hits: List[bool] = []
+        for n, start in enumerate(range(0, len(keys), stretch)):
+            if resize is not None:
+                resize(cache, n)
+            hits += replay(cache, keys[start:start + stretch])
+            windows.append(cache._window())
+        cache._check()
+        runs.append((hits, windows, list(cache)))
+    (c_hits, c_windows, c_keys), (p_hits, p_windows, p_keys) = runs
+    first = next((i for i, (a, b) in enumerate(zip(c_hits, p_hits)) if a != b), None)
+    assert first is None, f"{label}: lookup #{first} of {keys[first]} differs"
+    assert c_windows == p_windows and c_keys == p_keys
+    return c_windows
+
+
 def test_implementations_choose_alike(both_impls: Any) -> None:
     """Same hits at the same lookups and the same window after each phase, by entries and by bytes."""
     keys = switching_keys()
     for config in ({"max_entries": 600}, {"max_bytes": 600 * 100, "max_entries": None},
                    {"max_bytes": 600 * 100, "max_entries": 60_000}):
-        runs: List[Tuple[List[bool], List[Any], List[Any]]] = []
-        for impl in both_impls:
-            cache = impl.HashCache(policy="tinylfu", sizer=lambda v: 100, **config)
-            windows = []
-            hits: List[bool] = []
-            for start in range(0, len(keys), 25_000):
-                hits += replay(cache, keys[start:start + 25_000])
-                windows.append(cache._window())
-            cache._check()
-            runs.append((hits, windows, list(cache)))
-        (c_hits, c_windows, c_keys), (p_hits, p_windows, p_keys) = runs
-        first = next((i for i, (a, b) in enumerate(zip(c_hits, p_hits)) if a != b), None)
-        assert first is None, f"{config}: lookup #{first} of {keys[first]} differs"
-        assert c_windows == p_windows and c_keys == p_keys
-        assert len({w for w, _ in c_windows}) > 1, f"{config}: the window never moved: {c_windows}"
+        windows = replay_alike(both_impls, keys, 25_000,
+                               lambda impl: impl.HashCache(policy="tinylfu", sizer=lambda v: 100, **config),
+                               label=str(config))
+        assert len({w for w, _ in windows}) > 1, f"{config}: the window never moved: {windows}"
 
 
 def test_copies_follow_a_cache_bound_by_bytes(HashCache: Any) -> None:
@@ -219,3 +232,31 @@ def test_size_copies_count_once_the_copy_in_use_is_full() -> None:
             assert i > WARM * 64 and (full or i > WARM_MAX * 64)
             break
     assert sim.sampled
+
+
+def test_resizes_keep_what_the_copies_learned(HashCache: Any) -> None:
+    """A cache bound by bytes whose budget keeps moving (as adaptive L1 budgets move it): each new size makes
+    the copies again, filled from the old ones, so the window still follows a recency workload and the hit
+    ratio stays near LRU's at the sizes it had."""
+    keys = list(recency_keys(120_000, seed=8))
+    cache = HashCache(max_bytes=1000 * 100, policy="tinylfu", sizer=lambda v: 100)
+    hits = 0
+    for n, start in enumerate(range(0, len(keys), 3000)):
+        cache.set_limits(max_bytes=(800 if n % 2 else 1600) * 100, max_entries=None)
+        hits += sum(replay(cache, keys[start:start + 3000]))
+    assert cache._window()[0] >= cache._window()[1] // 2
+    assert hits >= lru_hits(keys, 800) - 0.02 * len(keys)
+    cache._check()
+
+
+def test_implementations_carry_alike(both_impls: Any) -> None:
+    """Budgets that move, across sizes whose copies sample one lookup in 16 and one in 64 (the carried keys
+    are then those the sparser sampling keeps): the same hits at the same lookups, the same windows."""
+    zipf, recency = list(zipf_keys(30_000, 60_000, seed=9)), list(recency_keys(30_000, seed=10, base=10**9))
+    fresh = list(range(2 * 10**9, 2 * 10**9 + 10_000))  # fills a cache of 20,000 past 8,192 entries
+    keys = zipf[:10_000] + fresh + zipf[10_000:20_000] + recency[:10_000] + zipf[20_000:] + recency[10_000:20_000] \
+        + recency[20_000:] + list(range(3 * 10**9, 3 * 10**9 + 10_000))
+    sizes = (600, 20_000, 3000, 900)
+    replay_alike(both_impls, keys, 10_000,
+                 lambda impl: impl.HashCache(max_bytes=600 * 100, policy="tinylfu", sizer=lambda v: 100),
+                 lambda cache, n: cache.set_limits(max_bytes=sizes[n % 4] * 100, max_entries=None))

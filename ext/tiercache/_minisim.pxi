@@ -38,16 +38,28 @@ cdef void minisim_free(MiniSim* m) noexcept:
     m.copies = NULL
 
 
-cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice) noexcept:
-    """Copies for a cache of `cap` entries, empty, the window in use being `choice`; `mask` = the sampling
-    mask (MINI_NEVER and no copies when the cache is too small, or when memory runs out: the simulations
-    only tune the window, which then stays as it is). Returns -1 when memory ran out, else 0."""
+cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice, bint carry) noexcept:
+    """Copies for a cache of `cap` entries, the window in use being `choice`: empty, or with `carry` filled
+    from the copies they replace (minisim_carry); `mask` = the sampling mask (MINI_NEVER and no copies when
+    the cache is too small, or when memory runs out: the simulations only tune the window, which then stays
+    as it is). Returns -1 when memory ran out, else 0."""
+    cdef MiniSim old = m[0]
+    cdef int made
+    m.copies = NULL
+    made = minisim_make(m, cap, mask, choice)
+    if carry and old.copies != NULL and m.copies != NULL:
+        minisim_carry(m, &old, mask[0])
+    minisim_free(&old)
+    return made
+
+
+cdef int minisim_make(MiniSim* m, int64_t cap, uint32_t* mask, int choice) noexcept:
+    """minisim_init's empty copies (m has none)."""
     cdef int shift = MINI_MIN_SHIFT
     cdef int i
     cdef int64_t copy_cap, size, j
     cdef size_t nslots
     cdef Mini* c
-    minisim_free(m)
     mask[0] = MINI_NEVER  # (until the copies are made: a failure below leaves the cache without them)
     m.choice = choice
     m.seen = 0
@@ -89,6 +101,61 @@ cdef int minisim_init(MiniSim* m, int64_t cap, uint32_t* mask, int choice) noexc
         mini_set_window(c, _MINI_PERCENTS[i] if i < MINI_COPIES else _MINI_PERCENTS[choice])
     mask[0] = ((<uint32_t>1 << shift) - 1) << MINI_SAMPLE_BIT
     return 0
+
+
+cdef void minisim_carry(MiniSim* m, MiniSim* old, uint32_t mask) noexcept nogil:
+    """The cache changed size: fill its new copies from `old`'s, each from the one in the same place (twin of
+    MiniSim.carry, which explains it)."""
+    cdef int i
+    for i in range(MINI_ALL):
+        mini_carry(&m.copies[i], &old.copies[i], mask)
+    for i in range(MINI_COPIES):
+        m.copies[i].wins = old.copies[i].wins
+        m.copies[i].losses = old.copies[i].losses
+    m.warmup = old.warmup
+    m.seen = old.seen
+
+
+cdef void mini_carry(Mini* c, Mini* src, uint32_t mask) noexcept nogil:
+    """Fill empty copy `c` from `src`: its lists, protected first, take the most recent of their tags in
+    `src` that `mask` samples, up to their shares and c's capacity."""
+    cdef int64_t room = c.cap
+    cdef int64_t n = mini_carry_list(c, &c.protected, SEG_PROTECTED, src, &src.protected, mask,
+                                     c.pmax if c.pmax < room else room)
+    c.prot_count += n
+    room -= n
+    n = mini_carry_list(c, &c.window, SEG_WINDOW, src, &src.window, mask, c.wmax if c.wmax < room else room)
+    c.win_count += n
+    room -= n
+    mini_carry_list(c, &c.probation, SEG_PROBATION, src, &src.probation, mask, room)
+
+
+cdef int64_t mini_carry_list(Mini* c, Lru* into, uint32_t seg, Mini* src, Lru* lru, uint32_t mask,
+                             int64_t most) noexcept nogil:
+    """Link into list `into` (`seg`) of `c`, in their order, the `most` most recent tags of `src`'s `lru`
+    that `mask` samples; returns how many."""
+    cdef int32_t idx = lru.head
+    cdef int32_t last = -1
+    cdef int32_t slot
+    cdef int64_t taken = 0
+    cdef uint32_t tag
+    while idx >= 0 and taken < most:
+        if (src.entries[idx].tag & mask) == 0:
+            taken += 1
+            last = idx
+        idx = src.entries[idx].next
+    idx = last
+    while idx >= 0:  # from the oldest taken to the most recent, each to the front
+        tag = src.entries[idx].tag & ~<uint32_t>TAG_LOW_BITS
+        if (tag & mask) == 0:
+            slot = c.free_head
+            c.free_head = c.entries[slot].next
+            c.entries[slot].tag = tag | seg
+            table_put(&c.table, slot, tag)
+            lru_link_front(into, c.entries, slot)
+            c.count += 1
+        idx = src.entries[idx].prev
+    return taken
 
 
 cdef inline void mini_set_window(Mini* c, int percent) noexcept nogil:
@@ -240,6 +307,6 @@ cdef int minisim_lookup(MiniSim* m, Sketch* sketch, uint32_t tag) noexcept nogil
     for i in range(MINI_COPIES):
         m.copies[i].wins = m.copies[i].losses = 0
     m.choice = best
-    mini_set_window(&m.copies[MINI_COPIES], _MINI_PERCENTS[best])
-    mini_set_window(&m.copies[MINI_COPIES + 1], _MINI_PERCENTS[best])
+    for i in range(MINI_COPIES, MINI_ALL):
+        mini_set_window(&m.copies[i], _MINI_PERCENTS[best])
     return _MINI_PERCENTS[best]

@@ -185,23 +185,23 @@ cdef void wt_sample(HashCache self, uint32_t tag) noexcept:
 
 cdef void wt_follow(HashCache self) noexcept:
     """When max_bytes binds (the cache is 7/8 full by bytes, below its entry limit), the copies should stand
-    for the entries it holds, not for its capacity in entries: made again for them when the two differ by
-    more than a quarter."""
+    for the entries it holds, not for its capacity in entries: made again for them (filled from the old
+    ones) when the two differ by more than a quarter."""
     if self.bytes_unbounded or self.bytes * 8 < self.max_bytes_ * 7:
         return
     if self.max_entries_ >= 0 and self.count >= self.max_entries_:
         return
     cdef int64_t gap = self.count - self.plan_entries
     if gap * 4 > self.plan_entries or -gap * 4 > self.plan_entries:
-        wt_plan(self, self.count, self.minisim.choice)
+        wt_plan(self, self.count, self.minisim.choice, True)
         if self.max_entries_ >= 0:  # (one bounded by bytes only sized its sketch as it grew)
             sketch_age_for(&self.sketch, self.count)
 
 
-cdef void wt_plan(HashCache self, int64_t entries, int choice) noexcept:
-    """Copies for a cache of `entries` entries."""
+cdef void wt_plan(HashCache self, int64_t entries, int choice, bint carry) noexcept:
+    """Copies for a cache of `entries` entries (with `carry`, filled from those they replace)."""
     self.plan_entries = entries
-    minisim_init(&self.minisim, entries, &self.sample_mask, choice)
+    minisim_init(&self.minisim, entries, &self.sample_mask, choice, carry)
 
 cdef int wt_reset(HashCache self) except -1:
     """Size the sketch, the window and the simulations for the current limits (the simulations restart)."""
@@ -219,7 +219,7 @@ cdef int wt_reset(HashCache self) except -1:
     self.agings_seen = 0
     self.cap_ = cap
     self.wmax = window_share(cap, _MINI_PERCENTS[MINI_START])
-    wt_plan(self, cap, MINI_START)
+    wt_plan(self, cap, MINI_START, False)
     return 0
 
 cdef int wt_grow_sketch(HashCache self) except -1:
@@ -233,5 +233,5 @@ cdef int wt_grow_sketch(HashCache self) except -1:
         return 0  # growing is optional: the cache goes on with the sketch it has
     self.cap_ = cap
     self.wmax = self.wmax * cap // old
-    wt_plan(self, self.count, self.minisim.choice)
+    wt_plan(self, self.count, self.minisim.choice, True)
     return 0

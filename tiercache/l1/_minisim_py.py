@@ -24,7 +24,8 @@ within a few. Until the copies fill, no copy evicts and none wins: the window st
 Cost: one AND on every lookup; a sampled lookup (at most one in 16) updates the seven copies (of 256 to 511
 entries from 8,192 to about a million) and the two of half and twice that size; sampling stops at one in
 2**MAX_SHIFT, so larger caches get larger copies. Caches too small for copies of MIN_ENTRIES keep their window. When max_bytes binds below the entry
-limit, the copies are made again for the entries the cache holds (WTinyLfu._follow).
+limit, the copies are made again for the entries the cache holds (WTinyLfu._follow), filled from the old
+ones (MiniSim.carry).
 """
 
 from __future__ import annotations
@@ -86,6 +87,17 @@ class _Copy:
         """Give the window `percent` % of the copy (the lists follow on the next lookups)."""
         self.wmax = window_share(self.cap, percent)
         self.pmax = int((self.cap - self.wmax) * 0.8)
+
+    def carry(self, src: "_Copy", mask: int) -> None:
+        """Fill this empty copy from `src`: its lists, protected first, take the most recent of their tags in
+        `src` that `mask` samples, up to their shares and this copy's capacity."""
+        room = self.cap
+        for mine, theirs, share in ((self.protected, src.protected, self.pmax), (self.window, src.window, self.wmax),
+                                    (self.probation, src.probation, self.cap)):
+            taken = [tag for tag in theirs if not tag & mask][-min(share, room):] if min(share, room) > 0 else []
+            for tag in taken:
+                mine[tag] = None
+            room -= len(taken)
 
     def lookup(self, tag: int, admits: Callable[[int, int], bool]) -> None:
         window, probation, protected = self.window, self.probation, self.protected
@@ -150,14 +162,27 @@ class MiniSim:
         self.wins = [0] * len(PERCENTS)  # lookups copy i hit and the copy in use missed
         self.losses = [0] * len(PERCENTS)  # and the other way round
 
+    def carry(self, old: "MiniSim", mask: int) -> None:
+        """The cache changed size: fill these copies, made for the new one, from `old`'s, each from the one
+        in the same place, with the keys still sampled under `mask` (all, unless the sampling got sparser),
+        the most recent that fit; the windows' duels and the warm-up go on where they were. The size counts
+        start again (they were of the old size). Without this every resize would empty the copies, and the
+        window could not move until they filled again: for a namespace whose budget moves, long stretches
+        with the wrong window."""
+        for copy, src in zip(self.copies + self.sizes, old.copies + old.sizes):
+            copy.carry(src, mask)
+        self.wins, self.losses = list(old.wins), list(old.losses)
+        self.warmup = old.warmup
+        self.seen = old.seen
+
     def lookup(self, tag: int, admits: Callable[[int, int], bool]) -> Optional[int]:
         """A sampled lookup of `tag`. The window (% of capacity) to use when it changes; else None."""
         copies, wins, losses = self.copies, self.wins, self.losses
         for copy in copies:
             copy.lookup(tag, admits)
-        half, double = self.sizes
-        half.lookup(tag, admits)
-        double.lookup(tag, admits)
+        sizes = self.sizes
+        for copy in sizes:
+            copy.lookup(tag, admits)
         hit = copies[self.choice].hit
         if not self.warm:
             self.warmup += 1
@@ -169,9 +194,9 @@ class MiniSim:
         else:
             self.sampled += 1
             size_hits = self.size_hits
-            size_hits[0] += half.hit
+            size_hits[0] += sizes[0].hit
             size_hits[1] += hit
-            size_hits[2] += double.hit
+            size_hits[2] += sizes[1].hit
         for i in range(len(copies)):
             if copies[i].hit != hit:
                 if hit:
@@ -195,6 +220,6 @@ class MiniSim:
         for i in range(len(copies)):
             wins[i] = losses[i] = 0
         self.choice = best
-        half.set_window(PERCENTS[best])
-        double.set_window(PERCENTS[best])
+        for copy in sizes:
+            copy.set_window(PERCENTS[best])
         return PERCENTS[best]

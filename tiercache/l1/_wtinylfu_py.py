@@ -213,14 +213,14 @@ class WTinyLfu:
 
     def _follow(self, minisim: MiniSim, entries: int, nbytes: int) -> None:
         """When max_bytes binds (the cache is 7/8 full by bytes, below its entry limit), the copies should
-        stand for the entries it holds, not for its capacity in entries: made again for them when the two
-        differ by more than a quarter."""
+        stand for the entries it holds, not for its capacity in entries: made again for them (filled from
+        the old ones) when the two differ by more than a quarter."""
         if self.max_bytes is None or nbytes * 8 < self.max_bytes * 7:
             return
         if self.max_entries is not None and entries >= self.max_entries:
             return
         if abs(entries - self.plan_entries) * 4 > self.plan_entries:
-            self._plan(entries, minisim.choice)
+            self._plan(entries, minisim.choice, carry=True)
             if self.max_entries is not None:  # (one bounded by bytes only sized its sketch as it grew)
                 self.sketch.age_for(entries)
 
@@ -313,11 +313,15 @@ class WTinyLfu:
         half, one, double = minisim.size_hits
         return self.plan_entries, minisim.sampled, half, one, double
 
-    def _plan(self, entries: int, choice: int) -> None:
-        """Copies for a cache of `entries` entries."""
+    def _plan(self, entries: int, choice: int, carry: bool = False) -> None:
+        """Copies for a cache of `entries` entries (with `carry`, filled from those they replace)."""
         copy_cap, self.sample_mask = sample_plan(entries)
         self.plan_entries = entries
-        self.minisim: Optional[MiniSim] = MiniSim(copy_cap, choice) if copy_cap else None
+        old = self.minisim if carry else None
+        minisim = MiniSim(copy_cap, choice) if copy_cap else None
+        if minisim is not None and old is not None:
+            minisim.carry(old, self.sample_mask)
+        self.minisim: Optional[MiniSim] = minisim
 
     def _grow_sketch(self, entries: int) -> None:
         """A cache bounded by bytes only now holds `entries`, more than its sketch was sized for: double the
@@ -328,4 +332,4 @@ class WTinyLfu:
         self.sketch.grow(cap)
         self.cap = cap
         self.wmax = self.wmax * cap // old
-        self._plan(entries, self.minisim.choice if self.minisim is not None else START)
+        self._plan(entries, self.minisim.choice if self.minisim is not None else START, carry=True)
