@@ -33,8 +33,10 @@ F x the size: a cache whose entry limit is far above what its bytes hold.
 
 --variants adds workloads generated here, to check that tinylfu's adaptation is not fitted to the shared
 traces: `drift` with other parameters (new-key rate q, Pareto alpha, age scale; 600k requests each, made by
-the traces directory's gen_drift.py) at 500 / 2,000 / 10,000 entries, and Zipf with exponents 0.7, 0.9 and
-1.1 at 1 % and 10 % of the keys.
+the traces directory's gen_drift.py) at 500 / 2,000 / 10,000 entries, Zipf with exponents 0.7, 0.9 and
+1.1 at 1 % and 10 % of the keys, and mixed programs at 1,000 / 2,000 / 5,000 entries: oltp + loop,
+drift + oltp and drift + loop merged at random (each trace in its own order, its keys kept apart from the
+other's), and oltp then loop one after the other.
 """
 
 from __future__ import annotations
@@ -99,6 +101,10 @@ DRIFT_VARIANTS = ((0.1, 1.5, 200), (0.4, 1.1, 20), (0.25, 2.0, 500), (0.05, 1.3,
 DRIFT_VARIANT_REQUESTS = 600_000
 DRIFT_VARIANT_SIZES = (500, 2000, 10000)
 ZIPF_VARIANTS = (0.7, 0.9, 1.1)
+# mixed programs: shared traces merged at random (each in its own order, keys kept apart) or one after another
+MIXES = ((("oltp", "loop"), "merged", None), (("drift", "oltp"), "merged", 500_000),
+         (("drift", "loop"), "merged", 300_000), (("oltp", "loop"), "one after another", None))
+MIX_SIZES = (1000, 2000, 5000)
 SEEDS_REQUESTS = 500_000  # per seed, with --seeds
 
 # Targets for HashCache "tinylfu" checked when the policy exists: (trace, size, minimum %).
@@ -163,6 +169,22 @@ def drift_variant(traces_dir: str, q: float, alpha: float, scale: float, n: int 
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return np.fromiter(module.drift(n, q, alpha, scale, seed), dtype=np.int64, count=n)
+
+
+def mixed_trace(traces_dir: str, names: Sequence[str], how: str, limit: Optional[int] = None,
+                seed: int = SEED) -> np.ndarray:
+    """Several programs sharing one cache: the traces `names` (their first `limit` requests), each trace's keys
+    moved to a range of their own, "merged" (interleaved at random, each in its own order) or "one after
+    another"."""
+    parts = [read_trace(traces_dir, name)[:limit].astype(np.int64) + (i + 1) * 10**12
+             for i, name in enumerate(names)]
+    if how != "merged":
+        return np.concatenate(parts)
+    order = np.random.default_rng(seed).permutation(np.repeat(np.arange(len(parts)), [len(p) for p in parts]))
+    out = np.empty(len(order), dtype=np.int64)
+    for i, part in enumerate(parts):
+        out[order == i] = part
+    return out
 
 
 def _as_list(keys: Keys) -> List[Any]:
@@ -534,6 +556,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                       for q, alpha, scale in DRIFT_VARIANTS]
         workloads += [(f"zipf{s}/{ZIPF_KEYS // 1000}k", functools.partial(zipf_keys, ZIPF_KEYS, n_requests, s=s),
                        zipf_sizes) for s in ZIPF_VARIANTS]
+        workloads += [((" + " if how == "merged" else ", then ").join(names)
+                       + (f" ({limit // 1000}k each)" if limit else ""),
+                       functools.partial(mixed_trace, traces_dir, names, how, limit), MIX_SIZES)
+                      for names, how, limit in MIXES]
     rows: List[Row] = []
     notes: List[str] = []
     for name, load, sizes in workloads:
@@ -555,7 +581,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             + " and ".join(f"{f:.0%}" for f in ZIPF_FRACTIONS) + " of the keys")
     if args.variants:
         pr.line(f"variants:  drift q/a/s = new-key rate / Pareto alpha / age scale, {DRIFT_VARIANT_REQUESTS:,} "
-                f"requests, seed 3 (gen_drift.py); zipf<s>: as above with exponent s")
+                f"requests, seed 3 (gen_drift.py); zipf<s>: as above with exponent s; a + b: traces merged at "
+                f"random (seed {SEED}), each in its order, keys kept apart; a, then b: one after the other")
     for note in notes:
         pr.line(f"  {note}")
     pr.line()

@@ -132,6 +132,20 @@ def test_readers(tmp_path: Any) -> None:
     assert hit_ratio.read_lirs(str(lirs)).tolist() == [3, 4, 3]
 
 
+def test_mixed_trace(tmp_path: Any) -> None:
+    with gzip.open(tmp_path / "oltp.lis.gz", "wt") as f:
+        f.write("1 1 0 0\n2 1 0 1\n1 1 0 2\n3 1 0 3\n")
+    with gzip.open(tmp_path / "loop.trc.gz", "wt") as f:
+        f.write("1\n2\n1\n2\n1\n2\n")
+    merged = hit_ratio.mixed_trace(str(tmp_path), ("oltp", "loop"), "merged", seed=5)
+    oltp, loop = merged[merged < 2 * 10**12], merged[merged >= 2 * 10**12]
+    assert (oltp - 10**12).tolist() == [1, 2, 1, 3]  # each trace in its own order, its keys apart
+    assert (loop - 2 * 10**12).tolist() == [1, 2, 1, 2, 1, 2]
+    assert merged.tolist() == hit_ratio.mixed_trace(str(tmp_path), ("oltp", "loop"), "merged", seed=5).tolist()
+    after = hit_ratio.mixed_trace(str(tmp_path), ("oltp", "loop"), "one after another", limit=3)
+    assert after.tolist() == [10**12 + k for k in (1, 2, 1)] + [2 * 10**12 + k for k in (1, 2, 1)]
+
+
 def test_zipf_keys() -> None:
     a = hit_ratio.zipf_keys(1000, 50_000, seed=1)
     assert a.tolist() == hit_ratio.zipf_keys(1000, 50_000, seed=1).tolist()
