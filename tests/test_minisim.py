@@ -113,7 +113,7 @@ def replay_alike(both_impls: Any, keys: List[int], stretch: int, make: Callable[
                  resize: Optional[Callable[[Any, int], None]] = None, label: str = "") -> List[Any]:
     """Replays `keys` through a cache of each implementation (`make(impl)`; `resize(cache, n)` before the
     n-th stretch) and checks they hit at the same lookups, end each stretch with the same window and hold
-    the same keys at the end. Returns the windows."""
+    the same keys at the end. Returns (window, size curve) after each stretch."""
     runs: List[Tuple[List[bool], List[Any], List[Any]]] = []
     for impl in both_impls:
         cache = make(impl)
@@ -123,7 +123,7 @@ def replay_alike(both_impls: Any, keys: List[int], stretch: int, make: Callable[
             if resize is not None:
                 resize(cache, n)
             hits += replay(cache, keys[start:start + stretch])
-            windows.append(cache._window())
+            windows.append((cache._window(), cache.size_curve()))
         cache._check()
         runs.append((hits, windows, list(cache)))
     (c_hits, c_windows, c_keys), (p_hits, p_windows, p_keys) = runs
@@ -141,7 +141,7 @@ def test_implementations_choose_alike(both_impls: Any) -> None:
         windows = replay_alike(both_impls, keys, 25_000,
                                lambda impl: impl.HashCache(policy="tinylfu", sizer=lambda v: 100, **config),
                                label=str(config))
-        assert len({w for w, _ in windows}) > 1, f"{config}: the window never moved: {windows}"
+        assert len({w for (w, _), _ in windows}) > 1, f"{config}: the window never moved: {windows}"
 
 
 def test_copies_follow_a_cache_bound_by_bytes(HashCache: Any) -> None:
@@ -260,3 +260,15 @@ def test_implementations_carry_alike(both_impls: Any) -> None:
     replay_alike(both_impls, keys, 10_000,
                  lambda impl: impl.HashCache(max_bytes=600 * 100, policy="tinylfu", sizer=lambda v: 100),
                  lambda cache, n: cache.set_limits(max_bytes=sizes[n % 4] * 100, max_entries=None))
+
+
+def test_implementations_alike_after_the_copies_come_back(both_impls: Any) -> None:
+    """Bound by bytes below 256 entries the cache has no copies; when it grows past its sketch they are made
+    again, for the window it kept (a recency workload had grown it), then judge a frequency workload."""
+    keys = (list(recency_keys(60_000, seed=1)) + list(recency_keys(5_000, seed=2, base=10**9))
+            + list(range(2 * 10**9, 2 * 10**9 + 10_000)) + list(zipf_keys(60_000, 50_000, seed=3, base=3 * 10**9)))
+    states = replay_alike(both_impls, keys, 5_000,
+                          lambda impl: impl.HashCache(max_bytes=3000 * 100, policy="tinylfu", sizer=lambda v: 100),
+                          lambda cache, n: cache.set_limits(max_bytes=(3000 if n < 12 else 100 if n == 12 else 20_000)
+                                                            * 100, max_entries=None))
+    assert states[12][1] is None and states[13][1] is not None  # the copies went, and came back

@@ -91,7 +91,7 @@ class WTinyLfu:
     __slots__ = (
         "window", "probation", "protected", "win_count", "win_bytes", "prot_count", "prot_bytes",
         "max_bytes", "max_entries", "sketch", "cap", "wmax", "minisim", "sample_mask", "plan_entries",
-        "agings_seen",
+        "plan_choice", "agings_seen",
     )
 
     def __init__(self, window: List[Any], max_bytes: Optional[int], max_entries: Optional[int]) -> None:
@@ -317,6 +317,7 @@ class WTinyLfu:
         """Copies for a cache of `entries` entries (with `carry`, filled from those they replace)."""
         copy_cap, self.sample_mask = sample_plan(entries)
         self.plan_entries = entries
+        self.plan_choice = choice  # (the window in use, kept while a cache too small has no copies)
         old = self.minisim if carry else None
         minisim = MiniSim(copy_cap, choice) if copy_cap else None
         if minisim is not None and old is not None:
@@ -332,4 +333,4 @@ class WTinyLfu:
         self.sketch.grow(cap)
         self.cap = cap
         self.wmax = self.wmax * cap // old
-        self._plan(entries, self.minisim.choice if self.minisim is not None else START, carry=True)
+        self._plan(entries, self.minisim.choice if self.minisim is not None else self.plan_choice, carry=True)
