@@ -272,3 +272,19 @@ def test_implementations_alike_after_the_copies_come_back(both_impls: Any) -> No
                           lambda cache, n: cache.set_limits(max_bytes=(3000 if n < 12 else 100 if n == 12 else 20_000)
                                                             * 100, max_entries=None))
     assert states[12][1] is None and states[13][1] is not None  # the copies went, and came back
+
+
+def test_copies_come_back_when_the_budget_does(HashCache: Any) -> None:
+    """Squeezed below 256 entries by its bytes the cache drops its copies; a larger max_bytes makes them again
+    (for the entries it will hold at its average entry size), so the window and the size curve work again."""
+    cache = HashCache(max_bytes=3000 * 100, policy="tinylfu", sizer=lambda v: 100)
+    replay(cache, recency_keys(30_000, seed=1))
+    cache.set_limits(max_bytes=100 * 100, max_entries=None)
+    replay(cache, recency_keys(5_000, seed=2, base=10**9))
+    assert cache.size_curve() is None
+    cache.set_limits(max_bytes=3000 * 100, max_entries=None)
+    assert cache.size_curve() == {"entries": 3000, "lookups": 0, "hits": (0, 0, 0)}
+    replay(cache, recency_keys(60_000, seed=3, base=2 * 10**9))
+    assert cache.size_curve()["lookups"] > 0
+    assert cache._window()[0] >= cache._window()[1] // 2  # recency: the window grew again
+    cache._check()

@@ -703,6 +703,7 @@ cdef class HashCache:
         self.max_entries_ = -1 if max_entries is None else max_entries
         if self.policy_id and self.max_entries_ == old_entries:
             wt_maintain(self, has_now, now)  # (a new max_bytes alone keeps the sketch and the window's sizing)
+            wt_regain(self)
         elif self.policy_id:
             try:
                 wt_reset(self)  # the window and the sketch follow the new capacity

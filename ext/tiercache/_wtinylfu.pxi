@@ -198,6 +198,20 @@ cdef void wt_follow(HashCache self) noexcept:
             sketch_age_for(&self.sketch, self.count)
 
 
+cdef void wt_regain(HashCache self) noexcept:
+    """A new max_bytes: a cache without copies (its bytes held too few entries for them) makes them for the
+    entries the new budget holds at its average entry size, once that is a quarter more than they were last
+    planned for (wt_follow, which needs copies to run, adjusts them when the bytes bind)."""
+    cdef int64_t entries
+    if self.minisim.copies != NULL or self.bytes_unbounded or self.count == 0:
+        return
+    entries = self.max_bytes_ // max(1, self.bytes // self.count)
+    if self.max_entries_ >= 0 and entries > self.max_entries_:
+        entries = self.max_entries_
+    if entries * 4 > self.plan_entries * 5:
+        wt_plan(self, entries, self.minisim.choice, True)
+
+
 cdef void wt_plan(HashCache self, int64_t entries, int choice, bint carry) noexcept:
     """Copies for a cache of `entries` entries (with `carry`, filled from those they replace)."""
     self.plan_entries = entries

@@ -813,13 +813,17 @@ class HashCache:
                 self._max_bytes = max_bytes
                 self._byte_limit = _BYTES_CEILING if max_bytes is None else max_bytes
                 segments = self._segments
+                regain = False
                 if segments is not None:
                     if max_entries != self._max_entries:  # the window and the sketch follow the new capacity
                         segments.reset(max_bytes, max_entries)
                     else:
                         segments.max_bytes = max_bytes
+                        regain = True
                 self._max_entries = max_entries
                 self._make_room(now, dropped)
+                if regain:
+                    segments.regain(len(self._data), self._bytes)  # type: ignore[union-attr]
                 return self._evictions + self._expirations - before
         finally:
             if self._evicted:

@@ -224,6 +224,19 @@ class WTinyLfu:
             if self.max_entries is not None:  # (one bounded by bytes only sized its sketch as it grew)
                 self.sketch.age_for(entries)
 
+    def regain(self, entries: int, nbytes: int) -> None:
+        """A new max_bytes: a cache without copies (its bytes held too few entries for them) makes them for the
+        entries the new budget holds at its average entry size (`nbytes` / `entries`), once that is a quarter
+        more than they were last planned for (_follow, which needs copies to run, adjusts them when the
+        bytes bind)."""
+        if self.minisim is not None or self.max_bytes is None or not entries:
+            return
+        planned = self.max_bytes // max(1, nbytes // entries)
+        if self.max_entries is not None and planned > self.max_entries:
+            planned = self.max_entries
+        if planned * 4 > self.plan_entries * 5:
+            self._plan(planned, self.plan_choice, carry=True)
+
     # -- what the cache asks
 
     def window_over(self) -> bool:
