@@ -288,3 +288,18 @@ def test_copies_come_back_when_the_budget_does(HashCache: Any) -> None:
     assert cache.size_curve()["lookups"] > 0
     assert cache._window()[0] >= cache._window()[1] // 2  # recency: the window grew again
     cache._check()
+
+
+def test_window_comes_back_after_a_loop(HashCache: Any) -> None:
+    """A loop the cache holds (no window), then a frequency workload: the window may flush the loop's keys
+    with a large window, but then the copies start again from the cache's state, so it does not stay large:
+    from 50,000 requests on the cache hits within a point of one that never saw the loop."""
+    keys = list(zipf_keys(150_000, 50_000, seed=3))
+    fresh = HashCache(max_entries=2000, policy="tinylfu")
+    cache = HashCache(max_entries=2000, policy="tinylfu")
+    replay(cache, loop_keys(80_000, 1900, base=10**9))
+    replay(fresh, keys[:50_000])
+    replay(cache, keys[:50_000])
+    assert sum(replay(cache, keys[50_000:])) >= sum(replay(fresh, keys[50_000:])) - 0.01 * 100_000
+    assert cache._window()[0] <= 2000 // 20
+    cache._check()

@@ -131,14 +131,20 @@ cdef void mini_carry(Mini* c, Mini* src, uint32_t mask) noexcept nogil:
 
 
 cdef int64_t mini_carry_list(Mini* c, Lru* into, uint32_t seg, Mini* src, Lru* lru, uint32_t mask,
-                             int64_t most) noexcept nogil:
+                             int64_t most, int64_t skip=0) noexcept nogil:
     """Link into list `into` (`seg`) of `c`, in their order, the `most` most recent tags of `src`'s `lru`
-    that `mask` samples; returns how many."""
+    that `mask` samples, after its `skip` most recent; returns how many."""
     cdef int32_t idx = lru.head
     cdef int32_t last = -1
     cdef int32_t slot
     cdef int64_t taken = 0
     cdef uint32_t tag
+    while idx >= 0 and skip > 0:
+        skip -= 1
+        idx = src.entries[idx].next
+    if idx < 0:
+        return 0
+    cdef int32_t first = idx
     while idx >= 0 and taken < most:
         if (src.entries[idx].tag & mask) == 0:
             taken += 1
@@ -154,8 +160,37 @@ cdef int64_t mini_carry_list(Mini* c, Lru* into, uint32_t seg, Mini* src, Lru* l
             table_put(&c.table, slot, tag)
             lru_link_front(into, c.entries, slot)
             c.count += 1
+        if idx == first:
+            break
         idx = src.entries[idx].prev
     return taken
+
+
+cdef void mini_reseed(Mini* c, Mini* src) noexcept nogil:
+    """The window grew: copy `c` starts again from what `src`, the copy of the window now in use (of the
+    same capacity), holds, in its own lists' shares (twin of _Copy.reseed, which explains it)."""
+    cdef int64_t j, room, n, w, older
+    memset(c.entries, 0, (c.cap + 1) * sizeof(Entry))
+    for j in range(c.cap + 1):
+        c.entries[j].next = <int32_t>(j + 1) if j < c.cap else -1
+    c.free_head = 0
+    table_empty(&c.table)
+    c.window.head = c.window.tail = -1
+    c.probation.head = c.probation.tail = -1
+    c.protected.head = c.protected.tail = -1
+    c.count = c.win_count = c.prot_count = 0
+    room = c.cap
+    n = mini_carry_list(c, &c.protected, SEG_PROTECTED, src, &src.protected, 0, c.pmax if c.pmax < room else room)
+    c.prot_count = n
+    room -= n
+    w = mini_carry_list(c, &c.window, SEG_WINDOW, src, &src.window, 0, c.wmax if c.wmax < room else room)
+    c.win_count = w
+    room -= w
+    older = src.win_count - w  # the rest of src's window: probation's recent end, where overflow joins it
+    if older > room:
+        older = room
+    mini_carry_list(c, &c.probation, SEG_PROBATION, src, &src.probation, 0, room - older)
+    mini_carry_list(c, &c.probation, SEG_PROBATION, src, &src.window, 0, older, w)
 
 
 cdef inline void mini_set_window(Mini* c, int percent) noexcept nogil:
@@ -306,6 +341,8 @@ cdef int minisim_lookup(MiniSim* m, Sketch* sketch, uint32_t tag) noexcept nogil
         return -1
     for i in range(MINI_COPIES):
         m.copies[i].wins = m.copies[i].losses = 0
+        if i != best and _MINI_PERCENTS[best] > _MINI_PERCENTS[m.choice]:
+            mini_reseed(&m.copies[i], &m.copies[best])
     m.choice = best
     for i in range(MINI_COPIES, MINI_ALL):
         mini_set_window(&m.copies[i], _MINI_PERCENTS[best])

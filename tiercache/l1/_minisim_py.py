@@ -21,6 +21,14 @@ errors: (wins - losses)**2 > 4 (wins + losses)), and the counts restart; otherwi
 (rounded down), so evidence spans about eight such periods and a change of workload outweighs the old one
 within a few. Until the copies fill, no copy evicts and none wins: the window stays.
 
+When the window grows, the other window copies start again from what the copy of the new window holds
+(_Copy.reseed): a larger window wins when the workload has changed under the cache, and the question is
+then which window does best from the state the cache is now in. Left with their own histories, the copies
+with small windows still held what the ended workload had made frequent (after a loop, its keys, whose
+counts outlive it until the sketch ages) and kept losing to large windows long after those had flushed it
+and stopped being right. When the window shrinks, the copies keep their histories: what a small-window
+copy has kept (a loop's keys, say) is what it wins by.
+
 Cost: one AND on every lookup; a sampled lookup (at most one in 16) updates the seven copies (of 256 to 511
 entries from 8,192 to about a million) and the two of half and twice that size; sampling stops at one in
 2**MAX_SHIFT, so larger caches get larger copies. Caches too small for copies of MIN_ENTRIES keep their window. When max_bytes binds below the entry
@@ -98,6 +106,30 @@ class _Copy:
             for tag in taken:
                 mine[tag] = None
             room -= len(taken)
+
+    def reseed(self, src: "_Copy") -> None:
+        """Start again from what `src` (of the same capacity) holds, in this copy's own lists' shares: its
+        protected (the most recent that fit), the most recent of its window, then, in probation, the rest of
+        its window at the recent end (where the window's overflow joins it) and its probation behind, up to the
+        capacity."""
+        for lru in (self.window, self.probation, self.protected):
+            lru.clear()
+        room = self.cap
+        share = min(self.pmax, room)
+        for tag in list(src.protected)[-share:] if share > 0 else []:
+            self.protected[tag] = None
+        room -= len(self.protected)
+        window = list(src.window)
+        share = min(self.wmax, room)
+        recent = window[-share:] if share > 0 else []
+        room -= len(recent)
+        older = min(len(window) - len(recent), room)
+        for tag in list(src.probation)[-(room - older):] if room - older > 0 else []:
+            self.probation[tag] = None
+        for tag in window[len(window) - len(recent) - older:len(window) - len(recent)]:
+            self.probation[tag] = None
+        for tag in recent:
+            self.window[tag] = None
 
     def lookup(self, tag: int, admits: Callable[[int, int], bool]) -> None:
         window, probation, protected = self.window, self.probation, self.protected
@@ -219,6 +251,8 @@ class MiniSim:
             return None
         for i in range(len(copies)):
             wins[i] = losses[i] = 0
+            if i != best and PERCENTS[best] > PERCENTS[self.choice]:
+                copies[i].reseed(copies[best])
         self.choice = best
         for copy in sizes:
             copy.set_window(PERCENTS[best])
