@@ -57,7 +57,7 @@ cdef int minisim_make(MiniSim* m, int64_t cap, uint32_t* mask, int choice) noexc
     """minisim_init's empty copies (m has none)."""
     cdef int shift = MINI_MIN_SHIFT
     cdef int i
-    cdef int64_t copy_cap, size, j
+    cdef int64_t copy_cap, size
     cdef size_t nslots
     cdef Mini* c
     mask[0] = MINI_NEVER  # (until the copies are made: a failure below leaves the cache without them)
@@ -90,14 +90,8 @@ cdef int minisim_make(MiniSim* m, int64_t cap, uint32_t* mask, int choice) noexc
             minisim_free(m)
             return -1
         table_place(&c.table, c.table.slots, nslots)
-        memset(c.entries, 0, (size + 1) * sizeof(Entry))
-        for j in range(size + 1):
-            c.entries[j].next = <int32_t>(j + 1) if j < size else -1
-        c.free_head = 0
-        c.window.head = c.window.tail = -1
-        c.probation.head = c.probation.tail = -1
-        c.protected.head = c.protected.tail = -1
         c.cap = size
+        mini_clear(c)
         mini_set_window(c, _MINI_PERCENTS[i] if i < MINI_COPIES else _MINI_PERCENTS[choice])
     mask[0] = ((<uint32_t>1 << shift) - 1) << MINI_SAMPLE_BIT
     return 0
@@ -116,18 +110,36 @@ cdef void minisim_carry(MiniSim* m, MiniSim* old, uint32_t mask) noexcept nogil:
     m.seen = old.seen
 
 
+cdef void mini_clear(Mini* c) noexcept nogil:
+    """Empty copy `c`'s records and lists (its table is emptied apart): every record free."""
+    cdef int64_t j
+    memset(c.entries, 0, (c.cap + 1) * sizeof(Entry))
+    for j in range(c.cap + 1):
+        c.entries[j].next = <int32_t>(j + 1) if j < c.cap else -1
+    c.free_head = 0
+    c.window.head = c.window.tail = -1
+    c.probation.head = c.probation.tail = -1
+    c.protected.head = c.protected.tail = -1
+    c.count = c.win_count = c.prot_count = 0
+
+
+cdef int64_t mini_carry_head(Mini* c, Mini* src, uint32_t mask) noexcept nogil:
+    """Into empty copy `c`, the most recent of `src`'s protected, then of its window, tags that `mask` samples,
+    up to their shares and c's capacity; returns how many the window took."""
+    cdef int64_t room = c.cap
+    c.prot_count = mini_carry_list(c, &c.protected, SEG_PROTECTED, src, &src.protected, mask,
+                                   c.pmax if c.pmax < room else room)
+    room -= c.prot_count
+    c.win_count = mini_carry_list(c, &c.window, SEG_WINDOW, src, &src.window, mask,
+                                  c.wmax if c.wmax < room else room)
+    return c.win_count
+
+
 cdef void mini_carry(Mini* c, Mini* src, uint32_t mask) noexcept nogil:
     """Fill empty copy `c` from `src`: its lists, protected first, take the most recent of their tags in
     `src` that `mask` samples, up to their shares and c's capacity."""
-    cdef int64_t room = c.cap
-    cdef int64_t n = mini_carry_list(c, &c.protected, SEG_PROTECTED, src, &src.protected, mask,
-                                     c.pmax if c.pmax < room else room)
-    c.prot_count += n
-    room -= n
-    n = mini_carry_list(c, &c.window, SEG_WINDOW, src, &src.window, mask, c.wmax if c.wmax < room else room)
-    c.win_count += n
-    room -= n
-    mini_carry_list(c, &c.probation, SEG_PROBATION, src, &src.probation, mask, room)
+    mini_carry_head(c, src, mask)
+    mini_carry_list(c, &c.probation, SEG_PROBATION, src, &src.probation, mask, c.cap - c.count)
 
 
 cdef int64_t mini_carry_list(Mini* c, Lru* into, uint32_t seg, Mini* src, Lru* lru, uint32_t mask,
@@ -169,23 +181,11 @@ cdef int64_t mini_carry_list(Mini* c, Lru* into, uint32_t seg, Mini* src, Lru* l
 cdef void mini_reseed(Mini* c, Mini* src) noexcept nogil:
     """The window grew: copy `c` starts again from what `src`, the copy of the window now in use (of the
     same capacity), holds, in its own lists' shares (twin of _Copy.reseed, which explains it)."""
-    cdef int64_t j, room, n, w, older
-    memset(c.entries, 0, (c.cap + 1) * sizeof(Entry))
-    for j in range(c.cap + 1):
-        c.entries[j].next = <int32_t>(j + 1) if j < c.cap else -1
-    c.free_head = 0
+    cdef int64_t room, w, older
     table_empty(&c.table)
-    c.window.head = c.window.tail = -1
-    c.probation.head = c.probation.tail = -1
-    c.protected.head = c.protected.tail = -1
-    c.count = c.win_count = c.prot_count = 0
-    room = c.cap
-    n = mini_carry_list(c, &c.protected, SEG_PROTECTED, src, &src.protected, 0, c.pmax if c.pmax < room else room)
-    c.prot_count = n
-    room -= n
-    w = mini_carry_list(c, &c.window, SEG_WINDOW, src, &src.window, 0, c.wmax if c.wmax < room else room)
-    c.win_count = w
-    room -= w
+    mini_clear(c)
+    w = mini_carry_head(c, src, 0)
+    room = c.cap - c.count
     older = src.win_count - w  # the rest of src's window: probation's recent end, where overflow joins it
     if older > room:
         older = room

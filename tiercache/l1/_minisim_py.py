@@ -96,16 +96,22 @@ class _Copy:
         self.wmax = window_share(self.cap, percent)
         self.pmax = int((self.cap - self.wmax) * 0.8)
 
+    def _carry_head(self, src: "_Copy", mask: int) -> int:
+        """Into this empty copy, the most recent of `src`'s protected, then of its window, tags that `mask`
+        samples, up to their shares and this copy's capacity; returns how many the window took."""
+        for mine, theirs, share in ((self.protected, src.protected, self.pmax), (self.window, src.window, self.wmax)):
+            most = min(share, self.cap - self.count())
+            for tag in [tag for tag in theirs if not tag & mask][-most:] if most > 0 else []:
+                mine[tag] = None
+        return len(self.window)
+
     def carry(self, src: "_Copy", mask: int) -> None:
         """Fill this empty copy from `src`: its lists, protected first, take the most recent of their tags in
         `src` that `mask` samples, up to their shares and this copy's capacity."""
-        room = self.cap
-        for mine, theirs, share in ((self.protected, src.protected, self.pmax), (self.window, src.window, self.wmax),
-                                    (self.probation, src.probation, self.cap)):
-            taken = [tag for tag in theirs if not tag & mask][-min(share, room):] if min(share, room) > 0 else []
-            for tag in taken:
-                mine[tag] = None
-            room -= len(taken)
+        self._carry_head(src, mask)
+        most = self.cap - self.count()
+        for tag in [tag for tag in src.probation if not tag & mask][-most:] if most > 0 else []:
+            self.probation[tag] = None
 
     def reseed(self, src: "_Copy") -> None:
         """Start again from what `src` (of the same capacity) holds, in this copy's own lists' shares: its
@@ -114,22 +120,14 @@ class _Copy:
         capacity."""
         for lru in (self.window, self.probation, self.protected):
             lru.clear()
-        room = self.cap
-        share = min(self.pmax, room)
-        for tag in list(src.protected)[-share:] if share > 0 else []:
-            self.protected[tag] = None
-        room -= len(self.protected)
+        recent = self._carry_head(src, 0)
+        room = self.cap - self.count()
         window = list(src.window)
-        share = min(self.wmax, room)
-        recent = window[-share:] if share > 0 else []
-        room -= len(recent)
-        older = min(len(window) - len(recent), room)
+        older = min(len(window) - recent, room)
         for tag in list(src.probation)[-(room - older):] if room - older > 0 else []:
             self.probation[tag] = None
-        for tag in window[len(window) - len(recent) - older:len(window) - len(recent)]:
+        for tag in window[len(window) - recent - older:len(window) - recent]:
             self.probation[tag] = None
-        for tag in recent:
-            self.window[tag] = None
 
     def lookup(self, tag: int, admits: Callable[[int, int], bool]) -> None:
         window, probation, protected = self.window, self.probation, self.protected
