@@ -1,6 +1,6 @@
 """A small FastAPI service with AsyncCacheManager as a dependency.
 
-    pip install "tiercache" fastapi uvicorn
+    pip install "pytiercache[server]"
     TIERCACHE_L2_URL=redis://127.0.0.1:6379/0 uvicorn examples.fastapi_app:app   # or no URL: embedded SQLite
 
 GET /quotes/{symbol} reads through the cache (L1 in this process, L2 shared): concurrent requests for one

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from . import _moved
 from ._compat import IMPLEMENTATION, HashCache, deep_sizer, default_sizer
 from .config import NamespaceConfig
-from .errors import CircuitOpenError, ConfigError, IntegrityError, L2Error, SerializationError, TierCacheError
+from .errors import (CircuitOpenError, ConfigError, IntegrityError, L2Error, MissingExtraError, SerializationError,
+                     TierCacheError)
 from .manager import CacheManager
 
 if TYPE_CHECKING:  # (at run time imported on first use: see __getattr__)
@@ -17,7 +18,7 @@ if TYPE_CHECKING:  # (at run time imported on first use: see __getattr__)
 
 _moved.install()  # the modules that moved keep their old names, with a DeprecationWarning
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # (the one place: pyproject.toml reads it)
 
 
 def __getattr__(name: str) -> object:
@@ -31,4 +32,5 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "AsyncCacheManager", "CacheManager", "HashCache", "NamespaceConfig", "IMPLEMENTATION", "deep_sizer", "default_sizer", "__version__",
     "TierCacheError", "ConfigError", "SerializationError", "IntegrityError", "L2Error", "CircuitOpenError",
+    "MissingExtraError",
 ]

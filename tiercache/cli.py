@@ -1,7 +1,7 @@
 """The `tiercache` command.
 
     tiercache bench [--quick] [--l2 URL]       L1 and two-tier workloads (embedded SQLite L2 by default)
-    tiercache serve [--host] [--port] ...      the admin HTTP API (pip install "tiercache[server]")
+    tiercache serve [--host] [--port] ...      the admin HTTP API (pip install "pytiercache[server]")
     tiercache validate --url URL --api-key K   call every admin endpoint, one ✅/❌ line each; exit 1 on ❌
     tiercache health --url URL [--api-key-file F]   the health assessment of a running server
     tiercache health [--l2 URL] [--env ENV]    the same for a fresh manager on that L2 (idle: no traffic yet)
@@ -21,6 +21,8 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import IMPLEMENTATION, HashCache, __version__
+from ._extras import DISTRIBUTION, need
+from .errors import MissingExtraError
 
 
 def _rate(run: Callable[[], int], seconds: float) -> float:
@@ -291,7 +293,7 @@ def plot_compare(doc: dict, path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SystemExit('plotting needs matplotlib: pip install "tiercache[plot]"') from None
+        raise SystemExit(f'plotting needs matplotlib: pip install "{DISTRIBUTION}[plot]"') from None
     workloads = [(k, w) for k, w in doc["workloads"].items() if k != "memory"]
     libs = [name for name in ("tiercache.HashCache", "tiercache.HashCache tinylfu", "cachebox.LRUCache",
                               "lru.LRU", "functools.lru_cache", "cachetools.LRUCache", "dict")
@@ -401,6 +403,10 @@ def regress(args: argparse.Namespace) -> int:
         print(f"tiercache regress {args.action}: cannot read baseline {args.name!r} at {path}: {exc}",
               file=sys.stderr)
         return 2
+    if args.action == "compare" and base.get("implementation") != IMPLEMENTATION:
+        print(f"tiercache regress compare: baseline {args.name!r} measured the {base.get('implementation')} core, "
+              f"this run would measure the {IMPLEMENTATION} one; compare like with like", file=sys.stderr)
+        return 2
     from rich.console import Console
     from rich.table import Table
 
@@ -458,7 +464,8 @@ def serve(args: argparse.Namespace) -> int:
         from .manager.aio import AsyncCacheManager
         from .server import create_app
     except ImportError as exc:
-        print(f"tiercache serve needs the server extra: pip install \"tiercache[server]\" ({exc})", file=sys.stderr)
+        print(f"tiercache serve: {exc}" if isinstance(exc, MissingExtraError) else
+              f"tiercache serve needs the server extra: pip install \"{DISTRIBUTION}[server]\" ({exc})", file=sys.stderr)
         return 2
     keys = _api_keys(args)
     if not keys and not args.insecure_no_auth:
@@ -517,7 +524,7 @@ def _l2_url(args: Any) -> Optional[str]:
 
 def validate(url: str, api_key: str, timeout: float) -> int:
     """The production check: every endpoint, one ✅/❌ line each."""
-    import httpx
+    httpx = need("httpx", "cli", "tiercache validate")
 
     from .config import SELFTEST_NAMESPACE
 
@@ -600,8 +607,7 @@ def health(l2: Optional[str], env: Optional[str], url: Optional[str] = None, api
     import json
 
     if url is not None:
-        import httpx
-
+        httpx = need("httpx", "cli", "tiercache health --url")
         try:
             r = httpx.get(url.rstrip("/") + "/cache-health", headers={"X-API-KEY": api_key or ""}, timeout=timeout)
             body = r.json()
@@ -732,6 +738,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_config.add_argument("file", nargs="?")
     p_config.add_argument("--env", default=None)
     args = parser.parse_args(argv)
+    try:
+        need("rich", "cli", "the tiercache command")
+    except MissingExtraError as exc:
+        print(f"tiercache: {exc}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         return serve(args)
     if args.command == "regress":

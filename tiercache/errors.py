@@ -25,3 +25,8 @@ class L2Error(TierCacheError):
 
 class CircuitOpenError(L2Error):
     """The L2 circuit breaker is open: the call was not attempted."""
+
+
+class MissingExtraError(TierCacheError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it (for instance
+    `pip install "pytiercache[server]"`)."""

@@ -38,8 +38,13 @@ import pickle
 import threading
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from django.conf import settings
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from .._extras import missing
+
+try:
+    from django.conf import settings
+    from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+except ImportError as exc:
+    raise missing(exc, "django", "tiercache.contrib.django (the Django cache backend)") from exc
 
 from ..config import NamespaceConfig
 from ..errors import SerializationError

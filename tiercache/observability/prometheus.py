@@ -18,10 +18,15 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client import start_http_server as _start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
+from .._extras import missing
+
+try:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client import start_http_server as _start_http_server
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+    from prometheus_client.registry import Collector
+except ImportError as exc:
+    raise missing(exc, "prometheus", "tiercache.observability.prometheus") from exc
 
 from .counters import COUNTERS, OPERATIONS
 from .histogram import Histogram

@@ -1,4 +1,4 @@
-"""The admin HTTP API (an ASGI app on FastAPI, served by uvicorn): `pip install "tiercache[server]"`."""
+"""The admin HTTP API (an ASGI app on FastAPI, served by uvicorn): `pip install "pytiercache[server]"`."""
 
 from .app import create_app
 

@@ -21,12 +21,17 @@ import random
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from fastapi import Depends, FastAPI, Header, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from .._extras import missing
+
+try:
+    from fastapi import Depends, FastAPI, Header, Request
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, PlainTextResponse
+    from pydantic import BaseModel, Field, ValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+except ImportError as exc:
+    raise missing(exc, "server", "tiercache.server (the admin HTTP API)") from exc
 
 from .. import IMPLEMENTATION, __version__
 from ..config import SELFTEST_NAMESPACE, check_namespace
