@@ -21,6 +21,18 @@ if os.path.isdir(os.path.join(ROOT, "tiercache")):
 IMPLEMENTATIONS = {"compiled": "tiercache._core_c", "python": "tiercache._core_py"}
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which implementations these suites can measure: each figure is labelled with the one it measured
+    (the [compiled] and [python] ids), and the compiled one is skipped, never stood in for, when not built."""
+    found = []
+    for name, module in IMPLEMENTATIONS.items():
+        try:
+            found.append(f"{name} ({importlib.import_module(module).__file__})")
+        except ImportError as exc:
+            found.append(f"{name}: not importable, skipped ({exc})")
+    return "tiercache implementations: " + "; ".join(found)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     if not config.pluginmanager.hasplugin("benchmark"):
         reason = "pytest-benchmark is not installed: pip install -r bench/requirements.txt"

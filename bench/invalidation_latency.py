@@ -107,6 +107,9 @@ def main() -> int:
     args = ap.parse_args()
     from compare_l2 import LocalRedis
 
+    import tiercache
+
+    print(f"tiercache {tiercache.__version__} ({tiercache.IMPLEMENTATION})")
     server = None if args.redis_url else LocalRedis()
     ok = True
     try:

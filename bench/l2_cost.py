@@ -144,7 +144,9 @@ def main(argv: object = None) -> int:
     server = None if args.redis_url else LocalRedis()
     url = args.redis_url or server.url  # type: ignore[union-attr]
     try:
-        print(f"command:  python bench/l2_cost.py --gets {args.gets}")
+        import tiercache
+
+        print(f"command:  python bench/l2_cost.py --gets {args.gets}   (tiercache {tiercache.IMPLEMENTATION})")
         print(f"{'mode':<30}{'instructions per op':>20}")
         per = {}
         for mode in MODES:

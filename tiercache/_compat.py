@@ -1,7 +1,10 @@
 """Chooses, once, between the compiled core and its pure-Python twin.
 
 Pure Python when TIERCACHE_NO_EXTENSIONS is set (to anything but "" or "0"), when the interpreter is not
-CPython, or when the extension cannot be imported (not built). `IMPLEMENTATION` says which was chosen.
+CPython, or when the extension cannot be imported (not built: a source checkout without a build, or an
+install where no compiler worked). `IMPLEMENTATION` says which was chosen. The last case, the pure twin
+without being asked for on CPython, warns once (RuntimeWarning, naming the reason): it behaves the same
+but is several times slower.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import warnings
 from types import ModuleType
 
 NO_EXTENSIONS = os.environ.get("TIERCACHE_NO_EXTENSIONS", "") not in ("", "0")
@@ -23,10 +27,14 @@ else:
         from ._core_c import (FrequencySketch, HashCache, MISSING, NamespaceState, ReadPath, Ready, SampleHistogram, decode_l2, deep_sizer, default_sizer, jittered)  # type: ignore[no-redef]
 
         IMPLEMENTATION = "compiled"
-    except ImportError:  # extension not built: same behaviour, slower
+    except ImportError as exc:  # extension not built: same behaviour, slower
         from ._core_py import (FrequencySketch, HashCache, MISSING, NamespaceState, ReadPath, Ready, SampleHistogram, decode_l2, deep_sizer, default_sizer, jittered)
 
         IMPLEMENTATION = "python"
+        warnings.warn(f"tiercache: the compiled core is not available ({exc}); using the pure-Python twin, which "
+                      "behaves the same but is several times slower. Build it (pip install . with a C compiler, "
+                      "or python setup.py build_ext --inplace in a checkout), or set TIERCACHE_NO_EXTENSIONS=1 "
+                      "to choose the twin knowingly", RuntimeWarning, stacklevel=2)
 
 __all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram",
            "decode_l2", "deep_sizer", "default_sizer", "jittered", "IMPLEMENTATION", "NO_EXTENSIONS", "twin"]
