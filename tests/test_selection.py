@@ -14,7 +14,8 @@ import pytest
 import tiercache
 from tiercache._moved import MOVED
 
-ROOT = Path(tiercache.__file__).resolve().parent.parent
+ROOT = Path(tiercache.__file__).resolve().parent.parent  # where the tiercache under test lives
+TESTS = Path(__file__).resolve().parent
 
 REPORT = """
 import json, sys
@@ -95,9 +96,9 @@ def test_the_manager_suite_passes_over_the_pure_twin() -> None:
     script = (
         "import sys, pytest, tiercache\n"
         "assert tiercache.IMPLEMENTATION == 'python', tiercache.IMPLEMENTATION\n"
-        "sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', 'tests/test_manager.py']))\n"
+        f"sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', {str(TESTS / 'test_manager.py')!r}]))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=TESTS.parent,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and " failed" not in proc.stdout
