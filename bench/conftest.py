@@ -8,14 +8,17 @@ invocation collects and skips them.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import os
 import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Measure the working tree (where `setup.py build_ext --inplace` puts the extension), not an installed copy.
-if os.path.isdir(os.path.join(ROOT, "tiercache")):
+# Measure the working tree when its extension is built there (`setup.py build_ext --inplace`, or an editable
+# install); otherwise the installed package (after `pip install .`), whose compiled core the tree lacks.
+if any(os.path.exists(os.path.join(ROOT, "tiercache", "_core_c" + suffix))
+       for suffix in importlib.machinery.EXTENSION_SUFFIXES):
     sys.path.insert(0, ROOT)
 
 IMPLEMENTATIONS = {"compiled": "tiercache._core_c", "python": "tiercache._core_py"}
