@@ -1137,6 +1137,11 @@ class BaseManager:
             "namespaces": {ns: {**entry, "latency": latency.get(ns, {})} for ns, entry in snap["namespaces"].items()},
         }
 
+    def assess_health(self, window: Optional[float] = None) -> Dict[str, Any]:
+        """perform_health_assessment, called directly in both managers (it does no I/O): for exporters that
+        read the health score from threads outside an event loop (tiercache.observability.families)."""
+        return self._assess(window)
+
     def _assess(self, window: Optional[float]) -> Dict[str, Any]:
         if self.metrics is None:
             return {"status": "disabled", "overall_score": None, "window_seconds": None, "lookups": None,
