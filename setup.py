@@ -51,8 +51,10 @@ class optional_build_ext(build_ext):
             what = f"{name}" if name else "the extensions"
             sys.stderr.write(
                 f"WARNING: tiercache: could not compile {what} ({type(exc).__name__}: {exc}); installing the "
-                "pure-Python twin, which behaves the same but is several times slower. Install a C compiler "
-                "and reinstall for the compiled core; TIERCACHE_REQUIRE_EXTENSIONS=1 makes this an error.\n")
+                "pure-Python twin, which behaves the same but is several times slower. For the compiled core, "
+                "install a C compiler and rebuild without pip's cache (pip install --force-reinstall "
+                "--no-cache-dir --no-binary pytiercache pytiercache); TIERCACHE_REQUIRE_EXTENSIONS=1 makes this "
+                "an error.\n")
 
 
 ext_modules = []

@@ -15,6 +15,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
 
 from tiercache import AsyncCacheManager, CacheManager  # noqa: E402
 from tiercache.observability.counters import OPERATIONS  # noqa: E402
+from tiercache.observability.histogram import summarize  # noqa: E402
 from tiercache.otel import instrument  # noqa: E402
 
 
@@ -54,32 +55,66 @@ def check(points: Dict[str, Any], manager: Any) -> None:
     assert value("tiercache.entries", tier="l1") == l1["entries"]
     assert value("tiercache.bytes", tier="l1") == l1["bytes"]
     assert value("tiercache.evictions", tier="l1", cause="size") == l1["evictions_by_size"]
-    assert points["tiercache.l2.circuit.open"][()].value == 0.0
-    assert points["tiercache.circuit.transitions"][(("tiercache.to", "opened"),)].value == 0
-    assert points["tiercache.health.score"][()].value == manager.assess_health()["overall_score"]
+    assert points["tiercache.l2_circuit_open"][()].value == 0.0
+    assert points["tiercache.circuit_transitions"][(("tiercache.to", "opened"),)].value == 0
+    assert points["tiercache.health_score"][()].value == manager.assess_health()["overall_score"]
     histograms = manager.metrics.snapshot(keep=False)["histograms"]
     checked = 0
     for (hns, op), h in histograms.items():
         if hns != "reports" or not h["count"]:
             continue
         key = tuple(sorted([ns, ("tiercache.operation", op), ("tiercache.tier", OPERATIONS[op])]))
-        point = points["tiercache.latency"][key]
-        assert point.count == h["count"]  # every sample, each at its bucket's upper bound
-        assert h["sum"] <= point.sum <= 1.25 * h["sum"] + 1e-9
+        assert points["tiercache.latency.count"][key].value == h["count"]
+        assert points["tiercache.latency.sum"][key].value == pytest.approx(h["sum"])
+        summary = summarize(h)
+        for q, name in ((0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (1.0, "max")):
+            assert points["tiercache.latency"][tuple(sorted(key + (("tiercache.quantile", str(q)),)))].value \
+                == pytest.approx(summary[name])
         checked += 1
     assert checked >= 2  # (L2 gets and sets at least)
 
 
+PROVIDERS: Dict[int, Any] = {}
+
+
+def handle_provider(handle: Any) -> Any:
+    return PROVIDERS[id(handle)]
+
+
 def test_sync_manager(tmp_path: Any) -> None:
     reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
     with CacheManager(f"sqlite:///{tmp_path}/l2.db", env="test") as manager:
-        handle = instrument(manager, MeterProvider(metric_readers=[reader]))
+        handle = instrument(manager, provider)
+        PROVIDERS[id(handle)] = provider
         traffic(manager)
         check(read(reader), manager)
-        traffic(manager)  # a second collection adds only what is new to the latency histogram
+        traffic(manager)  # a second collection: cumulative counters grown
         check(read(reader), manager)
+        with pytest.raises(ValueError, match="already exports a tiercache manager"):
+            instrument(manager, handle_provider(handle))
         handle.close()
-        assert "tiercache.requests" not in read(reader) or not read(reader)["tiercache.requests"]
+        assert not any(read(reader).values())  # nothing reported once closed
+        with CacheManager(f"sqlite:///{tmp_path}/other.db", env="test") as other:
+            assert instrument(other, handle_provider(handle)) is handle  # the provider's instruments, reused
+            traffic(other)
+            check(read(reader), other)
+        handle.close()
+
+
+def test_a_provider_per_manager(tmp_path: Any) -> None:
+    readers = [InMemoryMetricReader(), InMemoryMetricReader()]
+    managers = [CacheManager(f"sqlite:///{tmp_path}/{i}.db", env="test") for i in range(2)]
+    try:
+        for manager, reader in zip(managers, readers):
+            instrument(manager, MeterProvider(metric_readers=[reader]))
+        managers[0].set("reports", "a", 1)
+        for manager, reader in zip(managers, readers):
+            traffic(manager)
+            check(read(reader), manager)
+    finally:
+        for manager in managers:
+            manager.close()
 
 
 def test_async_manager(tmp_path: Any) -> None:

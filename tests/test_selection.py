@@ -87,7 +87,7 @@ def test_public_names() -> None:
     assert {"HashCache", "IMPLEMENTATION", "default_sizer"} <= set(tiercache.__all__)
 
 
-def test_the_manager_suite_passes_over_the_pure_twin() -> None:
+def test_the_manager_suite_passes_over_the_pure_twin(tmp_path: Path) -> None:
     """CacheManager's tests in a fresh interpreter on the pure-Python core: its get() leaves every L2 read to
     the Python methods (_get_slow, _get_l2) that the compiled core does in C for the common case."""
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
@@ -98,8 +98,8 @@ def test_the_manager_suite_passes_over_the_pure_twin() -> None:
         "assert tiercache.IMPLEMENTATION == 'python', tiercache.IMPLEMENTATION\n"
         f"sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', {str(TESTS / 'test_manager.py')!r}]))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=TESTS.parent,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=600)  # (not the checkout: its tiercache would come first on sys.path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and " failed" not in proc.stdout
 

@@ -32,9 +32,10 @@ else:
 
         IMPLEMENTATION = "python"
         warnings.warn(f"tiercache: the compiled core is not available ({exc}); using the pure-Python twin, which "
-                      "behaves the same but is several times slower. Build it (pip install . with a C compiler, "
-                      "or python setup.py build_ext --inplace in a checkout), or set TIERCACHE_NO_EXTENSIONS=1 "
-                      "to choose the twin knowingly", RuntimeWarning, stacklevel=2)
+                      "behaves the same but is several times slower. Build it with a C compiler (pip install "
+                      "--force-reinstall --no-cache-dir --no-binary pytiercache pytiercache; in a checkout, "
+                      "python setup.py build_ext --inplace), or set TIERCACHE_NO_EXTENSIONS=1 to choose the "
+                      "twin knowingly", RuntimeWarning, stacklevel=2)
 
 __all__ = ["FrequencySketch", "HashCache", "MISSING", "NamespaceState", "ReadPath", "Ready", "SampleHistogram",
            "decode_l2", "deep_sizer", "default_sizer", "jittered", "IMPLEMENTATION", "NO_EXTENSIONS", "twin"]

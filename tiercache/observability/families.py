@@ -13,6 +13,7 @@ value comes from the same sources as CacheManager.stats() and metrics_snapshot()
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
 
@@ -28,11 +29,24 @@ PLAIN = tuple(c for c in COUNTERS if c not in (
 
 @dataclass
 class LatencySample:
-    """One latency histogram: cumulative counts at each of Histogram.BOUNDS but the last, then all."""
+    """One latency histogram: cumulative counts at each of Histogram.BOUNDS but the last (`count` includes
+    the overflow past them), the sum and the largest sample, in seconds."""
 
     cumulative: List[int]
     count: int
     sum: float
+    max: float
+
+    def quantile(self, q: float) -> Optional[float]:
+        """The q-quantile (0 < q <= 1): the upper bound of the bucket holding it, at most `max`; None
+        when empty."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        for bound, seen in zip(BOUNDS, self.cumulative):
+            if seen >= rank:
+                return min(bound, self.max)
+        return self.max
 
 
 @dataclass
@@ -119,7 +133,7 @@ def collect(manager: Any, health: bool = True) -> List[Family]:
             for n in h["counts"][:-1]:
                 running += n
                 cumulative.append(running)
-            latency.add((ns, OPERATIONS[op], op), LatencySample(cumulative, h["count"], h["sum"]))
+            latency.add((ns, OPERATIONS[op], op), LatencySample(cumulative, h["count"], h["sum"], h.get("max") or 0.0))
         out.append(latency)
     return out
 

@@ -2,25 +2,29 @@
 
     handle = instrument(manager, meter_provider=None)   # None: the global MeterProvider
     ...
-    handle.close()                                       # the instruments report nothing more
+    handle.close()                                       # its instruments report nothing more
 
-The families of tiercache.observability.families, as OpenTelemetry instruments read when the provider's
-readers collect: `tiercache.<family>` with dots for underscores in the name (`tiercache.requests`,
-`tiercache.promoted.hits`, `tiercache.l2.circuit.open`), attributes `tiercache.namespace`, `tiercache.tier`,
-`tiercache.result`, `tiercache.cause`, `tiercache.direction`, `tiercache.to` and `tiercache.operation`,
-units in UCUM. Counters are observable counters (cumulative since the manager started), entries, bytes,
-budgets, the circuit state and the health score observable gauges.
+The families of tiercache.observability.families, as asynchronous instruments that read the manager when the
+provider's readers collect, named `tiercache.<family>` (`tiercache.requests`, `tiercache.max_bytes`,
+`tiercache.l2_circuit_open`), with attributes `tiercache.namespace`, `tiercache.tier`, `tiercache.result`,
+`tiercache.cause`, `tiercache.direction`, `tiercache.to` and `tiercache.operation`, units in UCUM.
+Counters are observable counters (cumulative since the manager started); entries, bytes, budgets, the
+circuit state and the health score are observable gauges.
 
-Latency is the histogram `tiercache.latency` (seconds, bucket bounds at each power of two). OpenTelemetry
-has no observable histogram, so at each collection the samples the manager's own histograms gained since
-the last one are recorded into it, each at the upper bound of the tiercache bucket it fell in (those are
-a quarter of an octave apart: within 25 % of the true value). The counts are exact; the sum is that of
-the bounds.
+Latency, in the manner of a summary: `tiercache.latency.count` and `tiercache.latency.sum` (observable
+counters, exact) and `tiercache.latency` (an observable gauge per `tiercache.quantile`: 0.5, 0.9, 0.99 and
+1, the largest), read from the manager's own histograms, whose buckets are a quarter of an octave wide (a
+quantile is its bucket's upper bound: within 25 %). OpenTelemetry has no asynchronous histogram, and
+replaying each sample into a synchronous one costs microseconds per sample at every collection.
+
+One manager per MeterProvider: the instruments' names are fixed, and a provider gives back the instrument
+it already has. Use a provider per manager, or close() the handle before instrumenting another manager.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .._extras import missing
@@ -31,43 +35,51 @@ try:
 except ImportError as exc:
     raise missing(exc, "otel", "tiercache.observability.otel") from exc
 
-from .families import BOUNDS, Family, LatencySample, collect
+from .families import Family, LatencySample, collect
 
 __all__ = ["Instrumented", "instrument"]
 
-_POW2 = [BOUNDS[i] for i in range(len(BOUNDS)) if i % 4 == 0]  # the histogram's bucket bounds
-
-
-def _otel_name(family: str) -> str:
-    return "tiercache." + family.replace("_", ".")
+QUANTILES = (0.5, 0.9, 0.99, 1.0)
+_LATENCY_LABELS = ("tiercache.namespace", "tiercache.tier", "tiercache.operation")
 
 
 class Instrumented:
-    """The instruments registered for one manager. close() makes them report nothing more (OpenTelemetry
-    has no way to remove an instrument)."""
+    """The instruments registered with one MeterProvider, and the manager they read. close() makes them
+    report nothing more and lets the manager go (OpenTelemetry has no way to remove an instrument)."""
 
-    def __init__(self, manager: Any, meter: Any) -> None:
-        self._manager = manager
+    def __init__(self, meter: Any) -> None:
         self._lock = threading.Lock()
+        self._manager: Optional[Any] = None
         self._families: Dict[str, Family] = {}
-        self._seen: Dict[Tuple[str, ...], List[int]] = {}  # each histogram's counts at the last collection
-        self._closed = False
-        first = collect(manager, health=False)
-        self._latency = meter.create_histogram(
-            "tiercache.latency", unit="s", description="Operation latency (L1 get sampled)",
-            explicit_bucket_boundaries_advisory=_POW2)
-        # the first instrument's callback reads every family once per collection (callbacks run in the
-        # order the instruments were created); the others read what it found
-        self._instruments = [
-            self._create(meter, f, refresh=(i == 0)) for i, f in enumerate(
-                [f for f in first if f.kind != "histogram"]
-                + [Family("health_score", "gauge", "Health score, 0-100 (perform_health_assessment)", "1")])
+        families = [f for f in collect(_Empty(), health=False) if f.kind != "histogram"]
+        families.append(Family("health_score", "gauge", "Health score, 0-100 (perform_health_assessment)", "1"))
+        # the first instrument's callback reads the manager once per collection (callbacks run in the order
+        # the instruments were created); the others use what it read
+        self._instruments = [self._create(meter, f, refresh=(i == 0)) for i, f in enumerate(families)]
+        self._instruments += [
+            meter.create_observable_counter("tiercache.latency.count", callbacks=[self._latency_count],
+                                            unit="{operation}", description="Operations timed"),
+            meter.create_observable_counter("tiercache.latency.sum", callbacks=[self._latency_sum], unit="s",
+                                            description="Time the timed operations took"),
+            meter.create_observable_gauge("tiercache.latency", callbacks=[self._latency_quantiles], unit="s",
+                                          description="Operation latency quantiles (L1 get sampled)"),
         ]
+
+    @property
+    def closed(self) -> bool:
+        return self._manager is None
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
+            self._manager = None
             self._families = {}
+
+    def _open(self, manager: Any) -> None:
+        with self._lock:
+            if self._manager is not None:
+                raise ValueError("this MeterProvider already exports a tiercache manager: give each manager "
+                                 "a MeterProvider of its own, or close() the first handle")
+            self._manager = manager
 
     def _create(self, meter: Any, family: Family, refresh: bool) -> Any:
         make = meter.create_observable_counter if family.kind == "counter" else meter.create_observable_gauge
@@ -82,40 +94,67 @@ class Instrumented:
                 return []
             return [Observation(value, dict(zip(keys, labels))) for labels, value in found.samples]
 
-        return make(_otel_name(family.name), callbacks=[observe], unit=family.unit, description=family.help)
+        return make(f"tiercache.{family.name}", callbacks=[observe], unit=family.unit, description=family.help)
 
     def _refresh(self) -> None:
+        manager = self._manager
+        families = {f.name: f for f in collect(manager)} if manager is not None else {}
         with self._lock:
-            if self._closed:
-                return
-        families = {f.name: f for f in collect(self._manager)}
-        latency = families.pop("latency", None)
-        with self._lock:
-            if self._closed:
-                return
-            self._families = families
-            if latency is not None:
-                self._record(latency)
+            if self._manager is manager:
+                self._families = families
 
-    def _record(self, latency: Family) -> None:
-        """Record into the histogram the samples each manager histogram gained since the last collection."""
-        for labels, h in latency.samples:
-            assert isinstance(h, LatencySample)
-            before = self._seen.get(labels)
-            self._seen[labels] = h.cumulative
-            attributes = dict(zip(("tiercache.namespace", "tiercache.tier", "tiercache.operation"), labels))
-            previous = 0
-            for i, total in enumerate(h.cumulative):
-                gained = (total - previous) - ((before[i] - (before[i - 1] if i else 0)) if before else 0)
-                previous = total
-                for _ in range(max(0, gained)):
-                    self._latency.record(BOUNDS[i], attributes)
+    def _latency(self) -> List[Tuple[Dict[str, str], LatencySample]]:
+        with self._lock:
+            found = self._families.get("latency")
+        return [] if found is None else [(dict(zip(_LATENCY_LABELS, labels)), h) for labels, h in found.samples]
+
+    def _latency_count(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(h.count, attributes) for attributes, h in self._latency()]
+
+    def _latency_sum(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(h.sum, attributes) for attributes, h in self._latency()]
+
+    def _latency_quantiles(self, options: CallbackOptions) -> Iterable[Observation]:
+        out = []
+        for attributes, h in self._latency():
+            for q in QUANTILES:
+                value = h.quantile(q)
+                if value is not None:
+                    out.append(Observation(value, {**attributes, "tiercache.quantile": str(q)}))
+        return out
+
+
+class _Empty:
+    """A manager with nothing in it: the families' names and kinds, for creating the instruments."""
+
+    metrics = None
+
+    def stats(self) -> Dict[str, Any]:
+        return {"namespaces": {}, "circuit": {"state": "closed", "transitions_opened": 0,
+                                              "transitions_half_opened": 0, "transitions_closed": 0}}
+
+    @property
+    def counters(self) -> Any:
+        return self
+
+    def by_namespace(self) -> Dict[str, Any]:
+        return {}
+
+
+_HANDLES: "weakref.WeakKeyDictionary[Any, Instrumented]" = weakref.WeakKeyDictionary()
+_HANDLES_LOCK = threading.Lock()
 
 
 def instrument(manager: Any, meter_provider: Optional[Any] = None) -> Instrumented:
     """Register OpenTelemetry instruments for `manager` (CacheManager or AsyncCacheManager) with
-    `meter_provider` (default: the global one); returns the handle whose close() silences them."""
+    `meter_provider` (default: the global one); returns the handle whose close() silences them. A provider
+    exports one manager at a time (ValueError while another one's handle is open)."""
     provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
     from .. import __version__
 
-    return Instrumented(manager, provider.get_meter("tiercache", __version__))
+    with _HANDLES_LOCK:
+        handle = _HANDLES.get(provider)
+        if handle is None:
+            handle = _HANDLES[provider] = Instrumented(provider.get_meter("tiercache", __version__))
+    handle._open(manager)
+    return handle
