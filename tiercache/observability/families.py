@@ -20,7 +20,9 @@ from typing import Any, List, Optional, Tuple
 from .counters import COUNTERS, OPERATIONS
 from .histogram import Histogram
 
-__all__ = ["Family", "LatencySample", "collect"]
+__all__ = ["BOUNDS", "Family", "LatencySample", "collect"]
+
+BOUNDS = Histogram.BOUNDS[:-1]  # the finite upper bounds of LatencySample.cumulative
 
 # Counters exported one family each (the others are folded into requests / invalidations).
 PLAIN = tuple(c for c in COUNTERS if c not in (
@@ -136,6 +138,3 @@ def collect(manager: Any, health: bool = True) -> List[Family]:
             latency.add((ns, OPERATIONS[op], op), LatencySample(cumulative, h["count"], h["sum"], h.get("max") or 0.0))
         out.append(latency)
     return out
-
-
-BOUNDS = Histogram.BOUNDS[:-1]  # the finite upper bounds of LatencySample.cumulative
