@@ -264,14 +264,18 @@ def test_aclose_leaves_no_tasks_and_refuses_later_calls(redis_url: str, caplog: 
 def test_backends_chosen_by_url(tmp_path: Any, monkeypatch: Any) -> None:
     from tiercache.l2 import aio
 
-    assert isinstance(aio.from_url("redis://127.0.0.1:1/0"), AsyncRedisL2)
-    assert isinstance(aio.from_url(f"sqlite:///{tmp_path}/x.db"), ThreadedL2)
-    monkeypatch.setenv("TIERCACHE_L2_URL", "redis://127.0.0.1:1/0")
-    assert isinstance(aio.from_url(None), AsyncRedisL2)
-    with pytest.raises(ValueError, match="unknown scheme"):
-        aio.from_url("memcached://x")
-    with pytest.raises(TypeError):
-        aio.from_url(42)  # type: ignore[arg-type]
+    async def main() -> None:  # (in a running loop, as a service makes them: redis.asyncio's pool needs one
+        # before Python 3.10)
+        assert isinstance(aio.from_url("redis://127.0.0.1:1/0"), AsyncRedisL2)
+        assert isinstance(aio.from_url(f"sqlite:///{tmp_path}/x.db"), ThreadedL2)
+        monkeypatch.setenv("TIERCACHE_L2_URL", "redis://127.0.0.1:1/0")
+        assert isinstance(aio.from_url(None), AsyncRedisL2)
+        with pytest.raises(ValueError, match="unknown scheme"):
+            aio.from_url("memcached://x")
+        with pytest.raises(TypeError):
+            aio.from_url(42)  # type: ignore[arg-type]
+
+    asyncio.run(main())
 
 
 def test_redis_cluster_backend(redis_cluster_url: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -590,7 +591,7 @@ def test_redis_read_timeouts_follow_the_connections_retry(redis_url: str, redis_
             try:
                 with pytest.MonkeyPatch.context() as patch:
                     sends = _counting_sends(patch)
-                    with pytest.raises(error, match="Timeout"):
+                    with pytest.raises(error, match="Timeout|timed out"):
                         read()
             finally:
                 redis_server.process.send_signal(signal.SIGCONT)
@@ -599,11 +600,14 @@ def test_redis_read_timeouts_follow_the_connections_retry(redis_url: str, redis_
 
         import redis
 
-        # The same writes as redis-py's own client makes for the same read on the same pool.
-        by_client = sends_of(lambda: l2.client.get("t:slow"), redis.TimeoutError)
-        assert (by_client == 1) == (attempts == 1)
+        # The same writes as redis-py's own client makes for the same read on the same pool. (Before Python
+        # 3.10 a socket timeout is not a TimeoutError, and redis-py reports some as a ConnectionError.)
+        timed_out = (redis.TimeoutError, redis.ConnectionError)
+        by_client = sends_of(lambda: l2.client.get("t:slow"), timed_out)
+        if sys.version_info >= (3, 10):  # (before, redis-py retries such a timeout as a connection error)
+            assert (by_client == 1) == (attempts == 1)
         assert sends_of(lambda: l2.get("t:slow"), L2Error) == by_client
-        assert sends_of(lambda: l2.client.mget(["t:slow"]), redis.TimeoutError) == by_client
+        assert sends_of(lambda: l2.client.mget(["t:slow"]), timed_out) == by_client
         assert sends_of(lambda: l2.get_many(["t:slow"]), L2Error) == by_client
     finally:
         l2.close()

@@ -111,7 +111,11 @@ def _nested_claims(size: int, levels: int = 33) -> bytes:
     return bytes(body)
 
 
-@pytest.mark.parametrize("make", [_nested_claims, lambda n: b"M\x00" + b"\xdf" + struct.pack(">I", n) + b"\x00" * n])
+@pytest.mark.parametrize("make", [
+    pytest.param(_nested_claims, marks=pytest.mark.xfail(
+        msgpack.version < (1, 2, 4), strict=True,
+        reason="msgpack before 1.2.4 (the newest for Python 3.9 is 1.1.2) sizes nested arrays by their claims")),
+    lambda n: b"M\x00" + b"\xdf" + struct.pack(">I", n) + b"\x00" * n])
 def test_reading_a_value_allocates_in_proportion_to_its_size(impl: Any, make: Any) -> None:
     """Headers that claim more than the value holds do not size anything ahead: peak memory stays within
     16 bytes per byte read, in both implementations."""

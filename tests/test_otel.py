@@ -26,7 +26,8 @@ def read(reader: InMemoryMetricReader) -> Dict[str, Dict[Tuple[Tuple[str, Any], 
     for rm in data.resource_metrics if data else []:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
-                out[metric.name] = {tuple(sorted(p.attributes.items())): p for p in metric.data.data_points}
+                if metric.name.startswith("tiercache."):  # (newer SDKs add metrics of their own)
+                    out[metric.name] = {tuple(sorted(p.attributes.items())): p for p in metric.data.data_points}
     return out
 
 
