@@ -776,7 +776,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _print_latency()
         if IMPLEMENTATION != "compiled":
             print("note: running the pure-Python twin (extension not built or TIERCACHE_NO_EXTENSIONS set)")
-        print("Side-by-side with other libraries: tiercache bench --compare (in a source checkout)")
+        print("Side-by-side with other libraries: tiercache bench --compare (in a source checkout installed with "
+              "pip install -e .)")
     return 0
 
 
