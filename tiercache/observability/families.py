@@ -13,12 +13,13 @@ value comes from the same sources as CacheManager.stats() and metrics_snapshot()
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
 
 from .counters import COUNTERS, OPERATIONS
-from .histogram import Histogram
+from .histogram import Histogram, percentile
 
 __all__ = ["BOUNDS", "Family", "LatencySample", "collect"]
 
@@ -31,24 +32,22 @@ PLAIN = tuple(c for c in COUNTERS if c not in (
 
 @dataclass
 class LatencySample:
-    """One latency histogram: cumulative counts at each of Histogram.BOUNDS but the last (`count` includes
-    the overflow past them), the sum and the largest sample, in seconds."""
+    """One latency histogram: its counts per bucket of Histogram.BOUNDS (the last one the overflow), their
+    total, the sum and the largest sample, in seconds."""
 
-    cumulative: List[int]
+    counts: List[int]
     count: int
     sum: float
     max: float
 
+    @property
+    def cumulative(self) -> List[int]:
+        """The counts at or below each finite bound."""
+        return list(itertools.accumulate(self.counts[:-1]))
+
     def quantile(self, q: float) -> Optional[float]:
-        """The q-quantile (0 < q <= 1): the upper bound of the bucket holding it, at most `max`; None
-        when empty."""
-        if not self.count:
-            return None
-        rank = max(1, math.ceil(q * self.count))
-        for bound, seen in zip(BOUNDS, self.cumulative):
-            if seen >= rank:
-                return min(bound, self.max)
-        return self.max
+        """The q-quantile (0 < q <= 1), as histogram.percentile; None when empty."""
+        return percentile(self.counts, q, self.max or math.inf)
 
 
 @dataclass
@@ -131,10 +130,6 @@ def collect(manager: Any, health: bool = True) -> List[Family]:
         latency = Family("latency", "histogram", "Operation latency (L1 get sampled)", "s",
                          ("namespace", "tier", "operation"))
         for (ns, op), h in sorted(manager.metrics.snapshot(keep=False)["histograms"].items()):
-            running, cumulative = 0, []
-            for n in h["counts"][:-1]:
-                running += n
-                cumulative.append(running)
-            latency.add((ns, OPERATIONS[op], op), LatencySample(cumulative, h["count"], h["sum"], h.get("max") or 0.0))
+            latency.add((ns, OPERATIONS[op], op), LatencySample(h["counts"], h["count"], h["sum"], h.get("max") or 0.0))
         out.append(latency)
     return out
