@@ -47,11 +47,12 @@ class Instrumented:
     """The instruments registered with one MeterProvider, and the manager they read. close() makes them
     report nothing more and lets the manager go (OpenTelemetry has no way to remove an instrument)."""
 
-    def __init__(self, meter: Any) -> None:
+    def __init__(self, meter: Any, manager: Any) -> None:
         self._lock = threading.Lock()
         self._manager: Optional[Any] = None
         self._families: Dict[str, Family] = {}
-        families = [f for f in collect(_Empty(), health=False) if f.kind != "histogram"]
+        # (every manager has the same families, whatever it holds: `manager`'s name them)
+        families = [f for f in collect(manager, health=False) if f.kind != "histogram"]
         families.append(Family("health_score", "gauge", "Health score, 0-100 (perform_health_assessment)", "1"))
         # the first instrument's callback reads the manager once per collection (callbacks run in the order
         # the instruments were created); the others use what it read
@@ -124,23 +125,6 @@ class Instrumented:
         return out
 
 
-class _Empty:
-    """A manager with nothing in it: the families' names and kinds, for creating the instruments."""
-
-    metrics = None
-
-    def stats(self) -> Dict[str, Any]:
-        return {"namespaces": {}, "circuit": {"state": "closed", "transitions_opened": 0,
-                                              "transitions_half_opened": 0, "transitions_closed": 0}}
-
-    @property
-    def counters(self) -> Any:
-        return self
-
-    def by_namespace(self) -> Dict[str, Any]:
-        return {}
-
-
 _HANDLES: "weakref.WeakKeyDictionary[Any, Instrumented]" = weakref.WeakKeyDictionary()
 _HANDLES_LOCK = threading.Lock()
 
@@ -155,6 +139,6 @@ def instrument(manager: Any, meter_provider: Optional[Any] = None) -> Instrument
     with _HANDLES_LOCK:
         handle = _HANDLES.get(provider)
         if handle is None:
-            handle = _HANDLES[provider] = Instrumented(provider.get_meter("tiercache", __version__))
+            handle = _HANDLES[provider] = Instrumented(provider.get_meter("tiercache", __version__), manager)
     handle._open(manager)
     return handle
