@@ -201,13 +201,10 @@ class _progress:
 
     def __enter__(self) -> "_progress":
         if sys.stderr.isatty():
-            try:
-                from rich.console import Console
+            from rich.console import Console  # (main() has checked that rich is installed)
 
-                self.status = Console(stderr=True).status(f"measuring {self.what}")
-                self.status.__enter__()
-            except ImportError:
-                pass
+            self.status = Console(stderr=True).status(f"measuring {self.what}")
+            self.status.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -233,14 +230,9 @@ def _print_latency() -> None:
 
 
 def _print_table(title: str, rows: Sequence[tuple]) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(title)
-        for name, rate in rows:
-            print(f"  {name:<40} {rate / 1e6:8.2f} M ops/s  {1e9 / rate:8.1f} ns/op")
-        return
+    from rich.console import Console  # (main() has checked that rich, the [cli] extra, is installed)
+    from rich.table import Table
+
     table = Table(title=title)
     table.add_column("operation")
     table.add_column("M ops/s", justify="right")
