@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from .errors import ConfigError
+from .observability import alerts as _alerts
 from .wire.serialization import COMPRESSIONS, MAX_VALUE_BYTES, SERIALIZERS
 
 __all__ = [
@@ -418,8 +419,9 @@ def _profile(env: str) -> Tuple[Dict[str, NamespaceConfig], NamespaceConfig, int
 # ------------------------------------------------------------------------------------- the whole config
 
 _TOP_LEVEL_KEYS = ("env", "l1_max_bytes", "l1_allocation", "strict_namespaces", "default", "namespaces", "health",
-                   "environments")
-_ENV_SECTION_KEYS = ("l1_max_bytes", "l1_allocation", "strict_namespaces", "default", "namespaces", "health")
+                   "alerts", "environments")
+_ENV_SECTION_KEYS = ("l1_max_bytes", "l1_allocation", "strict_namespaces", "default", "namespaces", "health",
+                     "alerts")
 _GLOBAL_MAX_BYTES = _count(nullable=True)
 _ENV_RULE = f"must be one of {', '.join(ENVIRONMENTS)} (or dev/prod/testing)"
 
@@ -435,6 +437,8 @@ class CacheConfig:
     evicted first) or "adaptive" (needs l1_max_bytes: the namespaces share it, and the shares move toward
     where a byte buys the most hits, each keeping its l1_min_bytes).
     `health`: health-assessment thresholds replacing the defaults (tiercache.observability.health).
+    `alerts`: alert rules and where notifications go (tiercache.observability.alerts.AlertsConfig, or the
+    [alerts] table as a mapping).
     Construction validates and raises one ConfigError listing every problem (its `.errors`); derive a
     changed config with updated() or dataclasses.replace(), which validate the same way.
     """
@@ -446,6 +450,7 @@ class CacheConfig:
     l1_max_bytes: Optional[int] = None
     health: Mapping[str, float] = field(default_factory=dict)
     l1_allocation: str = "static"
+    alerts: _alerts.AlertsConfig = _alerts.NO_ALERTS
 
     def __post_init__(self) -> None:
         errors = _Errors()
@@ -466,7 +471,12 @@ class CacheConfig:
         _check_globals(errors, self.l1_max_bytes, self.strict_namespaces, self.l1_allocation,
                        [default, *namespaces.values()])
         health = _check_health(errors, self.health)
+        alerts = self.alerts
+        if not isinstance(alerts, _alerts.AlertsConfig):
+            alerts, problems = _alerts.parse(alerts)
+            errors.extend(problems)
         errors.raise_if_any()
+        object.__setattr__(self, "alerts", alerts)
         object.__setattr__(self, "env", env)
         object.__setattr__(self, "health", MappingProxyType(health))
         object.__setattr__(self, "namespaces", MappingProxyType(namespaces))
@@ -476,11 +486,11 @@ class CacheConfig:
     def __hash__(self) -> int:
         return hash((self.env, tuple(sorted(self.namespaces.items())), self.default_namespace,
                      self.strict_namespaces, self.l1_max_bytes, tuple(sorted(self.health.items())),
-                     self.l1_allocation))
+                     self.l1_allocation, self.alerts))
 
     def __reduce__(self) -> Any:  # a MappingProxyType does not pickle
         return (_rebuild, (self.env, dict(self.namespaces), self.default_namespace, self.strict_namespaces,
-                           self.l1_max_bytes, dict(self.health), self.l1_allocation))
+                           self.l1_max_bytes, dict(self.health), self.l1_allocation, self.alerts))
 
     # ---------------------------------------------------------------- constructors
 
@@ -494,12 +504,11 @@ class CacheConfig:
         """The profile for the environment with `data` (shaped like the TOML file) laid over it.
 
         The environment is `env`, else data["env"], else TIERCACHE_ENV, else development. Top-level keys:
-        env, l1_max_bytes, l1_allocation, strict_namespaces, default (table), namespaces (table of tables),
-        environments (ENV -> table with l1_max_bytes, l1_allocation, strict_namespaces, default, namespaces,
-        applied after the top
-        level and only in that environment). Fields given replace the profile's; a namespace not in the
-        profile starts from the default namespace as it stands at that layer. TOML has no null, so a field
-        that may be None can be written "none".
+        env, l1_max_bytes, l1_allocation, strict_namespaces, health, alerts, default (table), namespaces (table
+        of tables), environments (ENV -> table with the same keys but env, applied after the top level and only
+        in that environment; its [alerts] replaces the top level's). Fields given replace the profile's; a
+        namespace not in the profile starts from the default namespace as it stands at that layer. TOML has no
+        null, so a field that may be None can be written "none".
         """
         errors = _Errors()
         if not isinstance(data, Mapping):
@@ -538,7 +547,11 @@ class CacheConfig:
         strict: Any = False
         allocation: Any = "static"
         health: Dict[str, Any] = {}
+        alerts = _alerts.NO_ALERTS
         for prefix, layer in layers:
+            if "alerts" in layer:  # (an environment's [alerts] replaces the top level's whole)
+                alerts, problems = _alerts.parse(layer["alerts"])
+                errors.extend(f"{prefix}{p}" for p in problems)
             if "health" in layer:
                 if isinstance(layer["health"], Mapping):
                     health.update(layer["health"])
@@ -567,7 +580,7 @@ class CacheConfig:
         _check_health(errors, health)
         errors.raise_if_any()
         config = cls(env=name, namespaces=namespaces, default_namespace=default, strict_namespaces=strict,
-                     l1_max_bytes=l1_max_bytes, health=health, l1_allocation=allocation)
+                     l1_max_bytes=l1_max_bytes, health=health, l1_allocation=allocation, alerts=alerts)
         object.__setattr__(config, "_source", _plain_copy(data))
         return config
 
@@ -634,13 +647,15 @@ class CacheConfig:
 
     def summary(self) -> Dict[str, Any]:
         """A JSON-serializable dict, accepted back by from_dict(): env, l1_max_bytes, l1_allocation,
-        strict_namespaces, health, default (the default namespace) and namespaces, each with every field."""
+        strict_namespaces, health, alerts (when configured), default (the default namespace) and namespaces,
+        each with every field."""
         return {
             "env": self.env,
             "l1_max_bytes": self.l1_max_bytes,
             "l1_allocation": self.l1_allocation,
             "strict_namespaces": self.strict_namespaces,
             "health": dict(self.health),
+            **({"alerts": self.alerts.as_dict()} if self.alerts.as_dict() else {}),
             "default": _as_json(self.default_namespace),
             "namespaces": {name: _as_json(cfg) for name, cfg in sorted(self.namespaces.items())},
         }
@@ -692,9 +707,9 @@ def _check_health(errors: _Errors, health: Any) -> Dict[str, float]:
 
 def _rebuild(env: str, namespaces: Dict[str, NamespaceConfig], default: NamespaceConfig, strict: bool,
              l1_max_bytes: Optional[int], health: Optional[Dict[str, float]] = None,
-             l1_allocation: str = "static") -> CacheConfig:
+             l1_allocation: str = "static", alerts: _alerts.AlertsConfig = _alerts.NO_ALERTS) -> CacheConfig:
     return CacheConfig(env=env, namespaces=namespaces, default_namespace=default, strict_namespaces=strict,
-                       l1_max_bytes=l1_max_bytes, health=health or {}, l1_allocation=l1_allocation)
+                       l1_max_bytes=l1_max_bytes, health=health or {}, l1_allocation=l1_allocation, alerts=alerts)
 
 
 def _plain_copy(data: Any) -> Any:
@@ -721,6 +736,8 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
     TIERCACHE_L1_MAX_BYTES=<int>|none              the global L1 cap
     TIERCACHE_L1_ALLOCATION=static|adaptive       how the global L1 cap is split
     TIERCACHE_STRICT_NAMESPACES=true|false
+    TIERCACHE_ALERTS_WEBHOOK=<url>|none            where alert notifications are POSTed (a URL holding a
+                                                  token stays out of the file)
     TIERCACHE_DEFAULT__<FIELD>=<value>             a field of the default namespace settings
     TIERCACHE_NS__<NAMESPACE>__<FIELD>=<value>     a field of one namespace
     <NAMESPACE> matches a configured namespace case-insensitively (TIERCACHE_NS__MARKET_DATA__L1_TTL=15);
@@ -763,6 +780,11 @@ def apply_env_overrides(config: CacheConfig, environ: Optional[Mapping[str, str]
             _parse_into(errors, sources, var, None, "l1_allocation", _choice(L1_ALLOCATIONS), text, global_changes)
         elif var == "TIERCACHE_STRICT_NAMESPACES":
             _parse_into(errors, sources, var, None, "strict_namespaces", _BOOL, text, global_changes)
+        elif var == "TIERCACHE_ALERTS_WEBHOOK":
+            url = None if text.strip().lower() in _NONE_WORDS else text.strip()
+            problems = _alerts.parse({"webhook": url})[1] if url is not None else []
+            errors.extend(f"{problem} (from {var})" for problem in problems)
+            global_changes["alerts"] = replace(config.alerts, webhook=url)
         elif var.startswith(_DEFAULT_PREFIX):
             field_name = var[len(_DEFAULT_PREFIX):].lower()
             _parse_into(errors, sources, var, DEFAULT_NAMESPACE_NAME, field_name, _FIELD_KINDS.get(field_name), text,

@@ -40,6 +40,7 @@ from ..config import (
 from ..errors import SerializationError
 from .gate import FAILED, L2Gate
 from .invalidation import Outbox, decode_message, encode_message, message_key
+from ..observability.alerts import Alerts
 from ..observability.counters import Counters
 from ..observability.hotkeys import HotKeys
 from ..observability.metrics import Metrics
@@ -197,6 +198,13 @@ class BaseManager:
                                    timer=self._timer, counters=self.counters, l1_samples=self._read.l1_samples,
                                    histogram=SampleHistogram)
             self._read.set_sampling(l1_sample_every)
+        # Alert rules ([alerts] in the configuration), evaluated by their own thread over the metrics.
+        self.alerts: Optional[Alerts] = None
+        if cache_config.alerts.rules:
+            if self.metrics is None:
+                raise ValueError("the configuration's [alerts] rules need metrics: drop enable_metrics=False")
+            self.alerts = Alerts(cache_config.alerts, self._alert_figures, self.assess_health,
+                                 global_budget=cache_config.l1_max_bytes, env=self.env)
         if owns_l2:  # (opened once every argument and the configuration passed their checks)
             l2 = self._open_l2(l2)
         self.l2 = l2
@@ -217,6 +225,8 @@ class BaseManager:
         self._local_tagged = 0
         self._local_tag_limit = LOCAL_TAGS_MIN
         self._start()
+        if self.alerts is not None:
+            self.alerts.start()
 
     def _start(self) -> None:
         """What the manager starts once it is built (the invalidation listener, the metrics thread)."""
@@ -1082,6 +1092,8 @@ class BaseManager:
         if self._closed:
             return False
         self._closed = True
+        if self.alerts is not None:
+            self.alerts.stop()
         if self.metrics is not None:
             self.metrics.stop()
         return True
@@ -1112,6 +1124,10 @@ class BaseManager:
 
     def _metrics_state(self) -> Dict[str, Any]:
         return {"namespaces": self._l1_stats(), "circuit": self.circuit.snapshot()}
+
+    def _alert_figures(self) -> Dict[str, Any]:
+        snap = self._require_metrics().snapshot(keep=False)
+        return _without(snap, self.unreported_namespaces()) or snap
 
     def _require_metrics(self) -> Metrics:
         if self.metrics is None:

@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from .metrics import delta, summarize
 
-__all__ = ["DEFAULT_THRESHOLDS", "WEIGHTS", "assess", "thresholds"]
+__all__ = ["DEFAULT_THRESHOLDS", "STATUS_RANK", "WEIGHTS", "assess", "thresholds"]
 
 DEFAULT_THRESHOLDS: Dict[str, float] = {
     "l1_hit_rate": 0.7,
@@ -54,7 +54,7 @@ WEIGHTS: Dict[str, float] = {
 }
 
 _STATUSES = ((80.0, "healthy"), (60.0, "degraded"), (40.0, "unhealthy"), (-1.0, "critical"))
-_RANK = {name: rank for rank, (_, name) in enumerate(_STATUSES)}  # healthy 0 ... critical 3
+STATUS_RANK = {name: rank for rank, (_, name) in enumerate(_STATUSES)}  # healthy 0 ... critical 3
 _SEVERITY_CAP = {"low": "healthy", "medium": "degraded", "high": "unhealthy", "critical": "critical"}
 
 
@@ -293,7 +293,7 @@ def assess(now: Dict[str, Any], base: Optional[Dict[str, Any]], limits: Mapping[
         status = next(name for floor, name in _STATUSES if score >= floor)
         for item in issues:
             cap = _SEVERITY_CAP[item["severity"]]
-            if _RANK[cap] > _RANK[status]:
+            if STATUS_RANK[cap] > STATUS_RANK[status]:
                 status = cap
     return {
         "status": status,
