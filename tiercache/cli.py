@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import random
@@ -449,6 +450,16 @@ def _percent(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -468,12 +479,14 @@ def serve(args: argparse.Namespace) -> int:
     if args.insecure_no_auth and not keys:
         print("WARNING: tiercache serve is running WITHOUT AUTHENTICATION: anyone who can reach "
               f"{args.host}:{args.port} can read, change and clear the cache.", file=sys.stderr)
-    manager = AsyncCacheManager(_l2_url(args), env=args.env, config=args.config)
+    manager = AsyncCacheManager(_l2_url(args), env=args.env, config=args.config,
+                                metrics_interval=args.metrics_interval)
     app = create_app(manager, keys, insecure_no_auth=args.insecure_no_auth and not keys,
                      test_load_cap=args.test_load_cap)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"tiercache serve: http://{host}:{args.port} (environment {manager.env}, L2 "
-          f"{getattr(manager.l2, 'kind', '?')}, {IMPLEMENTATION}); GET /health, the API needs X-API-KEY",
+          f"{getattr(manager.l2, 'kind', '?')}, {IMPLEMENTATION}); GET /health, the API needs X-API-KEY; "
+          f"dashboard at http://{host}:{args.port}/dashboard",
           file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
@@ -701,6 +714,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               "(comma-separated): a flag's value shows in `ps`")
     p_serve.add_argument("--api-key-file", action="append", default=[], metavar="FILE",
                          help="a file of accepted API keys, one per line (repeatable)")
+    p_serve.add_argument("--metrics-interval", type=_positive_seconds, default=10.0, metavar="SECONDS",
+                         help="seconds between the metrics snapshots trends and the dashboard's charts are drawn "
+                              "from (default 10; an hour of them is kept at the default)")
     p_serve.add_argument("--insecure-no-auth", action="store_true", help="serve without API keys (loudly)")
     p_serve.add_argument("--test-load-cap", type=int, default=100_000, metavar="N",
                          help="most operations one POST /cache-test-load runs (default 100000)")

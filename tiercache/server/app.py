@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hmac
+import importlib.resources
 import json
 import random
 import time
@@ -27,7 +28,7 @@ try:
     from fastapi import Depends, FastAPI, Header, Request
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     from pydantic import BaseModel, Field, ValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 except ImportError as exc:
@@ -40,6 +41,19 @@ from . import contract
 from .contract import ErrorBody, failure, ok
 
 DEFAULT_MAX_BODY = 1 << 20  # bytes
+# The dashboard's files (package data) and how they are served: no key needed, since they hold no data; the
+# page asks for the key and reads the JSON endpoints with it.
+DASHBOARD_ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
+_DASHBOARD_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
+
+
+def _dashboard_file(name: str) -> bytes:
+    return importlib.resources.files(__package__).joinpath("dashboard", name).read_bytes()
 DEFAULT_TEST_LOAD_CAP = 100_000
 
 
@@ -248,7 +262,8 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
 
     app.add_middleware(_BodyLimit, max_body=max_body)
     if not insecure_no_auth:
-        app.add_middleware(_RequireKey, keys=keys, public=["/health"])  # (outermost: runs first)
+        public = ["/health", "/dashboard", *(f"/dashboard/{name}" for name in DASHBOARD_ASSETS)]
+        app.add_middleware(_RequireKey, keys=keys, public=public)  # (outermost: runs first)
 
     async def require_key(x_api_key: Optional[str] = Header(default=None, alias="X-API-KEY")) -> None:
         """Declares the header in the API's schema; _RequireKey has checked it before the request got here."""
@@ -280,6 +295,17 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
             return ok(status="healthy", message="tiercache is running", version=__version__)
         return ok(status="degraded", message="tiercache is running; its L2 does not answer (reads fall back "
                   "to L1)", version=__version__)
+
+    @app.get("/dashboard", response_class=HTMLResponse)
+    async def dashboard() -> Response:
+        """The dashboard page (no auth: it holds no data; it asks for the API key and polls the JSON endpoints)."""
+        return HTMLResponse(_dashboard_file("index.html"), headers=_DASHBOARD_HEADERS)
+
+    @app.get("/dashboard/{name}", include_in_schema=False)
+    async def dashboard_asset(name: str) -> Response:
+        if name not in DASHBOARD_ASSETS:
+            raise ApiError(404, "not found", name)
+        return Response(_dashboard_file(name), media_type=DASHBOARD_ASSETS[name], headers=_DASHBOARD_HEADERS)
 
     @app.get("/cache-health", dependencies=auth, responses={200: {"model": contract.CacheHealthBody}})
     async def cache_health() -> Dict[str, Any]:
@@ -346,8 +372,11 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
                         "trends": None if report is None else trends()},
             "configuration": {"environment": manager.env, "namespaces": namespaces},
         }
+        alerts = manager.alerts
         return ok(system=system, version=__version__, implementation=IMPLEMENTATION, environment=manager.env,
-                  l2=l2, namespaces=namespaces, uptime_seconds=round(time.monotonic() - started, 3))
+                  l2=l2, namespaces=namespaces, uptime_seconds=round(time.monotonic() - started, 3),
+                  alerts=None if alerts is None else {"rules": len(alerts.config.rules), "active": alerts.active(),
+                                                     **alerts.stats()})
 
     @app.post("/cache-warmup", dependencies=auth, openapi_extra=_body_schema(WarmupRequest),
               responses={200: {"model": contract.WarmupBody}})
