@@ -86,6 +86,19 @@ def test_the_page_and_its_assets_need_no_key_and_hold_no_data(server: str) -> No
     assert call(server, "GET", "/dashboard/secrets.txt", key=None)[0] in (401, 404)
     assert call(server, "GET", "/dashboard/..%2Fapp.py", key=None)[0] in (401, 404)
     assert call(server, "GET", "/cache-health", key=None)[0] == 401  # (the data stays behind the key)
+    assert call(server, "HEAD", "/dashboard", key=None)[0] == 200
+    status, headers, _ = call(server, "GET", "/dashboard/", key=None)  # (urllib follows the redirect)
+    assert status == 200 and headers["content-type"].startswith("text/html")
+
+
+def test_the_metrics_carry_what_the_dashboard_shows_per_namespace(server: str) -> None:
+    traffic(server, hits=5, misses=5)
+    _, _, body = call(server, "GET", "/cache-metrics")
+    users = json.loads(body)["l1Stats"]["users"]
+    for name in ("hitRate", "l2HitRate", "overallHitRate", "opsPerSecond", "evictionsBySize", "evictionsByCount",
+                 "expirations", "bytes", "maxBytes", "entries", "maxEntries"):
+        assert name in users, name
+    assert users["opsPerSecond"] > 0 and 0 <= users["l2HitRate"] <= users["overallHitRate"] <= 1
 
 
 # ------------------------------------------------------------------------------------------ in Chromium
@@ -207,7 +220,8 @@ def test_the_hit_rate_follows_traffic(browser: Any, server: str) -> None:
     wait_until(lambda: figure(browser, "l1HitRate") != before, 15, "the L1 hit rate on the page to change")
     assert figure(browser, "l1HitRate") > before
     assert figure(browser, "totalRequests") >= requests_before + 200
-    wait_until(lambda: (figure(browser, "opsPerSecond", '[data-namespace="users"]') or 0) >= 0, 5, "ops/s")
+    assert isinstance(figure(browser, "opsPerSecond", '[data-namespace="users"]'), (int, float))
+    assert figure(browser, "environment") == "test" and figure(browser, "version")
     wait_until(lambda: browser.execute_script("return document.querySelectorAll('.chart polyline').length") > 0,
                15, "the trend charts")
     assert errors(browser) == []

@@ -641,6 +641,7 @@ def config_command(action: str, file: Optional[str], env: Optional[str]) -> int:
 
     from .config import CacheConfig, apply_env_overrides
     from .errors import ConfigError
+    from .observability.alerts import redacted
 
     try:
         if file:
@@ -665,8 +666,14 @@ def config_command(action: str, file: Optional[str], env: Optional[str]) -> int:
             if cfg.l2_ttl is None and cfg.persist_to_l2:
                 print(f"⚠️  namespace {name}: no l2_ttl: its values stay in L2 until deleted, and are served from "
                       "there after their L1 TTL; set l2_ttl, or leave this if it is meant")
+        if config.alerts.rules:
+            print(f"   {len(config.alerts.rules)} alert rules" + (
+                f", webhook {redacted(config.alerts.webhook)}" if config.alerts.webhook else ""))
         return 0
-    print(json.dumps(config.summary(), indent=2, default=str))
+    summary = config.summary()
+    if config.alerts.webhook:  # (its path is a secret: shown, it would end up in terminals and CI logs)
+        summary["alerts"]["webhook"] = redacted(config.alerts.webhook)
+    print(json.dumps(summary, indent=2, default=str))
     return 0
 
 

@@ -473,7 +473,7 @@ class CacheConfig:
         health = _check_health(errors, self.health)
         alerts = self.alerts
         if not isinstance(alerts, _alerts.AlertsConfig):
-            alerts, problems = _alerts.parse(alerts)
+            alerts, problems = _parse_alerts(alerts)
             errors.extend(problems)
         errors.raise_if_any()
         object.__setattr__(self, "alerts", alerts)
@@ -550,7 +550,7 @@ class CacheConfig:
         alerts = _alerts.NO_ALERTS
         for prefix, layer in layers:
             if "alerts" in layer:  # (an environment's [alerts] replaces the top level's whole)
-                alerts, problems = _alerts.parse(layer["alerts"])
+                alerts, problems = _parse_alerts(layer["alerts"])
                 errors.extend(f"{prefix}{p}" for p in problems)
             if "health" in layer:
                 if isinstance(layer["health"], Mapping):
@@ -703,6 +703,16 @@ def _check_health(errors: _Errors, health: Any) -> Dict[str, float]:
         except ValueError as exc:
             errors.add(None, f"health.{name}", str(exc), value)
     return good
+
+
+def _parse_alerts(data: Any) -> Tuple[_alerts.AlertsConfig, List[str]]:
+    """An [alerts] table (tiercache.observability.alerts.parse), its rules' namespaces checked too."""
+    alerts, problems = _alerts.parse(data)
+    for rule in alerts.rules:
+        if rule.namespace not in (None, _alerts.ALL_NAMESPACES) and not _NAMESPACE_RE.fullmatch(rule.namespace):
+            problems.append(f"alerts.rules.{rule.name}.namespace: {_NAMESPACE_RULE}, or \"*\" for each "
+                            f"(got {rule.namespace!r})")
+    return alerts, problems
 
 
 def _rebuild(env: str, namespaces: Dict[str, NamespaceConfig], default: NamespaceConfig, strict: bool,

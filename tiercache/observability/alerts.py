@@ -54,6 +54,42 @@ _RULE_KEYS = ("metric", "below", "above", "level", "namespace", "for", "cooldown
               "min_samples", "summary")
 _TOP_KEYS = ("webhook", "log", "interval", "timeout", "retries", "queue_size", "rules")
 ALL_NAMESPACES = "*"
+WEEK = 7 * 24 * 3600.0
+# setting -> (default, smallest, largest, an int): what each number of the table may be
+_KNOBS: Dict[str, Tuple[Any, float, float, bool]] = {
+    "interval": (1.0, 0.05, 3600.0, False), "timeout": (5.0, 0.1, 300.0, False),
+    "retries": (3, 0, 20, True), "queue_size": (1000, 1, 1_000_000, True),
+}
+_DURATIONS: Dict[str, Tuple[float, float, float]] = {  # rule setting -> (default, smallest, largest) in s
+    "for": (30.0, 0.0, WEEK), "cooldown": (300.0, 0.0, WEEK), "window": (60.0, 1.0, WEEK),
+}
+_FRACTIONS = ("l1_hit_rate", "overall_hit_rate", "l2_error_rate", "memory")  # thresholds in [0, 1]
+
+
+def webhook_problem(url: Any) -> Optional[str]:
+    """None when `url` is an http(s) URL with a host and nothing a request line cannot carry; else why not."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises for a port that is not a number in range)
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if not parts.hostname:
+        return "must name a host"
+    return None
+
+
+def redacted(url: str) -> str:
+    """`url` without its path and query (where webhook tokens live), for logs and displays."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…" if parts.netloc else "…"
 
 
 @dataclass(frozen=True)
@@ -104,7 +140,7 @@ class AlertsConfig:
 
     def as_dict(self) -> Dict[str, Any]:
         """The table as TOML has it (accepted back by parse())."""
-        if not self.rules and self.webhook is None:
+        if self == NO_ALERTS:
             return {}
         out: Dict[str, Any] = {"log": self.log, "interval": self.interval, "timeout": self.timeout,
                                "retries": self.retries, "queue_size": self.queue_size,
@@ -134,23 +170,20 @@ def parse(data: Any) -> Tuple[AlertsConfig, List[str]]:
         if key not in _TOP_KEYS:
             bad(str(key), f"unknown setting (known: {', '.join(_TOP_KEYS)})", data[key])
     webhook = data.get("webhook")
-    if webhook is not None and not (isinstance(webhook, str) and webhook.startswith(("http://", "https://"))
-                                    and len(webhook) > len("https://")):
-        bad("webhook", "must be an http:// or https:// URL", webhook)
+    if webhook is not None and webhook_problem(webhook) is not None:
+        bad("webhook", str(webhook_problem(webhook)), webhook)
         webhook = None
     log_on = data.get("log", True)
     if not isinstance(log_on, bool):
         bad("log", "must be a bool", log_on)
     knobs: Dict[str, Any] = {}
-    for name, default, integer, low in (("interval", 1.0, False, 0.0), ("timeout", 5.0, False, 0.0),
-                                        ("retries", 3, True, -1), ("queue_size", 1000, True, 0)):
+    for name, (default, low, high, integer) in _KNOBS.items():
         v = data.get(name, default)
-        if integer:
-            if isinstance(v, bool) or not isinstance(v, int) or v <= low:
-                bad(name, f"must be an int > {low}", v)
-                v = default
-        elif not _number(v) or v <= low:
-            bad(name, "must be a positive number of seconds", v)
+        if integer and (isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high):
+            bad(name, f"must be an int from {low} to {high:,}", v)
+            v = default
+        elif not integer and (not _number(v) or not low <= v <= high):
+            bad(name, f"must be a number of seconds from {low:g} to {high:g}", v)
             v = default
         knobs[name] = v
     rules: List[AlertRule] = []
@@ -182,7 +215,7 @@ def _rule(name: str, spec: Any, bad: Callable[..., None]) -> Optional[AlertRule]
         if key not in _RULE_KEYS:
             fail(str(key), f"unknown setting (known: {', '.join(_RULE_KEYS)})", spec[key])
     metric = spec.get("metric")
-    if metric not in METRICS:
+    if not isinstance(metric, str) or metric not in METRICS:
         fail("metric", f"must be one of {', '.join(METRICS)}", metric)
         return None
     comparison, severity, min_samples, _ = METRICS[metric]
@@ -200,8 +233,8 @@ def _rule(name: str, spec: Any, bad: Callable[..., None]) -> Optional[AlertRule]
             fail(comparison, "is required")
         else:
             threshold = spec[comparison]
-            if not _number(threshold) or threshold < 0 or (metric.endswith("_rate") and threshold > 1):
-                rule_text = "a fraction in [0, 1]" if metric.endswith("_rate") else "a number >= 0"
+            if not _number(threshold) or threshold < 0 or (metric in _FRACTIONS and threshold > 1):
+                rule_text = "a fraction in [0, 1]" if metric in _FRACTIONS else "a number >= 0"
                 fail(comparison, f"must be {rule_text}", threshold)
     namespace = spec.get("namespace")
     if namespace is not None:
@@ -210,18 +243,18 @@ def _rule(name: str, spec: Any, bad: Callable[..., None]) -> Optional[AlertRule]
         elif not isinstance(namespace, str) or not namespace:
             fail("namespace", 'must be a namespace name, or "*" for each namespace on its own', namespace)
     durations = {}
-    for key, default in (("for", 30.0), ("cooldown", 300.0), ("window", 60.0)):
+    for key, (default, low, high) in _DURATIONS.items():
         v = spec.get(key, default)
-        if not _number(v) or v < 0 or (key == "window" and v <= 0):
-            fail(key, "must be a number of seconds" + (" > 0" if key == "window" else " >= 0"), v)
+        if not _number(v) or not low <= v <= high:
+            fail(key, f"must be a number of seconds from {low:g} to {high:g}", v)
             v = default
         durations[key] = float(v)
     severity = spec.get("severity", "critical" if threshold == "critical" else severity)
     if severity not in SEVERITIES:
         fail("severity", f"must be one of {', '.join(SEVERITIES)}", severity)
     samples = spec.get("min_samples", min_samples)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
-        fail("min_samples", "must be an int >= 0", samples)
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 0 <= samples <= 1_000_000_000:
+        fail("min_samples", "must be an int from 0 to 1,000,000,000", samples)
     summary = spec.get("summary")
     if summary is not None and not isinstance(summary, str):
         fail("summary", "must be a string", summary)
@@ -241,8 +274,9 @@ class _Instance:
 
     state: str = "ok"  # ok | pending | firing | resolving
     since: float = 0.0  # when the current breach (pending) or clear spell (resolving) began
-    fired_at: Optional[float] = None
+    fired_at: Optional[float] = None  # (the snapshots' clock)
     resolved_at: Optional[float] = None
+    fired_time: Optional[str] = None  # when it fired, as ISO 8601 UTC
     value: Any = None
 
 
@@ -273,10 +307,15 @@ class Alerts:
         self._sinks += sinks
         self._global_budget = global_budget
         self._env = env
-        self._lock = threading.Lock()  # one evaluation at a time
+        # one evaluation, and its deliveries, at a time (so every sink sees the transitions in order); an
+        # RLock, so that a sink may read active() or states()
+        self._lock = threading.RLock()
         self._instances: Dict[Tuple[str, Optional[str]], _Instance] = {}
-        longest = max((r.window for r in config.rules), default=60.0)
-        self._longest = longest
+        windows = [r.window for r in config.rules] or [60.0]
+        self._longest = max(windows)
+        # snapshots kept for the windows: one per `_spacing` s (a 30th of the shortest window, at most 1000
+        # over the longest), each trimmed to what the rules read
+        self._spacing = max(min(windows) / 30, self._longest / 1000)
         self._history: Deque[Dict[str, Any]] = deque()
         self.sent = 0  # notifications handed to the sinks
         self.sink_errors = 0
@@ -290,13 +329,10 @@ class Alerts:
     # -- evaluation
 
     def evaluate(self) -> List[Dict[str, Any]]:
-        """Evaluate every rule now; the notifications sent (usually none)."""
+        """Evaluate every rule now and send what changed; the notifications sent (usually none)."""
         with self._lock:
             now = self._snapshot()
             t = now["time"]
-            self._history.append(now)
-            while len(self._history) > 2 and self._history[1]["time"] <= t - self._longest:
-                self._history.popleft()
             report = None
             out: List[Dict[str, Any]] = []
             for rule in self.config.rules:
@@ -306,9 +342,27 @@ class Alerts:
                     note = self._step(rule, scope, value, breach, t)
                     if note is not None:
                         out.append(note)
-        for note in out:
-            self._deliver(note)
+            self._prune(now)
+            self._keep(now)
+            for note in out:
+                self._deliver(note)
         return out
+
+    def _keep(self, now: Dict[str, Any]) -> None:
+        """Add `now` to the history (trimmed, and only every `_spacing` s); drop what no window reaches."""
+        t = now["time"]
+        if not self._history or t - self._history[-1]["time"] >= self._spacing:
+            self._history.append({"time": t, "started": now.get("started", t), "namespaces": now["namespaces"],
+                                  "histograms": {k: v for k, v in now["histograms"].items() if k[1] == "l2_get"}})
+        while len(self._history) > 2 and self._history[1]["time"] <= t - self._longest:
+            self._history.popleft()
+
+    def _prune(self, now: Dict[str, Any]) -> None:
+        """Forget the per-namespace instances at rest whose namespace is gone."""
+        gone = [key for key, inst in self._instances.items()
+                if key[1] is not None and inst.state == "ok" and key[1] not in now["namespaces"]]
+        for key in gone:
+            del self._instances[key]
 
     def _base(self, now: Dict[str, Any], window: float) -> Optional[Dict[str, Any]]:
         """The latest kept snapshot at least `window` s before `now`; None (since the start, when every
@@ -384,7 +438,7 @@ class Alerts:
                 inst.state = "firing"
         if inst.state == "pending" and t - inst.since >= rule.for_ and (
                 inst.resolved_at is None or t - inst.resolved_at >= rule.cooldown):
-            inst.state, inst.fired_at = "firing", t
+            inst.state, inst.fired_at, inst.fired_time = "firing", t, iso_time()
             return self._note(rule, scope, "firing", value, t)
         if inst.state == "resolving" and t - inst.since >= rule.for_:
             inst.state, inst.resolved_at = "ok", t
@@ -404,7 +458,7 @@ class Alerts:
         self.sent += 1
         for sink in list(self._sinks):
             try:
-                sink(note)
+                sink(dict(note))  # (a copy each: what one sink changes, the next does not see)
             except Exception:  # a sink's trouble never stops evaluation or the other sinks
                 self.sink_errors += 1
                 log.exception("tiercache: alert sink %r failed", sink)
@@ -417,7 +471,7 @@ class Alerts:
         with self._lock:
             items = list(self._instances.items())
         return [{"alert": name, "namespace": scope, "severity": rules[name].severity, "metric": rules[name].metric,
-                 "value": inst.value, "threshold": rules[name].threshold, "since": inst.fired_at}
+                 "value": inst.value, "threshold": rules[name].threshold, "since": inst.fired_time}
                 for (name, scope), inst in items if inst.state in ("firing", "resolving")]
 
     def stats(self) -> Dict[str, Any]:
@@ -449,7 +503,8 @@ class Alerts:
                 log.exception("tiercache: alert evaluation failed")
 
     def stop(self) -> None:
-        """Stop evaluating; the webhook gets a moment to send what it holds."""
+        """Stop evaluating, without waiting for the webhook: what it has not sent yet is dropped (call
+        `webhook.flush(timeout)` first to wait for it)."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)

@@ -5,20 +5,24 @@
                                                          └── retry with doubling backoff on errors and 5xx
 
 The webhook never blocks its caller: a full queue drops the new notification (counted and logged), and a
-receiver that is down or slow only delays the sender thread. The JSON body is the notification itself
-(alert, state, severity, summary, namespace, value, threshold, timestamp, ...) with a `text` field that
-Slack-compatible receivers show as the message.
+receiver that is down or slow only delays the sender thread, each attempt cut off after `timeout` seconds
+however the receiver dribbles its answer. The JSON body is the notification itself (alert, state,
+severity, summary, namespace, value, threshold, timestamp, ...) with a `text` field that Slack-compatible
+receivers show as the message. Requests go straight to the URL's host (no proxy); a redirect is a failure
+(a POST turned into a GET would lose the notification): give the final URL.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import queue
+import socket
+import ssl
 import threading
-import urllib.error
-import urllib.request
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
+from urllib.parse import urlsplit
 
 __all__ = ["LogSink", "WebhookSink"]
 
@@ -40,18 +44,23 @@ class WebhookSink:
     """POSTs each notification as JSON to `url` from a background thread.
 
     `timeout` s per attempt; `retries` more attempts after a failed one (a connection error, a timeout, a
-    408/429 or 5xx answer), waiting `backoff`, then twice that, ...; other 4xx answers are not retried.
+    408/429 or 5xx answer), waiting `backoff`, then twice that, ... (at most a minute); other 4xx answers,
+    and redirects, are not retried.
     At most `queue_size` notifications wait; beyond that new ones are dropped. `stats()` counts them.
     """
 
     def __init__(self, url: str, *, timeout: float = 5.0, retries: int = 3, queue_size: int = 1000,
                  backoff: float = 0.5, post: Optional[Callable[[str, bytes, float], int]] = None) -> None:
-        if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
-            raise ValueError(f"webhook must be an http:// or https:// URL, got {url!r}")
+        from .alerts import redacted, webhook_problem
+
+        problem = webhook_problem(url)
+        if problem is not None:
+            raise ValueError(f"webhook {problem}, got {url!r}")
         self.url = url
+        self.shown = redacted(url)  # (what logs show: the token in the path stays out of them)
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self._post = post or _post
-        self._queue: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue(maxsize=queue_size)
+        self._queue: "queue.Queue[Optional[Tuple[str, bytes]]]" = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
@@ -61,8 +70,10 @@ class WebhookSink:
 
     def __call__(self, note: Dict[str, Any]) -> None:
         self._ensure_thread()
+        # (serialized now: the body is what the notification said when it was made)
+        item = (f"{note.get('alert')} {note.get('state')}", json.dumps(note, default=str).encode())
         try:
-            self._queue.put_nowait(note)
+            self._queue.put_nowait(item)
         except queue.Full:
             self.dropped += 1
             log.warning("tiercache: alert webhook queue full (%d waiting): dropped %s %s",
@@ -77,59 +88,64 @@ class WebhookSink:
 
     def _run(self) -> None:
         while True:
-            note = self._queue.get()
-            if note is None or self._stop.is_set():
+            item = self._queue.get()
+            if item is None or self._stop.is_set():
                 return
             with self._idle:
                 self._busy += 1
             try:
-                self._send(note)
+                self._send(*item)
+            except Exception:  # (a bug, not the receiver: logged, and the thread goes on)
+                self.failed += 1
+                log.exception("tiercache: alert webhook %s: sending failed", self.shown)
             finally:
                 with self._idle:
                     self._busy -= 1
                     self._idle.notify_all()
 
-    def _send(self, note: Dict[str, Any]) -> None:
-        body = json.dumps(note, default=str).encode()
+    def _send(self, what: str, body: bytes) -> None:
         wait = self.backoff
+        problem = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 self.retried += 1
                 if self._stop.wait(wait):
                     break  # (closing: no more waiting)
-                wait *= 2
+                wait = min(wait * 2, 60.0)
             try:
                 status = self._post(self.url, body, self.timeout)
-            except (OSError, ValueError) as exc:  # (URLError, timeouts and refused connections are OSErrors)
-                problem = str(getattr(exc, "reason", exc))
-                continue_ = True
+            except Exception as exc:  # refused, reset, timed out, not HTTP at all: the receiver's trouble
+                problem, again = f"{type(exc).__name__}: {exc}", True
             else:
                 if 200 <= status < 300:
                     self.delivered += 1
                     return
-                problem = f"HTTP {status}"
-                continue_ = status >= 500 or status in (408, 429)
-            if not continue_:
+                problem = f"HTTP {status}" + (" (a redirect: give the final URL)" if 300 <= status < 400 else "")
+                again = status >= 500 or status in (408, 429)
+            if not again:
                 break
         self.failed += 1
-        log.warning("tiercache: alert webhook %s: %s not delivered (%s)", self.url, note.get("alert"), problem)
+        log.warning("tiercache: alert webhook %s: %s not delivered (%s)", self.shown, what, problem)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued notification is delivered or given up (True), or `timeout` s pass."""
         with self._idle:
             return self._idle.wait_for(lambda: self._queue.empty() and not self._busy, timeout)
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Give the queue `timeout` s to drain, then stop the thread (what is left is dropped)."""
-        if self._thread is not None:
+    def close(self, timeout: float = 0.0) -> None:
+        """Stop the sender, after giving the queue `timeout` s to drain (default: none; what is left is
+        dropped, and an attempt under way ends within its own timeout, on the sender's daemon thread)."""
+        if self._thread is not None and timeout > 0:
             self.flush(timeout)
         self._stop.set()
         if self._thread is not None:
+            left = self._queue.qsize()
+            if left:
+                log.warning("tiercache: alert webhook %s: %d notifications not sent before closing", self.shown, left)
             try:
                 self._queue.put_nowait(None)
             except queue.Full:
                 pass
-            self._thread.join(timeout=1.0)
 
     def stats(self) -> Dict[str, int]:
         return {"delivered": self.delivered, "failed": self.failed, "dropped": self.dropped,
@@ -137,14 +153,34 @@ class WebhookSink:
 
 
 def _post(url: str, body: bytes, timeout: float) -> int:
-    """One JSON POST; the answer's status (an HTTP error status is returned, not raised)."""
+    """One JSON POST, over within `timeout` s whatever the receiver does; the answer's status."""
     from .. import __version__  # (the package has finished importing by the time anything is sent)
 
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": f"tiercache/{__version__}"})
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    extra: Dict[str, Any] = {"context": ssl.create_default_context()} if parts.scheme == "https" else {}
+    connection = kind(parts.hostname, parts.port, timeout=timeout, **extra)
+    # Socket timeouts bound each read, not the attempt: past the deadline the socket is shut, which ends
+    # whatever read or write is waiting on it.
+    watchdog = threading.Timer(timeout, _shut, (connection,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http/https checked)
-            response.read()
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request("POST", path, body=body, headers={
+            "Content-Type": "application/json", "User-Agent": f"tiercache/{__version__}"})
+        response = connection.getresponse()
+        response.read(1 << 16)  # (the answer's start: its body is not needed)
+        return int(response.status)
+    finally:
+        watchdog.cancel()
+        connection.close()
+
+
+def _shut(connection: http.client.HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -28,7 +28,7 @@ try:
     from fastapi import Depends, FastAPI, Header, Request
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
     from pydantic import BaseModel, Field, ValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 except ImportError as exc:
@@ -262,7 +262,7 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
 
     app.add_middleware(_BodyLimit, max_body=max_body)
     if not insecure_no_auth:
-        public = ["/health", "/dashboard", *(f"/dashboard/{name}" for name in DASHBOARD_ASSETS)]
+        public = ["/health", "/dashboard", "/dashboard/", *(f"/dashboard/{name}" for name in DASHBOARD_ASSETS)]
         app.add_middleware(_RequireKey, keys=keys, public=public)  # (outermost: runs first)
 
     async def require_key(x_api_key: Optional[str] = Header(default=None, alias="X-API-KEY")) -> None:
@@ -296,10 +296,14 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
         return ok(status="degraded", message="tiercache is running; its L2 does not answer (reads fall back "
                   "to L1)", version=__version__)
 
-    @app.get("/dashboard", response_class=HTMLResponse)
+    @app.api_route("/dashboard", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def dashboard() -> Response:
         """The dashboard page (no auth: it holds no data; it asks for the API key and polls the JSON endpoints)."""
         return HTMLResponse(_dashboard_file("index.html"), headers=_DASHBOARD_HEADERS)
+
+    @app.get("/dashboard/", include_in_schema=False)
+    async def dashboard_slash(request: Request) -> Response:
+        return RedirectResponse(str(request.url_for("dashboard")), status_code=308)
 
     @app.get("/dashboard/{name}", include_in_schema=False)
     async def dashboard_asset(name: str) -> Response:
@@ -335,7 +339,9 @@ def create_app(manager: Any, api_keys: Sequence[str], *, max_body: int = DEFAULT
     async def cache_metrics() -> Dict[str, Any]:
         snap = manager.metrics_snapshot() if manager.metrics is not None else {}
         stats = manager.stats()
-        return ok(cacheStats=contract.cache_stats(manager, stats), l1Stats=contract.l1_stats(stats),
+        ops = contract.throughput(manager.metrics) if manager.metrics is not None else None
+        l1 = contract.l1_stats(stats, manager.counters.by_namespace(), ops)
+        return ok(cacheStats=contract.cache_stats(manager, stats), l1Stats=l1,
                   promotionStats=manager.promotion_stats(), trends=trends(), stats=stats, metrics=snap,
                   l1Budgets={"allocation": manager.config.l1_allocation, "budgets": manager.l1_budgets(),
                              "curves": manager.l1_curves()})

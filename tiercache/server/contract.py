@@ -163,15 +163,37 @@ def cache_stats(manager: Any, stats: Optional[Dict[str, Any]] = None) -> Dict[st
     }
 
 
-def l1_stats(stats: Dict[str, Any]) -> Dict[str, Any]:
-    """Each namespace's L1 figures from `stats` (a manager's stats())."""
+def l1_stats(stats: Dict[str, Any], counters: Optional[Dict[str, Dict[str, int]]] = None,
+             ops: Optional[Dict[str, Optional[float]]] = None) -> Dict[str, Any]:
+    """Each namespace's L1 figures from `stats` (a manager's stats()), with its L2 hits and the hit rates
+    over both tiers from `counters` (Counters.by_namespace()), and its operations per second from `ops`."""
     out = {}
     for ns, st in stats["namespaces"].items():
-        lookups = st.get("hits", 0) + st.get("misses", 0)
+        hits = st.get("hits", 0)
+        lookups = hits + st.get("misses", 0)
+        l2_hits = (counters or {}).get(ns, {}).get("l2_hits", 0)
         out[ns] = {"entries": st.get("entries"), "bytes": st.get("bytes"), "maxBytes": st.get("max_bytes"),
-                   "maxEntries": st.get("max_entries"), "hits": st.get("hits", 0), "misses": st.get("misses", 0),
-                   "hitRate": _rate(st.get("hits", 0), lookups), "evictions": st.get("evictions", 0),
+                   "maxEntries": st.get("max_entries"), "hits": hits, "misses": st.get("misses", 0),
+                   "hitRate": _rate(hits, lookups), "evictions": st.get("evictions", 0),
+                   "evictionsBySize": st.get("evictions_by_size", 0),
+                   "evictionsByCount": st.get("evictions_by_count", 0), "expirations": st.get("expirations", 0),
+                   "l2Hits": l2_hits, "l2HitRate": _rate(l2_hits, lookups),
+                   "overallHitRate": _rate(hits + l2_hits, lookups),
+                   "opsPerSecond": None if ops is None else ops.get(ns),
                    "selfTest": ns == SELFTEST_NAMESPACE}
+    return out
+
+
+def throughput(metrics: Any) -> Dict[str, Optional[float]]:
+    """Each namespace's operations (lookups, sets, deletes) per second since the latest metrics snapshot
+    at least one interval old (over the time since the start until there is one)."""
+    from ..observability.metrics import delta
+
+    now, base = metrics.window(metrics.interval or 10.0)
+    out: Dict[str, Optional[float]] = {}
+    for ns in now["namespaces"]:
+        d = delta(now, base, ns)
+        out[ns] = round(d["operations"] / d["seconds"], 1) if d["seconds"] > 0 else None
     return out
 
 

@@ -6,10 +6,10 @@
 (function () {
   const KEY = "tiercache.apiKey";
   const params = new URLSearchParams(location.search);
-  const refresh = Math.max(1, Number(params.get("refresh")) || 5) * 1000;
+  const refresh = Math.min(3600, Math.max(1, Number(params.get("refresh")) || 5)) * 1000;
   const $ = (sel, root) => (root || document).querySelector(sel);
   let timer = null;
-  let previous = null; // the last /cache-metrics answer and when it came, for ops/s
+  let generation = 0; // a new key, or signing out, ends the polls of the one before
 
   // ------------------------------------------------------------------ formatting
 
@@ -81,28 +81,36 @@
     return body;
   }
 
-  async function poll() {
+  function start() {
+    generation += 1;
+    clearTimeout(timer);
+    poll(generation);
+  }
+
+  async function poll(mine) {
     try {
       const [health, metrics, system] = await Promise.all([get("cache-health"), get("cache-metrics"), get("cache-system-status")]);
+      if (mine !== generation) return;
       render(health.assessment, metrics, system);
       $("#login").hidden = true;
       $("#board").hidden = false;
       $("#sign-out").hidden = false;
       $("#updated").textContent = "updated " + new Date().toLocaleTimeString();
     } catch (err) {
+      if (mine !== generation) return;
       if (err instanceof Unauthorized) {
         signOut("Unauthorized: " + err.message);
         return;
       }
       $("#updated").textContent = "update failed: " + err.message;
     }
-    timer = setTimeout(poll, refresh);
+    timer = setTimeout(() => poll(mine), refresh);
   }
 
   function signOut(message) {
+    generation += 1;
     clearTimeout(timer);
     sessionStorage.removeItem(KEY);
-    previous = null;
     $("#board").hidden = true;
     $("#sign-out").hidden = true;
     $("#login").hidden = false;
@@ -124,13 +132,17 @@
     metric("kind", system.l2.kind);
     metric("circuit.state", system.l2.circuit.state);
     metric("reachable", system.l2.reachable, (v) => (v ? "reachable" : "not reachable"));
-    $("#where").textContent = system.environment + " · " + system.implementation + " · v" + system.version;
+    metric("environment", system.environment);
+    metric("implementation", system.implementation);
+    metric("version", system.version);
 
     const alerts = (system.alerts && system.alerts.active) || [];
     list($("#alerts"), alerts, (a) => {
       const li = line(a.alert + (a.namespace ? " [" + a.namespace + "]" : "") + ": " + a.metric + " = " + plain(a.value) +
         (a.threshold === null ? "" : " (threshold " + plain(a.threshold) + ")"), "sev-" + a.severity);
       li.dataset.alert = a.alert;
+      li.dataset.metric = "alerts.active";
+      li.dataset.value = JSON.stringify(a);
       return li;
     });
 
@@ -156,37 +168,28 @@
   }
 
   function namespaces(metrics) {
-    const now = performance.now();
     const per = (metrics.metrics && metrics.metrics.namespaces) || {};
     const body = $("#namespaces tbody");
     body.replaceChildren();
     for (const [ns, l1] of Object.entries(metrics.l1Stats || {})) {
       if (l1.selfTest) continue;
-      const m = per[ns] || {};
-      const lat = m.latency || {};
-      const raw = m.l1 || {};
-      const lookups = (l1.hits || 0) + (l1.misses || 0);
-      const ops = lookups + (m.sets || 0) + (m.deletes || 0);
-      let rate = null;
-      if (previous && previous.ops[ns] !== undefined && now > previous.at) {
-        rate = Math.max(0, (ops - previous.ops[ns]) / ((now - previous.at) / 1000));
-      }
+      const lat = (per[ns] || {}).latency || {};
       const row = document.createElement("tr");
       row.dataset.namespace = ns;
       const name = document.createElement("td");
       name.textContent = ns;
       row.appendChild(name);
       cell(row, "hitRate", l1.hitRate, pct);
-      cell(row, "l2HitRate", lookups ? (m.l2_hits || 0) / lookups : null, pct);
-      cell(row, "overallHitRate", lookups ? ((l1.hits || 0) + (m.l2_hits || 0)) / lookups : null, pct);
-      cell(row, "opsPerSecond", rate === null ? null : Math.round(rate), num);
-      cell(row, "l1_get.p50", (lat.l1_get || {}).p50, ms);
-      cell(row, "l1_get.p99", (lat.l1_get || {}).p99, ms);
-      cell(row, "l2_get.p50", (lat.l2_get || {}).p50, ms);
-      cell(row, "l2_get.p99", (lat.l2_get || {}).p99, ms);
-      cell(row, "evictions_by_size", raw.evictions_by_size, num);
-      cell(row, "evictions_by_count", raw.evictions_by_count, num);
-      cell(row, "expirations", raw.expirations, num);
+      cell(row, "l2HitRate", l1.l2HitRate, pct);
+      cell(row, "overallHitRate", l1.overallHitRate, pct);
+      cell(row, "opsPerSecond", l1.opsPerSecond, (v) => (v === null || v === undefined ? "–" : num(Math.round(v))));
+      cell(row, "latency.l1_get.p50", (lat.l1_get || {}).p50, ms);
+      cell(row, "latency.l1_get.p99", (lat.l1_get || {}).p99, ms);
+      cell(row, "latency.l2_get.p50", (lat.l2_get || {}).p50, ms);
+      cell(row, "latency.l2_get.p99", (lat.l2_get || {}).p99, ms);
+      cell(row, "evictionsBySize", l1.evictionsBySize, num);
+      cell(row, "evictionsByCount", l1.evictionsByCount, num);
+      cell(row, "expirations", l1.expirations, num);
       cell(row, "bytes", l1.bytes, bytes);
       cell(row, "maxBytes", l1.maxBytes, bytes);
       cell(row, "entries", l1.entries, num);
@@ -194,12 +197,6 @@
       cell(row, "precision", ((metrics.promotionStats || {})[ns] || {}).precision, pct);
       body.appendChild(row);
     }
-    const ops = {};
-    for (const [ns, l1] of Object.entries(metrics.l1Stats || {})) {
-      const m = per[ns] || {};
-      ops[ns] = (l1.hits || 0) + (l1.misses || 0) + (m.sets || 0) + (m.deletes || 0);
-    }
-    previous = { at: now, ops };
   }
 
   // ------------------------------------------------------------------ charts (plain SVG)
@@ -289,10 +286,9 @@
       sessionStorage.setItem(KEY, $("#api-key").value);
       $("#api-key").value = "";
       $("#auth-error").hidden = true;
-      clearTimeout(timer);
-      poll();
+      start();
     });
     $("#sign-out").addEventListener("click", () => signOut(""));
-    if (sessionStorage.getItem(KEY)) poll();
+    if (sessionStorage.getItem(KEY)) start();
   });
 })();
