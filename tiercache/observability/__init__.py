@@ -6,4 +6,6 @@
     health      the 0-100 health assessment over a window of snapshots
     prometheus  the Prometheus collector and exposition (needs prometheus_client)
     hotkeys     the most read keys (a bounded sample of L2 reads)
+    alerts      alert rules over the metrics, evaluated by a thread of the manager
+    notify      where alert notifications go: the log, a webhook
 """

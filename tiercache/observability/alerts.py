@@ -34,7 +34,8 @@ from .hotkeys import iso_time
 from .metrics import delta
 from .notify import LogSink, WebhookSink
 
-__all__ = ["METRICS", "AlertRule", "AlertsConfig", "Alerts", "parse"]
+__all__ = ["ALL_NAMESPACES", "METRICS", "NO_ALERTS", "AlertRule", "AlertsConfig", "Alerts", "parse", "redacted",
+           "webhook_problem"]
 
 log = logging.getLogger("tiercache.alerts")
 

@@ -3,8 +3,9 @@
     create_app(manager, api_keys) -> FastAPI app        (tiercache serve runs it under uvicorn)
 
 The seven endpoints of the Enhanced Cache System v1.0 answer in its shape (tiercache.server.contract): every
-answer has `success` and `timestamp`. Every endpoint but GET /health needs the `X-API-KEY` header, compared
-in constant time with the configured keys; a missing or wrong key is a 401. Errors are JSON
+answer has `success` and `timestamp`. Every endpoint but GET /health and the dashboard (GET /dashboard, a page
+of package data that holds no figures: it asks for the key and polls the JSON endpoints) needs the
+`X-API-KEY` header, compared in constant time with the configured keys; a missing or wrong key is a 401. Errors are JSON
 `{success: false, error, detail, timestamp}` with a 4xx status: malformed JSON (400), an oversize body
 (413), wrong types or out-of-range numbers (422), an unknown namespace under strict_namespaces (404), a
 configuration change that fails validation (400; nothing is applied). POST bodies are JSON with or without a
@@ -41,6 +42,7 @@ from . import contract
 from .contract import ErrorBody, failure, ok
 
 DEFAULT_MAX_BODY = 1 << 20  # bytes
+DEFAULT_TEST_LOAD_CAP = 100_000
 # The dashboard's files (package data) and how they are served: no key needed, since they hold no data; the
 # page asks for the key and reads the JSON endpoints with it.
 DASHBOARD_ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
@@ -54,7 +56,6 @@ _DASHBOARD_HEADERS = {
 
 def _dashboard_file(name: str) -> bytes:
     return importlib.resources.files(__package__).joinpath("dashboard", name).read_bytes()
-DEFAULT_TEST_LOAD_CAP = 100_000
 
 
 class ApiError(Exception):
