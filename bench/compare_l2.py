@@ -64,10 +64,15 @@ class LocalRedis:
         exe = shutil.which("redis-server")
         if exe is None:
             sys.exit("redis-server not found: install it (apt-get install redis-server) or pass --redis-url")
-        self.port = free_port()
+        self.exe, self.port = exe, free_port()
         self.dir = tempfile.mkdtemp(prefix="tiercache-bench-")
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, after kill(): on the same port) and wait until it answers."""
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 10
@@ -79,7 +84,12 @@ class LocalRedis:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        client.close()
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would."""
+        self.proc.kill()
+        self.proc.wait(10)
 
     def stop(self) -> None:
         self.proc.terminate()
