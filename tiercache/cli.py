@@ -673,7 +673,7 @@ def config_command(action: str, file: Optional[str], env: Optional[str]) -> int:
     summary = config.summary()
     if config.alerts.webhook:  # (its path is a secret: shown, it would end up in terminals and CI logs)
         summary["alerts"]["webhook"] = redacted(config.alerts.webhook)
-    print(json.dumps(summary, indent=2, default=str))
+    print(json.dumps(summary, indent=2, default=str, ensure_ascii=False))
     return 0
 
 
