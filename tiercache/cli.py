@@ -641,7 +641,7 @@ def config_command(action: str, file: Optional[str], env: Optional[str]) -> int:
 
     from .config import CacheConfig, apply_env_overrides
     from .errors import ConfigError
-    from .observability.alerts import redacted
+    from .observability.notify import redacted
 
     try:
         if file:

@@ -32,10 +32,9 @@ from .health import STATUS_RANK
 from .histogram import summarize
 from .hotkeys import iso_time
 from .metrics import delta
-from .notify import LogSink, WebhookSink
+from .notify import LogSink, WebhookSink, webhook_problem
 
-__all__ = ["ALL_NAMESPACES", "METRICS", "NO_ALERTS", "AlertRule", "AlertsConfig", "Alerts", "parse", "redacted",
-           "webhook_problem"]
+__all__ = ["ALL_NAMESPACES", "METRICS", "NO_ALERTS", "AlertRule", "AlertsConfig", "Alerts", "parse"]
 
 log = logging.getLogger("tiercache.alerts")
 
@@ -65,32 +64,6 @@ _DURATIONS: Dict[str, Tuple[float, float, float]] = {  # rule setting -> (defaul
     "for": (30.0, 0.0, WEEK), "cooldown": (300.0, 0.0, WEEK), "window": (60.0, 1.0, WEEK),
 }
 _FRACTIONS = ("l1_hit_rate", "overall_hit_rate", "l2_error_rate", "memory")  # thresholds in [0, 1]
-
-
-def webhook_problem(url: Any) -> Optional[str]:
-    """None when `url` is an http(s) URL with a host and nothing a request line cannot carry; else why not."""
-    from urllib.parse import urlsplit
-
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        return "must be an http:// or https:// URL"
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        return "must not contain spaces or control characters"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises for a port that is not a number in range)
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
-    if not parts.hostname:
-        return "must name a host"
-    return None
-
-
-def redacted(url: str) -> str:
-    """`url` without its path and query (where webhook tokens live), for logs and displays."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…" if parts.netloc else "…"
 
 
 @dataclass(frozen=True)
@@ -171,8 +144,9 @@ def parse(data: Any) -> Tuple[AlertsConfig, List[str]]:
         if key not in _TOP_KEYS:
             bad(str(key), f"unknown setting (known: {', '.join(_TOP_KEYS)})", data[key])
     webhook = data.get("webhook")
-    if webhook is not None and webhook_problem(webhook) is not None:
-        bad("webhook", str(webhook_problem(webhook)), webhook)
+    problem = None if webhook is None else webhook_problem(webhook)
+    if problem is not None:
+        bad("webhook", problem, webhook)
         webhook = None
     log_on = data.get("log", True)
     if not isinstance(log_on, bool):
@@ -275,8 +249,7 @@ class _Instance:
 
     state: str = "ok"  # ok | pending | firing | resolving
     since: float = 0.0  # when the current breach (pending) or clear spell (resolving) began
-    fired_at: Optional[float] = None  # (the snapshots' clock)
-    resolved_at: Optional[float] = None
+    resolved_at: Optional[float] = None  # (the snapshots' clock)
     fired_time: Optional[str] = None  # when it fired, as ISO 8601 UTC
     value: Any = None
 
@@ -439,14 +412,14 @@ class Alerts:
                 inst.state = "firing"
         if inst.state == "pending" and t - inst.since >= rule.for_ and (
                 inst.resolved_at is None or t - inst.resolved_at >= rule.cooldown):
-            inst.state, inst.fired_at, inst.fired_time = "firing", t, iso_time()
-            return self._note(rule, scope, "firing", value, t)
+            inst.state, inst.fired_time = "firing", iso_time()
+            return self._note(rule, scope, "firing", value)
         if inst.state == "resolving" and t - inst.since >= rule.for_:
             inst.state, inst.resolved_at = "ok", t
-            return self._note(rule, scope, "resolved", value, t)
+            return self._note(rule, scope, "resolved", value)
         return None
 
-    def _note(self, rule: AlertRule, scope: Optional[str], state: str, value: Any, t: float) -> Dict[str, Any]:
+    def _note(self, rule: AlertRule, scope: Optional[str], state: str, value: Any) -> Dict[str, Any]:
         summary = rule.summary or _summary(rule, scope, value)
         text = f"[{state.upper()}] {rule.name} ({rule.severity}): {summary}"
         if state == "resolved":

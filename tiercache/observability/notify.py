@@ -24,9 +24,31 @@ import threading
 from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
-__all__ = ["LogSink", "WebhookSink"]
+__all__ = ["LogSink", "WebhookSink", "redacted", "webhook_problem"]
 
 log = logging.getLogger("tiercache.alerts")
+
+
+def webhook_problem(url: Any) -> Optional[str]:
+    """None when `url` is an http(s) URL with a host and nothing a request line cannot carry; else why not."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises for a port that is not a number in range)
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if not parts.hostname:
+        return "must name a host"
+    return None
+
+
+def redacted(url: str) -> str:
+    """`url` without its path and query (where webhook tokens live), for logs and displays."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…" if parts.netloc else "…"
 
 
 class LogSink:
@@ -51,8 +73,6 @@ class WebhookSink:
 
     def __init__(self, url: str, *, timeout: float = 5.0, retries: int = 3, queue_size: int = 1000,
                  backoff: float = 0.5, post: Optional[Callable[[str, bytes, float], int]] = None) -> None:
-        from .alerts import redacted, webhook_problem
-
         problem = webhook_problem(url)
         if problem is not None:
             raise ValueError(f"webhook {problem}, got {url!r}")
@@ -65,16 +85,19 @@ class WebhookSink:
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self._idle = threading.Condition()
-        self._busy = 0  # notifications taken from the queue and not yet finished
+        self._pending = 0  # notifications queued and not yet delivered or given up
         self.delivered = self.failed = self.dropped = self.retried = 0
 
     def __call__(self, note: Dict[str, Any]) -> None:
         self._ensure_thread()
         # (serialized now: the body is what the notification said when it was made)
         item = (f"{note.get('alert')} {note.get('state')}", json.dumps(note, default=str).encode())
+        with self._idle:
+            self._pending += 1  # (counted before it is queued, so flush() cannot miss it)
         try:
             self._queue.put_nowait(item)
         except queue.Full:
+            self._finished()
             self.dropped += 1
             log.warning("tiercache: alert webhook queue full (%d waiting): dropped %s %s",
                         self._queue.qsize(), note.get("alert"), note.get("state"))
@@ -91,17 +114,18 @@ class WebhookSink:
             item = self._queue.get()
             if item is None or self._stop.is_set():
                 return
-            with self._idle:
-                self._busy += 1
             try:
                 self._send(*item)
             except Exception:  # (a bug, not the receiver: logged, and the thread goes on)
                 self.failed += 1
                 log.exception("tiercache: alert webhook %s: sending failed", self.shown)
             finally:
-                with self._idle:
-                    self._busy -= 1
-                    self._idle.notify_all()
+                self._finished()
+
+    def _finished(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            self._idle.notify_all()
 
     def _send(self, what: str, body: bytes) -> None:
         wait = self.backoff
@@ -130,7 +154,7 @@ class WebhookSink:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued notification is delivered or given up (True), or `timeout` s pass."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._queue.empty() and not self._busy, timeout)
+            return self._idle.wait_for(lambda: not self._pending, timeout)
 
     def close(self, timeout: float = 0.0) -> None:
         """Stop the sender, after giving the queue `timeout` s to drain (default: none; what is left is
