@@ -102,6 +102,7 @@ cdef struct Mini:
     int64_t wmax, pmax     # its window's and protected's shares of cap, fixed
     bint hit               # whether the last lookup hit
     int64_t wins, losses   # lookups it hit and the copy in use missed, and the other way round (decaying)
+    int64_t fresh          # misses still to take since it started again from another copy, before it duels
 
 
 cdef struct MiniSim:

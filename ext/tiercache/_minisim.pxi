@@ -106,6 +106,7 @@ cdef void minisim_carry(MiniSim* m, MiniSim* old, uint32_t mask) noexcept nogil:
     for i in range(MINI_COPIES):
         m.copies[i].wins = old.copies[i].wins
         m.copies[i].losses = old.copies[i].losses
+        m.copies[i].fresh = old.copies[i].fresh
     m.warmup = old.warmup
     m.seen = old.seen
 
@@ -179,8 +180,9 @@ cdef int64_t mini_carry_list(Mini* c, Lru* into, uint32_t seg, Mini* src, Lru* l
 
 
 cdef void mini_reseed(Mini* c, Mini* src) noexcept nogil:
-    """The window grew: copy `c` starts again from what `src`, the copy of the window now in use (of the
-    same capacity), holds, in its own lists' shares (twin of _Copy.reseed, which explains it)."""
+    """The window grew, or `c` lost to the copy in use significantly: copy `c` starts again from what `src`,
+    the copy of the window now in use (of the same capacity), holds, in its own lists' shares (twin of
+    _Copy.reseed, which explains it)."""
     cdef int64_t room, w, older
     table_empty(&c.table)
     mini_clear(c)
@@ -317,7 +319,10 @@ cdef int minisim_lookup(MiniSim* m, Sketch* sketch, uint32_t tag) noexcept nogil
         m.size_hits[2] += m.copies[MINI_COPIES + 1].hit
     for i in range(MINI_COPIES):
         c = &m.copies[i]
-        if c.hit != hit:
+        if c.fresh:
+            if not c.hit:
+                c.fresh -= 1
+        elif c.hit != hit:
             if hit:
                 c.losses += 1
             else:
@@ -336,8 +341,14 @@ cdef int minisim_lookup(MiniSim* m, Sketch* sketch, uint32_t tag) noexcept nogil
     if best == m.choice:
         for i in range(MINI_COPIES):
             c = &m.copies[i]
-            c.wins -= c.wins >> 3
-            c.losses -= c.losses >> 3
+            d = c.losses - c.wins
+            if d > 0 and d * d > MINI_Z2 * (c.wins + c.losses):
+                mini_reseed(c, &m.copies[m.choice])
+                c.fresh = 2 * c.cap
+                c.wins = c.losses = 0
+            else:
+                c.wins -= c.wins >> 3
+                c.losses -= c.losses >> 3
         return -1
     for i in range(MINI_COPIES):
         m.copies[i].wins = m.copies[i].losses = 0

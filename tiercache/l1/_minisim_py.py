@@ -29,6 +29,15 @@ counts outlive it until the sketch ages) and kept losing to large windows long a
 and stopped being right. When the window shrinks, the copies keep their histories: what a small-window
 copy has kept (a loop's keys, say) is what it wins by.
 
+The same question is asked of a copy that loses to the one in use significantly (the same test, the other
+way): it too starts again from what the copy in use holds, its counts from zero. A window already at 100 %
+cannot grow, so without this a copy whose history misleads it (after a loop the cache held whole with a
+large window, a small-window copy's main region full of the loop's keys) lost until the sketch forgot them.
+A copy that starts again does not duel until it has missed twice its capacity: until then it holds what
+another window chose, which has the recent keys and the frequent ones together, and for a while beats
+both that window and its own; counted at once, such copies won and moved the window where it then did
+worse (docs/design.md).
+
 Cost: one AND on every lookup; a sampled lookup (at most one in 16) updates the seven copies (of 256 to 511
 entries from 8,192 to about a million) and the two of half and twice that size; sampling stops at one in
 2**MAX_SHIFT, so larger caches get larger copies. Caches too small for copies of MIN_ENTRIES keep their window. When max_bytes binds below the entry
@@ -78,7 +87,7 @@ class _Copy:
     """A W-TinyLFU over tags, `cap` entries, window `wmax`: the cache's own rules (ext/_wtinylfu), entries
     counted, the protected overflow demoted at once. OrderedDicts run least to most recently used."""
 
-    __slots__ = ("window", "probation", "protected", "cap", "wmax", "pmax", "hit")
+    __slots__ = ("window", "probation", "protected", "cap", "wmax", "pmax", "hit", "fresh")
 
     def __init__(self, cap: int, percent: int) -> None:
         self.window: "OrderedDict[int, None]" = OrderedDict()
@@ -87,6 +96,7 @@ class _Copy:
         self.cap = cap
         self.set_window(percent)
         self.hit = False  # whether the last lookup hit
+        self.fresh = 0  # misses still to take since it started again from another copy, before it duels
 
     def count(self) -> int:
         return len(self.window) + len(self.probation) + len(self.protected)
@@ -202,6 +212,8 @@ class MiniSim:
         for copy, src in zip(self.copies + self.sizes, old.copies + old.sizes):
             copy.carry(src, mask)
         self.wins, self.losses = list(old.wins), list(old.losses)
+        for copy, src in zip(self.copies, old.copies):
+            copy.fresh = src.fresh
         self.warmup = old.warmup
         self.seen = old.seen
 
@@ -228,7 +240,11 @@ class MiniSim:
             size_hits[1] += hit
             size_hits[2] += sizes[1].hit
         for i in range(len(copies)):
-            if copies[i].hit != hit:
+            copy = copies[i]
+            if copy.fresh:
+                if not copy.hit:
+                    copy.fresh -= 1
+            elif copy.hit != hit:
                 if hit:
                     losses[i] += 1
                 else:
@@ -244,8 +260,15 @@ class MiniSim:
                 best, margin = i, m
         if best == self.choice:
             for i in range(len(copies)):
-                wins[i] -= wins[i] >> 3
-                losses[i] -= losses[i] >> 3
+                m = losses[i] - wins[i]
+                if m > 0 and m * m > Z2 * (wins[i] + losses[i]):
+                    # it lost, significantly, from its own state: ask again from the cache's
+                    copies[i].reseed(copies[self.choice])
+                    copies[i].fresh = 2 * copies[i].cap
+                    wins[i] = losses[i] = 0
+                else:
+                    wins[i] -= wins[i] >> 3
+                    losses[i] -= losses[i] >> 3
             return None
         for i in range(len(copies)):
             wins[i] = losses[i] = 0
