@@ -33,10 +33,11 @@ The same question is asked of a copy that loses to the one in use significantly 
 way): it too starts again from what the copy in use holds, its counts from zero. A window already at 100 %
 cannot grow, so without this a copy whose history misleads it (after a loop the cache held whole with a
 large window, a small-window copy's main region full of the loop's keys) lost until the sketch forgot them.
-A copy that starts again does not duel until it has missed twice its capacity: until then it holds what
-another window chose, which has the recent keys and the frequent ones together, and for a while beats
-both that window and its own; counted at once, such copies won and moved the window where it then did
-worse (docs/design.md).
+A copy that starts again this way does not duel until it has missed twice its capacity: until then it
+holds what another window chose, which has the recent keys and the frequent ones together, and for a while
+beats both that window and its own; counted at once, such copies won and moved the window where it then
+did worse (docs/design.md). (Copies that start again because the window grew duel at once, as they did
+before this rule; one still waiting out a loss when that happens waits out the rest.)
 
 Cost: one AND on every lookup; a sampled lookup (at most one in 16) updates the seven copies (of 256 to 511
 entries from 8,192 to about a million) and the two of half and twice that size; sampling stops at one in
