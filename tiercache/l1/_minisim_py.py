@@ -36,8 +36,8 @@ large window, a small-window copy's main region full of the loop's keys) lost un
 A copy that starts again this way does not duel until it has missed twice its capacity: until then it
 holds what another window chose, which has the recent keys and the frequent ones together, and for a while
 beats both that window and its own; counted at once, such copies won and moved the window where it then
-did worse (docs/design.md). (Copies that start again because the window grew duel at once, as they did
-before this rule; one still waiting out a loss when that happens waits out the rest.)
+did worse (docs/design.md). Copies that start again because the window grew duel at once; one still
+waiting out a loss when that happens waits out the rest.
 
 Cost: one AND on every lookup; a sampled lookup (at most one in 16) updates the seven copies (of 256 to 511
 entries from 8,192 to about a million) and the two of half and twice that size; sampling stops at one in
