@@ -649,13 +649,14 @@ class CacheConfig:
         """A JSON-serializable dict, accepted back by from_dict(): env, l1_max_bytes, l1_allocation,
         strict_namespaces, health, alerts (when configured), default (the default namespace) and namespaces,
         each with every field."""
+        alerts = self.alerts.as_dict()
         return {
             "env": self.env,
             "l1_max_bytes": self.l1_max_bytes,
             "l1_allocation": self.l1_allocation,
             "strict_namespaces": self.strict_namespaces,
             "health": dict(self.health),
-            **({"alerts": self.alerts.as_dict()} if self.alerts.as_dict() else {}),
+            **({"alerts": alerts} if alerts else {}),
             "default": _as_json(self.default_namespace),
             "namespaces": {name: _as_json(cfg) for name, cfg in sorted(self.namespaces.items())},
         }
