@@ -262,7 +262,7 @@ def bench_compare(quick: bool, plot: Optional[str]) -> int:
     script = _compare_script()
     if script is None:
         print("tiercache bench --compare runs bench/compare.py from a source checkout of tiercache "
-              "(git clone, then pip install -e . and the bench requirements)", file=sys.stderr)
+              "(git clone, then pip install -e \".[bench]\")", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "compare.json")
@@ -792,7 +792,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if IMPLEMENTATION != "compiled":
             print("note: running the pure-Python twin (extension not built or TIERCACHE_NO_EXTENSIONS set)")
         print("Side-by-side with other libraries: tiercache bench --compare (in a source checkout installed with "
-              "pip install -e .)")
+              "pip install -e \".[bench]\")")
     return 0
 
 
